@@ -1,0 +1,99 @@
+"""Engines: build one from a database URL, or adopt the application's own.
+
+PostgreSQL goes through asyncpg. SQLite (through aiosqlite) is the embedded default; it gets
+WAL mode, a busy timeout and ``BEGIN IMMEDIATE`` transactions, which make every transaction
+take SQLite's single write lock up front: the claim, the checkpoint and the fence then cannot
+interleave with another writer, and no transaction fails half-way on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from zart.errors import ConfigurationError
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///zart.db"
+
+#: How long an SQLite writer waits for the write lock before failing, in milliseconds.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def parse_url(url: str | URL) -> URL:
+    """Parse and check a database URL, naming the problem when it is not one Zart can use."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError, but be broad about odd input
+        raise ConfigurationError(f"invalid database URL {str(url)!r}: {exc}") from exc
+    backend = parsed.get_backend_name()
+    driver = parsed.get_driver_name()
+    if backend == "postgresql":
+        if driver != "asyncpg":
+            parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif backend == "sqlite":
+        if driver != "aiosqlite":
+            parsed = parsed.set(drivername="sqlite+aiosqlite")
+    else:
+        raise ConfigurationError(
+            f"unsupported database {backend!r} in {parsed.render_as_string(hide_password=True)!r}:"
+            " Zart runs on PostgreSQL (postgresql+asyncpg://...) or SQLite"
+            " (sqlite+aiosqlite:///file.db)"
+        )
+    return parsed
+
+
+def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
+    """Create an engine for ``url`` set up for Zart (see the module docstring)."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise ConfigurationError(
+                "an in-memory SQLite database cannot be shared between the scheduler and its"
+                " workers; give a file, e.g. sqlite+aiosqlite:///zart.db"
+            )
+        try:
+            import aiosqlite  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - depends on the installation
+            raise ConfigurationError(
+                "SQLite support needs aiosqlite: pip install 'zart[sqlite]'"
+            ) from exc
+        engine = create_async_engine(parsed, **engine_options)
+        _configure_sqlite(engine)
+        return engine
+    engine_options.setdefault("pool_pre_ping", False)
+    return create_async_engine(parsed, **engine_options)
+
+
+def with_schema(engine: AsyncEngine, schema: str | None) -> AsyncEngine:
+    """Return ``engine`` rendering Zart's tables in ``schema`` (unchanged when ``None``).
+
+    The models are declared without a schema; SQLAlchemy's ``schema_translate_map`` puts them in
+    the configured one at statement compile time, so the same models serve every deployment.
+    """
+    if schema is None:
+        return engine
+    if engine.dialect.name == "sqlite":
+        raise ConfigurationError("schema= is a PostgreSQL option; SQLite has no schemas")
+    return engine.execution_options(schema_translate_map={None: schema})
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy, not the driver, decide when a transaction begins (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,193 @@
+"""Schema migrations: upgrade, downgrade, print the DDL, check for drift.
+
+Zart's alembic environment travels with the package and keeps its own version table,
+``zart_alembic_version``, so it never touches the application's alembic history. All entry
+points (``DurableScheduler.migrate()``, ``zart db ...``) come through here: alembic runs on a
+connection Zart opened, inside one transaction. On PostgreSQL that transaction first takes an
+advisory lock, so several processes upgrading at once run the migrations one after another:
+the first applies them, the rest find the schema at head and do nothing.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from alembic import command
+from zart.database import parse_url, with_schema
+from zart.errors import MigrationError
+from zart.models import metadata
+
+VERSION_TABLE = "zart_alembic_version"
+
+#: Key of the PostgreSQL advisory lock held while migrating ("zart" in ASCII).
+MIGRATION_LOCK_KEY = 0x7A617274
+
+
+def script_location() -> Path:
+    """Where the migration environment is: inside the installed package, or at the top of a
+    source checkout (where it lives, next to the package)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "alembic", here.parent / "alembic"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise MigrationError(f"Zart's migration environment was not found next to {here}")
+
+
+def alembic_config(*, url: str | None = None, schema: str | None = None) -> Config:
+    """An alembic ``Config`` for Zart's migrations (no ini file needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(script_location()))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["zart_schema"] = schema
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships revisions
+        raise MigrationError("no migration revisions found")
+    return head
+
+
+async def _run_locked(
+    engine: AsyncEngine, schema: str | None, action: Callable[[Connection], Any]
+) -> Any:
+    engine = with_schema(engine, schema)
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Held until this transaction ends: concurrent upgrades queue up here.
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+            if schema is not None:
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        return await conn.run_sync(action)
+
+
+def _with_connection(config: Config, connection: Connection) -> Config:
+    config.attributes["connection"] = connection
+    return config
+
+
+async def upgrade(
+    engine: AsyncEngine, revision: str = "head", *, schema: str | None = None
+) -> None:
+    """Upgrade Zart's tables to ``revision`` (default: the newest)."""
+
+    def action(connection: Connection) -> None:
+        command.upgrade(_with_connection(alembic_config(schema=schema), connection), revision)
+
+    await _run_locked(engine, schema, action)
+
+
+async def downgrade(
+    engine: AsyncEngine, revision: str = "-1", *, schema: str | None = None
+) -> None:
+    """Downgrade Zart's tables to ``revision`` (``base`` removes them all)."""
+
+    def action(connection: Connection) -> None:
+        command.downgrade(_with_connection(alembic_config(schema=schema), connection), revision)
+
+    await _run_locked(engine, schema, action)
+
+
+async def current_revision(engine: AsyncEngine, *, schema: str | None = None) -> str | None:
+    """The revision the database is at, or ``None`` when Zart's tables were never created."""
+
+    def action(connection: Connection) -> str | None:
+        context = MigrationContext.configure(
+            connection, opts={"version_table": VERSION_TABLE, "version_table_schema": schema}
+        )
+        return context.get_current_revision()
+
+    async with with_schema(engine, schema).connect() as conn:
+        return await conn.run_sync(action)
+
+
+def upgrade_sql(
+    url: str, revision: str = "head", *, schema: str | None = None, from_revision: str | None = None
+) -> str:
+    """The DDL an upgrade would run, for teams that apply migrations with their own tools."""
+    parsed = parse_url(url)
+    config = alembic_config(url=parsed.render_as_string(hide_password=False), schema=schema)
+    target = revision if from_revision is None else f"{from_revision}:{revision}"
+    buffer = io.StringIO()
+    config.output_buffer = buffer
+    with redirect_stdout(io.StringIO()):
+        command.upgrade(config, target, sql=True)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaCheck:
+    """How the database compares to this version of Zart."""
+
+    current: str | None
+    head: str
+    differences: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.current == self.head and not self.differences
+
+
+def target_metadata(schema: str | None) -> MetaData:
+    """The models as they should appear in ``schema``."""
+    if schema is None:
+        return metadata
+    placed = MetaData(naming_convention=metadata.naming_convention)
+    for table in metadata.sorted_tables:
+        table.to_metadata(placed, schema=schema)
+    return placed
+
+
+def include_name(schema: str | None) -> Callable[[str | None, str, Any], bool]:
+    """Alembic filter: only Zart's own tables (and schema), never the application's."""
+
+    def include(name: str | None, type_: str, parent_names: Any) -> bool:
+        if type_ == "schema":
+            return name == schema
+        if type_ == "table":
+            return name is not None and name.startswith("zart_") and name != VERSION_TABLE
+        return True
+
+    return include
+
+
+async def check(engine: AsyncEngine, *, schema: str | None = None) -> SchemaCheck:
+    """Compare the database with the models: its revision and any difference autogenerate
+    finds (a hand-edited table, a missing index)."""
+    head = head_revision()
+
+    def action(connection: Connection) -> SchemaCheck:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "version_table": VERSION_TABLE,
+                "version_table_schema": schema,
+                "include_name": include_name(schema),
+                "include_schemas": schema is not None,
+                "compare_type": True,
+                "target_metadata": target_metadata(schema),
+            },
+        )
+        current = context.get_current_revision()
+        diffs = compare_metadata(context, target_metadata(schema))
+        return SchemaCheck(current=current, head=head, differences=tuple(map(str, diffs)))
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(action)

@@ -1,0 +1,73 @@
+"""Declarative base, naming convention and the column types shared by every Zart table.
+
+Every table is created with ``schema=None``; a configured schema is applied at run time through
+SQLAlchemy's ``schema_translate_map`` (see :mod:`zart.database`), so one set of models serves
+applications that keep Zart's tables in their own schema and those that do not.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import JSON, DateTime, MetaData, Table
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+#: Every constraint and index gets a deterministic name, so migrations can drop and alter them
+#: by name on every backend and autogenerate never sees spurious differences.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+#: JSONB on PostgreSQL (indexable, compact, rejects NUL code points), JSON text elsewhere.
+JSONValue = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    PostgreSQL stores ``timestamptz``. SQLite has no timestamp type and SQLAlchemy drops the
+    offset there, so values are normalised to naive UTC on the way in (which keeps the stored
+    text sortable, hence comparable in SQL) and tagged as UTC on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to a UTC column; attach a timezone")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def copy(self, **kw: Any) -> UTCDateTime:
+        return UTCDateTime()
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core ``Table`` behind a model (typed, for the repositories' Core statements)."""
+    return cast(Table, model.__table__)

@@ -1,0 +1,298 @@
+"""Zart's tables: SQLAlchemy 2 declarative models over one :data:`~zart.models.base.metadata`.
+
+Only :mod:`zart.repositories` queries these; everything above it sees frozen values. The
+indexes are chosen for the hot paths of DESIGN section 5 and documented in
+``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from zart.models.base import Base, JSONValue, UTCDateTime
+from zart.models.statuses import (
+    AttemptStatus,
+    CatchupPolicy,
+    ExecutionStatus,
+    OverlapPolicy,
+    RunTrigger,
+    StepKind,
+    StepStatus,
+    TimerKind,
+)
+
+#: Auto-incrementing 64-bit key; SQLite only auto-increments a column typed INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+ID = 255  # length of user-visible identifiers (execution ids, task, step and event names)
+UUID_LENGTH = 36
+
+
+def _one_of(column: str, values: type[StrEnum]) -> str:
+    allowed = ", ".join(f"'{value.value}'" for value in values)
+    return f"{column} IN ({allowed})"
+
+
+class ExecutionRow(Base):
+    """One invocation of a durable handler, keyed by its idempotency key ``execution_id``.
+
+    ``claimable_at`` is the single column the claim reads: the time from which a worker may
+    take the row. It holds the start time of a scheduled execution, the wake-up time of a
+    waiting one (NULL while it waits only for an event) and the lease expiry of a running one
+    (so an execution whose worker died becomes claimable again by itself). It is NULL once the
+    execution is finished, which keeps finished rows out of the partial claim index: claim cost
+    does not grow with history.
+    """
+
+    __tablename__ = "zart_executions"
+
+    execution_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    task_name: Mapped[str] = mapped_column(String(ID))
+    payload: Mapped[Any] = mapped_column(JSONValue)
+    status: Mapped[str] = mapped_column(String(16))
+    result: Mapped[Any | None] = mapped_column(JSONValue)
+    error: Mapped[Any | None] = mapped_column(JSONValue)
+    current_run_id: Mapped[str] = mapped_column(String(UUID_LENGTH))
+    run_count: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    claimable_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_token: Mapped[str | None] = mapped_column(String(UUID_LENGTH))
+    lease_owner: Mapped[str | None] = mapped_column(String(ID))
+    claim_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(_one_of("status", ExecutionStatus), name="status"),
+        Index(
+            "ix_zart_executions_claimable",
+            "claimable_at",
+            postgresql_where=text("claimable_at IS NOT NULL"),
+            sqlite_where=text("claimable_at IS NOT NULL"),
+        ),
+        Index("ix_zart_executions_status_created", "status", "created_at"),
+        Index("ix_zart_executions_task_created", "task_name", "created_at"),
+    )
+
+
+class RunRow(Base):
+    """One pass of an execution from the top. Append-only: restarts add runs, never edit them."""
+
+    __tablename__ = "zart_runs"
+
+    run_id: Mapped[str] = mapped_column(String(UUID_LENGTH), primary_key=True)
+    execution_id: Mapped[str] = mapped_column(
+        ForeignKey("zart_executions.execution_id", ondelete="CASCADE")
+    )
+    run_index: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[Any] = mapped_column(JSONValue)
+    status: Mapped[str] = mapped_column(String(16))
+    result: Mapped[Any | None] = mapped_column(JSONValue)
+    error: Mapped[Any | None] = mapped_column(JSONValue)
+    trigger: Mapped[str] = mapped_column(String(32))
+    triggered_by: Mapped[str | None] = mapped_column(String(ID))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("execution_id", "run_index"),
+        CheckConstraint(_one_of("status", ExecutionStatus), name="status"),
+        CheckConstraint(_one_of("trigger", RunTrigger), name="trigger"),
+    )
+
+
+class StepRow(Base):
+    """The authoritative outcome of one step name in one run.
+
+    The unique ``(run_id, name)`` index is both the duplicate guard and the replay path: all
+    outcomes of a run load in one index range scan.
+    """
+
+    __tablename__ = "zart_steps"
+
+    step_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("zart_runs.run_id", ondelete="CASCADE"))
+    execution_id: Mapped[str] = mapped_column(String(ID))
+    name: Mapped[str] = mapped_column(String(ID))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    result: Mapped[Any | None] = mapped_column(JSONValue)
+    error: Mapped[Any | None] = mapped_column(JSONValue)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    position: Mapped[int] = mapped_column(Integer)
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    wake_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("run_id", "name"),
+        CheckConstraint(_one_of("kind", StepKind), name="kind"),
+        CheckConstraint(_one_of("status", StepStatus), name="status"),
+        Index("ix_zart_steps_execution_id", "execution_id"),
+    )
+
+
+class StepAttemptRow(Base):
+    """One try of a step: its outcome, error and timing. History only; never read on replay."""
+
+    __tablename__ = "zart_step_attempts"
+
+    attempt_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    step_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("zart_steps.step_id", ondelete="CASCADE")
+    )
+    attempt_number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    result: Mapped[Any | None] = mapped_column(JSONValue)
+    error: Mapped[Any | None] = mapped_column(JSONValue)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("step_id", "attempt_number"),
+        CheckConstraint(_one_of("status", AttemptStatus), name="status"),
+    )
+
+
+class TimerRow(Base):
+    """A durable wake-up: a sleep, a retry back-off, an event deadline, an execution deadline.
+
+    When a timer is created the execution's ``claimable_at`` is lowered to its ``fire_at`` in
+    the same transaction, so the claim never has to join this table; the timer row is the
+    record of why and when, and ``fired_at`` says it was consumed.
+    """
+
+    __tablename__ = "zart_timers"
+
+    timer_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    execution_id: Mapped[str] = mapped_column(
+        ForeignKey("zart_executions.execution_id", ondelete="CASCADE")
+    )
+    run_id: Mapped[str] = mapped_column(ForeignKey("zart_runs.run_id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(ID))
+    kind: Mapped[str] = mapped_column(String(32))
+    fire_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", TimerKind), name="kind"),
+        Index("ix_zart_timers_run_id", "run_id"),
+        Index(
+            "ix_zart_timers_pending",
+            "fire_at",
+            postgresql_where=text("fired_at IS NULL"),
+            sqlite_where=text("fired_at IS NULL"),
+        ),
+    )
+
+
+class EventRow(Base):
+    """A named JSON payload delivered to an execution; kept until a wait consumes it."""
+
+    __tablename__ = "zart_events"
+
+    event_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    execution_id: Mapped[str] = mapped_column(
+        ForeignKey("zart_executions.execution_id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(ID))
+    payload: Mapped[Any] = mapped_column(JSONValue)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("execution_id", "name"),)
+
+
+class ScheduleRow(Base):
+    """A cron rule that starts executions of ``task_name``."""
+
+    __tablename__ = "zart_schedules"
+
+    name: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    task_name: Mapped[str] = mapped_column(String(ID))
+    cron: Mapped[str] = mapped_column(String(ID))
+    timezone: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[Any] = mapped_column(JSONValue)
+    overlap_policy: Mapped[str] = mapped_column(String(32))
+    catchup_policy: Mapped[str] = mapped_column(String(32))
+    paused: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    next_fire_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_fire_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(_one_of("overlap_policy", OverlapPolicy), name="overlap_policy"),
+        CheckConstraint(_one_of("catchup_policy", CatchupPolicy), name="catchup_policy"),
+        Index("ix_zart_schedules_next_fire_at", "next_fire_at"),
+    )
+
+
+class ScheduleFiringRow(Base):
+    """One fire time of a schedule. The primary key is the fire key: however many workers race
+    to fire the same time, the insert lets exactly one of them through."""
+
+    __tablename__ = "zart_schedule_firings"
+
+    schedule_name: Mapped[str] = mapped_column(
+        ForeignKey("zart_schedules.name", ondelete="CASCADE"), primary_key=True
+    )
+    fire_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    execution_id: Mapped[str | None] = mapped_column(String(ID))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PauseRuleRow(Base):
+    """Holds back steps matching an execution, a task and/or a step-name glob until removed or
+    expired. Soft-deleted so the audit trail stays."""
+
+    __tablename__ = "zart_pause_rules"
+
+    rule_id: Mapped[str] = mapped_column(String(UUID_LENGTH), primary_key=True)
+    execution_id: Mapped[str | None] = mapped_column(String(ID))
+    task_name: Mapped[str | None] = mapped_column(String(ID))
+    step_pattern: Mapped[str | None] = mapped_column(String(ID))
+    reason: Mapped[str | None] = mapped_column(String(1024))
+    triggered_by: Mapped[str | None] = mapped_column(String(ID))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_by: Mapped[str | None] = mapped_column(String(ID))
+
+
+class WorkerRow(Base):
+    """A live (or recently live) worker and the task names it can run; lets a control plane
+    without the handler's code accept a start by name."""
+
+    __tablename__ = "zart_workers"
+
+    worker_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(ID))
+    pid: Mapped[int] = mapped_column(Integer)
+    task_names: Mapped[Any] = mapped_column(JSONValue)
+    concurrency: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_zart_workers_last_seen_at", "last_seen_at"),)

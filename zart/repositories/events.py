@@ -1,0 +1,81 @@
+"""Events: store a delivery (waking the execution in the same transaction) and consume it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from zart.errors import EventAlreadyDelivered, EventNotAccepted, ExecutionNotFound
+from zart.models import EventRow, ExecutionStatus, table_of
+from zart.repositories.dialect import insert_ignoring_conflicts
+from zart.repositories.executions import wake_execution
+from zart.repositories.records import EventRecord
+
+events = table_of(EventRow)
+
+
+def _record(row: Row[Any]) -> EventRecord:
+    m = row._mapping
+    return EventRecord(
+        event_id=m["event_id"],
+        execution_id=m["execution_id"],
+        name=m["name"],
+        payload=m["payload"],
+        received_at=m["received_at"],
+        consumed_at=m["consumed_at"],
+    )
+
+
+async def deliver_event(
+    conn: AsyncConnection, *, execution_id: str, name: str, payload: Any, now: datetime
+) -> EventRecord:
+    """Store an event for an execution and make the execution claimable if it is waiting.
+
+    Raises :class:`ExecutionNotFound`, :class:`EventNotAccepted` (finished or cancelled) or
+    :class:`EventAlreadyDelivered`; in each case nothing is inserted. The execution row is
+    locked first (see :func:`~zart.repositories.executions.wake_execution`), which orders this
+    delivery against a concurrent suspension so the wake-up is never lost.
+    """
+    status = await wake_execution(conn, execution_id, now=now)
+    if status is None:
+        raise ExecutionNotFound(execution_id)
+    if ExecutionStatus(status).is_terminal:
+        raise EventNotAccepted(execution_id, status)
+    row = (
+        await conn.execute(
+            insert_ignoring_conflicts(conn, events, ["execution_id", "name"])
+            .values(execution_id=execution_id, name=name, payload=payload, received_at=now)
+            .returning(*events.c)
+        )
+    ).first()
+    if row is None:
+        raise EventAlreadyDelivered(execution_id, name)
+    return _record(row)
+
+
+async def get_event(conn: AsyncConnection, execution_id: str, name: str) -> EventRecord | None:
+    row = (
+        await conn.execute(
+            select(events).where(events.c.execution_id == execution_id, events.c.name == name)
+        )
+    ).first()
+    return None if row is None else _record(row)
+
+
+async def consume_event(
+    conn: AsyncConnection, execution_id: str, name: str, *, now: datetime
+) -> EventRecord | None:
+    """Mark a delivered event as consumed by a wait; ``None`` when it has not arrived."""
+    row = (
+        await conn.execute(
+            update(events)
+            .where(events.c.execution_id == execution_id, events.c.name == name)
+            .values(consumed_at=now)
+            .returning(*events.c)
+        )
+    ).first()
+    return None if row is None else _record(row)

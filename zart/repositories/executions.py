@@ -1,0 +1,521 @@
+"""Executions and their leases: create, read, list, cancel, and the concurrency-critical
+statements of the worker — claim, renew, release, suspend and finish.
+
+Every function takes the caller's connection and never commits: the caller owns the
+transaction. Every statement that changes a claimed execution is *fenced*: it matches on the
+lease token as well as the id, so a worker whose lease expired and was taken over changes
+nothing and learns it through :class:`~zart.errors.LeaseLost`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, tuple_, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from zart.errors import ExecutionAlreadyExists, LeaseLost
+from zart.models import (
+    TERMINAL_STATUSES,
+    EventRow,
+    ExecutionRow,
+    ExecutionStatus,
+    RunRow,
+    RunTrigger,
+    TimerRow,
+    table_of,
+)
+from zart.repositories.dialect import insert_ignoring_conflicts
+from zart.repositories.records import (
+    ClaimedExecution,
+    CreatedExecution,
+    ExecutionPage,
+    ExecutionRecord,
+    Lease,
+)
+
+executions = table_of(ExecutionRow)
+runs = table_of(RunRow)
+timers = table_of(TimerRow)
+events = table_of(EventRow)
+
+_ACTIVE = (ExecutionStatus.SCHEDULED, ExecutionStatus.RUNNING, ExecutionStatus.WAITING)
+
+SortField = Literal["created_at", "status", "task_name", "completed_at"]
+
+
+def _record(row: Row[Any]) -> ExecutionRecord:
+    m = row._mapping
+    return ExecutionRecord(
+        execution_id=m["execution_id"],
+        task_name=m["task_name"],
+        status=ExecutionStatus(m["status"]),
+        payload=m["payload"],
+        result=m["result"],
+        error=m["error"],
+        run_id=m["current_run_id"],
+        run_count=m["run_count"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        completed_at=m["completed_at"],
+        deadline_at=m["deadline_at"],
+        claimable_at=m["claimable_at"],
+        lease_owner=m["lease_owner"],
+        claim_count=m["claim_count"],
+        version=m["version"],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Control plane
+
+
+async def create_execution(
+    conn: AsyncConnection,
+    *,
+    execution_id: str,
+    task_name: str,
+    payload: Any,
+    now: datetime,
+    claimable_at: datetime | None = None,
+    deadline_at: datetime | None = None,
+) -> CreatedExecution:
+    """Insert an execution and its first run, idempotently by ``execution_id``.
+
+    An existing execution with the same task and payload is returned with ``created=False``;
+    one with a different task or payload raises :class:`ExecutionAlreadyExists`. The insert uses
+    ``ON CONFLICT DO NOTHING``, so a duplicate never aborts the caller's transaction.
+    """
+    run_id = str(uuid.uuid4())
+    inserted = await conn.execute(
+        insert_ignoring_conflicts(conn, executions, ["execution_id"])
+        .values(
+            execution_id=execution_id,
+            task_name=task_name,
+            payload=payload,
+            status=ExecutionStatus.SCHEDULED.value,
+            current_run_id=run_id,
+            run_count=1,
+            claimable_at=claimable_at or now,
+            claim_count=0,
+            deadline_at=deadline_at,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(*executions.c)
+    )
+    row = inserted.first()
+    if row is None:
+        existing = await get_execution(conn, execution_id)
+        if existing is None:  # pragma: no cover - the conflicting row was deleted meanwhile
+            raise ExecutionAlreadyExists(execution_id, "unknown", "it was concurrently removed")
+        if existing.task_name != task_name:
+            raise ExecutionAlreadyExists(
+                execution_id,
+                existing.status,
+                f"it runs task {existing.task_name!r}, not {task_name!r}",
+            )
+        if existing.payload != payload:
+            raise ExecutionAlreadyExists(
+                execution_id, existing.status, "it was started with a different payload"
+            )
+        return CreatedExecution(existing, created=False)
+    await conn.execute(
+        runs.insert().values(
+            run_id=run_id,
+            execution_id=execution_id,
+            run_index=1,
+            payload=payload,
+            status=ExecutionStatus.SCHEDULED.value,
+            trigger=RunTrigger.INITIAL.value,
+            started_at=now,
+        )
+    )
+    return CreatedExecution(_record(row), created=True)
+
+
+async def get_execution(conn: AsyncConnection, execution_id: str) -> ExecutionRecord | None:
+    row = (
+        await conn.execute(select(executions).where(executions.c.execution_id == execution_id))
+    ).first()
+    return None if row is None else _record(row)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionFilter:
+    """Which executions a listing returns; every field is optional."""
+
+    status: ExecutionStatus | None = None
+    task_name: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    search: str | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if self.status is not None:
+            conditions.append(executions.c.status == self.status.value)
+        if self.task_name is not None:
+            conditions.append(executions.c.task_name == self.task_name)
+        if self.created_from is not None:
+            conditions.append(executions.c.created_at >= self.created_from)
+        if self.created_to is not None:
+            conditions.append(executions.c.created_at <= self.created_to)
+        if self.search:
+            pattern = f"%{_escape_like(self.search)}%"
+            conditions.append(
+                or_(
+                    executions.c.execution_id.ilike(pattern, escape="\\"),
+                    executions.c.task_name.ilike(pattern, escape="\\"),
+                )
+            )
+        return conditions
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def list_executions(
+    conn: AsyncConnection,
+    where: ExecutionFilter = ExecutionFilter(),
+    *,
+    sort_by: SortField = "created_at",
+    descending: bool = True,
+    limit: int = 20,
+    offset: int = 0,
+) -> ExecutionPage:
+    """One page of executions matching ``where`` and the total count of matches."""
+    conditions = where.conditions()
+    column = executions.c[sort_by]
+    order = [column.desc() if descending else column.asc(), executions.c.execution_id.asc()]
+    rows = await conn.execute(
+        select(executions).where(*conditions).order_by(*order).limit(limit).offset(offset)
+    )
+    total = await conn.scalar(select(func.count()).select_from(executions).where(*conditions))
+    return ExecutionPage(items=tuple(_record(r) for r in rows), total=int(total or 0))
+
+
+async def count_executions_by_status(conn: AsyncConnection) -> dict[ExecutionStatus, int]:
+    """How many executions are in each status (every status present, zero when none)."""
+    rows = await conn.execute(
+        select(executions.c.status, func.count()).group_by(executions.c.status)
+    )
+    counts = dict.fromkeys(ExecutionStatus, 0)
+    for status, count in rows:
+        counts[ExecutionStatus(status)] = int(count)
+    return counts
+
+
+async def cancel_execution(
+    conn: AsyncConnection, execution_id: str, *, now: datetime
+) -> ExecutionRecord | None:
+    """Cancel an unfinished execution; ``None`` when it is unknown or already finished.
+
+    Clearing the lease token fences out a worker that is running it: its next checkpoint is
+    refused, so a cancelled execution runs no further step.
+    """
+    row = (
+        await conn.execute(
+            update(executions)
+            .where(
+                executions.c.execution_id == execution_id,
+                executions.c.status.in_([s.value for s in _ACTIVE]),
+            )
+            .values(
+                status=ExecutionStatus.CANCELLED.value,
+                claimable_at=None,
+                lease_token=None,
+                lease_owner=None,
+                completed_at=now,
+                updated_at=now,
+                version=executions.c.version + 1,
+            )
+            .returning(*executions.c)
+        )
+    ).first()
+    if row is None:
+        return None
+    record = _record(row)
+    await _finish_run(conn, record.run_id, ExecutionStatus.CANCELLED, None, None, now)
+    return record
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker: the concurrency-critical statements
+
+
+async def claim_ready_executions(
+    conn: AsyncConnection,
+    *,
+    worker_id: str,
+    task_names: Iterable[str],
+    limit: int,
+    now: datetime,
+    lease_timeout: timedelta,
+) -> list[ClaimedExecution]:
+    """Claim up to ``limit`` executions that are due (or whose lease expired) for this worker.
+
+    Safe under concurrency because the candidate rows are chosen with ``FOR UPDATE SKIP
+    LOCKED`` inside a materialized CTE (evaluated once; PostgreSQL): two claimers never lock the
+    same row, and a row another transaction is changing is skipped rather than waited for. On
+    SQLite the transaction began with ``BEGIN IMMEDIATE``, so only one claimer runs at a time.
+    All executions claimed by one call share one fresh lease token; the fence always matches on
+    (execution_id, token), so sharing it across different executions is safe.
+    """
+    names = list(task_names)
+    if not names or limit <= 0:
+        return []
+    token = str(uuid.uuid4())
+    expires_at = now + lease_timeout
+    candidates = (
+        select(executions.c.execution_id)
+        .where(
+            executions.c.claimable_at <= now,
+            executions.c.task_name.in_(names),
+            executions.c.status.in_([s.value for s in _ACTIVE]),
+        )
+        .order_by(executions.c.claimable_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("candidates")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    rows = await conn.execute(
+        update(executions)
+        .where(executions.c.execution_id.in_(select(candidates.c.execution_id)))
+        .values(
+            status=ExecutionStatus.RUNNING.value,
+            lease_token=token,
+            lease_owner=worker_id,
+            claimable_at=expires_at,
+            claim_count=executions.c.claim_count + 1,
+            updated_at=now,
+            version=executions.c.version + 1,
+        )
+        .returning(*executions.c)
+    )
+    claimed = [
+        ClaimedExecution(
+            lease=Lease(r.execution_id, token, worker_id, expires_at), execution=_record(r)
+        )
+        for r in rows
+    ]
+    return claimed
+
+
+async def renew_leases(
+    conn: AsyncConnection, leases: Sequence[Lease], *, now: datetime, lease_timeout: timedelta
+) -> tuple[list[Lease], list[Lease]]:
+    """Heartbeat: push the expiry of still-held leases forward.
+
+    Returns ``(renewed, lost)``. A lease is lost when its token no longer matches: the execution
+    was taken over, cancelled or finished. Fenced like every other write.
+    """
+    if not leases:
+        return [], []
+    expires_at = now + lease_timeout
+    rows = await conn.execute(
+        update(executions)
+        .where(
+            tuple_(executions.c.execution_id, executions.c.lease_token).in_(
+                [(lease.execution_id, lease.token) for lease in leases]
+            ),
+            executions.c.status == ExecutionStatus.RUNNING.value,
+        )
+        .values(claimable_at=expires_at)
+        .returning(executions.c.execution_id)
+    )
+    held = {r.execution_id for r in rows}
+    renewed = [
+        Lease(lease.execution_id, lease.token, lease.owner, expires_at)
+        for lease in leases
+        if lease.execution_id in held
+    ]
+    lost = [lease for lease in leases if lease.execution_id not in held]
+    return renewed, lost
+
+
+def _fenced(lease: Lease) -> ColumnElement[bool]:
+    return and_(
+        executions.c.execution_id == lease.execution_id,
+        executions.c.lease_token == lease.token,
+    )
+
+
+async def release_lease(
+    conn: AsyncConnection, lease: Lease, *, now: datetime, claimable_at: datetime | None = None
+) -> None:
+    """Give an execution back unfinished (graceful shutdown): claimable again at once, or at
+    ``claimable_at``. Raises :class:`LeaseLost` if the lease was already gone."""
+    row = (
+        await conn.execute(
+            update(executions)
+            .where(_fenced(lease), executions.c.status == ExecutionStatus.RUNNING.value)
+            .values(
+                status=ExecutionStatus.SCHEDULED.value,
+                lease_token=None,
+                lease_owner=None,
+                claimable_at=claimable_at or now,
+                updated_at=now,
+                version=executions.c.version + 1,
+            )
+            .returning(executions.c.execution_id)
+        )
+    ).first()
+    if row is None:
+        raise LeaseLost(lease.execution_id)
+
+
+async def suspend_execution(
+    conn: AsyncConnection,
+    lease: Lease,
+    *,
+    run_id: str,
+    now: datetime,
+    awaited_events: Sequence[str] = (),
+) -> ExecutionRecord:
+    """Park a running execution as ``waiting`` and release its lease.
+
+    It becomes claimable at its earliest pending timer of ``run_id`` (none: only an event or an
+    admin can wake it). Safe against a lost wake-up: the first statement locks the execution
+    row; the second, a new statement that sees every delivery committed before that lock, makes
+    it claimable at once when one of ``awaited_events`` is already waiting. A delivery that
+    commits later updates the row after our commit and finds it ``waiting``.
+    """
+    next_timer = (
+        select(func.min(timers.c.fire_at))
+        .where(timers.c.run_id == run_id, timers.c.fired_at.is_(None))
+        .scalar_subquery()
+    )
+    row = (
+        await conn.execute(
+            update(executions)
+            .where(_fenced(lease), executions.c.status == ExecutionStatus.RUNNING.value)
+            .values(
+                status=ExecutionStatus.WAITING.value,
+                lease_token=None,
+                lease_owner=None,
+                claimable_at=next_timer,
+                updated_at=now,
+                version=executions.c.version + 1,
+            )
+            .returning(*executions.c)
+        )
+    ).first()
+    if row is None:
+        raise LeaseLost(lease.execution_id)
+    if awaited_events:
+        pending = (
+            select(events.c.event_id)
+            .where(
+                events.c.execution_id == lease.execution_id,
+                events.c.name.in_(list(awaited_events)),
+                events.c.consumed_at.is_(None),
+            )
+            .exists()
+        )
+        woken = (
+            await conn.execute(
+                update(executions)
+                .where(executions.c.execution_id == lease.execution_id, pending)
+                .values(claimable_at=now)
+                .returning(*executions.c)
+            )
+        ).first()
+        if woken is not None:
+            row = woken
+    return _record(row)
+
+
+async def finish_execution(
+    conn: AsyncConnection,
+    lease: Lease,
+    *,
+    status: Literal[ExecutionStatus.COMPLETED, ExecutionStatus.FAILED],
+    result: Any = None,
+    error: Any = None,
+    now: datetime,
+) -> ExecutionRecord:
+    """Record the handler's result (or failure) on the execution and its current run, and
+    release the lease. Fenced: raises :class:`LeaseLost` when the lease was taken over."""
+    if status not in TERMINAL_STATUSES:
+        raise ValueError(f"finish_execution needs a terminal status, not {status!r}")
+    row = (
+        await conn.execute(
+            update(executions)
+            .where(_fenced(lease), executions.c.status == ExecutionStatus.RUNNING.value)
+            .values(
+                status=status.value,
+                result=result,
+                error=error,
+                claimable_at=None,
+                lease_token=None,
+                lease_owner=None,
+                completed_at=now,
+                updated_at=now,
+                version=executions.c.version + 1,
+            )
+            .returning(*executions.c)
+        )
+    ).first()
+    if row is None:
+        raise LeaseLost(lease.execution_id)
+    record = _record(row)
+    await _finish_run(conn, record.run_id, status, result, error, now)
+    return record
+
+
+async def _finish_run(
+    conn: AsyncConnection,
+    run_id: str,
+    status: ExecutionStatus,
+    result: Any,
+    error: Any,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        update(runs)
+        .where(runs.c.run_id == run_id)
+        .values(status=status.value, result=result, error=error, completed_at=now)
+    )
+
+
+async def wake_execution(conn: AsyncConnection, execution_id: str, *, now: datetime) -> str | None:
+    """Make a waiting execution claimable now (a delivered event, an admin action).
+
+    Returns the execution's status, or ``None`` when it does not exist. Locks the row (an
+    UPDATE even when nothing changes), which is what orders a delivery against a concurrent
+    :func:`suspend_execution`. Executions in other states keep their ``claimable_at``: a running
+    one's is its lease expiry.
+    """
+    row = (
+        await conn.execute(
+            update(executions)
+            .where(executions.c.execution_id == execution_id)
+            .values(
+                claimable_at=case(
+                    (
+                        and_(
+                            executions.c.status == ExecutionStatus.WAITING.value,
+                            or_(
+                                executions.c.claimable_at.is_(None),
+                                executions.c.claimable_at > now,
+                            ),
+                        ),
+                        literal(now, executions.c.claimable_at.type),
+                    ),
+                    else_=executions.c.claimable_at,
+                ),
+                version=executions.c.version + 1,
+            )
+            .returning(executions.c.status)
+        )
+    ).first()
+    return None if row is None else str(row.status)

@@ -1,0 +1,167 @@
+"""Frozen values returned by the repositories. No live ORM object ever leaves that layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from zart.models.statuses import (
+    AttemptStatus,
+    ExecutionStatus,
+    RunTrigger,
+    StepKind,
+    StepStatus,
+    TimerKind,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRecord:
+    """An execution as stored: what ``DurableScheduler.status`` returns."""
+
+    execution_id: str
+    task_name: str
+    status: ExecutionStatus
+    payload: Any
+    result: Any
+    error: Any
+    run_id: str
+    run_count: int
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    deadline_at: datetime | None
+    claimable_at: datetime | None
+    lease_owner: str | None
+    claim_count: int
+    version: int
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status.is_terminal
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedExecution:
+    """The outcome of an idempotent create: the stored execution and whether this call made it."""
+
+    execution: ExecutionRecord
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionPage:
+    items: tuple[ExecutionRecord, ...]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A worker's claim on an execution. Every write the worker makes is fenced by it."""
+
+    execution_id: str
+    token: str
+    owner: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedExecution:
+    """An execution a worker just claimed, with what it needs to run the current run."""
+
+    lease: Lease
+    execution: ExecutionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    run_id: str
+    execution_id: str
+    run_index: int
+    payload: Any
+    status: ExecutionStatus
+    result: Any
+    error: Any
+    trigger: RunTrigger
+    triggered_by: str | None
+    started_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """The stored outcome of one step name in one run."""
+
+    step_id: int
+    run_id: str
+    execution_id: str
+    name: str
+    kind: StepKind
+    status: StepStatus
+    result: Any
+    error: Any
+    attempts: int
+    position: int
+    deadline_at: datetime | None
+    wake_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """What one try of a step produced; written together with the step's outcome."""
+
+    attempt_number: int
+    status: AttemptStatus
+    started_at: datetime
+    completed_at: datetime
+    result: Any = None
+    error: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepAttemptRecord:
+    attempt_id: int
+    step_id: int
+    attempt_number: int
+    status: AttemptStatus
+    result: Any
+    error: Any
+    started_at: datetime
+    completed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TimerRecord:
+    timer_id: int
+    execution_id: str
+    run_id: str
+    name: str
+    kind: TimerKind
+    fire_at: datetime
+    fired_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    event_id: int
+    execution_id: str
+    name: str
+    payload: Any
+    received_at: datetime
+    consumed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    worker_id: str
+    hostname: str
+    pid: int
+    task_names: tuple[str, ...]
+    concurrency: int
+    started_at: datetime
+    last_seen_at: datetime
+    stopped_at: datetime | None

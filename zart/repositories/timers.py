@@ -1,0 +1,94 @@
+"""Timers: durable wake-ups. Creating one lowers its execution's ``claimable_at`` when the
+execution waits; firing marks the due timers of a run consumed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from zart.models import ExecutionRow, ExecutionStatus, TimerKind, TimerRow, table_of
+from zart.repositories.records import TimerRecord
+
+timers = table_of(TimerRow)
+executions = table_of(ExecutionRow)
+
+
+def _record(row: Row[Any]) -> TimerRecord:
+    m = row._mapping
+    return TimerRecord(
+        timer_id=m["timer_id"],
+        execution_id=m["execution_id"],
+        run_id=m["run_id"],
+        name=m["name"],
+        kind=TimerKind(m["kind"]),
+        fire_at=m["fire_at"],
+        fired_at=m["fired_at"],
+    )
+
+
+async def create_timer(
+    conn: AsyncConnection,
+    *,
+    execution_id: str,
+    run_id: str,
+    name: str,
+    kind: TimerKind,
+    fire_at: datetime,
+    now: datetime,
+) -> TimerRecord:
+    """Record a wake-up. A waiting execution becomes claimable at ``fire_at`` if that is earlier
+    than what it waits for now; for a running execution the next suspension picks the earliest
+    pending timer up (``claimable_at`` of a running row is its lease expiry, left alone)."""
+    row = (
+        await conn.execute(
+            timers.insert()
+            .values(
+                execution_id=execution_id,
+                run_id=run_id,
+                name=name,
+                kind=kind.value,
+                fire_at=fire_at,
+                created_at=now,
+            )
+            .returning(*timers.c)
+        )
+    ).one()
+    await conn.execute(
+        update(executions)
+        .where(
+            executions.c.execution_id == execution_id,
+            executions.c.status == ExecutionStatus.WAITING.value,
+            or_(executions.c.claimable_at.is_(None), executions.c.claimable_at > fire_at),
+        )
+        .values(claimable_at=fire_at)
+    )
+    return _record(row)
+
+
+async def fire_due_timers(
+    conn: AsyncConnection, run_id: str, *, now: datetime
+) -> list[TimerRecord]:
+    """Mark the pending timers of ``run_id`` that are due at ``now`` as fired; returns them."""
+    rows = await conn.execute(
+        update(timers)
+        .where(
+            and_(timers.c.run_id == run_id, timers.c.fired_at.is_(None), timers.c.fire_at <= now)
+        )
+        .values(fired_at=now)
+        .returning(*timers.c)
+    )
+    return [_record(r) for r in rows]
+
+
+async def pending_timers(conn: AsyncConnection, run_id: str) -> list[TimerRecord]:
+    """The timers of a run that have not fired, earliest first."""
+    rows = await conn.execute(
+        select(timers)
+        .where(timers.c.run_id == run_id, timers.c.fired_at.is_(None))
+        .order_by(timers.c.fire_at)
+    )
+    return [_record(r) for r in rows]
