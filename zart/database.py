@@ -8,6 +8,7 @@ interleave with another writer, and no transaction fails half-way on a lock upgr
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import event
@@ -19,6 +20,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from zart.errors import ConfigurationError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///zart.db"
+
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 #: How long an SQLite writer waits for the write lock before failing, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -77,6 +80,11 @@ def with_schema(engine: AsyncEngine, schema: str | None) -> AsyncEngine:
     """
     if schema is None:
         return engine
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise ConfigurationError(
+            f"invalid schema name {schema!r}: use letters, digits and underscores"
+            " (starting with a letter or underscore, at most 63 characters)"
+        )
     if engine.dialect.name == "sqlite":
         raise ConfigurationError("schema= is a PostgreSQL option; SQLite has no schemas")
     return engine.execution_options(schema_translate_map={None: schema})
@@ -91,7 +99,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit survives power loss too, not only a crash of the process.
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

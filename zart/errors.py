@@ -83,3 +83,108 @@ class EventAlreadyDelivered(ZartError):
         super().__init__(f"event {name!r} was already delivered to execution {execution_id!r}")
         self.execution_id = execution_id
         self.name = name
+
+
+class OutsideExecution(ZartError):
+    """A function that needs a running durable execution was called outside of one."""
+
+
+class DuplicateStepName(ZartError):
+    """Two steps (or a step and a capture) used one name in one run.
+
+    Replay looks outcomes up by name, so the second one would silently receive the first one's
+    stored result; Zart refuses instead. Give each call its own name (``{index}`` templates or
+    ``.named(...)``).
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"step name {name!r} was used twice in one run; give each call a unique name"
+            " (a {placeholder} in the step name, or .named(...) at the call site)"
+        )
+        self.name = name
+
+
+class NonDeterministicReplay(ZartError):
+    """Replay met a stored outcome that the handler's code no longer produces the same way
+    (e.g. a name recorded as a capture is now awaited as a step)."""
+
+
+class RetryExhausted(ZartError):
+    """A step failed on every attempt its retry policy allowed. ``last_error`` is the exception
+    of the final attempt (the same class and arguments the step raised)."""
+
+    def __init__(self, step: str, attempts: int, last_error: BaseException) -> None:
+        super().__init__(
+            f"step {step!r} failed after {attempts} attempts; last error: "
+            f"{type(last_error).__name__}: {last_error}"
+        )
+        self.step = step
+        self.attempts = attempts
+        self.last_error = last_error
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.step, self.attempts, self.last_error))
+
+
+class StepTimedOut(ZartError, TimeoutError):
+    """A step ran past its deadline. Terminal: a timeout is never retried."""
+
+    def __init__(self, step: str, timeout_seconds: float | None) -> None:
+        limit = "its deadline" if timeout_seconds is None else f"{timeout_seconds:g}s"
+        super().__init__(f"step {step!r} timed out after {limit}")
+        self.step = step
+        self.timeout_seconds = timeout_seconds
+
+
+class ExecutionDeadlineExceeded(ZartError, TimeoutError):
+    """The execution ran past the ``timeout`` of its durable handler."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(f"execution {execution_id!r} exceeded its deadline")
+        self.execution_id = execution_id
+
+
+class ExecutionFailed(ZartError):
+    """``DurableScheduler.wait`` on an execution that failed. ``error`` is the stored failure."""
+
+    def __init__(self, execution_id: str, error: object) -> None:
+        message = error.get("message") if isinstance(error, dict) else None
+        super().__init__(f"execution {execution_id!r} failed: {message or error}")
+        self.execution_id = execution_id
+        self.error = error
+
+
+class ExecutionCancelled(ZartError):
+    """``DurableScheduler.wait`` on an execution that was cancelled."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(f"execution {execution_id!r} was cancelled")
+        self.execution_id = execution_id
+
+
+class WaitTimedOut(ZartError, TimeoutError):
+    """``DurableScheduler.wait`` gave up before the execution finished (it keeps running)."""
+
+    def __init__(self, execution_id: str, timeout: float) -> None:
+        super().__init__(f"execution {execution_id!r} did not finish within {timeout:g}s")
+        self.execution_id = execution_id
+        self.timeout = timeout
+
+
+class StoredError(ZartError):
+    """An error recorded by an earlier run whose own class cannot be rebuilt here.
+
+    Replay re-raises a step's exception as its own class when the class can be imported and
+    rebuilt from the stored args; otherwise (class renamed or gone, a constructor that reshapes
+    its arguments, args that could not be stored) it raises this, with the original class's
+    ``module:QualName`` in ``type_name`` and its message.
+    """
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(type_name, message)
+        self.type_name = type_name
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}"

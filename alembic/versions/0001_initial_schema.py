@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 00:52:24.929972
+Create Date: 2026-11-24 01:01:27.145768
 
 """
 from collections.abc import Sequence
@@ -150,9 +150,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('step_id', name=op.f('pk_zart_steps')),
     sa.UniqueConstraint('run_id', 'name', name=op.f('uq_zart_steps_run_id_name'))
     )
-    with op.batch_alter_table('zart_steps', schema=None) as batch_op:
-        batch_op.create_index('ix_zart_steps_execution_id', ['execution_id'], unique=False)
-
     op.create_table('zart_timers',
     sa.Column('timer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('execution_id', sa.String(length=255), nullable=False),
@@ -168,7 +165,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('timer_id', name=op.f('pk_zart_timers'))
     )
     with op.batch_alter_table('zart_timers', schema=None) as batch_op:
-        batch_op.create_index('ix_zart_timers_pending', ['fire_at'], unique=False, postgresql_where=sa.text('fired_at IS NULL'), sqlite_where=sa.text('fired_at IS NULL'))
         batch_op.create_index('ix_zart_timers_run_id', ['run_id'], unique=False)
 
     op.create_table('zart_step_attempts',
@@ -191,12 +187,8 @@ def downgrade() -> None:
     op.drop_table('zart_step_attempts')
     with op.batch_alter_table('zart_timers', schema=None) as batch_op:
         batch_op.drop_index('ix_zart_timers_run_id')
-        batch_op.drop_index('ix_zart_timers_pending', postgresql_where=sa.text('fired_at IS NULL'), sqlite_where=sa.text('fired_at IS NULL'))
 
     op.drop_table('zart_timers')
-    with op.batch_alter_table('zart_steps', schema=None) as batch_op:
-        batch_op.drop_index('ix_zart_steps_execution_id')
-
     op.drop_table('zart_steps')
     op.drop_table('zart_schedule_firings')
     op.drop_table('zart_runs')

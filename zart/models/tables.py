@@ -147,7 +147,6 @@ class StepRow(Base):
         UniqueConstraint("run_id", "name"),
         CheckConstraint(_one_of("kind", StepKind), name="kind"),
         CheckConstraint(_one_of("status", StepStatus), name="status"),
-        Index("ix_zart_steps_execution_id", "execution_id"),
     )
 
 
@@ -196,13 +195,9 @@ class TimerRow(Base):
 
     __table_args__ = (
         CheckConstraint(_one_of("kind", TimerKind), name="kind"),
+        # Suspension reads a run's pending timers; nothing scans timers by time (the claim
+        # reads executions.claimable_at), so no index on fire_at.
         Index("ix_zart_timers_run_id", "run_id"),
-        Index(
-            "ix_zart_timers_pending",
-            "fire_at",
-            postgresql_where=text("fired_at IS NULL"),
-            sqlite_where=text("fired_at IS NULL"),
-        ),
     )
 
 

@@ -10,9 +10,9 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zart.errors import EventAlreadyDelivered, EventNotAccepted, ExecutionNotFound
-from zart.models import EventRow, ExecutionStatus, table_of
+from zart.models import EventRow, table_of
 from zart.repositories.dialect import insert_ignoring_conflicts
-from zart.repositories.executions import wake_execution
+from zart.repositories.executions import lock_execution, wake_execution
 from zart.repositories.records import EventRecord
 
 events = table_of(EventRow)
@@ -36,15 +36,15 @@ async def deliver_event(
     """Store an event for an execution and make the execution claimable if it is waiting.
 
     Raises :class:`ExecutionNotFound`, :class:`EventNotAccepted` (finished or cancelled) or
-    :class:`EventAlreadyDelivered`; in each case nothing is inserted. The execution row is
-    locked first (see :func:`~zart.repositories.executions.wake_execution`), which orders this
-    delivery against a concurrent suspension so the wake-up is never lost.
+    :class:`EventAlreadyDelivered`, having written nothing. The execution row is locked first
+    (:func:`~zart.repositories.executions.lock_execution`), which orders this delivery against a
+    concurrent suspension so the wake-up is never lost.
     """
-    status = await wake_execution(conn, execution_id, now=now)
+    status = await lock_execution(conn, execution_id)
     if status is None:
         raise ExecutionNotFound(execution_id)
-    if ExecutionStatus(status).is_terminal:
-        raise EventNotAccepted(execution_id, status)
+    if status.is_terminal:
+        raise EventNotAccepted(execution_id, status.value)
     row = (
         await conn.execute(
             insert_ignoring_conflicts(conn, events, ["execution_id", "name"])
@@ -54,6 +54,7 @@ async def deliver_event(
     ).first()
     if row is None:
         raise EventAlreadyDelivered(execution_id, name)
+    await wake_execution(conn, execution_id, now=now)
     return _record(row)
 
 
@@ -69,11 +70,16 @@ async def get_event(conn: AsyncConnection, execution_id: str, name: str) -> Even
 async def consume_event(
     conn: AsyncConnection, execution_id: str, name: str, *, now: datetime
 ) -> EventRecord | None:
-    """Mark a delivered event as consumed by a wait; ``None`` when it has not arrived."""
+    """Mark a delivered event as consumed by a wait; ``None`` when it has not arrived (or was
+    consumed already)."""
     row = (
         await conn.execute(
             update(events)
-            .where(events.c.execution_id == execution_id, events.c.name == name)
+            .where(
+                events.c.execution_id == execution_id,
+                events.c.name == name,
+                events.c.consumed_at.is_(None),
+            )
             .values(consumed_at=now)
             .returning(*events.c)
         )

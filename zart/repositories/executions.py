@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zart.errors import ExecutionAlreadyExists, LeaseLost
 from zart.models import (
-    TERMINAL_STATUSES,
     EventRow,
     ExecutionRow,
     ExecutionStatus,
@@ -218,8 +217,9 @@ async def cancel_execution(
 ) -> ExecutionRecord | None:
     """Cancel an unfinished execution; ``None`` when it is unknown or already finished.
 
-    Clearing the lease token fences out a worker that is running it: its next checkpoint is
-    refused, so a cancelled execution runs no further step.
+    Clearing the lease token fences out a worker that is running it: a step already in flight
+    finishes its body, but its checkpoint is refused and the worker stops the run there (or at
+    its next heartbeat, whichever comes first).
     """
     row = (
         await conn.execute(
@@ -445,8 +445,8 @@ async def finish_execution(
 ) -> ExecutionRecord:
     """Record the handler's result (or failure) on the execution and its current run, and
     release the lease. Fenced: raises :class:`LeaseLost` when the lease was taken over."""
-    if status not in TERMINAL_STATUSES:
-        raise ValueError(f"finish_execution needs a terminal status, not {status!r}")
+    if status not in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED):
+        raise ValueError(f"finish_execution records completed or failed, not {status!r}")
     row = (
         await conn.execute(
             update(executions)
@@ -487,35 +487,31 @@ async def _finish_run(
     )
 
 
-async def wake_execution(conn: AsyncConnection, execution_id: str, *, now: datetime) -> str | None:
-    """Make a waiting execution claimable now (a delivered event, an admin action).
+async def lock_execution(conn: AsyncConnection, execution_id: str) -> ExecutionStatus | None:
+    """Lock an execution's row for the rest of the transaction and return its status (``None``:
+    no such execution). Taking this lock first is what orders an event delivery against a
+    concurrent :func:`suspend_execution`: whichever locks second sees the other's commit."""
+    status = await conn.scalar(
+        select(executions.c.status)
+        .where(executions.c.execution_id == execution_id)
+        .with_for_update()
+    )
+    return None if status is None else ExecutionStatus(status)
 
-    Returns the execution's status, or ``None`` when it does not exist. Locks the row (an
-    UPDATE even when nothing changes), which is what orders a delivery against a concurrent
-    :func:`suspend_execution`. Executions in other states keep their ``claimable_at``: a running
-    one's is its lease expiry.
-    """
+
+async def wake_execution(conn: AsyncConnection, execution_id: str, *, now: datetime) -> bool:
+    """Make a waiting execution claimable now (a delivered event, an admin action); True when
+    it was waiting. A running execution keeps its ``claimable_at``: that is its lease expiry."""
     row = (
         await conn.execute(
             update(executions)
-            .where(executions.c.execution_id == execution_id)
-            .values(
-                claimable_at=case(
-                    (
-                        and_(
-                            executions.c.status == ExecutionStatus.WAITING.value,
-                            or_(
-                                executions.c.claimable_at.is_(None),
-                                executions.c.claimable_at > now,
-                            ),
-                        ),
-                        literal(now, executions.c.claimable_at.type),
-                    ),
-                    else_=executions.c.claimable_at,
-                ),
-                version=executions.c.version + 1,
+            .where(
+                executions.c.execution_id == execution_id,
+                executions.c.status == ExecutionStatus.WAITING.value,
+                or_(executions.c.claimable_at.is_(None), executions.c.claimable_at > now),
             )
-            .returning(executions.c.status)
+            .values(claimable_at=now, version=executions.c.version + 1)
+            .returning(executions.c.execution_id)
         )
     ).first()
-    return None if row is None else str(row.status)
+    return row is not None

@@ -11,7 +11,7 @@ from sqlalchemy import literal, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from zart.errors import LeaseLost
+from zart.errors import LeaseLost, NonDeterministicReplay
 from zart.models import (
     AttemptStatus,
     ExecutionRow,
@@ -139,15 +139,35 @@ async def record_step_outcome(
     else:
         row = await _record_in_steps(conn, lease, values, attempt)
     if row is None:
-        raise LeaseLost(lease.execution_id)
+        # Rare path, so the extra read is fine: tell a lost lease from a completed outcome
+        # (which the upsert never overwrites).
+        if not await _lease_held(conn, lease):
+            raise LeaseLost(lease.execution_id)
+        raise NonDeterministicReplay(
+            f"step {outcome.name!r} already has a completed outcome in run {outcome.run_id};"
+            " a completed outcome is never overwritten"
+        )
     return _record(row)
 
 
+async def _lease_held(conn: AsyncConnection, lease: Lease) -> bool:
+    held = await conn.scalar(
+        select(executions.c.execution_id).where(
+            executions.c.execution_id == lease.execution_id,
+            executions.c.lease_token == lease.token,
+        )
+    )
+    return held is not None
+
+
 def _step_upsert(conn: AsyncConnection) -> tuple[Any, dict[str, Any]]:
-    """The step INSERT and the columns a retry's outcome overwrites on conflict."""
+    """The step INSERT; on conflict a retry's outcome replaces the earlier attempt's, but a
+    completed outcome is never replaced."""
     statement = upsert(conn, steps)
     return statement, {
-        column: getattr(statement.excluded, column) for column in _UPDATED_ON_CONFLICT
+        "index_elements": ["run_id", "name"],
+        "set_": {column: getattr(statement.excluded, column) for column in _UPDATED_ON_CONFLICT},
+        "where": steps.c.status != StepStatus.COMPLETED.value,
     }
 
 
@@ -172,10 +192,10 @@ async def _record_in_one_statement(
         *(literal(values[c], steps.c[c].type).label(c) for c in columns),
         held.c.execution_id,
     )
-    statement, update_set = _step_upsert(conn)
+    statement, on_conflict = _step_upsert(conn)
     step_insert = (
         statement.from_select([*columns, "execution_id"], source)
-        .on_conflict_do_update(index_elements=["run_id", "name"], set_=update_set)
+        .on_conflict_do_update(**on_conflict)
         .returning(*steps.c)
     )
     written = step_insert.cte("written")
@@ -216,23 +236,17 @@ async def _record_in_steps(
     values: dict[str, Any],
     attempt: AttemptOutcome | None,
 ) -> Row[Any] | None:
-    held = await conn.scalar(
-        select(executions.c.execution_id).where(
-            executions.c.execution_id == lease.execution_id,
-            executions.c.lease_token == lease.token,
-        )
-    )
-    if held is None:
+    if not await _lease_held(conn, lease):
         return None
-    statement, update_set = _step_upsert(conn)
+    statement, on_conflict = _step_upsert(conn)
     row = (
         await conn.execute(
             statement.values(execution_id=lease.execution_id, **values)
-            .on_conflict_do_update(index_elements=["run_id", "name"], set_=update_set)
+            .on_conflict_do_update(**on_conflict)
             .returning(*steps.c)
         )
-    ).one()
-    if attempt is not None:
+    ).first()
+    if row is not None and attempt is not None:
         await conn.execute(
             attempts.insert().values(
                 step_id=row.step_id,
@@ -252,6 +266,19 @@ async def load_run_outcomes(conn: AsyncConnection, run_id: str) -> dict[str, Ste
     (an index range scan on the unique ``(run_id, name)`` index)."""
     rows = await conn.execute(select(steps).where(steps.c.run_id == run_id))
     return {row.name: _record(row) for row in rows}
+
+
+async def load_outcomes_of_runs(
+    conn: AsyncConnection, run_ids: Sequence[str]
+) -> dict[str, dict[str, StepRecord]]:
+    """:func:`load_run_outcomes` for several runs at once (a claim's batch): one query."""
+    found: dict[str, dict[str, StepRecord]] = {run_id: {} for run_id in run_ids}
+    if not run_ids:
+        return found
+    rows = await conn.execute(select(steps).where(steps.c.run_id.in_(list(run_ids))))
+    for row in rows:
+        found[row.run_id][row.name] = _record(row)
+    return found
 
 
 async def list_steps(conn: AsyncConnection, run_id: str) -> list[StepRecord]:
