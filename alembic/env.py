@@ -17,6 +17,7 @@ from alembic import context
 from zart.database import create_engine, with_schema
 from zart.migrations import VERSION_TABLE, include_name, target_metadata
 from zart.models import UTCDateTime
+from zart.models.base import JSONText
 
 config = context.config
 schema: str | None = config.attributes.get("zart_schema")
@@ -27,6 +28,8 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     # as the plain column type it is stored as.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, JSONText):
+        return "sa.Text()"
     return False
 
 

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tests.pg_server import PostgresServer, connect_existing, start_postgres
+from zart import DurableScheduler
 from zart.database import create_engine
 from zart.migrations import upgrade
 
@@ -160,3 +161,10 @@ async def connection(shared_url: str) -> AsyncIterator[AsyncConnection]:
                 await transaction.rollback()
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+async def scheduler(database_url: str) -> AsyncIterator[DurableScheduler]:
+    """A scheduler on a fresh database of its own (no worker running yet)."""
+    async with DurableScheduler(database_url) as scheduler:
+        yield scheduler

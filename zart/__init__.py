@@ -1,37 +1,142 @@
-"""Zart: durable execution for Python applications that already live on SQLAlchemy."""
+"""Zart: durable execution for Python applications that already live on SQLAlchemy.
 
+Decorate async functions as steps and a durable handler; Zart stores every step's outcome in
+your database so a handler that crashes, is redeployed or waits resumes where it left off
+without running finished steps again::
+
+    @zart.step("send-welcome-email", retry="exponential(3, 2s)")
+    async def send_welcome_email(email: str) -> None: ...
+
+    @zart.durable("onboarding")
+    async def onboarding(data: OnboardingData) -> Summary:
+        await send_welcome_email(data.email)
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar, overload
+
+from zart.durations import RetryPolicy
 from zart.errors import (
     ConfigurationError,
+    DuplicateStepName,
     EventAlreadyDelivered,
     EventNotAccepted,
     ExecutionAlreadyExists,
+    ExecutionCancelled,
+    ExecutionDeadlineExceeded,
+    ExecutionFailed,
     ExecutionNotFound,
     InvalidPayload,
     LeaseLost,
     MigrationError,
+    NonDeterministicReplay,
+    OutsideExecution,
+    RetryExhausted,
     SerializationError,
+    StepTimedOut,
     UnknownTask,
+    WaitTimedOut,
     ZartError,
 )
 from zart.models import ExecutionStatus
 from zart.repositories.records import ExecutionPage, ExecutionRecord
+from zart.runtime.context import ExecutionInfo, context
+from zart.runtime.functions import capture, now, step_or, step_or_else, step_outcome
+from zart.runtime.outcomes import (
+    BusinessErr,
+    DeadlineExceeded,
+    ExecutionFailure,
+    HandlerFailed,
+    Ok,
+    StepFailed,
+    ZartErr,
+)
+from zart.runtime.registry import DurableHandler, durable
+from zart.runtime.steps import StepCall, StepFunction, TimeoutScope, define_step
+from zart.scheduler import DurableScheduler
 
 __version__ = "0.1.0"
 
+T = TypeVar("T")
+
+
+@overload
+def step(
+    name: str,
+    *,
+    retry: str | RetryPolicy | None = None,
+    timeout: timedelta | float | str | None = None,
+    timeout_scope: TimeoutScope = "global",
+) -> Callable[[Callable[..., Any]], StepFunction[..., Any]]: ...
+@overload
+def step(name: StepCall[T]) -> Awaitable[Ok[T] | BusinessErr[Any] | ZartErr]: ...
+def step(
+    name: str | StepCall[Any],
+    *,
+    retry: str | RetryPolicy | None = None,
+    timeout: timedelta | float | str | None = None,
+    timeout_scope: TimeoutScope = "global",
+) -> Any:
+    """Two uses, one name, as in the original Zart:
+
+    - ``@zart.step("name", retry=..., timeout=..., timeout_scope=...)`` declares a step;
+    - ``await zart.step(some_step(args))`` runs a step call and returns its three-way outcome
+      (:class:`Ok`, :class:`BusinessErr` or :class:`ZartErr`) instead of raising.
+    """
+    if isinstance(name, StepCall):
+        if retry is not None or timeout is not None or timeout_scope != "global":
+            raise ConfigurationError("zart.step(call) takes no options; set them on @zart.step")
+        return step_outcome(name)
+    return define_step(name, retry=retry, timeout=timeout, timeout_scope=timeout_scope)
+
+
 __all__ = [
+    "BusinessErr",
     "ConfigurationError",
+    "DeadlineExceeded",
+    "DuplicateStepName",
+    "DurableHandler",
+    "DurableScheduler",
     "EventAlreadyDelivered",
     "EventNotAccepted",
     "ExecutionAlreadyExists",
+    "ExecutionCancelled",
+    "ExecutionDeadlineExceeded",
+    "ExecutionFailed",
+    "ExecutionFailure",
+    "ExecutionInfo",
     "ExecutionNotFound",
     "ExecutionPage",
     "ExecutionRecord",
     "ExecutionStatus",
+    "HandlerFailed",
     "InvalidPayload",
     "LeaseLost",
     "MigrationError",
+    "NonDeterministicReplay",
+    "Ok",
+    "OutsideExecution",
+    "RetryExhausted",
+    "RetryPolicy",
     "SerializationError",
+    "StepCall",
+    "StepFailed",
+    "StepFunction",
+    "StepTimedOut",
     "UnknownTask",
+    "WaitTimedOut",
+    "ZartErr",
     "ZartError",
     "__version__",
+    "capture",
+    "context",
+    "durable",
+    "now",
+    "step",
+    "step_or",
+    "step_or_else",
 ]

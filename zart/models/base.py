@@ -7,10 +7,11 @@ applications that keep Zart's tables in their own schema and those that do not.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, DateTime, MetaData, Table
+from sqlalchemy import JSON, DateTime, MetaData, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
@@ -28,8 +29,26 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-#: JSONB on PostgreSQL (indexable, compact, rejects NUL code points), JSON text elsewhere.
-JSONValue = JSON().with_variant(JSONB(), "postgresql")
+
+class JSONText(TypeDecorator[Any]):
+    """JSON kept as TEXT. On SQLite a column declared ``JSON`` has NUMERIC affinity, which
+    turns a stored bare number such as ``1180591620717411303424`` into a lossy REAL; TEXT
+    affinity keeps the JSON text exactly as written."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str:
+        # None is stored as JSON null, as SQLAlchemy's JSON type does on PostgreSQL.
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(value)
+
+
+#: JSONB on PostgreSQL (compact, indexable), JSON text on SQLite. Either way a stored value reads
+#: back as the same JSON; ``None`` reads back as ``None``.
+JSONValue = JSON().with_variant(JSONB(), "postgresql").with_variant(JSONText(), "sqlite")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

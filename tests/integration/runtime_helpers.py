@@ -1,0 +1,55 @@
+"""Helpers for runtime tests: side-effect journals and gates that handlers and steps use.
+
+Handlers are registered globally by name, so every test module defines its own, with names
+unique across the suite. Side effects are journaled per execution id, which keeps the two
+backend variants of a test apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+import zart
+
+#: (execution_id, label) -> how many times the body ran
+runs: defaultdict[tuple[str, str], int] = defaultdict(int)
+#: execution_id -> what the handler saw, in order, on every pass
+seen: defaultdict[str, list[Any]] = defaultdict(list)
+#: execution_id -> gate a step waits on before finishing
+gates: dict[str, asyncio.Event] = {}
+#: execution_id -> set when a gated step has started
+arrived: dict[str, asyncio.Event] = {}
+
+
+def count(label: str) -> int:
+    """Record that ``label`` ran for the current execution; return how often it has."""
+    try:
+        execution_id = zart.context().execution_id
+    except zart.OutsideExecution:
+        execution_id = "<outside>"
+    key = (execution_id, label)
+    runs[key] += 1
+    return runs[key]
+
+
+def times(execution_id: str, label: str) -> int:
+    return runs[(execution_id, label)]
+
+
+def open_gate(execution_id: str) -> asyncio.Event:
+    gates[execution_id] = asyncio.Event()
+    arrived[execution_id] = asyncio.Event()
+    return gates[execution_id]
+
+
+async def pass_gate() -> None:
+    execution_id = zart.context().execution_id
+    gate = gates.get(execution_id)
+    if gate is not None:
+        arrived[execution_id].set()
+        await gate.wait()
+
+
+FAST_WORKER = {"poll_interval": 0.02, "lease_timeout": 5.0, "concurrency": 16}

@@ -1,0 +1,70 @@
+"""What the running code can ask about itself: ``zart.context()``.
+
+Two context variables carry the state: the run being executed (set by the worker around the
+handler) and the step attempt being executed (set around a step body). asyncio copies them into
+every task the handler creates, so ``asyncio.gather`` branches and sync steps run in threads see
+them too.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from zart.errors import OutsideExecution
+
+if TYPE_CHECKING:
+    from zart.runtime.execution import RunState
+
+
+@dataclass(frozen=True, slots=True)
+class StepScope:
+    """The step attempt in progress in this task."""
+
+    name: str
+    attempt: int
+    max_retries: int | None
+
+
+current_run: ContextVar[RunState | None] = ContextVar("zart_current_run", default=None)
+current_step: ContextVar[StepScope | None] = ContextVar("zart_current_step", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionInfo:
+    """Read-only facts about the current execution (and step attempt, inside a step)."""
+
+    execution_id: str
+    task_name: str
+    run_id: str
+    data: Any
+    current_attempt: int
+    max_retries: int | None
+    step_name: str | None
+
+    def is_retry(self) -> bool:
+        """Whether this is a retry of the current step (``current_attempt > 0``)."""
+        return self.current_attempt > 0
+
+
+def context() -> ExecutionInfo:
+    """Facts about the running execution; callable from the handler and from step bodies.
+
+    ``data`` is the execution's input payload as stored (JSON): treat it as read-only.
+    Raises :class:`~zart.errors.OutsideExecution` when no durable execution is running.
+    """
+    run = current_run.get()
+    if run is None:
+        raise OutsideExecution("zart.context() was called outside a durable execution")
+    step = current_step.get()
+    execution = run.execution
+    return ExecutionInfo(
+        execution_id=execution.execution_id,
+        task_name=execution.task_name,
+        run_id=execution.run_id,
+        data=execution.payload,
+        current_attempt=0 if step is None else step.attempt,
+        max_retries=None if step is None else step.max_retries,
+        step_name=None if step is None else step.name,
+    )

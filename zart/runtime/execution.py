@@ -1,0 +1,518 @@
+"""Running one claimed execution: replay recorded outcomes, run new steps, checkpoint them.
+
+The worker hands a claimed execution and the outcomes already recorded for its run (loaded in
+the claim's transaction, one query) to :func:`execute`. The handler coroutine then runs
+in-process from the top: a step whose outcome is recorded returns it from memory; a new step
+runs, and its outcome is written in one fenced statement before the handler continues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from zart.clock import SYSTEM_CLOCK, Clock
+from zart.errors import (
+    DuplicateStepName,
+    ExecutionDeadlineExceeded,
+    LeaseLost,
+    NonDeterministicReplay,
+    RetryExhausted,
+    SerializationError,
+    StepTimedOut,
+    ZartError,
+)
+from zart.logs import log
+from zart.models import AttemptStatus, ExecutionStatus, StepKind, StepStatus
+from zart.repositories import executions as executions_repo
+from zart.repositories import steps as steps_repo
+from zart.repositories.records import (
+    AttemptOutcome,
+    ClaimedExecution,
+    ExecutionRecord,
+    Lease,
+    StepRecord,
+)
+from zart.runtime.context import StepScope, current_run, current_step
+from zart.runtime.outcomes import DeadlineExceeded, ExecutionFailure, HandlerFailed, StepFailed
+from zart.runtime.registry import NO_INPUT, DurableHandler
+from zart.runtime.steps import StepCall, StepDefinition
+from zart.serialization import check_size, decode, decode_exception, encode, encode_exception
+
+DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+
+
+class CheckpointFailed(ZartError):
+    """A checkpoint could not be written (the database is unreachable). The run stops; its
+    lease expires and another claim replays it."""
+
+
+@dataclass
+class Runtime:
+    """What every run on a worker shares: the engine, the clock and the limits."""
+
+    engine: AsyncEngine
+    clock: Clock = SYSTEM_CLOCK
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    _single_statement: AsyncEngine | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.engine.dialect.name == "postgresql":
+            # A checkpoint is one statement on PostgreSQL, atomic on its own: running it in
+            # autocommit saves the BEGIN and COMMIT round trips.
+            self._single_statement = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @asynccontextmanager
+    async def checkpoint_connection(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            if self._single_statement is not None:
+                async with self._single_statement.connect() as conn:
+                    yield conn
+            else:
+                async with self.engine.begin() as conn:
+                    yield conn
+        except SQLAlchemyError as exc:
+            raise CheckpointFailed(f"checkpoint could not be written: {exc}") from exc
+        except OSError as exc:
+            raise CheckpointFailed(f"checkpoint could not be written: {exc}") from exc
+
+    def encode_checked(self, value: Any, name: str = "result") -> Any:
+        data = encode(value, name=name)
+        check_size(data, self.max_payload_bytes, name=name)
+        return data
+
+
+@dataclass
+class RunState:
+    """One pass of one run through its handler, on one worker."""
+
+    runtime: Runtime
+    lease: Lease
+    execution: ExecutionRecord
+    outcomes: dict[str, StepRecord]
+    used_names: set[str] = field(default_factory=set)
+    next_position: int = 0
+    # Exceptions a step raised to the handler, by identity: (step name, stored JSON). Tells a
+    # step's failure from the handler's own error and from infrastructure errors.
+    step_failures: dict[int, tuple[str, Any, BaseException]] = field(default_factory=dict)
+
+    @property
+    def clock(self) -> Clock:
+        return self.runtime.clock
+
+    def take_name(self, name: str, kind: StepKind) -> tuple[int, StepRecord | None]:
+        """Reserve ``name`` for this pass; its position and recorded outcome, if any."""
+        if name in self.used_names:
+            raise DuplicateStepName(name)
+        self.used_names.add(name)
+        position = self.next_position
+        self.next_position += 1
+        record = self.outcomes.get(name)
+        if record is not None and record.kind is not kind:
+            raise NonDeterministicReplay(
+                f"{name!r} was recorded as a {record.kind.value} in this run but is now used as"
+                f" a {kind.value}; the handler's code changed under a running execution"
+            )
+        return position, record
+
+    async def checkpoint(
+        self, outcome: steps_repo.StepOutcome, attempt: AttemptOutcome | None = None
+    ) -> StepRecord:
+        async with self.runtime.checkpoint_connection() as conn:
+            record = await steps_repo.record_step_outcome(
+                conn, self.lease, outcome, attempt=attempt, now=self.clock.now()
+            )
+        self.outcomes[record.name] = record
+        return record
+
+    def failed(self, name: str, raw: Any, error: BaseException) -> BaseException:
+        """Remember that ``error`` is the failure of step ``name`` and return it to raise."""
+        self.step_failures[id(error)] = (name, raw, error)
+        return error
+
+    def failure_of(self, error: BaseException) -> tuple[str, Any] | None:
+        found = self.step_failures.get(id(error))
+        if found is None or found[2] is not error:
+            return None
+        return found[0], found[1]
+
+    async def run_step(self, call: StepCall[Any]) -> Any:
+        name = call.name
+        position, record = self.take_name(name, StepKind.STEP)
+        if record is not None:
+            if record.status is StepStatus.COMPLETED:
+                return decode(record.result)
+            if record.status is StepStatus.FAILED:
+                raise self.failed(name, record.error, stored_failure(name, record.error))
+        return await _StepAttempts(self, call.definition, call, name, position, record).run()
+
+    async def capture(self, name: str, produce: Callable[[], Any]) -> Any:
+        position, record = self.take_name(name, StepKind.CAPTURE)
+        if record is not None and record.status is StepStatus.COMPLETED:
+            return decode(record.result)
+        value = produce()
+        if asyncio.iscoroutine(value):
+            value = await value
+        now = self.clock.now()
+        await self.checkpoint(
+            steps_repo.StepOutcome(
+                run_id=self.execution.run_id,
+                name=name,
+                kind=StepKind.CAPTURE,
+                status=StepStatus.COMPLETED,
+                position=position,
+                attempts=1,
+                result=self.runtime.encode_checked(value),
+                completed_at=now,
+            )
+        )
+        return value
+
+
+def stored_failure(name: str, error: Any) -> BaseException:
+    """The exception a recorded step failure raises again on replay."""
+    kind = error.get("kind") if isinstance(error, dict) else None
+    if kind == "retry_exhausted":
+        return RetryExhausted(name, int(error["attempts"]), decode_exception(error["last_error"]))
+    if kind == "timed_out":
+        return StepTimedOut(name, error.get("timeout_seconds"))
+    return decode_exception(error["error"] if kind == "business" else error)
+
+
+def _jittered(delay: timedelta, exponential: bool) -> timedelta:
+    # Spread exponential back-offs by up to 20% so retries of many executions do not align.
+    if not exponential or delay <= timedelta(0):
+        return delay
+    return delay * random.uniform(0.8, 1.0)
+
+
+class _StepAttempts:
+    """The attempts of one step: run, time out, retry with back-off, checkpoint each one."""
+
+    def __init__(
+        self,
+        state: RunState,
+        definition: StepDefinition,
+        call: StepCall[Any],
+        name: str,
+        position: int,
+        record: StepRecord | None,
+    ) -> None:
+        self.state = state
+        self.definition = definition
+        self.call = call
+        self.name = name
+        self.position = position
+        self.attempt = 0 if record is None else record.attempts
+        self.deadline = None if record is None else record.deadline_at
+        self.wake_at = None if record is None else record.wake_at
+
+    def _outcome(self, status: StepStatus, **values: Any) -> steps_repo.StepOutcome:
+        return steps_repo.StepOutcome(
+            run_id=self.state.execution.run_id,
+            name=self.name,
+            kind=StepKind.STEP,
+            status=status,
+            position=self.position,
+            attempts=self.attempt + 1,
+            deadline_at=self.deadline,
+            **values,
+        )
+
+    def _limit(self, now: datetime) -> datetime | None:
+        """When the attempt starting at ``now`` must be over: the step's deadline (global scope)
+        or a fresh one (per attempt), never past the execution's deadline."""
+        timeout = self.definition.timeout
+        if timeout is not None and self.definition.timeout_scope == "global":
+            if self.deadline is None:
+                self.deadline = now + timeout
+            limit: datetime | None = self.deadline
+        elif timeout is not None:
+            limit = now + timeout
+        else:
+            limit = None
+        execution_deadline = self.state.execution.deadline_at
+        if execution_deadline is not None and (limit is None or execution_deadline < limit):
+            limit = execution_deadline
+        return limit
+
+    async def run(self) -> Any:
+        if self.wake_at is not None:
+            await self.state.clock.sleep_until(self.wake_at)
+        while True:
+            started = self.state.clock.now()
+            limit = self._limit(started)
+            if limit is not None and started >= limit:
+                raise await self._timed_out(started, started, ran=False)
+            token = current_step.set(
+                StepScope(self.name, self.attempt, self.definition.retry.max_retries)
+            )
+            try:
+                value = await self._attempt(limit, started)
+            except _AttemptTimedOut:
+                raise await self._timed_out(started, self.state.clock.now(), ran=True) from None
+            except Exception as error:  # anything the body raises is the step's own error
+                if not await self._failed_attempt(error, started):
+                    raise
+                continue
+            finally:
+                current_step.reset(token)
+            return await self._succeeded(value, started)
+
+    async def _attempt(self, limit: datetime | None, started: datetime) -> Any:
+        if limit is None:
+            return await self.definition.invoke(self.call.args, self.call.kwargs)
+        seconds = max((limit - started).total_seconds(), 0.0)
+        try:
+            async with asyncio.timeout(seconds) as scope:
+                return await self.definition.invoke(self.call.args, self.call.kwargs)
+        except TimeoutError:
+            if scope.expired():
+                raise _AttemptTimedOut() from None
+            raise
+
+    async def _succeeded(self, value: Any, started: datetime) -> Any:
+        try:
+            data = self.state.runtime.encode_checked(value)  # before anything is written
+        except SerializationError as error:
+            raw = {"kind": "unserializable_result", "message": str(error)}
+            raise self.state.failed(self.name, raw, error) from None
+        now = self.state.clock.now()
+        await self.state.checkpoint(
+            self._outcome(StepStatus.COMPLETED, result=data, completed_at=now),
+            AttemptOutcome(self.attempt, AttemptStatus.SUCCEEDED, started, now),
+        )
+        log("step_succeeded", f"step {self.name!r} succeeded", **self._fields())
+        return value
+
+    async def _failed_attempt(self, error: Exception, started: datetime) -> bool:
+        """Record a failed attempt. True: a retry was scheduled (and waited for); False: the
+        step failed for good and ``error`` (or RetryExhausted) must be raised."""
+        now = self.state.clock.now()
+        encoded = encode_exception(error)
+        attempt = AttemptOutcome(self.attempt, AttemptStatus.FAILED, started, now, error=encoded)
+        policy = self.definition.retry
+        if policy.allows(self.attempt + 1):
+            delay = _jittered(
+                policy.delay_before(self.attempt + 1), policy.backoff == "exponential"
+            )
+            wake_at = now + delay
+            await self.state.checkpoint(
+                self._outcome(StepStatus.WAITING, error=encoded, wake_at=wake_at), attempt
+            )
+            log("step_retry_scheduled", f"step {self.name!r} failed; retrying", **self._fields())
+            self.attempt += 1
+            await self.state.clock.sleep_until(wake_at)
+            return True
+        if policy.max_retries > 0:
+            raw = {
+                "kind": "retry_exhausted",
+                "attempts": self.attempt + 1,
+                "last_error": encoded,
+                "message": str(error),
+            }
+            failure: BaseException = RetryExhausted(self.name, self.attempt + 1, error)
+        else:
+            raw = {"kind": "business", "error": encoded, "message": str(error)}
+            failure = error
+        await self.state.checkpoint(
+            self._outcome(StepStatus.FAILED, error=raw, completed_at=now), attempt
+        )
+        log("step_failed", f"step {self.name!r} failed: {error}", **self._fields())
+        self.state.failed(self.name, raw, failure)
+        if failure is error:
+            return False
+        raise failure from error
+
+    async def _timed_out(self, started: datetime, now: datetime, *, ran: bool) -> BaseException:
+        timeout = self.definition.timeout
+        seconds = None if timeout is None else timeout.total_seconds()
+        raw = {
+            "kind": "timed_out",
+            "timeout_seconds": seconds,
+            "message": f"step {self.name!r} timed out",
+        }
+        attempt = (
+            AttemptOutcome(self.attempt, AttemptStatus.TIMED_OUT, started, now, error=raw)
+            if ran
+            else None
+        )
+        await self.state.checkpoint(
+            self._outcome(StepStatus.FAILED, error=raw, completed_at=now), attempt
+        )
+        log("step_timed_out", f"step {self.name!r} timed out", **self._fields())
+        return self.state.failed(self.name, raw, StepTimedOut(self.name, seconds))
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "execution_id": self.state.execution.execution_id,
+            "step": self.name,
+            "attempt": self.attempt,
+        }
+
+
+class _AttemptTimedOut(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole execution
+
+
+async def execute(
+    runtime: Runtime,
+    handler: DurableHandler[..., Any],
+    claimed: ClaimedExecution,
+    outcomes: dict[str, StepRecord],
+) -> ExecutionRecord | None:
+    """Run a claimed execution's current run to its end (or until its lease is lost).
+
+    Returns the finished execution, or ``None`` when this worker no longer owns it (lease lost,
+    checkpoint failed): then another claim will replay it.
+    """
+    state = RunState(runtime, claimed.lease, claimed.execution, outcomes)
+    fields: dict[str, Any] = {
+        "execution_id": claimed.execution.execution_id,
+        "task": handler.name,
+    }
+    token = current_run.set(state)
+    try:
+        result = await _run_handler(state, handler)
+    except (LeaseLost, CheckpointFailed) as exc:
+        action = "lease_lost" if isinstance(exc, LeaseLost) else "checkpoint_failed"
+        log(action, f"execution stopped on this worker: {exc}", **fields)
+        return None
+    finally:
+        current_run.reset(token)
+    try:
+        return await _finish(state, result)
+    except LeaseLost as exc:
+        log("lease_lost", f"execution finished, but its lease was lost: {exc}", **fields)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Completed:
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: dict[str, Any]
+
+
+async def _run_handler(state: RunState, handler: DurableHandler[..., Any]) -> _Completed | _Failed:
+    execution = state.execution
+    try:
+        argument = handler.input_from(execution.payload)
+    except ZartError as exc:
+        return _Failed(_error("invalid_payload", exc))
+    try:
+        value = await _call_within_deadline(state, handler, argument)
+    except (LeaseLost, CheckpointFailed):
+        raise
+    except Exception as exc:
+        failure = _classify(state, exc)
+        return await _recover(state, handler, argument, failure)
+    return _completed(handler, value)
+
+
+async def _call_within_deadline(
+    state: RunState, handler: DurableHandler[..., Any], argument: Any
+) -> Any:
+    deadline = state.execution.deadline_at
+    if deadline is None:
+        return await handler.call_with(argument)
+    remaining = (deadline - state.clock.now()).total_seconds()
+    if remaining <= 0:
+        raise ExecutionDeadlineExceeded(state.execution.execution_id)
+    try:
+        async with asyncio.timeout(remaining) as scope:
+            return await handler.call_with(argument)
+    except TimeoutError:
+        if scope.expired():
+            raise ExecutionDeadlineExceeded(state.execution.execution_id) from None
+        raise
+
+
+def _classify(state: RunState, error: BaseException) -> ExecutionFailure:
+    if isinstance(error, ExecutionDeadlineExceeded):
+        return DeadlineExceeded(error)
+    step_failure = state.failure_of(error)
+    if step_failure is not None:
+        step, raw = step_failure
+        return StepFailed(step=step, error=error, raw=raw)
+    return HandlerFailed(error)
+
+
+async def _recover(
+    state: RunState, handler: DurableHandler[..., Any], argument: Any, failure: ExecutionFailure
+) -> _Completed | _Failed:
+    error = _failure_error(failure)
+    if handler.on_failure is None:
+        return _Failed(error)
+    try:
+        value = handler.on_failure(None if argument is NO_INPUT else argument, failure)
+        if asyncio.iscoroutine(value):
+            value = await value
+    except (LeaseLost, CheckpointFailed):
+        raise
+    except Exception as exc:
+        return _Failed({**_error("on_failure_failed", exc), "original": error})
+    return _completed(handler, value)
+
+
+def _completed(handler: DurableHandler[..., Any], value: Any) -> _Completed | _Failed:
+    try:
+        return _Completed(handler.result_to_json(value))
+    except SerializationError as exc:
+        return _Failed(_error("unserializable_result", exc))
+
+
+def _failure_error(failure: ExecutionFailure) -> dict[str, Any]:
+    if isinstance(failure, StepFailed):
+        return {**_error("step_failed", failure.error), "step": failure.step, "raw": failure.raw}
+    if isinstance(failure, DeadlineExceeded):
+        return _error("deadline_exceeded", failure.error)
+    return _error("handler_failed", failure.error)
+
+
+def _error(kind: str, error: BaseException) -> dict[str, Any]:
+    return {"kind": kind, "message": str(error), "error": encode_exception(error)}
+
+
+async def _finish(state: RunState, outcome: _Completed | _Failed) -> ExecutionRecord:
+    fields: dict[str, Any] = {
+        "execution_id": state.execution.execution_id,
+        "task": state.execution.task_name,
+    }
+    async with state.runtime.engine.begin() as conn:
+        if isinstance(outcome, _Completed):
+            record = await executions_repo.finish_execution(
+                conn,
+                state.lease,
+                status=ExecutionStatus.COMPLETED,
+                result=outcome.result,
+                now=state.clock.now(),
+            )
+        else:
+            record = await executions_repo.finish_execution(
+                conn,
+                state.lease,
+                status=ExecutionStatus.FAILED,
+                error=outcome.error,
+                now=state.clock.now(),
+            )
+    if isinstance(outcome, _Completed):
+        log("execution_completed", "execution completed", **fields)
+    else:
+        log("execution_failed", f"execution failed: {outcome.error['message']}", **fields)
+    return record

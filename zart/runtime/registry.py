@@ -1,0 +1,177 @@
+"""Durable handlers: ``@zart.durable(name)`` and the registry that maps task names to them."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Generic, ParamSpec, TypeVar
+
+from pydantic import ValidationError
+
+from zart.durations import parse_duration
+from zart.errors import ConfigurationError, InvalidPayload, SerializationError, UnknownTask
+from zart.runtime.outcomes import ExecutionFailure
+from zart.serialization import from_json, to_json
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+OnFailure = Callable[[Any, ExecutionFailure], Any]
+
+#: The argument of a handler that takes no input.
+NO_INPUT = object()
+
+
+@dataclass(eq=False)
+class DurableHandler(Generic[P, R]):
+    """A registered durable handler. Calling it runs the function directly (no durability),
+    which keeps handlers unit-testable; ``DurableScheduler.start`` runs it durably."""
+
+    name: str
+    fn: Callable[P, Awaitable[R]]
+    timeout: timedelta | None = None
+    on_failure: OnFailure | None = None
+    _hints: dict[str, Any] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        functools.update_wrapper(self, self.fn)
+        parameters = list(inspect.signature(self.fn).parameters.values())
+        if len(parameters) > 1:
+            raise ConfigurationError(
+                f"durable handler {self.name!r} takes {len(parameters)} parameters; it takes"
+                " one input (a pydantic model, dataclass, TypedDict or JSON value) or none"
+            )
+        self._parameter = parameters[0].name if parameters else None
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
+        return self.fn(*args, **kwargs)
+
+    # Annotations are resolved on first use, so handlers may refer to types defined later in
+    # their module (``from __future__ import annotations``).
+    def _annotation(self, key: str) -> Any:
+        if self._hints is None:
+            try:
+                self._hints = typing.get_type_hints(self.fn)
+            except Exception as exc:
+                raise ConfigurationError(
+                    f"cannot resolve the annotations of durable handler {self.name!r}: {exc}"
+                ) from exc
+        return self._hints.get(key, Any)
+
+    @property
+    def takes_input(self) -> bool:
+        return self._parameter is not None
+
+    @property
+    def input_type(self) -> Any:
+        return Any if self._parameter is None else self._annotation(self._parameter)
+
+    @property
+    def output_type(self) -> Any:
+        return self._annotation("return")
+
+    def payload_from(self, data: Any) -> Any:
+        """Validate ``data`` (a value or plain JSON) as this handler's input and return the JSON
+        to store. Raises :class:`InvalidPayload` naming the problem."""
+        if not self.takes_input:
+            if data not in (None, {}):
+                raise InvalidPayload(f"durable handler {self.name!r} takes no input")
+            return None
+        try:
+            value = from_json(data, self.input_type)
+            return to_json(value, self.input_type, name="payload")
+        except ValidationError as exc:
+            raise InvalidPayload(f"invalid payload for task {self.name!r}: {exc}") from exc
+        except SerializationError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise InvalidPayload(f"invalid payload for task {self.name!r}: {exc}") from exc
+
+    def input_from(self, payload: Any) -> Any:
+        """The handler's argument, rebuilt from the stored payload."""
+        if not self.takes_input:
+            return NO_INPUT
+        try:
+            return from_json(payload, self.input_type)
+        except ValidationError as exc:
+            raise InvalidPayload(
+                f"stored payload no longer fits task {self.name!r}: {exc}"
+            ) from exc
+
+    def call_with(self, argument: Any) -> Awaitable[R]:
+        if argument is NO_INPUT:
+            return self.fn()  # type: ignore[call-arg]
+        return self.fn(argument)  # type: ignore[call-arg]
+
+    def result_to_json(self, value: Any) -> Any:
+        """The handler's result as stored (plain JSON shaped by the return annotation)."""
+        try:
+            return to_json(value, self.output_type, name=f"the result of task {self.name!r}")
+        except SerializationError:
+            raise
+        except Exception as exc:
+            raise SerializationError(
+                f"the result of task {self.name!r} cannot be stored as JSON: {exc}"
+            ) from exc
+
+    def result_from_json(self, data: Any) -> Any:
+        return from_json(data, self.output_type)
+
+
+_registry: dict[str, DurableHandler[..., Any]] = {}
+
+
+def durable(
+    name: str,
+    *,
+    timeout: timedelta | float | str | None = None,
+    on_failure: OnFailure | None = None,
+) -> Callable[[Callable[P, Awaitable[R]]], DurableHandler[P, R]]:
+    """Register an async function as the durable handler of task ``name``.
+
+    ``timeout`` is a deadline counted from when the execution was started; past it the execution
+    fails (``on_failure`` first gets a chance). ``on_failure(data, failure)`` may turn a failure
+    into a normal result by returning one.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigurationError("a durable handler needs a non-empty task name")
+    limit = None if timeout is None else parse_duration(timeout, name="timeout")
+
+    def register(fn: Callable[P, Awaitable[R]]) -> DurableHandler[P, R]:
+        if not inspect.iscoroutinefunction(fn):
+            raise ConfigurationError(f"durable handler {name!r} must be an async function")
+        handler = DurableHandler(name=name, fn=fn, timeout=limit, on_failure=on_failure)
+        existing = _registry.get(name)
+        if existing is not None and _origin(existing.fn) != _origin(fn):
+            raise ConfigurationError(
+                f"two durable handlers are registered as {name!r}: {_origin(existing.fn)} and"
+                f" {_origin(fn)}"
+            )
+        _registry[name] = handler
+        return handler
+
+    return register
+
+
+def _origin(fn: Callable[..., Any]) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+def get_handler(name: str) -> DurableHandler[..., Any]:
+    """The handler registered as ``name``; :class:`UnknownTask` when there is none."""
+    try:
+        return _registry[name]
+    except KeyError:
+        raise UnknownTask(name) from None
+
+
+def find_handler(name: str) -> DurableHandler[..., Any] | None:
+    return _registry.get(name)
+
+
+def registered_names() -> list[str]:
+    return sorted(_registry)

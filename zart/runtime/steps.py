@@ -1,0 +1,196 @@
+"""Steps: ``@zart.step(name, retry=, timeout=, timeout_scope=)`` and the awaitable step call.
+
+Calling a step function does not run it: it returns a :class:`StepCall`, which runs when
+awaited — durably inside an execution (replayed from its stored outcome when there is one),
+plainly outside one. ``.named(...)`` overrides the step name at the call site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import string
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Generic, Literal, ParamSpec, TypeVar
+
+from zart.durations import RetryPolicy, parse_duration, parse_retry
+from zart.errors import ConfigurationError
+from zart.runtime.context import current_run, current_step
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+TimeoutScope = Literal["global", "per_attempt"]
+
+
+@dataclass(frozen=True, slots=True)
+class StepDefinition:
+    """How a step function is to be run: its name template, retry policy and timeout."""
+
+    name: str
+    fn: Callable[..., Any]
+    retry: RetryPolicy
+    timeout: timedelta | None
+    timeout_scope: TimeoutScope
+    signature: inspect.Signature
+    placeholders: frozenset[str]
+
+    def resolve_name(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        """The step name for one call: ``{placeholders}`` filled from the bound arguments."""
+        if not self.placeholders:
+            return self.name
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return self.name.format_map(bound.arguments)
+
+    async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run the body once: awaited if async, in a worker thread if sync (the thread sees the
+        same ``zart.context()``)."""
+        if inspect.iscoroutinefunction(self.fn):
+            return await self.fn(*args, **kwargs)
+        result = await asyncio.to_thread(self.fn, *args, **kwargs)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+
+class StepCall(Coroutine[Any, Any, R], Generic[R]):
+    """One call of a step function, not yet run.
+
+    It is a real coroutine (so ``asyncio.TaskGroup.create_task`` accepts it) whose work starts
+    on the first ``await``; ``.named()`` must come before that.
+    """
+
+    __slots__ = ("_coroutine", "args", "definition", "kwargs", "name_override")
+
+    def __init__(
+        self,
+        definition: StepDefinition,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name_override: str | None = None,
+    ) -> None:
+        self.definition = definition
+        self.args = args
+        self.kwargs = kwargs
+        self.name_override = name_override
+        self._coroutine: Coroutine[Any, Any, R] | None = None
+
+    @property
+    def name(self) -> str:
+        if self.name_override is not None:
+            return self.name_override
+        return self.definition.resolve_name(self.args, self.kwargs)
+
+    def named(self, name: str) -> StepCall[R]:
+        """This call under another step name (for static step functions called in a loop)."""
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError("a step name must be a non-empty string")
+        if self._coroutine is not None:
+            raise ConfigurationError(".named() must be called before the step is awaited")
+        return StepCall(self.definition, self.args, self.kwargs, name)
+
+    def _started(self) -> Coroutine[Any, Any, R]:
+        if self._coroutine is None:
+            self._coroutine = _run_call(self)
+        return self._coroutine
+
+    def __await__(self) -> Generator[Any, None, R]:
+        return self._started().__await__()
+
+    def send(self, value: Any) -> Any:
+        return self._started().send(value)
+
+    def throw(self, *args: Any) -> Any:
+        return self._started().throw(*args)
+
+    def close(self) -> None:
+        if self._coroutine is not None:
+            self._coroutine.close()
+
+    def __repr__(self) -> str:
+        return f"<StepCall {self.name!r}>"
+
+
+async def _run_call(call: StepCall[R]) -> R:
+    run = current_run.get()
+    # Outside an execution, or inside another step's body: just run the function.
+    if run is None or current_step.get() is not None:
+        result: R = await call.definition.invoke(call.args, call.kwargs)
+        return result
+    return await run.run_step(call)  # type: ignore[no-any-return]
+
+
+class StepFunction(Generic[P, R]):
+    """A function decorated with ``@zart.step``; calling it gives a :class:`StepCall`."""
+
+    def __init__(self, definition: StepDefinition) -> None:
+        self.definition = definition
+        functools.update_wrapper(self, definition.fn)
+
+    @property
+    def step_name(self) -> str:
+        return self.definition.name
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> StepCall[R]:
+        return StepCall(self.definition, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<zart step {self.definition.name!r}>"
+
+
+def _placeholders(name: str, signature: inspect.Signature) -> frozenset[str]:
+    fields: set[str] = set()
+    try:
+        parsed = list(string.Formatter().parse(name))
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid step name template {name!r}: {exc}") from exc
+    for _literal, field_name, _spec, _conversion in parsed:
+        if field_name is None:
+            continue
+        root = field_name.split(".", 1)[0].split("[", 1)[0]
+        if root not in signature.parameters:
+            raise ConfigurationError(
+                f"step name {name!r} refers to {{{field_name}}}, but the function has no"
+                f" parameter {root!r} (parameters: {', '.join(signature.parameters) or 'none'})"
+            )
+        fields.add(root)
+    return frozenset(fields)
+
+
+def define_step(
+    name: str,
+    *,
+    retry: str | RetryPolicy | None = None,
+    timeout: timedelta | float | str | None = None,
+    timeout_scope: TimeoutScope = "global",
+) -> Callable[[Callable[P, Awaitable[R]] | Callable[P, R]], StepFunction[P, R]]:
+    """The ``@zart.step(name, ...)`` decorator. Every option is checked here, at import time."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigurationError("a step needs a non-empty name")
+    policy = parse_retry(retry)
+    limit = None if timeout is None else parse_duration(timeout, name="timeout")
+    if timeout_scope not in ("global", "per_attempt"):
+        raise ConfigurationError(
+            f"timeout_scope must be 'global' or 'per_attempt', not {timeout_scope!r}"
+        )
+
+    def decorate(fn: Callable[P, Awaitable[R]] | Callable[P, R]) -> StepFunction[P, R]:
+        if not callable(fn):
+            raise ConfigurationError(f"@zart.step({name!r}) decorates a function")
+        signature = inspect.signature(fn)
+        definition = StepDefinition(
+            name=name,
+            fn=fn,
+            retry=policy,
+            timeout=limit,
+            timeout_scope=timeout_scope,
+            signature=signature,
+            placeholders=_placeholders(name, signature),
+        )
+        return StepFunction(definition)
+
+    return decorate

@@ -1,0 +1,307 @@
+"""``DurableScheduler``: the control plane an application holds.
+
+It starts executions (idempotently), reports on them, waits for them, cancels them, and can run
+an in-process worker. It owns its engine when given a URL and borrows it when given one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from zart.clock import SYSTEM_CLOCK, Clock
+from zart.database import DEFAULT_DATABASE_URL, create_engine, with_schema
+from zart.errors import (
+    ConfigurationError,
+    ExecutionCancelled,
+    ExecutionFailed,
+    ExecutionNotFound,
+    InvalidPayload,
+    UnknownTask,
+    WaitTimedOut,
+)
+from zart.migrations import upgrade
+from zart.models import ExecutionStatus
+from zart.repositories import executions as executions_repo
+from zart.repositories import workers as workers_repo
+from zart.repositories.executions import ExecutionFilter, SortField
+from zart.repositories.records import ExecutionPage, ExecutionRecord
+from zart.runtime.execution import DEFAULT_MAX_PAYLOAD_BYTES, Runtime
+from zart.runtime.registry import DurableHandler, find_handler, registered_names
+from zart.serialization import check_size
+from zart.worker import Worker, WorkerSettings
+
+#: A worker counts as alive (for starts by name) if it heartbeated this recently.
+LIVE_WORKER_WINDOW = timedelta(minutes=2)
+
+Target = DurableHandler[..., Any] | str
+
+
+class DurableScheduler:
+    """Start, inspect, wait for and cancel durable executions; run workers in-process.
+
+    ``DurableScheduler("postgresql+asyncpg://...")`` or ``DurableScheduler(engine=app_engine)``;
+    the default database is the embedded SQLite file ``zart.db``. Use it as an async context
+    manager, or call :meth:`close` when done.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        engine: AsyncEngine | None = None,
+        schema: str | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
+        if url is not None and engine is not None:
+            raise ConfigurationError("give a database URL or an engine, not both")
+        self._owns_engine = engine is None
+        base = engine if engine is not None else create_engine(url or DEFAULT_DATABASE_URL)
+        self._base_engine = base
+        self.schema = schema
+        self.engine = with_schema(base, schema)
+        self.clock = clock
+        self.runtime = Runtime(self.engine, clock, max_payload_bytes)
+        self._workers: list[Worker] = []
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop in-process workers and release the engine (if this scheduler created it)."""
+        if self._closed:
+            return
+        self._closed = True
+        for worker in list(self._workers):
+            await worker.stop()
+        if self._owns_engine:
+            await self._base_engine.dispose()
+
+    async def migrate(self) -> None:
+        """Create or upgrade Zart's tables (the same as ``zart db upgrade``)."""
+        await upgrade(self._base_engine, schema=self.schema)
+
+    # -- starting ---------------------------------------------------------------------------
+
+    async def start(
+        self,
+        handler: Target,
+        payload: Any = None,
+        *,
+        execution_id: str | None = None,
+        session: AsyncSession | AsyncConnection | None = None,
+    ) -> str:
+        """Start an execution of ``handler`` (a durable handler or its task name) and return
+        its id.
+
+        Idempotent by ``execution_id``: an existing execution with the same task and payload is
+        returned and nothing new starts; a different task or payload raises
+        :class:`~zart.ExecutionAlreadyExists`. With ``session=`` the execution row is written
+        in the caller's transaction and is committed (or rolled back) with it.
+        """
+        task_name, stored = await self._validated(handler, payload)
+        if execution_id is not None and (not isinstance(execution_id, str) or not execution_id):
+            raise InvalidPayload("execution_id must be a non-empty string")
+        execution_id = execution_id or str(uuid.uuid4())
+        target = find_handler(task_name)
+        now = self.clock.now()
+        deadline = now + target.timeout if target is not None and target.timeout else None
+        if session is not None:
+            conn = await _connection_of(session)
+            created = await executions_repo.create_execution(
+                conn,
+                execution_id=execution_id,
+                task_name=task_name,
+                payload=stored,
+                now=now,
+                deadline_at=deadline,
+            )
+        else:
+            async with self.engine.begin() as conn:
+                created = await executions_repo.create_execution(
+                    conn,
+                    execution_id=execution_id,
+                    task_name=task_name,
+                    payload=stored,
+                    now=now,
+                    deadline_at=deadline,
+                )
+            if created.created:
+                for worker in self._workers:
+                    worker.wake()
+        return created.execution.execution_id
+
+    async def _validated(self, handler: Target, payload: Any) -> tuple[str, Any]:
+        if isinstance(handler, DurableHandler):
+            target: DurableHandler[..., Any] | None = handler
+            task_name = handler.name
+        elif isinstance(handler, str):
+            task_name = handler
+            target = find_handler(task_name)
+            if target is None and task_name not in await self._live_task_names():
+                raise UnknownTask(task_name)
+        else:
+            raise ConfigurationError(
+                f"start() takes a durable handler or a task name, not {type(handler).__name__}"
+            )
+        # Started by name for a handler only a remote worker knows: the worker validates it.
+        stored = payload if target is None else target.payload_from(payload)
+        check_size(stored, self.runtime.max_payload_bytes, name="payload")
+        return task_name, stored
+
+    async def _live_task_names(self) -> set[str]:
+        async with self.engine.connect() as conn:
+            return await workers_repo.live_task_names(
+                conn, seen_since=self.clock.now() - LIVE_WORKER_WINDOW
+            )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def status(self, execution_id: str) -> ExecutionRecord:
+        """The execution as stored; :class:`~zart.ExecutionNotFound` when there is none."""
+        async with self.engine.connect() as conn:
+            record = await executions_repo.get_execution(conn, execution_id)
+        if record is None:
+            raise ExecutionNotFound(execution_id)
+        return record
+
+    async def list_executions(
+        self,
+        *,
+        status: ExecutionStatus | str | None = None,
+        task_name: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        search: str | None = None,
+        sort_by: SortField = "created_at",
+        descending: bool = True,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> ExecutionPage:
+        """A page of executions, newest first by default, with the total number of matches."""
+        if not 1 <= limit <= 1000:
+            raise InvalidPayload(f"limit must be between 1 and 1000, not {limit}")
+        if offset < 0:
+            raise InvalidPayload(f"offset must not be negative, not {offset}")
+        try:
+            wanted = None if status is None else ExecutionStatus(status)
+        except ValueError:
+            choices = ", ".join(s.value for s in ExecutionStatus)
+            raise InvalidPayload(f"unknown status {status!r}; one of: {choices}") from None
+        where = ExecutionFilter(wanted, task_name, created_from, created_to, search)
+        async with self.engine.connect() as conn:
+            return await executions_repo.list_executions(
+                conn, where, sort_by=sort_by, descending=descending, limit=limit, offset=offset
+            )
+
+    async def wait(self, execution_id: str, timeout: float | None = 30.0) -> Any:
+        """Wait for the execution to finish and return the handler's result.
+
+        The result is rebuilt with the handler's return annotation when the handler is
+        registered in this process (plain JSON otherwise). Raises
+        :class:`~zart.ExecutionFailed`, :class:`~zart.ExecutionCancelled`, or
+        :class:`~zart.WaitTimedOut` (the execution keeps running).
+        """
+        record = await self.wait_finished(execution_id, timeout)
+        if record.status is ExecutionStatus.FAILED:
+            raise ExecutionFailed(execution_id, record.error)
+        if record.status is ExecutionStatus.CANCELLED:
+            raise ExecutionCancelled(execution_id)
+        handler = find_handler(record.task_name)
+        return record.result if handler is None else handler.result_from_json(record.result)
+
+    async def wait_finished(
+        self, execution_id: str, timeout: float | None = 30.0
+    ) -> ExecutionRecord:
+        """Wait until the execution is completed, failed or cancelled and return its record."""
+        give_up = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            record = await self.status(execution_id)
+            if record.is_terminal:
+                return record
+            if give_up is not None and time.monotonic() >= give_up:
+                raise WaitTimedOut(execution_id, timeout or 0.0)
+            pause = delay if give_up is None else min(delay, max(give_up - time.monotonic(), 0))
+            await asyncio.sleep(pause)
+            delay = min(delay * 2, 0.25)
+
+    # -- changing ---------------------------------------------------------------------------
+
+    async def cancel(self, execution_id: str) -> bool:
+        """Cancel an unfinished execution: True if it was cancelled now, False if it had
+        already finished. Unknown ids raise :class:`~zart.ExecutionNotFound`."""
+        async with self.engine.begin() as conn:
+            cancelled = await executions_repo.cancel_execution(
+                conn, execution_id, now=self.clock.now()
+            )
+            if (
+                cancelled is None
+                and await executions_repo.get_execution(conn, execution_id) is None
+            ):
+                raise ExecutionNotFound(execution_id)
+        if cancelled is not None:
+            for worker in self._workers:
+                worker.abort(execution_id)
+        return cancelled is not None
+
+    # -- workers ----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def run_worker(
+        self,
+        concurrency: int = 64,
+        lease_timeout: float = 30.0,
+        *,
+        task_names: list[str] | None = None,
+        poll_interval: float = 0.5,
+        heartbeat_interval: float | None = None,
+        shutdown_timeout: float = 30.0,
+    ) -> AsyncIterator[Worker]:
+        """Run a worker in this process while the block runs (apps, tests, scripts).
+
+        It runs every durable handler registered in this process, or ``task_names``.
+        """
+        settings = WorkerSettings(
+            concurrency=concurrency,
+            lease_timeout=lease_timeout,
+            heartbeat_interval=heartbeat_interval,
+            poll_interval=poll_interval,
+            shutdown_timeout=shutdown_timeout,
+        )
+        worker = Worker(self.runtime, task_names or registered_names(), settings)
+        await worker.start()
+        self._workers.append(worker)
+        try:
+            yield worker
+        finally:
+            self._workers.remove(worker)
+            await worker.stop()
+
+
+async def _connection_of(session: AsyncSession | AsyncConnection) -> AsyncConnection:
+    if isinstance(session, AsyncSession):
+        return await session.connection()
+    if isinstance(session, AsyncConnection):
+        return session
+    raise ConfigurationError(
+        f"session= takes an AsyncSession or AsyncConnection, not {type(session).__name__}"
+    )

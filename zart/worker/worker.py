@@ -1,0 +1,310 @@
+"""The worker: a small supervisor of named loops that claims executions and runs them.
+
+- the **claim loop** claims as many ready executions as there are free slots (and loads their
+  recorded outcomes in the same transaction), then waits for a wake-up, a freed slot or the
+  poll interval;
+- the **heartbeat loop** renews the leases of the executions in flight (stopping those whose
+  lease was lost) and records that the worker is alive.
+
+Each claimed execution runs as its own named task. A side loop that dies of an unexpected error
+stops the worker loudly. Shutdown is graceful: stop claiming, let runs finish within a time
+limit, then cancel the rest and hand their leases back so another worker resumes them at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from zart.errors import ConfigurationError, LeaseLost
+from zart.logs import log
+from zart.repositories import executions as executions_repo
+from zart.repositories import steps as steps_repo
+from zart.repositories import workers as workers_repo
+from zart.repositories.records import ClaimedExecution, Lease, StepRecord
+from zart.runtime.execution import Runtime, execute
+from zart.runtime.registry import find_handler
+
+#: Errors a loop survives: the database is briefly unreachable. Anything else is a bug.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
+#: Errors handing a lease back may meet: someone else owns it already, or the database is away.
+RELEASE_ERRORS: tuple[type[BaseException], ...] = (LeaseLost, *TRANSIENT_ERRORS)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """How a worker runs. Every duration is in seconds."""
+
+    concurrency: int = 64
+    lease_timeout: float = 30.0
+    heartbeat_interval: float | None = None  # default: a third of the lease timeout
+    poll_interval: float = 0.5
+    shutdown_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigurationError(f"concurrency must be at least 1, not {self.concurrency}")
+        if self.lease_timeout <= 0:
+            raise ConfigurationError(f"lease_timeout must be positive, not {self.lease_timeout}")
+        if self.heartbeat_interval is not None and not (
+            0 < self.heartbeat_interval < self.lease_timeout
+        ):
+            raise ConfigurationError("heartbeat_interval must be positive and below lease_timeout")
+        if self.poll_interval <= 0:
+            raise ConfigurationError(f"poll_interval must be positive, not {self.poll_interval}")
+
+    @property
+    def heartbeat_every(self) -> float:
+        return self.heartbeat_interval or self.lease_timeout / 3
+
+
+class Worker:
+    """Claims executions of the given task names and runs their handlers."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        task_names: Iterable[str],
+        settings: WorkerSettings | None = None,
+        *,
+        worker_id: str | None = None,
+        on_finished: Callable[[str], None] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.task_names = sorted(set(task_names))
+        if not self.task_names:
+            raise ConfigurationError(
+                "the worker has no durable handler to run; import the modules that define them"
+            )
+        self.settings = settings or WorkerSettings()
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._on_finished = on_finished
+        self._in_flight: dict[str, tuple[asyncio.Task[Any], Lease]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+        self._started = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Register the worker and start its loops (returns at once)."""
+        if self._started:
+            raise ConfigurationError("this worker was already started")
+        self._started = True
+        async with self.runtime.engine.begin() as conn:
+            await workers_repo.register_worker(
+                conn,
+                worker_id=self.worker_id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                task_names=self.task_names,
+                concurrency=self.settings.concurrency,
+                now=self.runtime.clock.now(),
+            )
+        self._loops = [
+            self._supervise("claim", self._claim_loop),
+            self._supervise("heartbeat", self._heartbeat_loop),
+        ]
+        log(
+            "worker_started",
+            f"worker {self.worker_id} started",
+            worker_id=self.worker_id,
+            tasks=self.task_names,
+            concurrency=self.settings.concurrency,
+        )
+
+    def _supervise(
+        self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]
+    ) -> asyncio.Task[None]:
+        task = asyncio.create_task(loop(), name=f"zart-worker-{name}")
+        task.add_done_callback(self._loop_ended)
+        return task
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._stopping.is_set():
+            return
+        error = task.exception()
+        log(
+            "worker_loop_died",
+            f"{task.get_name()} died: {error!r}; stopping the worker",
+            level=40,
+            worker_id=self.worker_id,
+        )
+        self._stopping.set()
+
+    async def wait_stopped(self) -> None:
+        """Wait until the worker is asked to stop (or one of its loops died)."""
+        await self._stopping.wait()
+        for task in self._loops:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise RuntimeError(f"worker loop {task.get_name()} died") from task.exception()
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop claiming, give running executions ``timeout`` seconds (default: the
+        ``shutdown_timeout`` setting) to finish, then cancel them and release their leases."""
+        self._stopping.set()
+        self._wake.set()
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        limit = self.settings.shutdown_timeout if timeout is None else timeout
+        running = [task for task, _ in self._in_flight.values()]
+        if running:
+            await asyncio.wait(running, timeout=limit)
+        leftovers = list(self._in_flight.items())
+        for _, (task, _lease) in leftovers:
+            task.cancel()
+        await asyncio.gather(*(task for _, (task, _) in leftovers), return_exceptions=True)
+        await self._release([lease for _, (_, lease) in leftovers])
+        try:
+            async with self.runtime.engine.begin() as conn:
+                await workers_repo.mark_worker_stopped(
+                    conn, self.worker_id, now=self.runtime.clock.now()
+                )
+        except TRANSIENT_ERRORS as exc:
+            log("worker_stop_unrecorded", f"could not record the stop: {exc}", level=30)
+        log(
+            "worker_stopped",
+            f"worker {self.worker_id} stopped",
+            worker_id=self.worker_id,
+            released=len(leftovers),
+        )
+
+    async def _release(self, leases: list[Lease]) -> None:
+        for lease in leases:
+            try:
+                async with self.runtime.engine.begin() as conn:
+                    await executions_repo.release_lease(conn, lease, now=self.runtime.clock.now())
+            except RELEASE_ERRORS:
+                pass  # someone else owns it, or its lease will simply expire
+
+    def wake(self) -> None:
+        """Look for ready executions now (called when one is started in this process)."""
+        self._wake.set()
+
+    def abort(self, execution_id: str) -> bool:
+        """Stop running ``execution_id`` here at once (it was cancelled). True if it ran here."""
+        entry = self._in_flight.get(execution_id)
+        if entry is None:
+            return False
+        entry[0].cancel()
+        return True
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    # -- claim loop -----------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping.is_set():
+            # Cleared before claiming: a wake-up that arrives during the claim is not lost.
+            self._wake.clear()
+            free = self.settings.concurrency - len(self._in_flight)
+            if free > 0:
+                try:
+                    await self._claim(free)
+                except TRANSIENT_ERRORS as exc:
+                    log("claim_failed", f"claim failed: {exc}", level=30, worker_id=self.worker_id)
+            # Ready work beyond the free slots waits for a slot (its end sets the wake event).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+
+    async def _claim(self, free: int) -> int:
+        now = self.runtime.clock.now()
+        async with self.runtime.engine.begin() as conn:
+            claimed = await executions_repo.claim_ready_executions(
+                conn,
+                worker_id=self.worker_id,
+                task_names=self.task_names,
+                limit=free,
+                now=now,
+                lease_timeout=timedelta(seconds=self.settings.lease_timeout),
+            )
+            outcomes = (
+                await steps_repo.load_outcomes_of_runs(conn, [c.execution.run_id for c in claimed])
+                if claimed
+                else {}
+            )
+        for item in claimed:
+            self._spawn(item, outcomes.get(item.execution.run_id, {}))
+        return len(claimed)
+
+    def _spawn(self, claimed: ClaimedExecution, outcomes: dict[str, StepRecord]) -> None:
+        execution_id = claimed.execution.execution_id
+        handler = find_handler(claimed.execution.task_name)
+        if handler is None:  # pragma: no cover - we only claim task names we registered
+            return
+        task = asyncio.create_task(
+            execute(self.runtime, handler, claimed, outcomes), name=f"zart-execution-{execution_id}"
+        )
+        self._in_flight[execution_id] = (task, claimed.lease)
+        task.add_done_callback(lambda done: self._execution_ended(execution_id, done))
+        log(
+            "execution_claimed",
+            "execution claimed",
+            execution_id=execution_id,
+            worker_id=self.worker_id,
+            claim_count=claimed.execution.claim_count,
+        )
+
+    def _execution_ended(self, execution_id: str, task: asyncio.Task[Any]) -> None:
+        self._in_flight.pop(execution_id, None)
+        self._wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            log(
+                "execution_crashed",
+                f"execution task crashed: {task.exception()!r}",
+                level=40,
+                execution_id=execution_id,
+            )
+        if self._on_finished is not None:
+            self._on_finished(execution_id)
+
+    # -- heartbeat loop -------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._stopping.is_set():
+            await asyncio.sleep(self.settings.heartbeat_every)
+            try:
+                await self._heartbeat()
+            except TRANSIENT_ERRORS as exc:
+                log(
+                    "heartbeat_failed",
+                    f"heartbeat failed: {exc}",
+                    level=30,
+                    worker_id=self.worker_id,
+                )
+
+    async def _heartbeat(self) -> None:
+        leases = [lease for _, lease in self._in_flight.values()]
+        now = self.runtime.clock.now()
+        async with self.runtime.engine.begin() as conn:
+            renewed, lost = await executions_repo.renew_leases(
+                conn, leases, now=now, lease_timeout=timedelta(seconds=self.settings.lease_timeout)
+            )
+            await workers_repo.record_worker_heartbeat(conn, self.worker_id, now=now)
+        for lease in renewed:
+            entry = self._in_flight.get(lease.execution_id)
+            if entry is not None:
+                self._in_flight[lease.execution_id] = (entry[0], lease)
+        for lease in lost:
+            entry = self._in_flight.get(lease.execution_id)
+            if entry is not None and entry[1].token == lease.token:
+                log(
+                    "lease_lost",
+                    "lease lost; stopping the execution here",
+                    execution_id=lease.execution_id,
+                    worker_id=self.worker_id,
+                )
+                entry[0].cancel()
