@@ -22,12 +22,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zart.database import parse_url, with_schema
-from zart.errors import MigrationError
+from zart.errors import ConfigurationError, MigrationError
 from zart.models import metadata
 
 VERSION_TABLE = "zart_alembic_version"
@@ -40,9 +41,14 @@ def script_location() -> Path:
     """Where the migration environment is: inside the installed package, or at the top of a
     source checkout (where it lives, next to the package)."""
     here = Path(__file__).resolve().parent
-    for candidate in (here / "alembic", here.parent / "alembic"):
-        if (candidate / "env.py").is_file():
-            return candidate
+    packaged = here / "alembic"
+    if (packaged / "env.py").is_file() and (packaged / "versions").is_dir():
+        return packaged
+    # Only a source checkout (pyproject.toml beside the package) has it one level up; in an
+    # installed environment that path would be the alembic library itself.
+    source = here.parent / "alembic"
+    if (here.parent / "pyproject.toml").is_file() and (source / "env.py").is_file():
+        return source
     raise MigrationError(f"Zart's migration environment was not found next to {here}")
 
 
@@ -66,7 +72,7 @@ def head_revision() -> str:
 async def _run_locked(
     engine: AsyncEngine, schema: str | None, action: Callable[[Connection], Any]
 ) -> Any:
-    engine = with_schema(engine, schema)
+    engine = with_schema(engine, schema)  # also validates the schema name
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Held until this transaction ends: concurrent upgrades queue up here.
@@ -75,7 +81,30 @@ async def _run_locked(
             )
             if schema is not None:
                 await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-        return await conn.run_sync(action)
+        return await conn.run_sync(_explained(action))
+
+
+def _explained(action: Callable[[Connection], Any]) -> Callable[[Connection], Any]:
+    """Alembic's own errors (an unknown revision, a database migrated by a newer Zart) become
+    :class:`MigrationError` with a message that says what to do."""
+
+    def run(connection: Connection) -> Any:
+        try:
+            return action(connection)
+        except CommandError as exc:
+            raise MigrationError(_explain(exc)) from exc
+
+    return run
+
+
+def _explain(exc: CommandError) -> str:
+    message = str(exc)
+    if "Can't locate revision" in message:
+        return (
+            f"{message}. If the database names a revision this Zart does not know, it was"
+            " migrated by a newer version of Zart: upgrade Zart rather than the database"
+        )
+    return message
 
 
 def _with_connection(config: Config, connection: Connection) -> Config:
@@ -123,12 +152,17 @@ def upgrade_sql(
 ) -> str:
     """The DDL an upgrade would run, for teams that apply migrations with their own tools."""
     parsed = parse_url(url)
+    if schema is not None and parsed.get_backend_name() == "sqlite":
+        raise ConfigurationError("schema= is a PostgreSQL option; SQLite has no schemas")
     config = alembic_config(url=parsed.render_as_string(hide_password=False), schema=schema)
     target = revision if from_revision is None else f"{from_revision}:{revision}"
     buffer = io.StringIO()
     config.output_buffer = buffer
     with redirect_stdout(io.StringIO()):
-        command.upgrade(config, target, sql=True)
+        try:
+            command.upgrade(config, target, sql=True)
+        except CommandError as exc:
+            raise MigrationError(_explain(exc)) from exc
     return buffer.getvalue()
 
 
@@ -189,5 +223,6 @@ async def check(engine: AsyncEngine, *, schema: str | None = None) -> SchemaChec
         diffs = compare_metadata(context, target_metadata(schema))
         return SchemaCheck(current=current, head=head, differences=tuple(map(str, diffs)))
 
+    with_schema(engine, schema)  # validates the schema for this backend
     async with engine.connect() as conn:
         return await conn.run_sync(action)

@@ -1,0 +1,5 @@
+"""``python -m zart``: the same as the ``zart`` command."""
+
+from zart.cli import main
+
+main()

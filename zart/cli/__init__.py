@@ -1,0 +1,53 @@
+"""The ``zart`` command line: a root Typer app with one sub-app per area (``zart db ...``).
+
+Every command is a thin edge (STYLE rule 7): it parses its options, runs one service call
+under ``asyncio.run`` and formats the answer. Options take their defaults from ``ZART_*``
+environment variables.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from zart import __version__
+from zart.cli import db
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="zart",
+    help="Zart: durable execution for Python applications on SQLAlchemy.",
+    no_args_is_help=True,
+    add_completion=False,
+    # A traceback's locals can hold a database URL with its password in it.
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(db.app, name="db")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"zart {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print Zart's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Zart: durable execution for Python applications on SQLAlchemy."""
+
+
+def main() -> None:
+    """Entry point of the ``zart`` script (and of ``python -m zart``)."""
+    app(prog_name="zart")
