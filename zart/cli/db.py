@@ -7,46 +7,18 @@ line on stderr and exit code 1, never a traceback.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Annotated, NoReturn, TypeVar
+from collections.abc import Iterator
+from typing import Annotated
 
 import typer
-from alembic.util import CommandError
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zart import migrations
-from zart.database import DEFAULT_DATABASE_URL, create_engine
+from zart.cli.common import DatabaseUrl, Schema, fail, run_on
+from zart.database import DEFAULT_DATABASE_URL
 from zart.errors import ZartError
 
-__all__ = ["DatabaseUrl", "Schema", "app"]
-
-T = TypeVar("T")
-
-#: How long a failed command waits for aiosqlite's worker threads (see _let_sqlite_threads_stop).
-SQLITE_THREAD_GRACE_SECONDS = 1.0
-
-# Shared by every command that opens the database; move to a common module when a second
-# sub-app (worker, serve, ...) needs them.
-DatabaseUrl = Annotated[
-    str,
-    typer.Option(
-        "--database-url",
-        envvar="ZART_DATABASE_URL",
-        help="SQLAlchemy URL of the database (postgresql+asyncpg://... or sqlite+aiosqlite:///...).",
-    ),
-]
-Schema = Annotated[
-    str | None,
-    typer.Option(
-        "--schema",
-        envvar="ZART_SCHEMA",
-        help="PostgreSQL schema holding Zart's tables (default: the connection's search path).",
-    ),
-]
+__all__ = ["app"]
 
 app = typer.Typer(help="Create, upgrade and check Zart's tables.", no_args_is_help=True)
 
@@ -63,7 +35,7 @@ def upgrade(
         await migrations.upgrade(engine, revision, schema=schema)
         return await migrations.current_revision(engine, schema=schema)
 
-    typer.echo(_revision_line(_run_on(database_url, action)))
+    typer.echo(_revision_line(run_on(database_url, action)))
 
 
 # Unknown options pass through as arguments so that a relative revision such as "-2" is read as
@@ -82,7 +54,7 @@ def downgrade(
         await migrations.downgrade(engine, revision, schema=schema)
         return await migrations.current_revision(engine, schema=schema)
 
-    typer.echo(_revision_line(_run_on(database_url, action)))
+    typer.echo(_revision_line(run_on(database_url, action)))
 
 
 @app.command()
@@ -103,8 +75,8 @@ def sql(
         ddl = migrations.upgrade_sql(
             database_url, revision, schema=schema, from_revision=from_revision
         )
-    except (ZartError, CommandError) as exc:
-        _fail(str(exc))
+    except ZartError as exc:
+        fail(str(exc))
     typer.echo(ddl, nl=False)
 
 
@@ -114,7 +86,7 @@ def check(database_url: DatabaseUrl = DEFAULT_DATABASE_URL, schema: Schema = Non
 
     Exit 0 when they are; otherwise say what is pending or different and exit 1.
     """
-    result = _run_on(database_url, lambda engine: migrations.check(engine, schema=schema))
+    result = run_on(database_url, lambda engine: migrations.check(engine, schema=schema))
     for line in _check_report(result):
         typer.echo(line)
     if not result.ok:
@@ -151,51 +123,3 @@ def _check_report(result: migrations.SchemaCheck) -> Iterator[str]:
     if result.differences:
         yield "Differences between the database and the models:"
         yield from (f"  - {difference}" for difference in result.differences)
-
-
-def _run_on(url: str, action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Run ``action`` on an engine for ``url``, turning the errors a user can fix into one
-    ``error:`` line and exit code 1."""
-
-    async def run() -> T:
-        engine = create_engine(url)
-        try:
-            return await action(engine)
-        except Exception:
-            await _let_sqlite_threads_stop()
-            raise
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(run())
-    except (ZartError, CommandError) as exc:
-        _fail(str(exc))
-    except DBAPIError as exc:
-        _fail(f"database error on {_shown(url)}: {exc.orig if exc.orig is not None else exc}")
-    except OSError as exc:  # connection refused, unknown host, timeout
-        _fail(f"cannot connect to {_shown(url)}: {str(exc) or type(exc).__name__}")
-
-
-async def _let_sqlite_threads_stop() -> None:
-    """Give aiosqlite's worker threads time to stop while the event loop still runs.
-
-    When a SQLite file cannot be opened, aiosqlite (0.22) asks the connection's worker thread to
-    stop without waiting for it; if ``asyncio.run`` closes the loop first, the thread dies with
-    "Event loop is closed" and prints a traceback after our one-line error
-    (omnilib/aiosqlite#241). Such a thread stops within milliseconds once the loop lets it.
-    """
-    for thread in threading.enumerate():
-        if thread.name.endswith("(_connection_worker_thread)"):
-            await asyncio.to_thread(thread.join, SQLITE_THREAD_GRACE_SECONDS)
-
-
-def _shown(url: str) -> str:
-    """``url`` without its password."""
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def _fail(message: str) -> NoReturn:
-    first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
-    typer.echo(f"error: {first_line}", err=True)
-    raise typer.Exit(1)

@@ -1,0 +1,61 @@
+"""``zart worker`` through its entry point: the error cases (the crash-recovery test drives a
+working worker, SIGTERM included)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def zart(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZART_")}
+    return subprocess.run(
+        [sys.executable, "-m", "zart", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "message"),
+    [
+        ("no_such_module_anywhere", "cannot import module 'no_such_module_anywhere'"),
+        ("json", "no durable handler is registered by json"),
+    ],
+)
+def test_a_worker_without_handlers_is_one_error_line(module: str, message: str) -> None:
+    result = zart("worker", module, "--database-url", "sqlite+aiosqlite:///unused.db")
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: {message}")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_worker_needs_at_least_one_module() -> None:
+    result = zart("worker")
+
+    assert result.returncode != 0
+    assert "MODULES" in result.stderr.upper()
+
+
+def test_a_worker_on_an_unreachable_database_is_one_error_line(tmp_path: Path) -> None:
+    result = zart(
+        "worker",
+        "tests.acceptance.crash_flow",
+        "--database-url",
+        "postgresql+asyncpg://postgres@127.0.0.1:1/none",
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot connect to postgresql+asyncpg://")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,91 @@
+"""What every ``zart`` command shares: the database options and the one-line error exit."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from zart.database import create_engine
+from zart.errors import ZartError
+
+T = TypeVar("T")
+
+#: How long a failed command waits for aiosqlite's worker threads (see _let_sqlite_threads_stop).
+SQLITE_THREAD_GRACE_SECONDS = 1.0
+
+DatabaseUrl = Annotated[
+    str,
+    typer.Option(
+        "--database-url",
+        envvar="ZART_DATABASE_URL",
+        help="SQLAlchemy URL of the database (postgresql+asyncpg://... or sqlite+aiosqlite:///...).",
+    ),
+]
+Schema = Annotated[
+    str | None,
+    typer.Option(
+        "--schema",
+        envvar="ZART_SCHEMA",
+        help="PostgreSQL schema holding Zart's tables (default: the connection's search path).",
+    ),
+]
+
+
+def run_on(url: str, action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run ``action`` on an engine for ``url``, turning the errors a user can fix into one
+    ``error:`` line and exit code 1."""
+
+    async def run() -> T:
+        engine = create_engine(url)
+        try:
+            return await action(engine)
+        except Exception:
+            await _let_sqlite_threads_stop()
+            raise
+        finally:
+            await engine.dispose()
+
+    return run_reporting_errors(url, run)
+
+
+def run_reporting_errors(url: str, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``asyncio.run(main())``, with the errors a user can fix reported as one line."""
+    try:
+        return asyncio.run(main())
+    except ZartError as exc:
+        fail(str(exc))
+    except DBAPIError as exc:
+        fail(f"database error on {_shown(url)}: {exc.orig if exc.orig is not None else exc}")
+    except OSError as exc:  # connection refused, unknown host, timeout
+        fail(f"cannot connect to {_shown(url)}: {str(exc) or type(exc).__name__}")
+
+
+async def _let_sqlite_threads_stop() -> None:
+    """Give aiosqlite's worker threads time to stop while the event loop still runs.
+
+    When a SQLite file cannot be opened, aiosqlite (0.22) asks the connection's worker thread to
+    stop without waiting for it; if ``asyncio.run`` closes the loop first, the thread dies with
+    "Event loop is closed" and prints a traceback after our one-line error
+    (omnilib/aiosqlite#241). Such a thread stops within milliseconds once the loop lets it.
+    """
+    for thread in threading.enumerate():
+        if thread.name.endswith("(_connection_worker_thread)"):
+            await asyncio.to_thread(thread.join, SQLITE_THREAD_GRACE_SECONDS)
+
+
+def _shown(url: str) -> str:
+    """``url`` without its password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def fail(message: str) -> NoReturn:
+    first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    typer.echo(f"error: {first_line}", err=True)
+    raise typer.Exit(1)
