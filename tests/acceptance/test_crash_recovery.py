@@ -44,10 +44,14 @@ def start_worker(database_url: str, *, hang: bool) -> subprocess.Popen[str]:
     )
 
 
-async def wait_for_line(journal: Path, line: str, timeout: float = 30) -> None:
-    give_up = time.monotonic() + timeout
+def journal_lines(journal: Path) -> list[str]:
+    return journal.read_text().splitlines() if journal.exists() else []
+
+
+async def wait_for_line(journal: Path, line: str, within: float = 30) -> None:
+    give_up = time.monotonic() + within
     while time.monotonic() < give_up:
-        if journal.exists() and line in journal.read_text().splitlines():
+        if line in await asyncio.to_thread(journal_lines, journal):
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"{line!r} never appeared in the journal")
@@ -85,7 +89,7 @@ async def test_a_killed_worker_is_taken_over_and_finished_steps_run_once(
     assert record.claim_count == 2  # one claim by each worker
     # The takeover waited for the dead worker's lease to expire.
     assert finished_at - killed_at >= LEASE_SECONDS * 0.5
-    lines = Counter(journal.read_text().splitlines())
+    lines = Counter(journal_lines(journal))
     assert lines == {
         "start 1": 1,
         "done 1": 1,
