@@ -1,0 +1,128 @@
+"""The worker: concurrency limit, heartbeats, graceful shutdown, lost leases."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+import zart
+from tests.integration.runtime_helpers import count, times
+from zart import DurableScheduler
+from zart.repositories import executions as executions_repo
+
+in_flight: dict[str, int] = {"now": 0, "max": 0}
+
+
+@zart.step("hold")
+async def hold(seconds: float) -> None:
+    count("hold")
+    in_flight["now"] += 1
+    in_flight["max"] = max(in_flight["max"], in_flight["now"])
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        in_flight["now"] -= 1
+
+
+@zart.durable("worker-holding")
+async def holding(data: dict[str, float]) -> str:
+    await hold(data["seconds"])
+    return "held"
+
+
+async def test_the_worker_runs_at_most_concurrency_executions(
+    scheduler: DurableScheduler,
+) -> None:
+    in_flight.update(now=0, max=0)
+    ids = [await scheduler.start(holding, {"seconds": 0.15}) for _ in range(6)]
+
+    async with scheduler.run_worker(concurrency=2, poll_interval=0.02):
+        results = [await scheduler.wait(eid, timeout=20) for eid in ids]
+
+    assert results == ["held"] * 6
+    assert in_flight["max"] == 2
+
+
+async def test_heartbeats_keep_a_long_step_from_being_taken_over(
+    scheduler: DurableScheduler,
+) -> None:
+    execution_id = await scheduler.start(holding, {"seconds": 1.5})
+
+    # Leases of 0.6 s, renewed every 0.2 s: a second worker polling all along never gets it.
+    async with (
+        scheduler.run_worker(lease_timeout=0.6, heartbeat_interval=0.2, poll_interval=0.02),
+        scheduler.run_worker(lease_timeout=0.6, heartbeat_interval=0.2, poll_interval=0.02),
+    ):
+        assert await scheduler.wait(execution_id, timeout=20) == "held"
+
+    assert times(execution_id, "hold") == 1
+    assert (await scheduler.status(execution_id)).claim_count == 1
+
+
+async def test_graceful_shutdown_lets_running_executions_finish(
+    scheduler: DurableScheduler,
+) -> None:
+    execution_id = await scheduler.start(holding, {"seconds": 0.3})
+    async with scheduler.run_worker(poll_interval=0.02) as worker:
+        while worker.in_flight == 0:
+            await asyncio.sleep(0.01)
+        await worker.stop(timeout=10)
+
+    record = await scheduler.status(execution_id)
+    assert record.status is zart.ExecutionStatus.COMPLETED
+    assert times(execution_id, "hold") == 1
+
+
+async def test_shutdown_past_its_time_limit_hands_the_execution_back(
+    scheduler: DurableScheduler,
+) -> None:
+    execution_id = await scheduler.start(holding, {"seconds": 30})
+    async with scheduler.run_worker(poll_interval=0.02) as worker:
+        while worker.in_flight == 0:
+            await asyncio.sleep(0.01)
+        await worker.stop(timeout=0.1)
+
+    record = await scheduler.status(execution_id)
+    assert record.status is zart.ExecutionStatus.SCHEDULED
+    assert record.lease_owner is None
+    assert record.claimable_at is not None
+
+
+async def test_a_worker_that_lost_its_lease_stops_the_run(scheduler: DurableScheduler) -> None:
+    execution_id = await scheduler.start(holding, {"seconds": 30})
+    async with scheduler.run_worker(
+        lease_timeout=3, heartbeat_interval=0.1, poll_interval=0.02
+    ) as worker:
+        while worker.in_flight == 0:
+            await asyncio.sleep(0.01)
+        # Another worker takes the execution over (as if our lease had expired).
+        async with scheduler.engine.begin() as conn:
+            later = scheduler.clock.now() + timedelta(seconds=10)
+            taken = await executions_repo.claim_ready_executions(
+                conn,
+                worker_id="thief",
+                task_names=["worker-holding"],
+                limit=1,
+                now=later,
+                lease_timeout=timedelta(minutes=5),
+            )
+        assert [c.execution.execution_id for c in taken] == [execution_id]
+        for _ in range(100):  # the next heartbeat notices and cancels the run
+            if worker.in_flight == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert worker.in_flight == 0
+
+    assert (await scheduler.status(execution_id)).lease_owner == "thief"
+
+
+@pytest.mark.parametrize("setting", [{"concurrency": 0}, {"lease_timeout": 0}])
+async def test_bad_worker_settings_are_refused(
+    scheduler: DurableScheduler, setting: dict[str, Any]
+) -> None:
+    with pytest.raises(zart.ConfigurationError):
+        async with scheduler.run_worker(**setting):
+            pass
