@@ -14,11 +14,16 @@ from zart import DurableScheduler
 from zart.repositories import executions as executions_repo
 
 in_flight: dict[str, int] = {"now": 0, "max": 0}
+#: execution_id -> set once its "hold" step is running
+started: dict[str, asyncio.Event] = {}
 
 
 @zart.step("hold")
 async def hold(seconds: float) -> None:
     count("hold")
+    event = started.get(zart.context().execution_id)
+    if event is not None:
+        event.set()
     in_flight["now"] += 1
     in_flight["max"] = max(in_flight["max"], in_flight["now"])
     try:
@@ -66,9 +71,9 @@ async def test_graceful_shutdown_lets_running_executions_finish(
     scheduler: DurableScheduler,
 ) -> None:
     execution_id = await scheduler.start(holding, {"seconds": 0.3})
+    started[execution_id] = asyncio.Event()
     async with scheduler.run_worker(poll_interval=0.02) as worker:
-        while worker.in_flight == 0:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(started[execution_id].wait(), 10)
         await worker.stop(timeout=10)
 
     record = await scheduler.status(execution_id)
@@ -80,9 +85,9 @@ async def test_shutdown_past_its_time_limit_hands_the_execution_back(
     scheduler: DurableScheduler,
 ) -> None:
     execution_id = await scheduler.start(holding, {"seconds": 30})
+    started[execution_id] = asyncio.Event()
     async with scheduler.run_worker(poll_interval=0.02) as worker:
-        while worker.in_flight == 0:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(started[execution_id].wait(), 10)
         await worker.stop(timeout=0.1)
 
     record = await scheduler.status(execution_id)
@@ -93,11 +98,11 @@ async def test_shutdown_past_its_time_limit_hands_the_execution_back(
 
 async def test_a_worker_that_lost_its_lease_stops_the_run(scheduler: DurableScheduler) -> None:
     execution_id = await scheduler.start(holding, {"seconds": 30})
+    started[execution_id] = asyncio.Event()
     async with scheduler.run_worker(
         lease_timeout=3, heartbeat_interval=0.1, poll_interval=0.02
     ) as worker:
-        while worker.in_flight == 0:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(started[execution_id].wait(), 10)
         # Another worker takes the execution over (as if our lease had expired).
         async with scheduler.engine.begin() as conn:
             later = scheduler.clock.now() + timedelta(seconds=10)
