@@ -124,8 +124,7 @@ class DurableScheduler:
         target = find_handler(task_name)
         now = self.clock.now()
         deadline = now + target.timeout if target is not None and target.timeout else None
-        if session is not None:
-            conn = await _connection_of(session)
+        async with _transaction(self.engine, session) as conn:
             created = await executions_repo.create_execution(
                 conn,
                 execution_id=execution_id,
@@ -134,19 +133,9 @@ class DurableScheduler:
                 now=now,
                 deadline_at=deadline,
             )
-        else:
-            async with self.engine.begin() as conn:
-                created = await executions_repo.create_execution(
-                    conn,
-                    execution_id=execution_id,
-                    task_name=task_name,
-                    payload=stored,
-                    now=now,
-                    deadline_at=deadline,
-                )
-            if created.created:
-                for worker in self._workers:
-                    worker.wake()
+        if created.created and session is None:  # the caller's commit is not ours to see
+            for worker in self._workers:
+                worker.wake()
         return created.execution.execution_id
 
     async def _validated(self, handler: Target, payload: Any) -> tuple[str, Any]:
@@ -297,11 +286,20 @@ class DurableScheduler:
             await worker.stop()
 
 
-async def _connection_of(session: AsyncSession | AsyncConnection) -> AsyncConnection:
-    if isinstance(session, AsyncSession):
-        return await session.connection()
-    if isinstance(session, AsyncConnection):
-        return session
-    raise ConfigurationError(
-        f"session= takes an AsyncSession or AsyncConnection, not {type(session).__name__}"
-    )
+@asynccontextmanager
+async def _transaction(
+    engine: AsyncEngine, session: AsyncSession | AsyncConnection | None
+) -> AsyncIterator[AsyncConnection]:
+    """The caller's transaction when a session is given (never committed here), else a
+    transaction of our own committed on exit."""
+    if session is None:
+        async with engine.begin() as conn:
+            yield conn
+    elif isinstance(session, AsyncSession):
+        yield await session.connection()
+    elif isinstance(session, AsyncConnection):
+        yield session
+    else:
+        raise ConfigurationError(
+            f"session= takes an AsyncSession or AsyncConnection, not {type(session).__name__}"
+        )

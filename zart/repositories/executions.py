@@ -48,6 +48,19 @@ _ACTIVE = (ExecutionStatus.SCHEDULED, ExecutionStatus.RUNNING, ExecutionStatus.W
 SortField = Literal["created_at", "status", "task_name", "completed_at"]
 
 
+def _leaving_worker(status: ExecutionStatus, now: datetime, **values: Any) -> dict[str, Any]:
+    """The values of a transition that ends a worker's hold on an execution: the new status,
+    no lease (which fences out whoever held it) and a new row version."""
+    return {
+        "status": status.value,
+        "lease_token": None,
+        "lease_owner": None,
+        "updated_at": now,
+        "version": executions.c.version + 1,
+        **values,
+    }
+
+
 def _record(row: Row[Any]) -> ExecutionRecord:
     m = row._mapping
     return ExecutionRecord(
@@ -229,13 +242,7 @@ async def cancel_execution(
                 executions.c.status.in_([s.value for s in _ACTIVE]),
             )
             .values(
-                status=ExecutionStatus.CANCELLED.value,
-                claimable_at=None,
-                lease_token=None,
-                lease_owner=None,
-                completed_at=now,
-                updated_at=now,
-                version=executions.c.version + 1,
+                _leaving_worker(ExecutionStatus.CANCELLED, now, claimable_at=None, completed_at=now)
             )
             .returning(*executions.c)
         )
@@ -359,12 +366,7 @@ async def release_lease(
             update(executions)
             .where(_fenced(lease), executions.c.status == ExecutionStatus.RUNNING.value)
             .values(
-                status=ExecutionStatus.SCHEDULED.value,
-                lease_token=None,
-                lease_owner=None,
-                claimable_at=claimable_at or now,
-                updated_at=now,
-                version=executions.c.version + 1,
+                _leaving_worker(ExecutionStatus.SCHEDULED, now, claimable_at=claimable_at or now)
             )
             .returning(executions.c.execution_id)
         )
@@ -398,14 +400,7 @@ async def suspend_execution(
         await conn.execute(
             update(executions)
             .where(_fenced(lease), executions.c.status == ExecutionStatus.RUNNING.value)
-            .values(
-                status=ExecutionStatus.WAITING.value,
-                lease_token=None,
-                lease_owner=None,
-                claimable_at=next_timer,
-                updated_at=now,
-                version=executions.c.version + 1,
-            )
+            .values(_leaving_worker(ExecutionStatus.WAITING, now, claimable_at=next_timer))
             .returning(*executions.c)
         )
     ).first()
@@ -452,15 +447,14 @@ async def finish_execution(
             update(executions)
             .where(_fenced(lease), executions.c.status == ExecutionStatus.RUNNING.value)
             .values(
-                status=status.value,
-                result=result,
-                error=error,
-                claimable_at=None,
-                lease_token=None,
-                lease_owner=None,
-                completed_at=now,
-                updated_at=now,
-                version=executions.c.version + 1,
+                _leaving_worker(
+                    status,
+                    now,
+                    result=result,
+                    error=error,
+                    claimable_at=None,
+                    completed_at=now,
+                )
             )
             .returning(*executions.c)
         )

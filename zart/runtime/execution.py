@@ -494,25 +494,18 @@ async def _finish(state: RunState, outcome: _Completed | _Failed) -> ExecutionRe
         "execution_id": state.execution.execution_id,
         "task": state.execution.task_name,
     }
+    completed = isinstance(outcome, _Completed)
     async with state.runtime.engine.begin() as conn:
-        if isinstance(outcome, _Completed):
-            record = await executions_repo.finish_execution(
-                conn,
-                state.lease,
-                status=ExecutionStatus.COMPLETED,
-                result=outcome.result,
-                now=state.clock.now(),
-            )
-        else:
-            record = await executions_repo.finish_execution(
-                conn,
-                state.lease,
-                status=ExecutionStatus.FAILED,
-                error=outcome.error,
-                now=state.clock.now(),
-            )
-    if isinstance(outcome, _Completed):
-        log("execution_completed", "execution completed", **fields)
-    else:
+        record = await executions_repo.finish_execution(
+            conn,
+            state.lease,
+            status=ExecutionStatus.COMPLETED if completed else ExecutionStatus.FAILED,
+            result=outcome.result if isinstance(outcome, _Completed) else None,
+            error=outcome.error if isinstance(outcome, _Failed) else None,
+            now=state.clock.now(),
+        )
+    if isinstance(outcome, _Failed):
         log("execution_failed", f"execution failed: {outcome.error['message']}", **fields)
+    else:
+        log("execution_completed", "execution completed", **fields)
     return record
