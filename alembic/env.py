@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from alembic import context
 from sqlalchemy.engine import Connection
 
-from alembic import context
 from zart.database import create_engine, with_schema
 from zart.migrations import VERSION_TABLE, include_name, target_metadata
 from zart.models import UTCDateTime

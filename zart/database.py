@@ -21,6 +21,9 @@ from zart.errors import ConfigurationError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///zart.db"
 
+#: Execution option marking a read-only transaction (see read_only()).
+READ_ONLY_OPTION = "zart_read_only"
+
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 #: How long an SQLite writer waits for the write lock before failing, in milliseconds.
@@ -72,6 +75,12 @@ def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
     return create_async_engine(parsed, **engine_options)
 
 
+def read_only(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` for transactions that only read: on SQLite they begin without taking the
+    write lock (``BEGIN`` rather than ``BEGIN IMMEDIATE``); elsewhere nothing changes."""
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
+
+
 def with_schema(engine: AsyncEngine, schema: str | None) -> AsyncEngine:
     """Return ``engine`` rendering Zart's tables in ``schema`` (unchanged when ``None``).
 
@@ -105,4 +114,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads (see read_only) need no write lock: in WAL mode they see the last commit and
+        # never wait for a writer.
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -18,7 +18,7 @@ from typing import Any, Self
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from zart.clock import SYSTEM_CLOCK, Clock
-from zart.database import DEFAULT_DATABASE_URL, create_engine, with_schema
+from zart.database import DEFAULT_DATABASE_URL, create_engine, read_only, with_schema
 from zart.errors import (
     ConfigurationError,
     ExecutionCancelled,
@@ -69,6 +69,7 @@ class DurableScheduler:
         self._base_engine = base
         self.schema = schema
         self.engine = with_schema(base, schema)
+        self._reads = read_only(self.engine)
         self.clock = clock
         self.runtime = Runtime(self.engine, clock, max_payload_bytes)
         self._workers: list[Worker] = []
@@ -157,7 +158,7 @@ class DurableScheduler:
         return task_name, stored
 
     async def _live_task_names(self) -> set[str]:
-        async with self.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             return await workers_repo.live_task_names(
                 conn, seen_since=self.clock.now() - LIVE_WORKER_WINDOW
             )
@@ -166,7 +167,7 @@ class DurableScheduler:
 
     async def status(self, execution_id: str) -> ExecutionRecord:
         """The execution as stored; :class:`~zart.ExecutionNotFound` when there is none."""
-        async with self.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             record = await executions_repo.get_execution(conn, execution_id)
         if record is None:
             raise ExecutionNotFound(execution_id)
@@ -196,7 +197,7 @@ class DurableScheduler:
             choices = ", ".join(s.value for s in ExecutionStatus)
             raise InvalidPayload(f"unknown status {status!r}; one of: {choices}") from None
         where = ExecutionFilter(wanted, task_name, created_from, created_to, search)
-        async with self.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             return await executions_repo.list_executions(
                 conn, where, sort_by=sort_by, descending=descending, limit=limit, offset=offset
             )

@@ -407,3 +407,20 @@ async def test_context_describes_the_execution(scheduler: DurableScheduler) -> N
         "attempt": 0,
         "is_retry": False,
     }
+
+
+async def decline(data: dict[str, Any], failure: zart.ExecutionFailure) -> None:
+    raise failure.error
+
+
+@zart.durable("outcomes-on-failure-declines", on_failure=decline)
+async def declined(data: dict[str, str]) -> None:
+    await check_balance("poor")
+
+
+async def test_on_failure_may_decline_by_re_raising(scheduler: DurableScheduler) -> None:
+    _, failed = await _run(scheduler, declined, {})
+
+    assert isinstance(failed, zart.ExecutionFailed)
+    assert failed.error["kind"] == "step_failed"
+    assert "original" not in failed.error

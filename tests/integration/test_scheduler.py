@@ -269,3 +269,54 @@ async def test_handler_inputs_and_outputs_follow_their_annotations(
 async def test_a_handler_without_input_refuses_a_payload(scheduler: DurableScheduler) -> None:
     with pytest.raises(zart.InvalidPayload, match="takes no input"):
         await scheduler.start(takes_nothing, {"x": 1})
+
+
+async def test_reads_do_not_wait_for_an_open_write_transaction(
+    scheduler: DurableScheduler,
+) -> None:
+    known = await scheduler.start(onboarding, {"email": "known@b.c"})
+    async with scheduler.engine.connect() as app_conn:
+        await app_conn.begin()
+        await scheduler.start(onboarding, {"email": "pending@b.c"}, session=app_conn)
+        # The application's transaction holds the write lock (SQLite) / an open insert (PG).
+        record = await asyncio.wait_for(scheduler.status(known), timeout=5)
+        page = await asyncio.wait_for(scheduler.list_executions(), timeout=5)
+        await app_conn.rollback()
+
+    assert record.execution_id == known
+    assert [r.execution_id for r in page.items] == [known]
+
+
+@zart.durable("scheduler-big-result")
+async def big_result(data: dict[str, int]) -> str:
+    return "x" * data["size"]
+
+
+async def test_a_result_over_the_size_limit_fails_the_execution(database_url: str) -> None:
+    async with (
+        DurableScheduler(database_url, max_payload_bytes=1024) as scheduler,
+        scheduler.run_worker(**FAST_WORKER),
+    ):
+        execution_id = await scheduler.start(big_result, {"size": 5000})
+        with pytest.raises(zart.ExecutionFailed) as failed:
+            await scheduler.wait(execution_id, timeout=10)
+
+    assert failed.value.error["kind"] == "unserializable_result"
+    assert "over the limit of 1,024 bytes" in failed.value.error["message"]
+
+
+@zart.durable("scheduler-unstorable-outcome")
+async def unstorable_outcome(data: dict[str, Any]) -> str:
+    outcome = await zart.step(returns_a_function().named("unstorable"))
+    return f"got an outcome: {outcome!r}"  # never reached: this is Zart's error, not one
+
+
+async def test_an_unstorable_result_is_not_a_step_outcome(scheduler: DurableScheduler) -> None:
+    async with scheduler.run_worker(**FAST_WORKER):
+        execution_id = await scheduler.start(unstorable_outcome, {})
+        with pytest.raises(zart.ExecutionFailed) as failed:
+            await scheduler.wait(execution_id, timeout=10)
+
+    assert failed.value.error["kind"] == "step_failed"
+    assert failed.value.error["step"] == "unstorable"
+    assert failed.value.error["raw"]["kind"] == "unserializable_result"

@@ -131,3 +131,18 @@ async def test_bad_worker_settings_are_refused(
     with pytest.raises(zart.ConfigurationError):
         async with scheduler.run_worker(**setting):
             pass
+
+
+async def test_heartbeats_go_on_while_shutdown_waits(scheduler: DurableScheduler) -> None:
+    execution_id = await scheduler.start(holding, {"seconds": 1.2})
+    started[execution_id] = asyncio.Event()
+    fast_leases = {"lease_timeout": 0.6, "heartbeat_interval": 0.2, "poll_interval": 0.02}
+    async with scheduler.run_worker(**fast_leases) as first:
+        await asyncio.wait_for(started[execution_id].wait(), 10)
+        async with scheduler.run_worker(**fast_leases):  # polling for anything to take over
+            await first.stop(timeout=10)
+
+    record = await scheduler.status(execution_id)
+    assert record.status is zart.ExecutionStatus.COMPLETED
+    assert record.claim_count == 1
+    assert times(execution_id, "hold") == 1

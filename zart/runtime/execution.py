@@ -422,7 +422,7 @@ async def _run_handler(state: RunState, handler: DurableHandler[..., Any]) -> _C
     except Exception as exc:
         failure = _classify(state, exc)
         return await _recover(state, handler, argument, failure)
-    return _completed(handler, value)
+    return _completed(state, handler, value)
 
 
 async def _call_within_deadline(
@@ -466,15 +466,21 @@ async def _recover(
     except (LeaseLost, CheckpointFailed):
         raise
     except Exception as exc:
+        if exc is failure.error:  # on_failure declined by re-raising: the failure stands
+            return _Failed(error)
         return _Failed({**_error("on_failure_failed", exc), "original": error})
-    return _completed(handler, value)
+    return _completed(state, handler, value)
 
 
-def _completed(handler: DurableHandler[..., Any], value: Any) -> _Completed | _Failed:
+def _completed(
+    state: RunState, handler: DurableHandler[..., Any], value: Any
+) -> _Completed | _Failed:
     try:
-        return _Completed(handler.result_to_json(value))
+        result = handler.result_to_json(value)
+        check_size(result, state.runtime.max_payload_bytes, name="result")
     except SerializationError as exc:
         return _Failed(_error("unserializable_result", exc))
+    return _Completed(result)
 
 
 def _failure_error(failure: ExecutionFailure) -> dict[str, Any]:

@@ -19,26 +19,34 @@ D = TypeVar("D")
 async def step_outcome(call: StepCall[T]) -> Ok[T] | BusinessErr[Any] | ZartErr:
     """Run a step and return its three-way outcome instead of raising.
 
-    Only the step's own failures become outcomes; Zart's control errors (a lost lease, a
-    duplicate step name, ...) still propagate.
+    Only the step's own failures become outcomes: its exception (BusinessErr), its retries
+    running out or its timeout (ZartErr). Zart's control errors (a lost lease, a duplicate step
+    name, a result that cannot be stored) still propagate.
     """
     try:
         value = await call
-    except (RetryExhausted, StepTimedOut) as error:
-        if _is_step_failure(error):
-            return ZartErr(error)
-        raise
     except Exception as error:
-        if _is_step_failure(error):
-            return BusinessErr(error)
-        raise
+        kind = _failure_kind(error)
+        if kind is None or kind == "unserializable_result":
+            raise
+        if kind in ("retry_exhausted", "timed_out") and isinstance(
+            error, RetryExhausted | StepTimedOut
+        ):
+            return ZartErr(error)
+        return BusinessErr(error)
     return Ok(value)
 
 
-def _is_step_failure(error: BaseException) -> bool:
+def _failure_kind(error: BaseException) -> str | None:
+    """How the running step failed, as stored; ``None`` when ``error`` is not a step failure."""
     run = current_run.get()
-    # Outside an execution the step simply ran: whatever it raised is its own failure.
-    return run is None or run.failure_of(error) is not None
+    if run is None:
+        return "business"  # outside an execution the step just ran: its error is its own
+    failure = run.failure_of(error)
+    if failure is None:
+        return None
+    raw = failure[1]
+    return str(raw.get("kind", "business")) if isinstance(raw, dict) else "business"
 
 
 async def step_or(call: StepCall[T], default: D) -> T | D:

@@ -154,13 +154,17 @@ class Worker:
         ``shutdown_timeout`` setting) to finish, then cancel them and release their leases."""
         self._stopping.set()
         self._wake.set()
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        claim, *side_loops = self._loops
+        claim.cancel()
+        await asyncio.gather(claim, return_exceptions=True)
+        # The heartbeat keeps renewing leases while running executions finish.
         limit = self.settings.shutdown_timeout if timeout is None else timeout
         running = [task for task, _ in self._in_flight.values()]
         if running:
             await asyncio.wait(running, timeout=limit)
+        for task in side_loops:
+            task.cancel()
+        await asyncio.gather(*side_loops, return_exceptions=True)
         leftovers = list(self._in_flight.items())
         for _, (task, _lease) in leftovers:
             task.cancel()
@@ -274,7 +278,7 @@ class Worker:
     # -- heartbeat loop -------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        while not self._stopping.is_set():
+        while True:  # runs on during a graceful shutdown; stop() cancels it last
             await asyncio.sleep(self.settings.heartbeat_every)
             try:
                 await self._heartbeat()
