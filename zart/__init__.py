@@ -25,6 +25,7 @@ from zart.errors import (
     DuplicateStepName,
     EventAlreadyDelivered,
     EventNotAccepted,
+    EventTimeout,
     ExecutionAlreadyExists,
     ExecutionCancelled,
     ExecutionDeadlineExceeded,
@@ -57,6 +58,7 @@ from zart.runtime.outcomes import (
 )
 from zart.runtime.registry import DurableHandler, durable
 from zart.runtime.steps import StepCall, StepFunction, TimeoutScope, define_step
+from zart.runtime.waits import sleep, sleep_until, wait_for_event
 from zart.scheduler import DurableScheduler
 
 __version__ = "0.1.0"
@@ -103,6 +105,7 @@ __all__ = [
     "DurableScheduler",
     "EventAlreadyDelivered",
     "EventNotAccepted",
+    "EventTimeout",
     "ExecutionAlreadyExists",
     "ExecutionCancelled",
     "ExecutionDeadlineExceeded",
@@ -136,7 +139,10 @@ __all__ = [
     "context",
     "durable",
     "now",
+    "sleep",
+    "sleep_until",
     "step",
     "step_or",
     "step_or_else",
+    "wait_for_event",
 ]

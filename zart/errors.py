@@ -188,3 +188,17 @@ class StoredError(ZartError):
 
     def __str__(self) -> str:
         return f"{self.type_name}: {self.message}"
+
+
+class EventTimeout(ZartError, TimeoutError):
+    """``zart.wait_for_event`` reached its timeout before the event arrived. Stored as an
+    explicit timed-out outcome: replays raise it again."""
+
+    def __init__(self, name: str, timeout_seconds: float | None = None) -> None:
+        after = "" if timeout_seconds is None else f" within {timeout_seconds:g}s"
+        super().__init__(f"event {name!r} did not arrive{after}")
+        self.name = name
+        self.timeout_seconds = timeout_seconds
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.name, self.timeout_seconds))

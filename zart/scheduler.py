@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from zart.clock import SYSTEM_CLOCK, Clock
 from zart.database import DEFAULT_DATABASE_URL, create_engine, read_only, with_schema
+from zart.durations import parse_duration
 from zart.errors import (
     ConfigurationError,
     ExecutionCancelled,
@@ -30,13 +31,14 @@ from zart.errors import (
 )
 from zart.migrations import upgrade
 from zart.models import ExecutionStatus
+from zart.repositories import events as events_repo
 from zart.repositories import executions as executions_repo
 from zart.repositories import workers as workers_repo
 from zart.repositories.executions import ExecutionFilter, SortField
 from zart.repositories.records import ExecutionPage, ExecutionRecord
-from zart.runtime.execution import DEFAULT_MAX_PAYLOAD_BYTES, Runtime
+from zart.runtime.execution import DEFAULT_INLINE_WAIT_LIMIT, DEFAULT_MAX_PAYLOAD_BYTES, Runtime
 from zart.runtime.registry import DurableHandler, find_handler, registered_names
-from zart.serialization import check_size
+from zart.serialization import check_size, to_json
 from zart.worker import Worker, WorkerSettings
 
 #: A worker counts as alive (for starts by name) if it heartbeated this recently.
@@ -50,7 +52,8 @@ class DurableScheduler:
 
     ``DurableScheduler("postgresql+asyncpg://...")`` or ``DurableScheduler(engine=app_engine)``;
     the default database is the embedded SQLite file ``zart.db``. Use it as an async context
-    manager, or call :meth:`close` when done.
+    manager, or call :meth:`close` when done. Waits (sleeps, retry back-offs) up to
+    ``inline_wait_limit`` stay in memory on the worker; longer ones suspend the execution.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class DurableScheduler:
         schema: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        inline_wait_limit: timedelta | float | str = DEFAULT_INLINE_WAIT_LIMIT,
     ) -> None:
         if url is not None and engine is not None:
             raise ConfigurationError("give a database URL or an engine, not both")
@@ -71,7 +75,12 @@ class DurableScheduler:
         self.engine = with_schema(base, schema)
         self._reads = read_only(self.engine)
         self.clock = clock
-        self.runtime = Runtime(self.engine, clock, max_payload_bytes)
+        self.runtime = Runtime(
+            self.engine,
+            clock,
+            max_payload_bytes,
+            parse_duration(inline_wait_limit, name="inline_wait_limit"),
+        )
         self._workers: list[Worker] = []
         self._closed = False
 
@@ -252,6 +261,34 @@ class DurableScheduler:
             for worker in self._workers:
                 worker.abort(execution_id)
         return cancelled is not None
+
+    async def offer_event(
+        self,
+        execution_id: str,
+        name: str,
+        payload: Any = None,
+        *,
+        session: AsyncSession | AsyncConnection | None = None,
+    ) -> None:
+        """Deliver the event ``name`` to an execution; a ``zart.wait_for_event(name)`` there
+        returns ``payload`` (JSON, a pydantic model or a dataclass). The event is stored and the
+        execution woken in one transaction (the caller's, with ``session=``); an event offered
+        before the execution reaches its wait is kept for it.
+
+        Raises :class:`~zart.ExecutionNotFound`, :class:`~zart.EventNotAccepted` (finished or
+        cancelled) or :class:`~zart.EventAlreadyDelivered`, storing nothing.
+        """
+        if not isinstance(name, str) or not name:
+            raise InvalidPayload("an event needs a non-empty name")
+        data = to_json(payload, name="event payload")
+        check_size(data, self.runtime.max_payload_bytes, name="event payload")
+        async with _transaction(self.engine, session) as conn:
+            await events_repo.deliver_event(
+                conn, execution_id=execution_id, name=name, payload=data, now=self.clock.now()
+            )
+        if session is None:
+            for worker in self._workers:
+                worker.wake()
 
     # -- workers ----------------------------------------------------------------------------
 

@@ -424,3 +424,49 @@ async def test_on_failure_may_decline_by_re_raising(scheduler: DurableScheduler)
     assert isinstance(failed, zart.ExecutionFailed)
     assert failed.error["kind"] == "step_failed"
     assert "original" not in failed.error
+
+
+@zart.step("stamped", retry="fixed(2, 5ms)")
+async def stamped() -> int:
+    await zart.now("stamp")  # inside a step body: a plain value, not a checkpoint
+    attempt = zart.context().current_attempt
+    if attempt == 0:
+        raise ConnectionError("first attempt fails")
+    return attempt
+
+
+@zart.durable("outcomes-capture-in-step")
+async def capture_in_step(data: dict[str, Any]) -> int:
+    return await stamped()
+
+
+async def test_capture_inside_a_retried_step_is_not_a_checkpoint(
+    scheduler: DurableScheduler,
+) -> None:
+    execution_id, result = await _run(scheduler, capture_in_step, {})
+
+    assert result == 1
+    assert set(await _steps(scheduler, execution_id)) == {"stamped"}
+
+
+async def test_a_handler_timeout_applies_to_starts_by_name_from_elsewhere(
+    scheduler: DurableScheduler,
+) -> None:
+    # Insert the execution as a process without the handler would: no deadline stored.
+    async with scheduler.engine.begin() as conn:
+        from zart.repositories import executions
+
+        created = await executions.create_execution(
+            conn,
+            execution_id=f"remote-{uuid.uuid4()}",
+            task_name="outcomes-deadline-plain",
+            payload={},
+            now=scheduler.clock.now(),
+        )
+    assert created.execution.deadline_at is None
+
+    async with scheduler.run_worker(**FAST_WORKER):
+        with pytest.raises(zart.ExecutionFailed) as failed:
+            await scheduler.wait(created.execution.execution_id, timeout=10)
+
+    assert failed.value.error["kind"] == "deadline_exceeded"

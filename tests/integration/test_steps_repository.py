@@ -27,7 +27,7 @@ from zart.models import (
     table_of,
 )
 from zart.repositories import events, executions, steps, timers, workers
-from zart.repositories.records import AttemptOutcome
+from zart.repositories.records import AttemptOutcome, Lease
 
 
 async def _count(conn: AsyncConnection, model: type[StepRow] | type[StepAttemptRow]) -> int:
@@ -152,7 +152,7 @@ async def test_suspend_wakes_at_the_earliest_pending_timer(connection: AsyncConn
     assert waiting.status is ExecutionStatus.WAITING
     assert waiting.lease_owner is None
     assert waiting.claimable_at == T0 + timedelta(minutes=5)
-    fired = await timers.fire_due_timers(connection, record.run_id, now=T0 + timedelta(minutes=5))
+    fired = await timers.fire_due_timers(connection, [record.run_id], now=T0 + timedelta(minutes=5))
     assert [t.name for t in fired] == ["retry-x"]
     assert [t.name for t in await timers.pending_timers(connection, record.run_id)] == ["wait-24h"]
 
@@ -204,9 +204,27 @@ async def test_suspend_with_the_awaited_event_already_delivered_wakes_at_once(
     assert waiting.claimable_at == T0 + timedelta(seconds=1)
 
 
+async def _wait_for(connection: AsyncConnection, run_id: str, lease: Lease, name: str) -> None:
+    """Record a wait for event ``name``, as the runtime does before suspending."""
+    await steps.record_step_outcome(
+        connection,
+        lease,
+        steps.StepOutcome(
+            run_id=run_id,
+            name=name,
+            kind=StepKind.EVENT,
+            status=StepStatus.WAITING,
+            position=0,
+            attempts=0,
+        ),
+        now=T0,
+    )
+
+
 async def test_delivering_an_event_wakes_a_waiting_execution(connection: AsyncConnection) -> None:
     record = await new_execution(connection)
     lease = await claim_only(connection, record.execution_id)
+    await _wait_for(connection, record.run_id, lease, "approval")
     await executions.suspend_execution(
         connection, lease, run_id=record.run_id, now=T0, awaited_events=["approval"]
     )
@@ -229,6 +247,26 @@ async def test_delivering_an_event_wakes_a_waiting_execution(connection: AsyncCo
     )
     assert consumed is not None
     assert consumed.consumed_at == T0 + timedelta(minutes=2)
+
+
+async def test_an_event_nobody_waits_for_is_kept_and_wakes_nothing(
+    connection: AsyncConnection,
+) -> None:
+    record = await new_execution(connection)
+    lease = await claim_only(connection, record.execution_id)
+    await _wait_for(connection, record.run_id, lease, "approval")
+    await executions.suspend_execution(
+        connection, lease, run_id=record.run_id, now=T0, awaited_events=["approval"]
+    )
+
+    await events.deliver_event(
+        connection, execution_id=record.execution_id, name="unrelated", payload=1, now=T0
+    )
+
+    stored = await executions.get_execution(connection, record.execution_id)
+    assert stored is not None
+    assert stored.claimable_at is None
+    assert await events.get_event(connection, record.execution_id, "unrelated") is not None
 
 
 async def test_an_event_for_a_running_execution_leaves_its_lease_alone(

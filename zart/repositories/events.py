@@ -33,7 +33,7 @@ def _record(row: Row[Any]) -> EventRecord:
 async def deliver_event(
     conn: AsyncConnection, *, execution_id: str, name: str, payload: Any, now: datetime
 ) -> EventRecord:
-    """Store an event for an execution and make the execution claimable if it is waiting.
+    """Store an event for an execution; wake the execution if its current run waits for it.
 
     Raises :class:`ExecutionNotFound`, :class:`EventNotAccepted` (finished or cancelled) or
     :class:`EventAlreadyDelivered`, having written nothing. The execution row is locked first
@@ -54,7 +54,7 @@ async def deliver_event(
     ).first()
     if row is None:
         raise EventAlreadyDelivered(execution_id, name)
-    await wake_execution(conn, execution_id, now=now)
+    await wake_execution(conn, execution_id, now=now, event=name)
     return _record(row)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -26,10 +26,13 @@ from zart.models import (
     ExecutionStatus,
     RunRow,
     RunTrigger,
+    StepKind,
+    StepRow,
+    StepStatus,
     TimerRow,
     table_of,
 )
-from zart.repositories.dialect import insert_ignoring_conflicts
+from zart.repositories.dialect import insert_ignoring_conflicts, is_postgresql
 from zart.repositories.records import (
     ClaimedExecution,
     CreatedExecution,
@@ -39,6 +42,7 @@ from zart.repositories.records import (
 )
 
 executions = table_of(ExecutionRow)
+steps = table_of(StepRow)
 runs = table_of(RunRow)
 timers = table_of(TimerRow)
 events = table_of(EventRow)
@@ -230,9 +234,10 @@ async def cancel_execution(
 ) -> ExecutionRecord | None:
     """Cancel an unfinished execution; ``None`` when it is unknown or already finished.
 
-    Clearing the lease token fences out a worker that is running it: a step already in flight
-    finishes its body, but its checkpoint is refused and the worker stops the run there (or at
-    its next heartbeat, whichever comes first).
+    Clearing the lease token fences out a worker that is running it: the worker stops the run
+    when it learns of it (at once in the same process, else at its next heartbeat or
+    checkpoint, whichever comes first); a checkpoint written after the cancel is refused, so no
+    further step runs.
     """
     row = (
         await conn.execute(
@@ -273,6 +278,7 @@ async def claim_ready_executions(
     LOCKED`` inside a materialized CTE (evaluated once; PostgreSQL): two claimers never lock the
     same row, and a row another transaction is changing is skipped rather than waited for. On
     SQLite the transaction began with ``BEGIN IMMEDIATE``, so only one claimer runs at a time.
+    Each claimed execution comes with its status before the claim (``waiting``: woken up).
     All executions claimed by one call share one fresh lease token; the fence always matches on
     (execution_id, token), so sharing it across different executions is safe.
     """
@@ -281,8 +287,8 @@ async def claim_ready_executions(
         return []
     token = str(uuid.uuid4())
     expires_at = now + lease_timeout
-    candidates = (
-        select(executions.c.execution_id)
+    due = (
+        select(executions.c.execution_id, executions.c.status.label("previous_status"))
         .where(
             executions.c.claimable_at <= now,
             executions.c.task_name.in_(names),
@@ -290,31 +296,49 @@ async def claim_ready_executions(
         )
         .order_by(executions.c.claimable_at)
         .limit(limit)
-        .with_for_update(skip_locked=True)
-        .cte("candidates")
-        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
-    rows = await conn.execute(
-        update(executions)
-        .where(executions.c.execution_id.in_(select(candidates.c.execution_id)))
-        .values(
-            status=ExecutionStatus.RUNNING.value,
-            lease_token=token,
-            lease_owner=worker_id,
-            claimable_at=expires_at,
-            claim_count=executions.c.claim_count + 1,
-            updated_at=now,
-            version=executions.c.version + 1,
+    claim = update(executions).values(
+        status=ExecutionStatus.RUNNING.value,
+        lease_token=token,
+        lease_owner=worker_id,
+        claimable_at=expires_at,
+        claim_count=executions.c.claim_count + 1,
+        updated_at=now,
+        version=executions.c.version + 1,
+    )
+    if is_postgresql(conn):
+        candidates = (
+            due.with_for_update(skip_locked=True)
+            .cte("candidates")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
         )
-        .returning(*executions.c)
-    )
-    claimed = [
+        rows = list(
+            await conn.execute(
+                claim.where(executions.c.execution_id == candidates.c.execution_id).returning(
+                    *executions.c, candidates.c.previous_status
+                )
+            )
+        )
+        previous = {r.execution_id: r.previous_status for r in rows}
+    else:
+        # SQLite: this transaction holds the only write lock, so read-then-update is safe (and
+        # SQLite's RETURNING cannot name the candidates' columns).
+        previous = {r.execution_id: r.previous_status for r in await conn.execute(due)}
+        if not previous:
+            return []
+        rows = list(
+            await conn.execute(
+                claim.where(executions.c.execution_id.in_(list(previous))).returning(*executions.c)
+            )
+        )
+    return [
         ClaimedExecution(
-            lease=Lease(r.execution_id, token, worker_id, expires_at), execution=_record(r)
+            lease=Lease(r.execution_id, token, worker_id, expires_at),
+            execution=_record(r),
+            previous_status=ExecutionStatus(previous[r.execution_id]),
         )
         for r in rows
     ]
-    return claimed
 
 
 async def renew_leases(
@@ -385,22 +409,31 @@ async def suspend_execution(
 ) -> ExecutionRecord:
     """Park a running execution as ``waiting`` and release its lease.
 
-    It becomes claimable at its earliest pending timer of ``run_id`` (none: only an event or an
-    admin can wake it). Safe against a lost wake-up: the first statement locks the execution
-    row; the second, a new statement that sees every delivery committed before that lock, makes
-    it claimable at once when one of ``awaited_events`` is already waiting. A delivery that
-    commits later updates the row after our commit and finds it ``waiting``.
+    It becomes claimable at its earliest pending timer of ``run_id`` or at its deadline,
+    whichever comes first (neither: only an event or an admin can wake it). Safe against a lost
+    wake-up: the first statement locks the execution row; the second, a new statement that sees
+    every delivery committed before that lock, makes it claimable at once when one of
+    ``awaited_events`` is already waiting. A delivery that commits later locks the row after
+    our commit and finds it ``waiting``.
     """
     next_timer = (
         select(func.min(timers.c.fire_at))
         .where(timers.c.run_id == run_id, timers.c.fired_at.is_(None))
         .scalar_subquery()
     )
+    deadline = executions.c.deadline_at
+    # The earlier of the next timer and the execution's deadline (NULL-aware, portable).
+    wake_at = case(
+        (next_timer.is_(None), deadline),
+        (deadline.is_(None), next_timer),
+        (next_timer < deadline, next_timer),
+        else_=deadline,
+    )
     row = (
         await conn.execute(
             update(executions)
             .where(_fenced(lease), executions.c.status == ExecutionStatus.RUNNING.value)
-            .values(_leaving_worker(ExecutionStatus.WAITING, now, claimable_at=next_timer))
+            .values(_leaving_worker(ExecutionStatus.WAITING, now, claimable_at=wake_at))
             .returning(*executions.c)
         )
     ).first()
@@ -493,17 +526,33 @@ async def lock_execution(conn: AsyncConnection, execution_id: str) -> ExecutionS
     return None if status is None else ExecutionStatus(status)
 
 
-async def wake_execution(conn: AsyncConnection, execution_id: str, *, now: datetime) -> bool:
+async def wake_execution(
+    conn: AsyncConnection, execution_id: str, *, now: datetime, event: str | None = None
+) -> bool:
     """Make a waiting execution claimable now (a delivered event, an admin action); True when
-    it was waiting. A running execution keeps its ``claimable_at``: that is its lease expiry."""
+    it was woken. With ``event``, only if its current run waits for that event (other events
+    are kept for later and wake nothing). A running execution keeps its ``claimable_at``: that
+    is its lease expiry."""
+    conditions = [
+        executions.c.execution_id == execution_id,
+        executions.c.status == ExecutionStatus.WAITING.value,
+        or_(executions.c.claimable_at.is_(None), executions.c.claimable_at > now),
+    ]
+    if event is not None:
+        conditions.append(
+            select(steps.c.step_id)
+            .where(
+                steps.c.run_id == executions.c.current_run_id,
+                steps.c.name == event,
+                steps.c.kind == StepKind.EVENT.value,
+                steps.c.status == StepStatus.WAITING.value,
+            )
+            .exists()
+        )
     row = (
         await conn.execute(
             update(executions)
-            .where(
-                executions.c.execution_id == execution_id,
-                executions.c.status == ExecutionStatus.WAITING.value,
-                or_(executions.c.claimable_at.is_(None), executions.c.claimable_at > now),
-            )
+            .where(*conditions)
             .values(claimable_at=now, version=executions.c.version + 1)
             .returning(executions.c.execution_id)
         )

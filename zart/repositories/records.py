@@ -72,6 +72,8 @@ class ClaimedExecution:
 
     lease: Lease
     execution: ExecutionRecord
+    #: The status before the claim: ``waiting`` means a wake-up (timer or event) brought it back.
+    previous_status: ExecutionStatus = ExecutionStatus.SCHEDULED
 
 
 @dataclass(frozen=True, slots=True)

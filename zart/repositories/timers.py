@@ -3,6 +3,7 @@ execution waits; firing marks the due timers of a run consumed."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -70,18 +71,35 @@ async def create_timer(
 
 
 async def fire_due_timers(
-    conn: AsyncConnection, run_id: str, *, now: datetime
+    conn: AsyncConnection, run_ids: Sequence[str], *, now: datetime
 ) -> list[TimerRecord]:
-    """Mark the pending timers of ``run_id`` that are due at ``now`` as fired; returns them."""
+    """Mark the pending timers of ``run_ids`` that are due at ``now`` as fired; returns them.
+    The worker calls it in the claim's transaction for runs a wake-up brought back."""
+    if not run_ids:
+        return []
     rows = await conn.execute(
         update(timers)
         .where(
-            and_(timers.c.run_id == run_id, timers.c.fired_at.is_(None), timers.c.fire_at <= now)
+            and_(
+                timers.c.run_id.in_(list(run_ids)),
+                timers.c.fired_at.is_(None),
+                timers.c.fire_at <= now,
+            )
         )
         .values(fired_at=now)
         .returning(*timers.c)
     )
     return [_record(r) for r in rows]
+
+
+async def cancel_timer(conn: AsyncConnection, run_id: str, name: str, *, now: datetime) -> None:
+    """Mark the pending timers of step ``name`` fired early: what they waited for happened
+    (an event arrived before its deadline), so they must not wake the run again."""
+    await conn.execute(
+        update(timers)
+        .where(timers.c.run_id == run_id, timers.c.name == name, timers.c.fired_at.is_(None))
+        .values(fired_at=now)
+    )
 
 
 async def pending_timers(conn: AsyncConnection, run_id: str) -> list[TimerRecord]:

@@ -9,12 +9,14 @@ runs, and its outcome is written in one fenced statement before the handler cont
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import inspect
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -31,9 +33,10 @@ from zart.errors import (
     ZartError,
 )
 from zart.logs import log
-from zart.models import AttemptStatus, ExecutionStatus, StepKind, StepStatus
+from zart.models import AttemptStatus, ExecutionStatus, StepKind, StepStatus, TimerKind
 from zart.repositories import executions as executions_repo
 from zart.repositories import steps as steps_repo
+from zart.repositories import timers as timers_repo
 from zart.repositories.records import (
     AttemptOutcome,
     ClaimedExecution,
@@ -49,6 +52,15 @@ from zart.serialization import check_size, decode, decode_exception, encode, enc
 
 DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 
+#: Waits (sleeps, retry back-offs) at most this long stay in memory; longer ones suspend.
+DEFAULT_INLINE_WAIT_LIMIT = timedelta(seconds=5)
+
+
+class Suspended(BaseException):
+    """Unwinds a handler that waits durably (a long sleep, an event not yet delivered, a long
+    retry back-off). A BaseException, so ``except Exception`` in user code does not stop it.
+    The worker records the execution as ``waiting`` and drops the coroutine."""
+
 
 class CheckpointFailed(ZartError):
     """A checkpoint could not be written (the database is unreachable). The run stops; its
@@ -62,6 +74,7 @@ class Runtime:
     engine: AsyncEngine
     clock: Clock = SYSTEM_CLOCK
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    inline_wait_limit: timedelta = DEFAULT_INLINE_WAIT_LIMIT
     _single_statement: AsyncEngine | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -84,6 +97,15 @@ class Runtime:
         except OSError as exc:
             raise CheckpointFailed(f"checkpoint could not be written: {exc}") from exc
 
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction for a write of several statements (a wait and its timer)."""
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError) as exc:
+            raise CheckpointFailed(f"checkpoint could not be written: {exc}") from exc
+
     def encode_checked(self, value: Any, name: str = "result") -> Any:
         data = encode(value, name=name)
         check_size(data, self.max_payload_bytes, name=name)
@@ -103,6 +125,62 @@ class RunState:
     # Exceptions a step raised to the handler, by identity: (step name, stored JSON). Tells a
     # step's failure from the handler's own error and from infrastructure errors.
     step_failures: dict[int, tuple[str, Any, BaseException]] = field(default_factory=dict)
+    # Suspension: branches busy in a step (or a short wait), whether the run is unwinding to
+    # wait durably, and the events it waits for.
+    active: int = 0
+    suspending: bool = False
+    awaited_events: set[str] = field(default_factory=set)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @asynccontextmanager
+    async def busy(self) -> AsyncIterator[None]:
+        """Mark a branch busy (running a step, waiting briefly). No new work starts once the
+        run is suspending: the branch parks instead."""
+        if self.suspending:
+            await self.park()
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+            self._changed.set()
+
+    async def park(self, *, holding: int = 0) -> NoReturn:
+        """Unwind this branch to wait durably, once no other branch is busy, so every step in
+        flight stores its outcome before the run lets go of its lease. Every branch that meets
+        a suspending run parks here too: no branch unwinds to the top early. ``holding``: busy
+        regions the caller itself is inside."""
+        self.suspending = True
+        while True:
+            self._changed.clear()
+            if self.active <= holding:
+                raise Suspended()
+            await self._changed.wait()
+
+    async def record_wait(
+        self,
+        name: str,
+        kind: StepKind,
+        position: int,
+        wake_at: datetime | None,
+        timer: TimerKind | None,
+    ) -> StepRecord:
+        """Store that step ``name`` waits (until ``wake_at``), with a timer when the run will
+        suspend rather than wait in memory."""
+        outcome = steps_repo.StepOutcome(
+            run_id=self.execution.run_id,
+            name=name,
+            kind=kind,
+            status=StepStatus.WAITING,
+            position=position,
+            attempts=0,
+            wake_at=wake_at,
+        )
+        return await self.checkpoint(outcome, timer=timer)
+
+    def must_suspend(self, wake_at: datetime) -> bool:
+        """Whether waiting until ``wake_at`` is long enough to suspend instead of sleeping."""
+        return wake_at - self.clock.now() > self.runtime.inline_wait_limit
 
     @property
     def clock(self) -> Clock:
@@ -124,12 +202,34 @@ class RunState:
         return position, record
 
     async def checkpoint(
-        self, outcome: steps_repo.StepOutcome, attempt: AttemptOutcome | None = None
+        self,
+        outcome: steps_repo.StepOutcome,
+        attempt: AttemptOutcome | None = None,
+        *,
+        timer: TimerKind | None = None,
     ) -> StepRecord:
-        async with self.runtime.checkpoint_connection() as conn:
-            record = await steps_repo.record_step_outcome(
-                conn, self.lease, outcome, attempt=attempt, now=self.clock.now()
-            )
+        """Store a step's outcome (fenced by the lease). With ``timer``, also a durable wake-up
+        at ``outcome.wake_at``, in the same transaction."""
+        now = self.clock.now()
+        if timer is None or outcome.wake_at is None:
+            async with self.runtime.checkpoint_connection() as conn:
+                record = await steps_repo.record_step_outcome(
+                    conn, self.lease, outcome, attempt=attempt, now=now
+                )
+        else:
+            async with self.runtime.transaction() as conn:
+                record = await steps_repo.record_step_outcome(
+                    conn, self.lease, outcome, attempt=attempt, now=now
+                )
+                await timers_repo.create_timer(
+                    conn,
+                    execution_id=self.execution.execution_id,
+                    run_id=self.execution.run_id,
+                    name=outcome.name,
+                    kind=timer,
+                    fire_at=outcome.wake_at,
+                    now=now,
+                )
         self.outcomes[record.name] = record
         return record
 
@@ -145,6 +245,8 @@ class RunState:
         return found[0], found[1]
 
     async def run_step(self, call: StepCall[Any]) -> Any:
+        if self.suspending:
+            await self.park()
         name = call.name
         position, record = self.take_name(name, StepKind.STEP)
         if record is not None:
@@ -152,14 +254,17 @@ class RunState:
                 return decode(record.result)
             if record.status is StepStatus.FAILED:
                 raise self.failed(name, record.error, stored_failure(name, record.error))
-        return await _StepAttempts(self, call.definition, call, name, position, record).run()
+        async with self.busy():
+            return await _StepAttempts(self, call.definition, call, name, position, record).run()
 
     async def capture(self, name: str, produce: Callable[[], Any]) -> Any:
+        if self.suspending:
+            await self.park()
         position, record = self.take_name(name, StepKind.CAPTURE)
         if record is not None and record.status is StepStatus.COMPLETED:
             return decode(record.result)
         value = produce()
-        if asyncio.iscoroutine(value):
+        if inspect.isawaitable(value):
             value = await value
         now = self.clock.now()
         await self.checkpoint(
@@ -244,9 +349,15 @@ class _StepAttempts:
             limit = execution_deadline
         return limit
 
+    async def _wait_until(self, wake_at: datetime) -> None:
+        """Wait for a retry: in memory when short, else suspend (the timer wakes the run)."""
+        if self.state.must_suspend(wake_at):
+            await self.state.park(holding=1)  # this branch is busy in its own step
+        await self.state.clock.sleep_until(wake_at)
+
     async def run(self) -> Any:
-        if self.wake_at is not None:
-            await self.state.clock.sleep_until(self.wake_at)
+        if self.wake_at is not None:  # resuming a retry back-off
+            await self._wait_until(self.wake_at)
         while True:
             started = self.state.clock.now()
             limit = self._limit(started)
@@ -305,12 +416,15 @@ class _StepAttempts:
                 policy.delay_before(self.attempt + 1), policy.backoff == "exponential"
             )
             wake_at = now + delay
+            suspend = self.state.must_suspend(wake_at)
             await self.state.checkpoint(
-                self._outcome(StepStatus.WAITING, error=encoded, wake_at=wake_at), attempt
+                self._outcome(StepStatus.WAITING, error=encoded, wake_at=wake_at),
+                attempt,
+                timer=TimerKind.RETRY if suspend else None,
             )
             log("step_retry_scheduled", f"step {self.name!r} failed; retrying", **self._fields())
             self.attempt += 1
-            await self.state.clock.sleep_until(wake_at)
+            await self._wait_until(wake_at)
             return True
         if policy.max_retries > 0:
             raw = {
@@ -378,7 +492,14 @@ async def execute(
     Returns the finished execution, or ``None`` when this worker no longer owns it (lease lost,
     checkpoint failed): then another claim will replay it.
     """
-    state = RunState(runtime, claimed.lease, claimed.execution, outcomes)
+    execution = claimed.execution
+    if execution.deadline_at is None and handler.timeout is not None:
+        # Started by name where the handler is not registered: its timeout applies from the
+        # start all the same.
+        execution = dataclasses.replace(
+            execution, deadline_at=execution.created_at + handler.timeout
+        )
+    state = RunState(runtime, claimed.lease, execution, outcomes)
     fields: dict[str, Any] = {
         "execution_id": claimed.execution.execution_id,
         "task": handler.name,
@@ -409,7 +530,17 @@ class _Failed:
     error: dict[str, Any]
 
 
-async def _run_handler(state: RunState, handler: DurableHandler[..., Any]) -> _Completed | _Failed:
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    """The handler unwound to wait durably."""
+
+    awaited_events: frozenset[str]
+
+
+_Outcome = _Completed | _Failed | _Waiting
+
+
+async def _run_handler(state: RunState, handler: DurableHandler[..., Any]) -> _Outcome:
     execution = state.execution
     try:
         argument = handler.input_from(execution.payload)
@@ -419,6 +550,15 @@ async def _run_handler(state: RunState, handler: DurableHandler[..., Any]) -> _C
         value = await _call_within_deadline(state, handler, argument)
     except (LeaseLost, CheckpointFailed):
         raise
+    except Suspended:
+        return _Waiting(frozenset(state.awaited_events))
+    except BaseExceptionGroup as group:  # asyncio.TaskGroup branches
+        _, rest = group.split(Suspended)
+        if rest is None:
+            return _Waiting(frozenset(state.awaited_events))
+        if not isinstance(rest, Exception):
+            raise rest from None  # a BaseException other than our signal: not ours to handle
+        return await _recover(state, handler, argument, _classify(state, rest))
     except Exception as exc:
         failure = _classify(state, exc)
         return await _recover(state, handler, argument, failure)
@@ -495,11 +635,22 @@ def _error(kind: str, error: BaseException) -> dict[str, Any]:
     return {"kind": kind, "message": str(error), "error": encode_exception(error)}
 
 
-async def _finish(state: RunState, outcome: _Completed | _Failed) -> ExecutionRecord:
+async def _finish(state: RunState, outcome: _Outcome) -> ExecutionRecord:
     fields: dict[str, Any] = {
         "execution_id": state.execution.execution_id,
         "task": state.execution.task_name,
     }
+    if isinstance(outcome, _Waiting):
+        async with state.runtime.engine.begin() as conn:
+            record = await executions_repo.suspend_execution(
+                conn,
+                state.lease,
+                run_id=state.execution.run_id,
+                now=state.clock.now(),
+                awaited_events=sorted(outcome.awaited_events),
+            )
+        log("execution_suspended", "execution waits", wake_at=record.claimable_at, **fields)
+        return record
     completed = isinstance(outcome, _Completed)
     async with state.runtime.engine.begin() as conn:
         record = await executions_repo.finish_execution(

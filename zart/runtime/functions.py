@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar, overload
 
 from zart.clock import SYSTEM_CLOCK
 from zart.errors import RetryExhausted, StepTimedOut
-from zart.runtime.context import current_run
+from zart.runtime.context import current_run, current_step
 from zart.runtime.outcomes import BusinessErr, Ok, ZartErr
 from zart.runtime.steps import StepCall
 
@@ -74,9 +75,11 @@ async def capture(name: str, produce: Callable[[], Any]) -> Any:
     """Store the value ``produce()`` returns under ``name``; replays return the stored value
     and never call ``produce`` again (timestamps, generated ids, feature flags)."""
     run = current_run.get()
-    if run is None:
+    if run is None or current_step.get() is not None:
+        # Outside an execution, or inside a step body (whose outcome is what gets stored, and
+        # whose retries would otherwise reuse the name): just produce the value.
         value = produce()
-        return await value if isinstance(value, Awaitable) else value
+        return await value if inspect.isawaitable(value) else value
     return await run.capture(name, produce)
 
 

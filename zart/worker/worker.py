@@ -27,8 +27,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from zart.errors import ConfigurationError, LeaseLost
 from zart.logs import log
+from zart.models import ExecutionStatus
 from zart.repositories import executions as executions_repo
 from zart.repositories import steps as steps_repo
+from zart.repositories import timers as timers_repo
 from zart.repositories import workers as workers_repo
 from zart.repositories.records import ClaimedExecution, Lease, StepRecord
 from zart.runtime.execution import Runtime, execute
@@ -93,6 +95,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._started = False
+        self._stop_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -140,7 +143,9 @@ class Worker:
             level=40,
             worker_id=self.worker_id,
         )
+        # Stop everything, now: runs without a heartbeat would be taken over under our feet.
         self._stopping.set()
+        self._begin_stop(0.0)
 
     async def wait_stopped(self) -> None:
         """Wait until the worker is asked to stop (or one of its loops died)."""
@@ -151,7 +156,16 @@ class Worker:
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop claiming, give running executions ``timeout`` seconds (default: the
-        ``shutdown_timeout`` setting) to finish, then cancel them and release their leases."""
+        ``shutdown_timeout`` setting) to finish, then cancel them and release their leases.
+        Calling it again waits for the stop already under way."""
+        await asyncio.shield(self._begin_stop(timeout))
+
+    def _begin_stop(self, timeout: float | None) -> asyncio.Task[None]:
+        if self._stop_task is None:
+            self._stop_task = asyncio.create_task(self._stop(timeout), name="zart-worker-stop")
+        return self._stop_task
+
+    async def _stop(self, timeout: float | None) -> None:
         self._stopping.set()
         self._wake.set()
         claim, *side_loops = self._loops
@@ -235,11 +249,13 @@ class Worker:
                 now=now,
                 lease_timeout=timedelta(seconds=self.settings.lease_timeout),
             )
-            outcomes = (
-                await steps_repo.load_outcomes_of_runs(conn, [c.execution.run_id for c in claimed])
-                if claimed
-                else {}
-            )
+            run_ids = [c.execution.run_id for c in claimed]
+            outcomes = await steps_repo.load_outcomes_of_runs(conn, run_ids) if claimed else {}
+            # A wake-up brought these back: their due timers have fired.
+            woken = [
+                c.execution.run_id for c in claimed if c.previous_status is ExecutionStatus.WAITING
+            ]
+            await timers_repo.fire_due_timers(conn, woken, now=now)
         for item in claimed:
             self._spawn(item, outcomes.get(item.execution.run_id, {}))
         return len(claimed)
@@ -278,8 +294,10 @@ class Worker:
     # -- heartbeat loop -------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
+        never = asyncio.Event()  # nothing hurries a heartbeat; the wait is the interval
         while True:  # runs on during a graceful shutdown; stop() cancels it last
-            await asyncio.sleep(self.settings.heartbeat_every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(never.wait(), self.settings.heartbeat_every)
             try:
                 await self._heartbeat()
             except TRANSIENT_ERRORS as exc:

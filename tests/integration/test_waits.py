@@ -1,0 +1,327 @@
+"""Durable sleep and events on both backends: suspension, wake-ups, replays, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+import zart
+from tests.integration.runtime_helpers import count, seen, times
+from zart import DurableScheduler
+from zart.models import StepStatus, TimerKind
+from zart.repositories import steps as steps_repo
+from zart.repositories import timers as timers_repo
+
+WORKER = {"poll_interval": 0.02, "lease_timeout": 5.0}
+
+
+@pytest.fixture
+async def suspending(database_url: str) -> AsyncIterator[DurableScheduler]:
+    """A scheduler on which every wait suspends (nothing waits in memory)."""
+    async with DurableScheduler(database_url, inline_wait_limit=0) as scheduler:
+        yield scheduler
+
+
+async def _steps(scheduler: DurableScheduler, execution_id: str) -> dict[str, Any]:
+    run_id = (await scheduler.status(execution_id)).run_id
+    async with scheduler.engine.connect() as conn:
+        return {s.name: s for s in await steps_repo.list_steps(conn, run_id)}
+
+
+async def _wait_for_status(
+    scheduler: DurableScheduler, execution_id: str, status: zart.ExecutionStatus
+) -> zart.ExecutionRecord:
+    for _ in range(500):
+        record = await scheduler.status(execution_id)
+        if record.status is status:
+            return record
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{execution_id} never became {status}: {record.status}")
+
+
+# -- sleep -------------------------------------------------------------------------------------
+
+
+@zart.step("before-nap")
+async def before_nap() -> None:
+    count("before-nap")
+
+
+@zart.step("after-nap")
+async def after_nap() -> str:
+    count("after-nap")
+    return "awake"
+
+
+@zart.durable("waits-nap")
+async def nap(data: dict[str, float]) -> str:
+    await before_nap()
+    await zart.sleep("nap", data["seconds"])
+    return await after_nap()
+
+
+async def test_a_sleep_suspends_without_a_lease_and_resumes(suspending: DurableScheduler) -> None:
+    async with suspending.run_worker(**WORKER) as worker:
+        execution_id = await suspending.start(nap, {"seconds": 0.6})
+        waiting = await _wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        assert waiting.lease_owner is None
+        assert waiting.claimable_at is not None
+        assert worker.in_flight == 0  # no slot held while it sleeps
+        assert await suspending.wait(execution_id, timeout=10) == "awake"
+
+    assert times(execution_id, "before-nap") == 1
+    assert times(execution_id, "after-nap") == 1
+    steps = await _steps(suspending, execution_id)
+    assert steps["nap"].status is StepStatus.COMPLETED
+    assert (await suspending.status(execution_id)).claim_count == 2
+    async with suspending.engine.connect() as conn:
+        assert await timers_repo.pending_timers(conn, waiting.run_id) == []
+
+
+async def test_a_worker_restarted_during_a_sleep_resumes_it(suspending: DurableScheduler) -> None:
+    async with suspending.run_worker(**WORKER):
+        execution_id = await suspending.start(nap, {"seconds": 0.8})
+        waiting = await _wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+    # No worker at all for a while; then a new one picks the sleeper up at its due time.
+    await asyncio.sleep(0.2)
+    async with suspending.run_worker(**WORKER):
+        assert await suspending.wait(execution_id, timeout=10) == "awake"
+
+    record = await suspending.status(execution_id)
+    assert record.completed_at is not None
+    assert waiting.claimable_at is not None
+    assert record.completed_at >= waiting.claimable_at  # never before the stored wake-up
+    assert times(execution_id, "before-nap") == 1
+
+
+async def test_a_short_sleep_stays_in_memory(scheduler: DurableScheduler) -> None:
+    async with scheduler.run_worker(**WORKER):
+        execution_id = await scheduler.start(nap, {"seconds": 0.1})
+        assert await scheduler.wait(execution_id, timeout=10) == "awake"
+
+    assert (await scheduler.status(execution_id)).claim_count == 1  # never suspended
+    assert (await _steps(scheduler, execution_id))["nap"].wake_at is not None
+
+
+@zart.durable("waits-sleep-until-past")
+async def sleep_until_past(data: dict[str, Any]) -> str:
+    yesterday = await zart.now("now") - timedelta(days=1)
+    await zart.sleep_until("long-ago", yesterday)
+    return "at once"
+
+
+async def test_sleep_until_the_past_returns_at_once(suspending: DurableScheduler) -> None:
+    async with suspending.run_worker(**WORKER):
+        execution_id = await suspending.start(sleep_until_past, {})
+        assert await suspending.wait(execution_id, timeout=10) == "at once"
+
+    assert (await suspending.status(execution_id)).claim_count == 1
+
+
+async def test_sleep_until_needs_an_aware_datetime() -> None:
+    from datetime import datetime
+
+    with pytest.raises(zart.ConfigurationError, match="timezone-aware"):
+        await zart.sleep_until("naive", datetime(2030, 1, 1))
+
+
+# -- retries that back off for long -------------------------------------------------------------
+
+
+@zart.step("slow-retry", retry="fixed(1, 500ms)")
+async def slow_retry() -> int:
+    attempt = zart.context().current_attempt
+    count(f"slow-retry-{attempt}")
+    if attempt == 0:
+        raise ConnectionError("try later")
+    return attempt
+
+
+@zart.durable("waits-long-backoff")
+async def long_backoff(data: dict[str, Any]) -> int:
+    return await slow_retry()
+
+
+async def test_a_long_retry_back_off_suspends(suspending: DurableScheduler) -> None:
+    async with suspending.run_worker(**WORKER) as worker:
+        execution_id = await suspending.start(long_backoff, {})
+        waiting = await _wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        assert worker.in_flight == 0
+        async with suspending.engine.connect() as conn:
+            (timer,) = await timers_repo.pending_timers(conn, waiting.run_id)
+        assert timer.kind is TimerKind.RETRY
+        assert await suspending.wait(execution_id, timeout=10) == 1
+
+    assert times(execution_id, "slow-retry-0") == 1
+    assert times(execution_id, "slow-retry-1") == 1
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+class Decision(BaseModel):
+    approved: bool
+    reviewer: str
+
+
+@zart.step("validate-request")
+async def validate_request() -> None:
+    count("validate-request")
+
+
+@zart.durable("waits-approval")
+async def approval(data: dict[str, Any]) -> str:
+    await validate_request()
+    try:
+        decision = await zart.wait_for_event(
+            "manager-approval", timeout=data.get("timeout"), model=Decision
+        )
+    except zart.EventTimeout:
+        return "timed out"
+    seen[zart.context().execution_id].append(decision)
+    return f"approved by {decision.reviewer}" if decision.approved else "rejected"
+
+
+async def test_an_event_during_the_wait_resumes_it(suspending: DurableScheduler) -> None:
+    async with suspending.run_worker(**WORKER):
+        execution_id = await suspending.start(approval, {})
+        waiting = await _wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        assert waiting.claimable_at is None  # nothing but the event can wake it
+        await suspending.offer_event(
+            execution_id, "manager-approval", Decision(approved=True, reviewer="ana")
+        )
+        assert await suspending.wait(execution_id, timeout=10) == "approved by ana"
+
+    assert seen[execution_id] == [Decision(approved=True, reviewer="ana")]
+    assert times(execution_id, "validate-request") == 1
+
+
+async def test_an_event_before_the_wait_is_kept_for_it(suspending: DurableScheduler) -> None:
+    execution_id = await suspending.start(approval, {})
+    await suspending.offer_event(
+        execution_id, "manager-approval", {"approved": False, "reviewer": "bo"}
+    )
+
+    async with suspending.run_worker(**WORKER):
+        assert await suspending.wait(execution_id, timeout=10) == "rejected"
+
+    assert (await suspending.status(execution_id)).claim_count == 1  # never had to wait
+
+
+async def test_no_event_before_the_timeout_raises_event_timeout(
+    suspending: DurableScheduler,
+) -> None:
+    async with suspending.run_worker(**WORKER):
+        execution_id = await suspending.start(approval, {"timeout": 0.3})
+        assert await suspending.wait(execution_id, timeout=10) == "timed out"
+
+    step = (await _steps(suspending, execution_id))["manager-approval"]
+    assert step.status is StepStatus.FAILED
+    assert step.error["kind"] == "event_timeout"  # an explicit state, not a sentinel payload
+    with pytest.raises(zart.EventNotAccepted):
+        await suspending.offer_event(execution_id, "manager-approval", {"approved": True})
+
+
+@zart.durable("waits-timeout-then-replay")
+async def timeout_then_replay(data: dict[str, Any]) -> str:
+    try:
+        await zart.wait_for_event("late", timeout=0.2)
+    except zart.EventTimeout:
+        count("timed-out")
+    await zart.sleep("after", 0.3)  # a suspension after the timeout forces a replay
+    return "done"
+
+
+async def test_a_timed_out_wait_raises_again_on_replay(suspending: DurableScheduler) -> None:
+    async with suspending.run_worker(**WORKER):
+        execution_id = await suspending.start(timeout_then_replay, {})
+        for _ in range(500):  # until the wait has timed out (the run now sleeps in "after")
+            steps = await _steps(suspending, execution_id)
+            if "after" in steps:
+                break
+            await asyncio.sleep(0.01)
+        assert steps["late"].status is StepStatus.FAILED
+        # Delivered after the timeout: stored, but the timed-out wait stays timed out.
+        await suspending.offer_event(execution_id, "late", "too late")
+        assert await suspending.wait(execution_id, timeout=10) == "done"
+
+    assert times(execution_id, "timed-out") == 2  # the first pass and the replay
+
+
+async def test_event_errors(suspending: DurableScheduler) -> None:
+    execution_id = await suspending.start(approval, {})
+    await suspending.offer_event(
+        execution_id, "manager-approval", {"approved": True, "reviewer": "x"}
+    )
+
+    with pytest.raises(zart.EventAlreadyDelivered):
+        await suspending.offer_event(execution_id, "manager-approval", {"approved": False})
+    with pytest.raises(zart.ExecutionNotFound):
+        await suspending.offer_event(f"missing-{uuid.uuid4()}", "manager-approval", {})
+    with pytest.raises(zart.InvalidPayload, match="NUL"):
+        await suspending.offer_event(execution_id, "other", {"text": "a\x00b"})
+    await suspending.cancel(execution_id)
+    with pytest.raises(zart.EventNotAccepted, match="cancelled"):
+        await suspending.offer_event(execution_id, "other", {})
+
+
+async def test_an_event_that_does_not_fit_the_model_fails_clearly(
+    suspending: DurableScheduler,
+) -> None:
+    async with suspending.run_worker(**WORKER):
+        execution_id = await suspending.start(approval, {})
+        await _wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        await suspending.offer_event(execution_id, "manager-approval", {"approved": "maybe"})
+        with pytest.raises(zart.ExecutionFailed) as failed:
+            await suspending.wait(execution_id, timeout=10)
+
+    assert failed.value.error["kind"] == "step_failed"
+    assert failed.value.error["step"] == "manager-approval"
+    assert "does not fit Decision" in failed.value.error["message"]
+
+
+async def test_wait_for_event_outside_an_execution_is_an_error() -> None:
+    with pytest.raises(zart.OutsideExecution):
+        await zart.wait_for_event("anything")
+
+
+# -- parallel waits ----------------------------------------------------------------------------
+
+
+@zart.step("quick-{n}")
+async def quick(n: int) -> int:
+    count(f"quick-{n}")
+    await asyncio.sleep(0.05)
+    return n
+
+
+@zart.durable("waits-parallel")
+async def parallel_waits(data: dict[str, Any]) -> list[Any]:
+    async def branch_with_event() -> Any:
+        await quick(1)
+        return await zart.wait_for_event("go")
+
+    async def branch_with_sleep() -> int:
+        await zart.sleep("rest", 0.3)
+        return await quick(2)
+
+    return list(await asyncio.gather(branch_with_event(), branch_with_sleep(), quick(3)))
+
+
+async def test_parallel_branches_suspend_together_and_resume(
+    suspending: DurableScheduler,
+) -> None:
+    async with suspending.run_worker(**WORKER):
+        execution_id = await suspending.start(parallel_waits, {})
+        await _wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        await suspending.offer_event(execution_id, "go", "event!")
+        assert await suspending.wait(execution_id, timeout=10) == ["event!", 2, 3]
+
+    for n in (1, 2, 3):
+        assert times(execution_id, f"quick-{n}") == 1, n

@@ -1,0 +1,195 @@
+"""Durable waits: ``zart.sleep``, ``zart.sleep_until`` and ``zart.wait_for_event``.
+
+A wait is a step row of its own (kind ``sleep`` or ``event``) so replay finds it by name. A
+short wait stays in memory; a long one (and every wait for an event not yet delivered) records
+a timer where it has a deadline, unwinds the handler and releases the lease: the execution
+becomes ``waiting`` and holds no worker slot until a timer is due or an event arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any, TypeVar, overload
+
+from pydantic import ValidationError
+
+from zart.durations import parse_duration
+from zart.errors import ConfigurationError, EventTimeout, InvalidPayload, OutsideExecution
+from zart.models import StepKind, StepStatus, TimerKind
+from zart.repositories import events as events_repo
+from zart.repositories import steps as steps_repo
+from zart.repositories import timers as timers_repo
+from zart.runtime.context import current_run, current_step
+from zart.runtime.execution import RunState
+from zart.serialization import from_json
+
+T = TypeVar("T")
+
+
+def _run_for(what: str) -> RunState | None:
+    if current_step.get() is not None:
+        raise ConfigurationError(
+            f"{what} waits durably and is called from the durable handler, not inside a step"
+        )
+    return current_run.get()
+
+
+async def sleep(name: str, duration: timedelta | float | str) -> None:
+    """Sleep durably for ``duration`` (a timedelta, seconds, or ``"24h"``-style string).
+
+    The wake-up time is stored on the first run, so a restart during the sleep does not start
+    it over. Outside an execution it is a plain ``asyncio.sleep``.
+    """
+    delay = parse_duration(duration, name="sleep duration")
+    run = _run_for("zart.sleep")
+    if run is None:
+        await asyncio.sleep(delay.total_seconds())
+        return
+    await _sleep_until(run, name, run.clock.now() + delay)
+
+
+async def sleep_until(name: str, when: datetime) -> None:
+    """Sleep durably until ``when`` (timezone-aware); a time in the past returns at once."""
+    if not isinstance(when, datetime) or when.tzinfo is None:
+        raise ConfigurationError(
+            f"zart.sleep_until({name!r}) needs a timezone-aware datetime, not {when!r}"
+        )
+    run = _run_for("zart.sleep_until")
+    if run is None:
+        delay = (when - datetime.now(when.tzinfo)).total_seconds()
+        await asyncio.sleep(max(delay, 0.0))
+        return
+    await _sleep_until(run, name, when)
+
+
+async def _sleep_until(run: RunState, name: str, when: datetime) -> None:
+    position, record = await _take(run, name, StepKind.SLEEP)
+    if record is not None and record.status is StepStatus.COMPLETED:
+        return
+    # The first run's wake-up time holds on every replay, whatever `when` says now.
+    wake_at = record.wake_at if record is not None and record.wake_at is not None else when
+    if wake_at > run.clock.now():
+        if run.must_suspend(wake_at):
+            if record is None:
+                await run.record_wait(name, StepKind.SLEEP, position, wake_at, TimerKind.SLEEP)
+            await run.park()
+        async with run.busy():
+            if record is None:  # durable before sleeping: a crash resumes at the same time
+                await run.record_wait(name, StepKind.SLEEP, position, wake_at, None)
+            await run.clock.sleep_until(wake_at)
+    await run.checkpoint(_done(run, name, StepKind.SLEEP, position, result=None, wake_at=wake_at))
+
+
+@overload
+async def wait_for_event(
+    name: str, timeout: timedelta | float | str | None = None, *, model: type[T]
+) -> T: ...
+@overload
+async def wait_for_event(
+    name: str, timeout: timedelta | float | str | None = None, *, model: None = None
+) -> Any: ...
+async def wait_for_event(
+    name: str,
+    timeout: timedelta | float | str | None = None,
+    *,
+    model: Any = None,
+) -> Any:
+    """Wait durably for the event ``name`` delivered by ``DurableScheduler.offer_event`` (or
+    the HTTP API) and return its payload, validated into ``model`` when given.
+
+    An event offered before the execution gets here is kept and returned at once. Raises
+    :class:`~zart.EventTimeout` when ``timeout`` passes first; that outcome is stored, so
+    replays raise it again.
+    """
+    limit = None if timeout is None else parse_duration(timeout, name="event timeout")
+    run = _run_for("zart.wait_for_event")
+    if run is None:
+        raise OutsideExecution(
+            f"zart.wait_for_event({name!r}) was called outside a durable execution"
+        )
+    position, record = await _take(run, name, StepKind.EVENT)
+    seconds = None if limit is None else limit.total_seconds()
+    if record is not None and record.status is StepStatus.COMPLETED:
+        return _validated(run, name, record.result, model)
+    if record is not None and record.status is StepStatus.FAILED:
+        raise run.failed(name, record.error, EventTimeout(name, seconds))
+    now = run.clock.now()
+    deadline = record.wake_at if record is not None else (None if limit is None else now + limit)
+    async with run.runtime.transaction() as conn:
+        event = await events_repo.consume_event(conn, run.execution.execution_id, name, now=now)
+        if event is not None:
+            await steps_repo.record_step_outcome(
+                conn,
+                run.lease,
+                _done(run, name, StepKind.EVENT, position, result=event.payload),
+                now=now,
+            )
+            if deadline is not None:
+                await timers_repo.cancel_timer(conn, run.execution.run_id, name, now=now)
+    if event is not None:
+        return _validated(run, name, event.payload, model)
+    if deadline is not None and now >= deadline:
+        raw = {"kind": "event_timeout", "timeout_seconds": seconds, "message": f"{name!r}"}
+        await run.checkpoint(
+            steps_repo.StepOutcome(
+                run_id=run.execution.run_id,
+                name=name,
+                kind=StepKind.EVENT,
+                status=StepStatus.FAILED,
+                position=position,
+                attempts=0,
+                error=raw,
+                wake_at=deadline,
+                completed_at=now,
+            )
+        )
+        raise run.failed(name, raw, EventTimeout(name, seconds))
+    if record is None:
+        await run.record_wait(name, StepKind.EVENT, position, deadline, TimerKind.EVENT_TIMEOUT)
+    run.awaited_events.add(name)
+    await run.park()
+
+
+async def _take(run: RunState, name: str, kind: StepKind) -> tuple[int, Any]:
+    if run.suspending:
+        await run.park()
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError("a wait needs a non-empty name")
+    return run.take_name(name, kind)
+
+
+def _done(
+    run: RunState,
+    name: str,
+    kind: StepKind,
+    position: int,
+    *,
+    result: Any,
+    wake_at: datetime | None = None,
+) -> steps_repo.StepOutcome:
+    now = run.clock.now()
+    return steps_repo.StepOutcome(
+        run_id=run.execution.run_id,
+        name=name,
+        kind=kind,
+        status=StepStatus.COMPLETED,
+        position=position,
+        attempts=1,
+        result=result,
+        wake_at=wake_at,
+        completed_at=now,
+    )
+
+
+def _validated(run: RunState, name: str, payload: Any, model: Any) -> Any:
+    if model is None:
+        return payload
+    try:
+        return from_json(payload, model)
+    except ValidationError as exc:
+        error = InvalidPayload(
+            f"event {name!r} does not fit {getattr(model, '__name__', model)}: {exc}"
+        )
+        raw = {"kind": "invalid_event", "message": str(error)}
+        raise run.failed(name, raw, error) from exc
