@@ -33,6 +33,7 @@ from zart.migrations import upgrade
 from zart.models import ExecutionStatus
 from zart.repositories import events as events_repo
 from zart.repositories import executions as executions_repo
+from zart.repositories import wakeups
 from zart.repositories import workers as workers_repo
 from zart.repositories.executions import ExecutionFilter, SortField
 from zart.repositories.records import ExecutionPage, ExecutionRecord
@@ -80,6 +81,7 @@ class DurableScheduler:
             clock,
             max_payload_bytes,
             parse_duration(inline_wait_limit, name="inline_wait_limit"),
+            channel=wakeups.channel_for(schema),
         )
         self._workers: list[Worker] = []
         self._closed = False
@@ -143,7 +145,9 @@ class DurableScheduler:
                 now=now,
                 deadline_at=deadline,
             )
-        if created.created and session is None:  # the caller's commit is not ours to see
+            if created.created:  # sent at commit: the caller's, with session=
+                await wakeups.notify(conn, self.runtime.channel, task_name)
+        if created.created and session is None:
             for worker in self._workers:
                 worker.wake()
         return created.execution.execution_id
@@ -283,9 +287,11 @@ class DurableScheduler:
         data = to_json(payload, name="event payload")
         check_size(data, self.runtime.max_payload_bytes, name="event payload")
         async with _transaction(self.engine, session) as conn:
-            await events_repo.deliver_event(
+            delivery = await events_repo.deliver_event(
                 conn, execution_id=execution_id, name=name, payload=data, now=self.clock.now()
             )
+            if delivery.woke:
+                await wakeups.notify(conn, self.runtime.channel, delivery.task_name)
         if session is None:
             for worker in self._workers:
                 worker.wake()

@@ -238,7 +238,9 @@ async def test_delivering_an_event_wakes_a_waiting_execution(connection: AsyncCo
         now=T0 + timedelta(minutes=1),
     )
 
-    assert delivered.payload == {"ok": 1}
+    assert delivered.event.payload == {"ok": 1}
+    assert delivered.woke
+    assert delivered.task_name == "onboarding"
     stored = await executions.get_execution(connection, record.execution_id)
     assert stored is not None
     assert stored.claimable_at == T0 + timedelta(minutes=1)
@@ -259,10 +261,11 @@ async def test_an_event_nobody_waits_for_is_kept_and_wakes_nothing(
         connection, lease, run_id=record.run_id, now=T0, awaited_events=["approval"]
     )
 
-    await events.deliver_event(
+    delivery = await events.deliver_event(
         connection, execution_id=record.execution_id, name="unrelated", payload=1, now=T0
     )
 
+    assert delivery.woke is False
     stored = await executions.get_execution(connection, record.execution_id)
     assert stored is not None
     assert stored.claimable_at is None

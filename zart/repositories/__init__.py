@@ -4,7 +4,7 @@ Functions are named after domain operations, take the caller's ``AsyncConnection
 commit: the caller owns the transaction. They return frozen values (:mod:`.records`).
 """
 
-from zart.repositories import events, executions, runs, steps, timers, workers
+from zart.repositories import events, executions, runs, steps, timers, wakeups, workers
 from zart.repositories.records import (
     AttemptOutcome,
     ClaimedExecution,
@@ -38,5 +38,6 @@ __all__ = [
     "runs",
     "steps",
     "timers",
+    "wakeups",
     "workers",
 ]

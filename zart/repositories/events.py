@@ -13,7 +13,7 @@ from zart.errors import EventAlreadyDelivered, EventNotAccepted, ExecutionNotFou
 from zart.models import EventRow, table_of
 from zart.repositories.dialect import insert_ignoring_conflicts
 from zart.repositories.executions import lock_execution, wake_execution
-from zart.repositories.records import EventRecord
+from zart.repositories.records import EventDelivery, EventRecord
 
 events = table_of(EventRow)
 
@@ -32,7 +32,7 @@ def _record(row: Row[Any]) -> EventRecord:
 
 async def deliver_event(
     conn: AsyncConnection, *, execution_id: str, name: str, payload: Any, now: datetime
-) -> EventRecord:
+) -> EventDelivery:
     """Store an event for an execution; wake the execution if its current run waits for it.
 
     Raises :class:`ExecutionNotFound`, :class:`EventNotAccepted` (finished or cancelled) or
@@ -40,9 +40,10 @@ async def deliver_event(
     (:func:`~zart.repositories.executions.lock_execution`), which orders this delivery against a
     concurrent suspension so the wake-up is never lost.
     """
-    status = await lock_execution(conn, execution_id)
-    if status is None:
+    locked = await lock_execution(conn, execution_id)
+    if locked is None:
         raise ExecutionNotFound(execution_id)
+    status, task_name = locked
     if status.is_terminal:
         raise EventNotAccepted(execution_id, status.value)
     row = (
@@ -54,8 +55,8 @@ async def deliver_event(
     ).first()
     if row is None:
         raise EventAlreadyDelivered(execution_id, name)
-    await wake_execution(conn, execution_id, now=now, event=name)
-    return _record(row)
+    woke = await wake_execution(conn, execution_id, now=now, event=name)
+    return EventDelivery(_record(row), task_name, woke)
 
 
 async def get_event(conn: AsyncConnection, execution_id: str, name: str) -> EventRecord | None:

@@ -514,16 +514,21 @@ async def _finish_run(
     )
 
 
-async def lock_execution(conn: AsyncConnection, execution_id: str) -> ExecutionStatus | None:
-    """Lock an execution's row for the rest of the transaction and return its status (``None``:
-    no such execution). Taking this lock first is what orders an event delivery against a
-    concurrent :func:`suspend_execution`: whichever locks second sees the other's commit."""
-    status = await conn.scalar(
-        select(executions.c.status)
-        .where(executions.c.execution_id == execution_id)
-        .with_for_update()
-    )
-    return None if status is None else ExecutionStatus(status)
+async def lock_execution(
+    conn: AsyncConnection, execution_id: str
+) -> tuple[ExecutionStatus, str] | None:
+    """Lock an execution's row for the rest of the transaction; its status and task name
+    (``None``: no such execution). Taking this lock first is what orders an event delivery
+    against a concurrent :func:`suspend_execution`: whichever locks second sees the other's
+    commit."""
+    row = (
+        await conn.execute(
+            select(executions.c.status, executions.c.task_name)
+            .where(executions.c.execution_id == execution_id)
+            .with_for_update()
+        )
+    ).first()
+    return None if row is None else (ExecutionStatus(row.status), row.task_name)
 
 
 async def wake_execution(

@@ -158,6 +158,15 @@ class EventRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class EventDelivery:
+    """A stored event, and whether storing it woke its execution (of task ``task_name``)."""
+
+    event: EventRecord
+    task_name: str
+    woke: bool
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerRecord:
     worker_id: str
     hostname: str

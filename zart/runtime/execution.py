@@ -37,6 +37,7 @@ from zart.models import AttemptStatus, ExecutionStatus, StepKind, StepStatus, Ti
 from zart.repositories import executions as executions_repo
 from zart.repositories import steps as steps_repo
 from zart.repositories import timers as timers_repo
+from zart.repositories import wakeups
 from zart.repositories.records import (
     AttemptOutcome,
     ClaimedExecution,
@@ -75,6 +76,8 @@ class Runtime:
     clock: Clock = SYSTEM_CLOCK
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     inline_wait_limit: timedelta = DEFAULT_INLINE_WAIT_LIMIT
+    #: NOTIFY channel of this deployment's wake-ups (see zart.repositories.wakeups).
+    channel: str = wakeups.CHANNEL
     _single_statement: AsyncEngine | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -649,6 +652,8 @@ async def _finish(state: RunState, outcome: _Outcome) -> ExecutionRecord:
                 now=state.clock.now(),
                 awaited_events=sorted(outcome.awaited_events),
             )
+            if record.claimable_at is not None:  # idle workers re-plan their next wake-up
+                await wakeups.notify(conn, state.runtime.channel, record.task_name)
         log("execution_suspended", "execution waits", wake_at=record.claimable_at, **fields)
         return record
     completed = isinstance(outcome, _Completed)

@@ -4,7 +4,13 @@
   recorded outcomes in the same transaction), then waits for a wake-up, a freed slot or the
   poll interval;
 - the **heartbeat loop** renews the leases of the executions in flight (stopping those whose
-  lease was lost) and records that the worker is alive.
+  lease was lost) and records that the worker is alive;
+- the **listener loop** (PostgreSQL) LISTENs for wake-ups (a start, an event, a suspension)
+  and wakes the claim loop at once; when its connection drops it reconnects and re-checks.
+
+An idle claim loop sleeps until the next execution becomes claimable (a due timer, an expiring
+lease) or the poll interval, whichever is sooner; NOTIFY cuts that short. Polling is the
+fallback for lost notifications, and SQLite's only means.
 
 Each claimed execution runs as its own named task. A side loop that dies of an unexpected error
 stops the worker loudly. Shutdown is graceful: stop claiming, let runs finish within a time
@@ -23,14 +29,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.exc import SQLAlchemyError
 
+from zart.database import read_only
 from zart.errors import ConfigurationError, LeaseLost
 from zart.logs import log
 from zart.models import ExecutionStatus
 from zart.repositories import executions as executions_repo
 from zart.repositories import steps as steps_repo
 from zart.repositories import timers as timers_repo
+from zart.repositories import wakeups
 from zart.repositories import workers as workers_repo
 from zart.repositories.records import ClaimedExecution, Lease, StepRecord
 from zart.runtime.execution import Runtime, execute
@@ -88,6 +97,7 @@ class Worker:
                 "the worker has no durable handler to run; import the modules that define them"
             )
         self.settings = settings or WorkerSettings()
+        self._reads = read_only(runtime.engine)
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._on_finished = on_finished
         self._in_flight: dict[str, tuple[asyncio.Task[Any], Lease]] = {}
@@ -96,6 +106,8 @@ class Worker:
         self._loops: list[asyncio.Task[None]] = []
         self._started = False
         self._stop_task: asyncio.Task[None] | None = None
+        #: Server pid of the listening connection while it is up (PostgreSQL), for operators.
+        self.listener_pid: int | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -118,6 +130,8 @@ class Worker:
             self._supervise("claim", self._claim_loop),
             self._supervise("heartbeat", self._heartbeat_loop),
         ]
+        if self.runtime.engine.dialect.name == "postgresql":
+            self._loops.append(self._supervise("listener", self._listen_loop))
         log(
             "worker_started",
             f"worker {self.worker_id} started",
@@ -203,6 +217,8 @@ class Worker:
             try:
                 async with self.runtime.engine.begin() as conn:
                     await executions_repo.release_lease(conn, lease, now=self.runtime.clock.now())
+                    for name in self.task_names:  # another worker may resume it at once
+                        await wakeups.notify(conn, self.runtime.channel, name)
             except RELEASE_ERRORS:
                 pass  # someone else owns it, or its lease will simply expire
 
@@ -229,14 +245,24 @@ class Worker:
             # Cleared before claiming: a wake-up that arrives during the claim is not lost.
             self._wake.clear()
             free = self.settings.concurrency - len(self._in_flight)
+            pause = self.settings.poll_interval
             if free > 0:
                 try:
-                    await self._claim(free)
+                    if await self._claim(free) < free:  # idle: sleep until the next due time
+                        pause = await self._until_next_due(pause)
                 except TRANSIENT_ERRORS as exc:
                     log("claim_failed", f"claim failed: {exc}", level=30, worker_id=self.worker_id)
             # Ready work beyond the free slots waits for a slot (its end sets the wake event).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+                await asyncio.wait_for(self._wake.wait(), pause)
+
+    async def _until_next_due(self, longest: float) -> float:
+        now = self.runtime.clock.now()
+        async with self._reads.connect() as conn:
+            due = await wakeups.next_claimable_at(conn, self.task_names, after=now)
+        if due is None:
+            return longest
+        return min(longest, max((due - now).total_seconds(), 0.0))
 
     async def _claim(self, free: int) -> int:
         now = self.runtime.clock.now()
@@ -290,6 +316,56 @@ class Worker:
             )
         if self._on_finished is not None:
             self._on_finished(execution_id)
+
+    # -- listener loop (PostgreSQL) -------------------------------------------------------
+
+    async def _listen_loop(self) -> None:
+        while True:
+            try:
+                await self._listen()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log(
+                    "listener_lost",
+                    f"wake-up listener lost: {exc}; reconnecting",
+                    level=30,
+                    worker_id=self.worker_id,
+                )
+            # A wake-up may have been missed while not listening: look now, then reconnect.
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.poll_interval)
+            if self._stopping.is_set():
+                return
+
+    async def _listen(self) -> None:
+        args, params = self.runtime.engine.dialect.create_connect_args(self.runtime.engine.url)
+        connection = await asyncpg.connect(*args, **params)
+        lost = asyncio.Event()
+        try:
+            connection.add_termination_listener(lambda _conn: lost.set())
+            await connection.add_listener(self.runtime.channel, self._on_notification)
+            self.listener_pid = connection.get_server_pid()
+            self._wake.set()  # anything that became ready before we listened
+            log(
+                "listener_started",
+                "listening for wake-ups",
+                worker_id=self.worker_id,
+                channel=self.runtime.channel,
+            )
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), self.settings.lease_timeout / 3)
+                if not lost.is_set():
+                    await connection.execute("SELECT 1")  # notices a silently dropped link
+            raise OSError("the listening connection was closed")
+        finally:
+            self.listener_pid = None
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=1)
+
+    def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if not payload or payload in self.task_names:
+            self._wake.set()
 
     # -- heartbeat loop -------------------------------------------------------------------
 

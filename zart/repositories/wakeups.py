@@ -1,0 +1,47 @@
+"""Wake-ups: tell idle workers that something became (or will become) claimable.
+
+On PostgreSQL a ``NOTIFY`` on Zart's channel is sent inside the transaction that made the
+change, so it is delivered at commit (never for a rolled-back change). Workers LISTEN and claim
+at once; polling remains the fallback. SQLite has no NOTIFY: its workers poll.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from zart.models import ExecutionRow, table_of
+from zart.repositories.dialect import is_postgresql
+
+executions = table_of(ExecutionRow)
+
+CHANNEL = "zart_wakeup"
+
+
+def channel_for(schema: str | None) -> str:
+    """The NOTIFY channel of the Zart tables in ``schema`` (one per schema, so deployments
+    sharing a database do not wake each other)."""
+    return CHANNEL if schema is None else f"{CHANNEL}_{schema}"
+
+
+async def notify(conn: AsyncConnection, channel: str, task_name: str) -> None:
+    """Queue a wake-up for workers of ``task_name``, sent when this transaction commits."""
+    if is_postgresql(conn):
+        await conn.execute(select(func.pg_notify(channel, task_name)))
+
+
+async def next_claimable_at(
+    conn: AsyncConnection, task_names: Iterable[str], *, after: datetime
+) -> datetime | None:
+    """When the next execution of ``task_names`` becomes claimable after ``after`` (a timer, a
+    lease expiry), or ``None``: how long an idle worker may sleep. Reads the partial claim
+    index, so finished history costs nothing."""
+    value: datetime | None = await conn.scalar(
+        select(func.min(executions.c.claimable_at)).where(
+            executions.c.claimable_at > after, executions.c.task_name.in_(list(task_names))
+        )
+    )
+    return value
