@@ -36,7 +36,6 @@ from zart.logs import log
 from zart.models import AttemptStatus, ExecutionStatus, StepKind, StepStatus, TimerKind
 from zart.repositories import executions as executions_repo
 from zart.repositories import steps as steps_repo
-from zart.repositories import timers as timers_repo
 from zart.repositories import wakeups
 from zart.repositories.records import (
     AttemptOutcome,
@@ -45,6 +44,7 @@ from zart.repositories.records import (
     Lease,
     StepRecord,
 )
+from zart.runtime.checkpoints import GroupCommitter, write_one
 from zart.runtime.context import StepScope, current_run, current_step
 from zart.runtime.outcomes import DeadlineExceeded, ExecutionFailure, HandlerFailed, StepFailed
 from zart.runtime.registry import NO_INPUT, DurableHandler
@@ -79,12 +79,32 @@ class Runtime:
     #: NOTIFY channel of this deployment's wake-ups (see zart.repositories.wakeups).
     channel: str = wakeups.CHANNEL
     _single_statement: AsyncEngine | None = field(default=None, repr=False)
+    _group: GroupCommitter | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.engine.dialect.name == "postgresql":
             # A checkpoint is one statement on PostgreSQL, atomic on its own: running it in
             # autocommit saves the BEGIN and COMMIT round trips.
             self._single_statement = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            self._group = GroupCommitter(self.transaction, self.clock.now)
+
+    async def write_checkpoint(
+        self,
+        lease: Lease,
+        outcome: steps_repo.StepOutcome,
+        attempt: AttemptOutcome | None,
+        timer: TimerKind | None,
+    ) -> StepRecord:
+        """Store a step's outcome, fenced by ``lease`` (see :mod:`zart.runtime.checkpoints`)."""
+        if self._group is not None:
+            return await self._group.write(lease, outcome, attempt, timer)
+        now = self.clock.now()
+        if timer is None or outcome.wake_at is None:
+            async with self.checkpoint_connection() as conn:
+                return await write_one(conn, lease, outcome, attempt, None, now)
+        async with self.transaction() as conn:
+            return await write_one(conn, lease, outcome, attempt, timer, now)
 
     @asynccontextmanager
     async def checkpoint_connection(self) -> AsyncIterator[AsyncConnection]:
@@ -213,26 +233,7 @@ class RunState:
     ) -> StepRecord:
         """Store a step's outcome (fenced by the lease). With ``timer``, also a durable wake-up
         at ``outcome.wake_at``, in the same transaction."""
-        now = self.clock.now()
-        if timer is None or outcome.wake_at is None:
-            async with self.runtime.checkpoint_connection() as conn:
-                record = await steps_repo.record_step_outcome(
-                    conn, self.lease, outcome, attempt=attempt, now=now
-                )
-        else:
-            async with self.runtime.transaction() as conn:
-                record = await steps_repo.record_step_outcome(
-                    conn, self.lease, outcome, attempt=attempt, now=now
-                )
-                await timers_repo.create_timer(
-                    conn,
-                    execution_id=self.execution.execution_id,
-                    run_id=self.execution.run_id,
-                    name=outcome.name,
-                    kind=timer,
-                    fire_at=outcome.wake_at,
-                    now=now,
-                )
+        record = await self.runtime.write_checkpoint(self.lease, outcome, attempt, timer)
         self.outcomes[record.name] = record
         return record
 

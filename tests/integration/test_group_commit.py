@@ -1,0 +1,83 @@
+"""SQLite checkpoints of concurrent runs share commits; each caller still gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+
+import zart
+from tests.factories import T0, claim, completed_step, new_execution
+from zart import DurableScheduler
+from zart.database import create_engine
+from zart.errors import LeaseLost
+from zart.migrations import upgrade
+from zart.runtime.checkpoints import GroupCommitter
+
+
+@zart.step("tick-{i}")
+async def tick(i: int) -> int:
+    await asyncio.sleep(0)
+    return i
+
+
+@zart.durable("group-commit-ten")
+async def ten_ticks(data: dict[str, Any]) -> int:
+    return sum([await tick(i) for i in range(10)])
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'group.db'}"
+    engine = create_engine(url)
+    await upgrade(engine)
+    await engine.dispose()
+    return url
+
+
+async def test_concurrent_checkpoints_share_commits_on_sqlite(sqlite_url: str) -> None:
+    async with DurableScheduler(sqlite_url) as scheduler:
+        ids = [await scheduler.start(ten_ticks, {}) for _ in range(16)]
+        commits = 0
+
+        def counted(_conn: Any) -> None:
+            nonlocal commits
+            commits += 1
+
+        event.listen(scheduler.engine.sync_engine, "commit", counted)
+        async with scheduler.run_worker(concurrency=16, poll_interval=0.02):
+            results = [await scheduler.wait(eid, timeout=30) for eid in ids]
+        event.remove(scheduler.engine.sync_engine, "commit", counted)
+
+    assert results == [45] * 16
+    checkpoints = 16 * 10
+    # One by one, the checkpoints alone would take 160 commits (plus claims and finishes).
+    assert commits < checkpoints, commits
+
+
+async def test_a_refused_checkpoint_does_not_fail_its_group(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    try:
+        async with engine.begin() as conn:
+            kept = await new_execution(conn)
+            lost = await new_execution(conn)
+            leases = {c.execution.execution_id: c.lease for c in await claim(conn)}
+            await conn.execute(  # someone else took `lost` over
+                text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
+                {"e": lost.execution_id},
+            )
+        group = GroupCommitter(engine.begin, lambda: T0)
+        outcomes = await asyncio.gather(
+            group.write(leases[kept.execution_id], completed_step(kept.run_id, "a", 1), None, None),
+            group.write(leases[lost.execution_id], completed_step(lost.run_id, "a", 2), None, None),
+            return_exceptions=True,
+        )
+    finally:
+        await engine.dispose()
+
+    assert not isinstance(outcomes[0], BaseException)
+    assert outcomes[0].result == 1
+    assert isinstance(outcomes[1], LeaseLost)

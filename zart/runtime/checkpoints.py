@@ -1,0 +1,125 @@
+"""Writing checkpoints: one at a time on PostgreSQL, group-committed on SQLite.
+
+On PostgreSQL a checkpoint is one fenced statement run in autocommit: one round trip, one
+commit, and PostgreSQL already shares WAL flushes between concurrent commits.
+
+SQLite has one writer and, durable (``synchronous=FULL``), pays an fsync per commit. There the
+checkpoints that arrive while one transaction is being written wait for it and then go out
+together in the next transaction: one fsync for all of them. A lone checkpoint is written at
+once, so sequential runs wait for nothing; each caller still returns only after its outcome is
+committed, so nothing is acknowledged early. (Grouping on PostgreSQL would take row locks of
+several executions in one transaction, in no fixed order, and could deadlock with heartbeats;
+it is not needed there.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from zart.errors import LeaseLost, NonDeterministicReplay
+from zart.models import TimerKind
+from zart.repositories import steps as steps_repo
+from zart.repositories import timers as timers_repo
+from zart.repositories.records import AttemptOutcome, Lease, StepRecord
+
+#: At most this many checkpoints share one SQLite transaction.
+MAX_GROUP = 256
+
+Transaction = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+
+
+@dataclass(slots=True)
+class _Pending:
+    lease: Lease
+    outcome: steps_repo.StepOutcome
+    attempt: AttemptOutcome | None
+    timer: TimerKind | None
+    future: asyncio.Future[StepRecord]
+
+
+async def write_one(
+    conn: AsyncConnection,
+    lease: Lease,
+    outcome: steps_repo.StepOutcome,
+    attempt: AttemptOutcome | None,
+    timer: TimerKind | None,
+    now: datetime,
+) -> StepRecord:
+    """A step's outcome (fenced), plus a timer at its ``wake_at`` when asked."""
+    record = await steps_repo.record_step_outcome(conn, lease, outcome, attempt=attempt, now=now)
+    if timer is not None and outcome.wake_at is not None:
+        await timers_repo.create_timer(
+            conn,
+            execution_id=lease.execution_id,
+            run_id=outcome.run_id,
+            name=outcome.name,
+            kind=timer,
+            fire_at=outcome.wake_at,
+            now=now,
+        )
+    return record
+
+
+class GroupCommitter:
+    """Collects the checkpoints of concurrent runs and commits them in shared transactions."""
+
+    def __init__(self, transaction: Transaction, now: Callable[[], datetime]) -> None:
+        self._transaction = transaction
+        self._now = now
+        self._pending: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def write(
+        self,
+        lease: Lease,
+        outcome: steps_repo.StepOutcome,
+        attempt: AttemptOutcome | None,
+        timer: TimerKind | None,
+    ) -> StepRecord:
+        future: asyncio.Future[StepRecord] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(lease, outcome, attempt, timer, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain(), name="zart-checkpoint-writer")
+        # Shielded: a run cancelled meanwhile does not cancel a write others share; its own
+        # outcome is still stored (the step did run).
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        while self._pending:
+            group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
+            await self._commit(group)
+
+    async def _commit(self, group: list[_Pending]) -> None:
+        results: list[StepRecord | BaseException] = []
+        try:
+            async with self._transaction() as conn:
+                now = self._now()
+                for item in group:
+                    try:
+                        results.append(
+                            await write_one(
+                                conn, item.lease, item.outcome, item.attempt, item.timer, now
+                            )
+                        )
+                    except (LeaseLost, NonDeterministicReplay) as refused:
+                        results.append(refused)  # refused without a database error: go on
+        except BaseException as failure:  # the whole transaction is gone
+            for item in group:
+                if not item.future.done():
+                    item.future.set_exception(failure)
+            if not isinstance(failure, Exception):
+                raise
+            return
+        for item, result in zip(group, results, strict=True):
+            if item.future.done():
+                continue
+            if isinstance(result, BaseException):
+                item.future.set_exception(result)
+            else:
+                item.future.set_result(result)
