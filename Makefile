@@ -29,5 +29,20 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+## bench: Zart vs a bare INSERT+COMMIT vs DBOS Transact, on PostgreSQL and SQLite (~10 minutes).
+## Its own virtualenv, so DBOS never reaches the test environment.
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): pyproject.toml bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	echo '*' > $(BENCH_VENV)/.gitignore
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[sqlite]' -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/run.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache demo.db demo.db-*

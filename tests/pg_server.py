@@ -34,10 +34,14 @@ _START_ATTEMPTS = 3
 
 _SETTINGS = {
     "listen_addresses": _HOST,
+    "max_connections": "200",
+}
+
+# Switched off for the test suite (speed); left at PostgreSQL's defaults with durable=True.
+_NON_DURABLE_SETTINGS = {
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
-    "max_connections": "200",
 }
 
 
@@ -96,8 +100,16 @@ def _log_tail(log_file: Path) -> str:
 class _Cluster:
     """The on-disk cluster and server process behind a server started by ``start_postgres``."""
 
-    def __init__(self, bindir: Path, base_dir: Path, run_as: pwd.struct_passwd | None) -> None:
+    def __init__(
+        self,
+        bindir: Path,
+        base_dir: Path,
+        run_as: pwd.struct_passwd | None,
+        *,
+        durable: bool = False,
+    ) -> None:
         self.bindir = bindir
+        self.durable = durable
         self.base_dir = base_dir
         self.data_dir = base_dir / "data"
         self.socket_dir = base_dir / "socket"
@@ -152,6 +164,8 @@ class _Cluster:
                 f"initdb failed with exit code {result.returncode}:\n{result.stdout}{result.stderr}"
             )
         settings = {**_SETTINGS, "unix_socket_directories": str(self.socket_dir)}
+        if not self.durable:
+            settings.update(_NON_DURABLE_SETTINGS)
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.write("\n# throwaway test server (zart tests/pg_server.py)\n")
             for name, value in settings.items():
@@ -301,11 +315,13 @@ class PostgresServer:
             await conn.close()
 
 
-def start_postgres() -> PostgresServer:
+def start_postgres(durable: bool = False) -> PostgresServer:
     """Start a throwaway PostgreSQL server on a free 127.0.0.1 port and return it.
 
-    The cluster lives in a fresh temporary directory, runs with durability switched off and
-    trusts every local connection as superuser ``postgres``. When the current process is root,
+    The cluster lives in a fresh temporary directory, runs with durability switched off (fsync,
+    synchronous_commit and full_page_writes off) unless ``durable`` is true — then they keep
+    PostgreSQL's production defaults, as the benchmarks want — and trusts every local
+    connection as superuser ``postgres``. When the current process is root,
     the server runs as the ``postgres`` OS user because PostgreSQL refuses to run as root.
     Call ``stop()`` when done; an ``atexit`` hook stops it otherwise.
     """
@@ -322,7 +338,7 @@ def start_postgres() -> PostgresServer:
             ) from None
     # As root, TMPDIR may point somewhere the server user cannot enter; /tmp is always reachable.
     base_dir = Path(tempfile.mkdtemp(prefix="zart-pg-", dir="/tmp" if run_as else None))
-    cluster = _Cluster(bindir, base_dir, run_as)
+    cluster = _Cluster(bindir, base_dir, run_as, durable=durable)
     try:
         cluster.own(base_dir)
         cluster.initdb()

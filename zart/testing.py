@@ -50,8 +50,8 @@ from zart.worker import Worker
 #: timestamps a test sees are the same on every run.
 DEFAULT_START = datetime(2030, 1, 1, tzinfo=UTC)
 
-#: Worker options :func:`durable_test_scheduler` uses unless given others.
-TEST_WORKER_OPTIONS: dict[str, Any] = {"poll_interval": 0.02, "shutdown_timeout": 5.0}
+# Worker options durable_test_scheduler uses unless given others: a short poll, a short stop.
+_TEST_WORKER_OPTIONS: dict[str, Any] = {"poll_interval": 0.02, "shutdown_timeout": 5.0}
 
 # How long run_to_completion pauses (real seconds) when nothing it can do moves the execution:
 # it starts short and doubles, so a run that is busy in a step is not polled in a tight loop.
@@ -328,7 +328,7 @@ async def durable_test_scheduler(
         clock = FakeClock(start)
         async with DurableScheduler(url, clock=clock, inline_wait_limit=0) as scheduler:
             await scheduler.migrate()
-            async with scheduler.run_worker(**{**TEST_WORKER_OPTIONS, **worker_options}):
+            async with scheduler.run_worker(**{**_TEST_WORKER_OPTIONS, **worker_options}):
                 yield scheduler
     finally:
         if directory is not None:
@@ -337,7 +337,6 @@ async def durable_test_scheduler(
 
 __all__ = [
     "DEFAULT_START",
-    "TEST_WORKER_OPTIONS",
     "FakeClock",
     "WaitingForEvent",
     "clock_of",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import literal, select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -15,15 +18,13 @@ from zart.errors import LeaseLost, NonDeterministicReplay
 from zart.models import (
     AttemptStatus,
     ExecutionRow,
-    JSONValue,
     StepAttemptRow,
     StepKind,
     StepRow,
     StepStatus,
-    UTCDateTime,
     table_of,
 )
-from zart.repositories.dialect import is_postgresql, upsert
+from zart.repositories.dialect import is_postgresql
 from zart.repositories.records import AttemptOutcome, Lease, StepAttemptRecord, StepRecord
 
 executions = table_of(ExecutionRow)
@@ -126,18 +127,26 @@ async def record_step_outcome(
 
     Raises :class:`LeaseLost`, having written nothing, when the lease token no longer matches.
 
-    PostgreSQL: one statement, so a checkpoint is one round trip plus its commit. The lease
-    check reads the execution row ``FOR SHARE``: a concurrent claim (an UPDATE) either waits for
-    this checkpoint to commit, or has committed first and the token no longer matches. Parallel
-    checkpoints of one execution take share locks that do not block each other.
-    SQLite: the same three steps as separate statements inside the ``BEGIN IMMEDIATE``
-    transaction, which already excludes every other writer.
+    The step row is inserted from a SELECT that yields a row only while the lease token still
+    matches, so a fenced-out worker inserts nothing. PostgreSQL: one statement (the attempt
+    insert rides along as a data-modifying CTE), so a checkpoint is one round trip plus its
+    commit; the lease is read ``FOR SHARE``, so a concurrent claim (an UPDATE) either waits for
+    this checkpoint to commit, or committed first and the token no longer matches; parallel
+    checkpoints of one execution take share locks that do not block each other. SQLite: the
+    attempt is a second statement inside the ``BEGIN IMMEDIATE`` transaction, which already
+    excludes every other writer. The statements are built once and cached: only their
+    parameters change from step to step.
     """
-    values = _step_values(outcome, now)
-    if is_postgresql(conn):
-        row = await _record_in_one_statement(conn, lease, values, attempt)
-    else:
-        row = await _record_in_steps(conn, lease, values, attempt)
+    params = {
+        **_step_values(outcome, now),
+        "lease_execution_id": lease.execution_id,
+        "lease_token": lease.token,
+        **_attempt_values(attempt),
+    }
+    postgresql = is_postgresql(conn)
+    row = (
+        await conn.execute(_checkpoint_statement(postgresql, attempt is not None), params)
+    ).first()
     if row is None:
         # Rare path, so the extra read is fine: tell a lost lease from a completed outcome
         # (which the upsert never overwrites).
@@ -147,6 +156,8 @@ async def record_step_outcome(
             f"step {outcome.name!r} already has a completed outcome in run {outcome.run_id};"
             " a completed outcome is never overwritten"
         )
+    if attempt is not None and not postgresql:
+        await conn.execute(_attempt_statement(), {**params, "step_id": row.step_id})
     return _record(row)
 
 
@@ -160,105 +171,97 @@ async def _lease_held(conn: AsyncConnection, lease: Lease) -> bool:
     return held is not None
 
 
-def _step_upsert(conn: AsyncConnection) -> tuple[Any, dict[str, Any]]:
-    """The step INSERT; on conflict a retry's outcome replaces the earlier attempt's, but a
-    completed outcome is never replaced."""
-    statement = upsert(conn, steps)
-    return statement, {
-        "index_elements": ["run_id", "name"],
-        "set_": {column: getattr(statement.excluded, column) for column in _UPDATED_ON_CONFLICT},
-        "where": steps.c.status != StepStatus.COMPLETED.value,
+_STEP_COLUMNS = (
+    "run_id",
+    "name",
+    "kind",
+    "status",
+    "result",
+    "error",
+    "attempts",
+    "position",
+    "deadline_at",
+    "wake_at",
+    "created_at",
+    "updated_at",
+    "completed_at",
+)
+_ATTEMPT_COLUMNS = (
+    "attempt_number",
+    "status",
+    "result",
+    "error",
+    "started_at",
+    "completed_at",
+)
+
+
+def _attempt_values(attempt: AttemptOutcome | None) -> dict[str, Any]:
+    if attempt is None:
+        return {}
+    return {
+        "a_attempt_number": attempt.attempt_number,
+        "a_status": attempt.status.value,
+        "a_result": attempt.result,
+        "a_error": attempt.error,
+        "a_started_at": attempt.started_at,
+        "a_completed_at": attempt.completed_at,
     }
 
 
-async def _record_in_one_statement(
-    conn: AsyncConnection,
-    lease: Lease,
-    values: dict[str, Any],
-    attempt: AttemptOutcome | None,
-) -> Row[Any] | None:
-    held = (
-        select(executions.c.execution_id)
-        .where(
-            executions.c.execution_id == lease.execution_id,
-            executions.c.lease_token == lease.token,
+def _attempt_params() -> list[Any]:
+    return [bindparam(f"a_{c}", type_=attempts.c[c].type) for c in _ATTEMPT_COLUMNS]
+
+
+@functools.cache
+def _checkpoint_statement(postgresql: bool, with_attempt: bool) -> Any:
+    """The fenced step upsert (with the attempt insert on PostgreSQL), built once."""
+    held = select(executions.c.execution_id).where(
+        executions.c.execution_id == bindparam("lease_execution_id"),
+        executions.c.lease_token == bindparam("lease_token"),
+    )
+    insert: Any = (postgresql_dialect.insert if postgresql else sqlite_dialect.insert)(steps)
+    on_conflict: dict[str, Any] = {
+        "index_elements": ["run_id", "name"],
+        # A retry's outcome replaces the earlier attempt's; a completed outcome never changes.
+        "set_": {column: getattr(insert.excluded, column) for column in _UPDATED_ON_CONFLICT},
+        "where": steps.c.status != StepStatus.COMPLETED.value,
+    }
+    values = [bindparam(c, type_=steps.c[c].type).label(c) for c in _STEP_COLUMNS]
+    if not postgresql:
+        source = select(*values, executions.c.execution_id).where(held.whereclause)  # type: ignore[arg-type]
+        return (
+            insert.from_select([*_STEP_COLUMNS, "execution_id"], source)
+            .on_conflict_do_update(**on_conflict)
+            .returning(*steps.c)
         )
-        .with_for_update(read=True)
-        .cte("held")
-    )
-    columns = list(values)
-    # Selecting the constants FROM the lease CTE yields no row when the token does not match.
-    source = select(
-        *(literal(values[c], steps.c[c].type).label(c) for c in columns),
-        held.c.execution_id,
-    )
-    statement, on_conflict = _step_upsert(conn)
-    step_insert = (
-        statement.from_select([*columns, "execution_id"], source)
+    lease = held.with_for_update(read=True).cte("held")
+    written = (
+        insert.from_select([*_STEP_COLUMNS, "execution_id"], select(*values, lease.c.execution_id))
         .on_conflict_do_update(**on_conflict)
         .returning(*steps.c)
+        .cte("written")
     )
-    written = step_insert.cte("written")
-    query = select(*written.c).add_cte(held)
-    if attempt is not None:
-        attempt_insert = (
+    query = select(*written.c).add_cte(lease)
+    if with_attempt:
+        attempt = (
             attempts.insert()
             .from_select(
-                [
-                    "step_id",
-                    "attempt_number",
-                    "status",
-                    "result",
-                    "error",
-                    "started_at",
-                    "completed_at",
-                ],
-                select(
-                    written.c.step_id,
-                    literal(attempt.attempt_number),
-                    literal(attempt.status.value),
-                    literal(attempt.result, JSONValue),
-                    literal(attempt.error, JSONValue),
-                    literal(attempt.started_at, UTCDateTime()),
-                    literal(attempt.completed_at, UTCDateTime()),
-                ),
+                ["step_id", *_ATTEMPT_COLUMNS], select(written.c.step_id, *_attempt_params())
             )
             .returning(attempts.c.attempt_id)
             .cte("attempt")
         )
-        query = query.add_cte(attempt_insert)
-    return (await conn.execute(query)).first()
+        query = query.add_cte(attempt)
+    return query
 
 
-async def _record_in_steps(
-    conn: AsyncConnection,
-    lease: Lease,
-    values: dict[str, Any],
-    attempt: AttemptOutcome | None,
-) -> Row[Any] | None:
-    if not await _lease_held(conn, lease):
-        return None
-    statement, on_conflict = _step_upsert(conn)
-    row = (
-        await conn.execute(
-            statement.values(execution_id=lease.execution_id, **values)
-            .on_conflict_do_update(**on_conflict)
-            .returning(*steps.c)
-        )
-    ).first()
-    if row is not None and attempt is not None:
-        await conn.execute(
-            attempts.insert().values(
-                step_id=row.step_id,
-                attempt_number=attempt.attempt_number,
-                status=attempt.status.value,
-                result=attempt.result,
-                error=attempt.error,
-                started_at=attempt.started_at,
-                completed_at=attempt.completed_at,
-            )
-        )
-    return row
+@functools.cache
+def _attempt_statement() -> Any:
+    return attempts.insert().values(
+        step_id=bindparam("step_id"),
+        **{c: p for c, p in zip(_ATTEMPT_COLUMNS, _attempt_params(), strict=True)},
+    )
 
 
 async def load_run_outcomes(conn: AsyncConnection, run_id: str) -> dict[str, StepRecord]:

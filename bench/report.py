@@ -1,0 +1,289 @@
+"""The table ``make bench`` prints, and the verdicts on DESIGN section 7's budgets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+BACKENDS = (("postgresql", "PG"), ("sqlite", "SQLite"))
+STEPS = 10
+
+Columns = dict[str, dict[str, Any]]
+
+
+def _get(columns: Columns, column: str, *path: str) -> Any:
+    node: Any = columns.get(column)
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _fmt(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    return f"{value:,.{digits}f}"
+
+
+def _ratio(top: Any, bottom: Any) -> float | None:
+    if top is None or bottom is None or bottom == 0:
+        return None
+    return float(top) / float(bottom)
+
+
+def _x(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}x"
+
+
+Row = tuple[str, list[str]]
+
+
+def _pair_row(
+    columns: Columns,
+    label: str,
+    path: tuple[str, ...],
+    digits: int,
+    higher_is_better: bool | None,
+) -> Row:
+    """A figure for Zart and DBOS on each backend, with Zart's advantage (>1: Zart better;
+    none when ``higher_is_better`` is None)."""
+    cells: list[str] = []
+    for backend, _ in BACKENDS:
+        zart = _get(columns, f"zart-{backend}", *path)
+        dbos = _get(columns, f"dbos-{backend}", *path)
+        if higher_is_better is None:
+            advantage = ""
+        else:
+            advantage = _x(_ratio(zart, dbos) if higher_is_better else _ratio(dbos, zart))
+        cells += [_fmt(zart, digits), _fmt(dbos, digits), advantage]
+    return label, cells
+
+
+def _zart_row(columns: Columns, label: str, value: Callable[[str], Any], digits: int = 0) -> Row:
+    cells: list[str] = []
+    for backend, _ in BACKENDS:
+        cells += [_fmt(value(backend), digits), "", ""]
+    return label, cells
+
+
+def _both_row(columns: Columns, label: str, value: Callable[[str, str], Any]) -> Row:
+    cells: list[str] = []
+    for backend, _ in BACKENDS:
+        cells += [_fmt(value("zart", backend)), _fmt(value("dbos", backend)), ""]
+    return label, cells
+
+
+def _baseline(columns: Columns, backend: str, way: str = "sqlalchemy_transaction") -> Any:
+    return _get(columns, f"baseline-{backend}", "baseline", way, "us_per_insert")
+
+
+def _rows(columns: Columns) -> list[Row]:
+    rows: list[Row] = [
+        _zart_row(
+            columns, "baseline INSERT+COMMIT, SQLAlchemy txn (µs)", lambda b: _baseline(columns, b)
+        ),
+        _zart_row(
+            columns,
+            "baseline INSERT, SQLAlchemy autocommit (µs)",
+            lambda b: _baseline(columns, b, "sqlalchemy_autocommit"),
+        ),
+        _zart_row(
+            columns,
+            "baseline INSERT, raw driver autocommit (µs)",
+            lambda b: _baseline(columns, b, "raw_driver"),
+        ),
+        _pair_row(
+            columns, "sequential 10-step: steps/s", ("sequential", "steps_per_second"), 0, True
+        ),
+        _pair_row(columns, "sequential 10-step: µs/step", ("sequential", "us_per_step"), 0, False),
+        _pair_row(
+            columns,
+            "sequential: marginal µs/step (30 vs 10)",
+            ("sequential", "marginal_us_per_step"),
+            0,
+            False,
+        ),
+        _pair_row(
+            columns,
+            "sequential: start→finish ms/workflow (stored)",
+            ("sequential", "stored_ms_per_workflow"),
+            1,
+            False,
+        ),
+        _pair_row(
+            columns,
+            "sequential: marginal µs/step, no wait polling",
+            ("sequential", "stored_marginal_us_per_step"),
+            0,
+            False,
+        ),
+        _both_row(
+            columns,
+            "  µs/step ÷ baseline txn",
+            lambda s, b: _x(
+                _ratio(
+                    _get(columns, f"{s}-{b}", "sequential", "us_per_step"), _baseline(columns, b)
+                )
+            ),
+        ),
+        _both_row(
+            columns,
+            "  marginal (no wait polling) ÷ baseline txn",
+            lambda s, b: _x(
+                _ratio(
+                    _get(columns, f"{s}-{b}", "sequential", "stored_marginal_us_per_step"),
+                    _baseline(columns, b),
+                )
+            ),
+        ),
+        _pair_row(
+            columns,
+            "concurrent (64 in flight): steps/s",
+            ("concurrent", "steps_per_second"),
+            0,
+            True,
+        ),
+    ]
+    sizes = sorted({int(n) for key in columns for n in (_get(columns, key, "resume") or {})})
+    for n in sizes:
+        rows.append(
+            _both_row(
+                columns,
+                f"resume N={n}: load ms (queries)",
+                lambda s, b, n=n: _cell(
+                    _get(columns, f"{s}-{b}", "resume", str(n), "load_ms"),
+                    _get(columns, f"{s}-{b}", "resume", str(n), "load_statements"),
+                ),
+            )
+        )
+        rows.append(
+            _both_row(
+                columns,
+                f"resume N={n}: resume ms (statements)",
+                lambda s, b, n=n: _cell(
+                    _get(columns, f"{s}-{b}", "resume", str(n), "resume_ms"),
+                    _get(columns, f"{s}-{b}", "resume", str(n), "resume_statements"),
+                ),
+            )
+        )
+    for label, mode, key, compare in (
+        ("commits/workflow (xact_commit, poll 50 ms)", "polling", "xact_commit", False),
+        ("rollbacks/workflow (xact_rollback)", "polling", "xact_rollback", None),
+        ("write transactions/workflow (xids)", "polling", "write_transactions", False),
+        ("WAL fsyncs/workflow", "polling", "wal_syncs", False),
+        ("commits/workflow, worker not polling", "quiet", "xact_commit", False),
+        ("write transactions/workflow, not polling", "quiet", "write_transactions", False),
+    ):
+        rows.append(_pair_row(columns, label, ("commits", mode, "per_workflow", key), 1, compare))
+    return rows
+
+
+def _cell(milliseconds: Any, queries: Any) -> str:
+    count = "?" if queries is None else str(queries)
+    if milliseconds is None:
+        return "—" if queries is None else f"n/a ({count})"
+    return f"{milliseconds:,.1f} ({count})"
+
+
+def render(results: dict[str, Any]) -> str:
+    columns: Columns = results["columns"]
+    header = ["", "Zart-PG", "DBOS-PG", "Zart adv.", "Zart-SQLite", "DBOS-SQLite", "Zart adv."]
+    rows = _rows(columns)
+    width = max(len(label) for label, _ in rows) + 1
+    lines = [
+        f"{header[0]:<{width}}" + "".join(f"{h:>13}" for h in header[1:]),
+    ]
+    lines.append("-" * len(lines[0]))
+    for label, cells in rows:
+        lines.append(f"{label:<{width}}" + "".join(f"{c:>13}" for c in cells))
+    lines.append("")
+    lines.append("Zart adv. = Zart's throughput ÷ DBOS's (for times: DBOS's ÷ Zart's): >1 means")
+    lines.append("Zart is better. Plans (N of each workload):")
+    for backend, plan in results.get("plans", {}).items():
+        lines.append(f"  {backend}: {plan}")
+    for key, column in columns.items():
+        if "error" in column:
+            lines.append(f"{key}: FAILED ({column['error']})")
+    lines.append("")
+    lines.append("DESIGN §7 budgets:")
+    for verdict in results.get("verdicts", []):
+        lines.append(f"  [{verdict['verdict']}] {verdict['budget']}: {verdict['measured']}")
+    return "\n".join(lines)
+
+
+def _verdict(budget: str, ok: bool | None, measured: str) -> dict[str, str]:
+    verdict = "n/a" if ok is None else ("PASS" if ok else "MISS")
+    return {"budget": budget, "verdict": verdict, "measured": measured}
+
+
+def verdicts(columns: Columns) -> list[dict[str, str]]:
+    found: list[dict[str, str]] = []
+    quiet = _get(columns, "zart-postgresql", "commits", "quiet", "per_workflow")
+    polling = _get(columns, "zart-postgresql", "commits", "polling", "per_workflow")
+    if quiet is not None and polling is not None:
+        writes = quiet["write_transactions"]
+        found.append(
+            _verdict(
+                f"S+3 = {STEPS + 3} commits per {STEPS}-step workflow",
+                round(writes) == STEPS + 3,
+                f"{writes:.1f} write transactions (WAL-flushing commits) per workflow;"
+                f" xact_commit {quiet['xact_commit']:.1f} with a non-polling worker and"
+                f" {polling['xact_commit']:.1f} with poll_interval=0.05 s: the rest are"
+                " read-only transactions, mostly empty claims (the worker claims again"
+                " whenever an execution ends, on a wake-up and on every poll)",
+            )
+        )
+    resume = _get(columns, "zart-postgresql", "resume") or _get(columns, "zart-sqlite", "resume")
+    if resume:
+        loads = {n: r["load_statements"] for n, r in resume.items()}
+        totals = {n: r["resume_statements"] for n, r in resume.items()}
+        times = ", ".join(f"N={n}: {r['resume_ms']:.1f} ms" for n, r in resume.items())
+        found.append(
+            _verdict(
+                "resuming N recorded steps costs one query, whatever N",
+                set(loads.values()) == {1} and len(set(totals.values())) == 1,
+                f"load queries {loads}; statements for claim+replay+1 step+finish {totals};"
+                f" {times}",
+            )
+        )
+    for workload in ("sequential", "concurrent"):
+        zart = _get(columns, "zart-postgresql", workload, "steps_per_second")
+        dbos = _get(columns, "dbos-postgresql", workload, "steps_per_second")
+        ratio = _ratio(zart, dbos)
+        found.append(
+            _verdict(
+                f"≥5x DBOS step throughput on PostgreSQL, {workload}",
+                None if ratio is None else ratio >= 5,
+                f"{_fmt(zart)} vs {_fmt(dbos)} steps/s = {_x(ratio)}",
+            )
+        )
+    for workload in ("sequential", "concurrent"):
+        zart = _get(columns, "zart-sqlite", workload, "steps_per_second")
+        dbos = _get(columns, "dbos-sqlite", workload, "steps_per_second")
+        ratio = _ratio(zart, dbos)
+        found.append(
+            _verdict(
+                f"ahead of DBOS on SQLite, {workload}",
+                None if ratio is None else ratio > 1,
+                f"{_fmt(zart)} vs {_fmt(dbos)} steps/s = {_x(ratio)}",
+            )
+        )
+    for backend, name in BACKENDS:
+        base = _baseline(columns, backend)
+        step = _get(columns, f"zart-{backend}", "sequential", "us_per_step")
+        marginal = _get(columns, f"zart-{backend}", "sequential", "stored_marginal_us_per_step")
+        ratio = _ratio(marginal, base)
+        found.append(
+            _verdict(
+                f"step overhead within 1.5x of a bare INSERT+COMMIT ({name})",
+                None if ratio is None else ratio <= 1.5,
+                f"marginal step (stored start/finish times) {_fmt(marginal)} µs"
+                f" vs {_fmt(base)} µs = {_x(ratio)}"
+                f" (all-in µs/step incl. start/claim/finish/wait: {_fmt(step)} ="
+                f" {_x(_ratio(step, base))})",
+            )
+        )
+    return found

@@ -1,0 +1,246 @@
+"""``make bench``: Zart against a bare INSERT+COMMIT and DBOS Transact, side by side, in one run.
+
+Starts a throwaway PostgreSQL with production durability (``tests/pg_server.py``,
+``durable=True``: fsync, synchronous_commit and full_page_writes on) and a scratch directory for
+the SQLite files, then runs every workload of every column in its own process, one column at a
+time (so no two systems compete for the two cores), prints one table and writes
+``bench/results/latest.json``.
+
+    .venv-bench/bin/python bench/run.py [--quick] [--only zart,dbos,baseline] [--backends ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make the repository importable
+    sys.path.insert(0, str(ROOT))
+
+from bench.measure import Plan, Target, summarize_rounds  # noqa: E402
+from bench.report import render, verdicts  # noqa: E402
+from tests.pg_server import PostgresServer, start_postgres  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+MODULES = {
+    "baseline": "bench.baseline",
+    "zart": "bench.zart_workloads",
+    "dbos": "bench.dbos_workloads",
+}
+COLUMN_TIMEOUT = 900  # seconds; a column that takes longer is reported as failed
+
+# Sized for ~10 minutes of `make bench` on a 2-core machine whose durable commit takes ~1 ms.
+PLANS = {
+    "postgresql": Plan(
+        sequential_workflows=40,
+        sequential_long_workflows=15,
+        concurrent_workflows=640,
+        rounds=3,
+    ),
+    # SQLite commits are slower (DBOS's, in rollback-journal mode, much slower): fewer there.
+    "sqlite": Plan(
+        sequential_workflows=20,
+        sequential_long_workflows=8,
+        concurrent_workflows=320,
+        rounds=3,
+        baseline_inserts=200,
+    ),
+}
+QUICK = Plan(
+    sequential_workflows=5,
+    sequential_long_workflows=2,
+    concurrent_workflows=64,
+    rounds=2,
+    baseline_inserts=50,
+    commit_batches=(2, 6),
+    resume_sizes=(10, 100),
+)
+
+
+def _targets(
+    server: PostgresServer | None,
+    work_dir: Path,
+    systems: list[str],
+    backends: list[str],
+    quick: bool,
+) -> list[Target]:
+    targets: list[Target] = []
+    for backend in backends:
+        plan = QUICK if quick else PLANS[backend]
+        for system in systems:
+            if backend == "postgresql":
+                assert server is not None
+                database = "dbos_bench" if system == "dbos" else "zart_bench"
+                # DBOS takes a plain postgresql:// URL (it brings psycopg); Zart uses asyncpg.
+                driver = "postgresql" if system == "dbos" else "postgresql+asyncpg"
+                targets.append(
+                    Target(
+                        system=system,
+                        backend=backend,
+                        url=server.url(database, driver=driver),
+                        plan=plan,
+                        admin_dsn=server.url("postgres", driver="postgresql"),
+                        database=database,
+                        work_dir=str(work_dir),
+                    )
+                )
+            else:
+                url = (
+                    f"sqlite:///{work_dir / 'dbos.sqlite'}"
+                    if system == "dbos"
+                    else f"sqlite+aiosqlite:///{work_dir / 'zart.db'}"
+                )
+                targets.append(
+                    Target(
+                        system=system, backend=backend, url=url, plan=plan, work_dir=str(work_dir)
+                    )
+                )
+    return targets
+
+
+def _run_phase(target: Target, phase: str, work_dir: Path, label: str) -> dict[str, Any]:
+    """Run one phase of one column in its own process; its figures, or ``{"error": ...}``."""
+    out = work_dir / f"{target.system}-{target.backend}-{label}.json"
+    command = [
+        sys.executable,
+        "-m",
+        MODULES[target.system],
+        "--target",
+        target.to_json(),
+        "--out",
+        str(out),
+        "--phase",
+        phase,
+    ]
+    print(f"--- {target.system} on {target.backend}: {label} ...", end=" ", flush=True)
+    started = time.perf_counter()
+    try:
+        finished = subprocess.run(command, cwd=ROOT, timeout=COLUMN_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        print("timed out", flush=True)
+        return {"error": f"{label} timed out after {COLUMN_TIMEOUT} s"}
+    seconds = time.perf_counter() - started
+    if finished.returncode != 0 or not out.exists():
+        print(f"FAILED (exit code {finished.returncode})", flush=True)
+        return {"error": f"{label}: exit code {finished.returncode}"}
+    print(f"{seconds:.0f} s", flush=True)
+    figures: dict[str, Any] = json.loads(out.read_text())
+    return figures
+
+
+def _run_all(targets: list[Target], work_dir: Path) -> dict[str, dict[str, Any]]:
+    """Rounds first, every column in turn in each round (so a slow patch of the machine or
+    its disk hits every column alike), then each column's extras (resume, commits)."""
+    rounds: dict[str, list[dict[str, Any]]] = {key(t): [] for t in targets}
+    errors: dict[str, str] = {}
+    for number in range(1, max(t.plan.rounds for t in targets) + 1):
+        for target in targets:
+            if key(target) in errors or number > target.plan.rounds:
+                continue
+            figures = _run_phase(target, "round", work_dir, f"round {number}")
+            if "error" in figures:
+                errors[key(target)] = figures["error"]
+            else:
+                rounds[key(target)].append(figures)
+    columns: dict[str, dict[str, Any]] = {}
+    for target in targets:
+        column: dict[str, Any] = {}
+        if rounds[key(target)]:
+            column.update(summarize_rounds(rounds[key(target)], target.plan))
+        if key(target) not in errors and target.system != "baseline":
+            extras = _run_phase(target, "extras", work_dir, "resume and commits")
+            if "error" in extras:
+                errors[key(target)] = extras["error"]
+            else:
+                column.update(extras)
+        if key(target) in errors:
+            column["error"] = errors[key(target)]
+        columns[key(target)] = column
+    return columns
+
+
+def key(target: Target) -> str:
+    return f"{target.system}-{target.backend}"
+
+
+def _machine() -> dict[str, Any]:
+    import os
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("zart", "dbos", "sqlalchemy", "asyncpg", "aiosqlite", "psycopg"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: check that it runs")
+    parser.add_argument("--only", default="baseline,zart,dbos", help="systems to run")
+    parser.add_argument("--backends", default="postgresql,sqlite", help="backends to run")
+    arguments = parser.parse_args()
+    systems = [s for s in arguments.only.split(",") if s]
+    backends = [b for b in arguments.backends.split(",") if b]
+    started = time.perf_counter()
+    work_dir = Path(tempfile.mkdtemp(prefix="zart-bench-"))
+    server = start_postgres(durable=True) if "postgresql" in backends else None
+    try:
+        if server is not None:
+            server.create_database("zart_bench")
+            server.create_database("dbos_bench")
+            print(
+                f"PostgreSQL (durable: fsync, synchronous_commit, full_page_writes on) "
+                f"at {server.host}:{server.port}",
+                flush=True,
+            )
+        targets = _targets(server, work_dir, systems, backends, arguments.quick)
+        for backend in backends:
+            plan = targets[[t.backend for t in targets].index(backend)].plan
+            print(f"plan for {backend}: {dataclasses.asdict(plan)}", flush=True)
+        columns = _run_all(targets, work_dir)
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(work_dir, ignore_errors=True)
+    results = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "versions": _versions(),
+        "postgresql": "throwaway server, durable settings (fsync/synchronous_commit on)",
+        "plans": {b: dataclasses.asdict(QUICK if arguments.quick else PLANS[b]) for b in backends},
+        "columns": columns,
+        "total_seconds": time.perf_counter() - started,
+    }
+    results["verdicts"] = verdicts(columns)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, sort_keys=True))
+    print()
+    print(render(results))
+    print(f"\nwritten to {RESULTS / 'latest.json'} ({results['total_seconds']:.0f} s in all)")
+
+
+if __name__ == "__main__":
+    main()
