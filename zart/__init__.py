@@ -15,7 +15,7 @@ without running finished steps again::
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
@@ -57,7 +57,13 @@ from zart.runtime.outcomes import (
     ZartErr,
 )
 from zart.runtime.registry import DurableHandler, durable
-from zart.runtime.steps import StepCall, StepFunction, TimeoutScope, define_step
+from zart.runtime.steps import (
+    StepCall,
+    StepDecorator,
+    StepFunction,
+    TimeoutScope,
+    define_step,
+)
 from zart.runtime.waits import sleep, sleep_until, wait_for_event
 from zart.scheduler import DurableScheduler
 
@@ -73,7 +79,7 @@ def step(
     retry: str | RetryPolicy | None = None,
     timeout: timedelta | float | str | None = None,
     timeout_scope: TimeoutScope = "global",
-) -> Callable[[Callable[..., Any]], StepFunction[..., Any]]: ...
+) -> StepDecorator: ...
 @overload
 def step(name: StepCall[T]) -> Awaitable[Ok[T] | BusinessErr[Any] | ZartErr]: ...
 def step(

@@ -59,6 +59,16 @@ FACTS: dict[str, list[str]] = {
         r"^checked 4 services, all healthy: True$",
         r"search ok after 2 attempt\(s\)",
     ],
+    "approval.py": [
+        r"^  approval-ada: waiting for 'manager-approval' until 2030-01-02 00:00 UTC$",
+        r"^approval-ada: provisioned \(gpu-cluster-01, approved by grace: go ahead\)$",
+        r"^approval-bob: expired \(no decision within 1 day\)$",
+    ],
+    "followup.py": [
+        r"^confirmation sent at 2030-01-01 00:00:00\+00:00\nfollow-up sent at +2030-01-02 00:00",
+        r"^virtual time between them: 1 day, 0:00:00$",
+        r"^status: completed, claimed by a worker 2 time\(s\)$",
+    ],
     "crash_recovery.py": [
         r"^  reserve-stock +pass 1$",
         r"^  charge-card +pass 1$",

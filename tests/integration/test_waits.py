@@ -325,3 +325,32 @@ async def test_parallel_branches_suspend_together_and_resume(
 
     for n in (1, 2, 3):
         assert times(execution_id, f"quick-{n}") == 1, n
+
+
+@zart.durable("waits-simultaneous")
+async def simultaneous(data: dict[str, Any]) -> list[Any]:
+    return list(
+        await asyncio.gather(
+            zart.sleep("pause", 0.4),
+            zart.wait_for_event("signal", timeout=60),
+        )
+    )
+
+
+async def test_waits_registered_at_the_same_moment_are_all_stored(
+    suspending: DurableScheduler,
+) -> None:
+    async with suspending.run_worker(**WORKER):
+        execution_id = await suspending.start(simultaneous, {})
+        waiting = await _wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        steps = await _steps(suspending, execution_id)
+        assert {name: s.status for name, s in steps.items()} == {
+            "pause": StepStatus.WAITING,
+            "signal": StepStatus.WAITING,
+        }
+        async with suspending.engine.connect() as conn:
+            pending = await timers_repo.pending_timers(conn, waiting.run_id)
+        assert sorted(t.kind for t in pending) == sorted([TimerKind.SLEEP, TimerKind.EVENT_TIMEOUT])
+        assert waiting.claimable_at == steps["pause"].wake_at  # the earlier of the two timers
+        await suspending.offer_event(execution_id, "signal", "go")
+        assert await suspending.wait(execution_id, timeout=10) == [None, "go"]

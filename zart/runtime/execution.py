@@ -271,18 +271,19 @@ class RunState:
         if inspect.isawaitable(value):
             value = await value
         now = self.clock.now()
-        await self.checkpoint(
-            steps_repo.StepOutcome(
-                run_id=self.execution.run_id,
-                name=name,
-                kind=StepKind.CAPTURE,
-                status=StepStatus.COMPLETED,
-                position=position,
-                attempts=1,
-                result=self.runtime.encode_checked(value),
-                completed_at=now,
+        async with self.busy():
+            await self.checkpoint(
+                steps_repo.StepOutcome(
+                    run_id=self.execution.run_id,
+                    name=name,
+                    kind=StepKind.CAPTURE,
+                    status=StepStatus.COMPLETED,
+                    position=position,
+                    attempts=1,
+                    result=self.runtime.encode_checked(value),
+                    completed_at=now,
+                )
             )
-        )
         return value
 
 

@@ -11,10 +11,10 @@ import asyncio
 import functools
 import inspect
 import string
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Generic, Literal, ParamSpec, TypeVar
+from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from zart.durations import RetryPolicy, parse_duration, parse_retry
 from zart.errors import ConfigurationError
@@ -161,13 +161,23 @@ def _placeholders(name: str, signature: inspect.Signature) -> frozenset[str]:
     return frozenset(fields)
 
 
+class StepDecorator(Protocol):
+    """What ``@zart.step(name, ...)`` returns: keeps the function's parameters and result type
+    (an async function's awaited result, a sync function's return value)."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> StepFunction[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> StepFunction[P, R]: ...
+
+
 def define_step(
     name: str,
     *,
     retry: str | RetryPolicy | None = None,
     timeout: timedelta | float | str | None = None,
     timeout_scope: TimeoutScope = "global",
-) -> Callable[[Callable[P, Awaitable[R]] | Callable[P, R]], StepFunction[P, R]]:
+) -> StepDecorator:
     """The ``@zart.step(name, ...)`` decorator. Every option is checked here, at import time."""
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError("a step needs a non-empty name")
@@ -178,7 +188,7 @@ def define_step(
             f"timeout_scope must be 'global' or 'per_attempt', not {timeout_scope!r}"
         )
 
-    def decorate(fn: Callable[P, Awaitable[R]] | Callable[P, R]) -> StepFunction[P, R]:
+    def decorate(fn: Callable[..., Any]) -> StepFunction[..., Any]:
         if not callable(fn):
             raise ConfigurationError(f"@zart.step({name!r}) decorates a function")
         signature = inspect.signature(fn)
@@ -193,4 +203,4 @@ def define_step(
         )
         return StepFunction(definition)
 
-    return decorate
+    return decorate  # type: ignore[return-value]

@@ -20,6 +20,7 @@ from zart.models import StepKind, StepStatus, TimerKind
 from zart.repositories import events as events_repo
 from zart.repositories import steps as steps_repo
 from zart.repositories import timers as timers_repo
+from zart.repositories.records import EventRecord
 from zart.runtime.context import current_run, current_step
 from zart.runtime.execution import RunState
 from zart.serialization import from_json
@@ -69,16 +70,22 @@ async def _sleep_until(run: RunState, name: str, when: datetime) -> None:
         return
     # The first run's wake-up time holds on every replay, whatever `when` says now.
     wake_at = record.wake_at if record is not None and record.wake_at is not None else when
+    # Every write happens inside a busy region, so a sibling branch that suspends the run waits
+    # for it to be stored before the run lets go of its lease.
     if wake_at > run.clock.now():
-        if run.must_suspend(wake_at):
-            if record is None:
-                await run.record_wait(name, StepKind.SLEEP, position, wake_at, TimerKind.SLEEP)
-            await run.park()
+        suspend = run.must_suspend(wake_at)
         async with run.busy():
-            if record is None:  # durable before sleeping: a crash resumes at the same time
-                await run.record_wait(name, StepKind.SLEEP, position, wake_at, None)
-            await run.clock.sleep_until(wake_at)
-    await run.checkpoint(_done(run, name, StepKind.SLEEP, position, result=None, wake_at=wake_at))
+            if record is None:  # durable before waiting: a crash resumes at the same time
+                timer = TimerKind.SLEEP if suspend else None
+                await run.record_wait(name, StepKind.SLEEP, position, wake_at, timer)
+            if not suspend:
+                await run.clock.sleep_until(wake_at)
+        if suspend:
+            await run.park()
+    async with run.busy():
+        await run.checkpoint(
+            _done(run, name, StepKind.SLEEP, position, result=None, wake_at=wake_at)
+        )
 
 
 @overload
@@ -116,39 +123,51 @@ async def wait_for_event(
         raise run.failed(name, record.error, EventTimeout(name, seconds))
     now = run.clock.now()
     deadline = record.wake_at if record is not None else (None if limit is None else now + limit)
-    async with run.runtime.transaction() as conn:
-        event = await events_repo.consume_event(conn, run.execution.execution_id, name, now=now)
-        if event is not None:
-            await steps_repo.record_step_outcome(
-                conn,
-                run.lease,
-                _done(run, name, StepKind.EVENT, position, result=event.payload),
-                now=now,
+    async with run.busy():  # stored before any sibling's suspension lets go of the lease
+        event = await _take_event(run, name, position, deadline, now)
+        if event is None and deadline is not None and now >= deadline:
+            raw = {"kind": "event_timeout", "timeout_seconds": seconds, "message": f"{name!r}"}
+            await run.checkpoint(
+                steps_repo.StepOutcome(
+                    run_id=run.execution.run_id,
+                    name=name,
+                    kind=StepKind.EVENT,
+                    status=StepStatus.FAILED,
+                    position=position,
+                    attempts=0,
+                    error=raw,
+                    wake_at=deadline,
+                    completed_at=now,
+                )
             )
-            if deadline is not None:
-                await timers_repo.cancel_timer(conn, run.execution.run_id, name, now=now)
+            raise run.failed(name, raw, EventTimeout(name, seconds))
+        if event is None and record is None:
+            timer = TimerKind.EVENT_TIMEOUT
+            await run.record_wait(name, StepKind.EVENT, position, deadline, timer)
     if event is not None:
         return _validated(run, name, event.payload, model)
-    if deadline is not None and now >= deadline:
-        raw = {"kind": "event_timeout", "timeout_seconds": seconds, "message": f"{name!r}"}
-        await run.checkpoint(
-            steps_repo.StepOutcome(
-                run_id=run.execution.run_id,
-                name=name,
-                kind=StepKind.EVENT,
-                status=StepStatus.FAILED,
-                position=position,
-                attempts=0,
-                error=raw,
-                wake_at=deadline,
-                completed_at=now,
-            )
-        )
-        raise run.failed(name, raw, EventTimeout(name, seconds))
-    if record is None:
-        await run.record_wait(name, StepKind.EVENT, position, deadline, TimerKind.EVENT_TIMEOUT)
     run.awaited_events.add(name)
     await run.park()
+
+
+async def _take_event(
+    run: RunState, name: str, position: int, deadline: datetime | None, now: datetime
+) -> EventRecord | None:
+    """Consume the delivered event ``name`` and complete the wait in one transaction (its
+    deadline timer, if any, is called off); ``None`` when the event has not arrived."""
+    async with run.runtime.transaction() as conn:
+        event = await events_repo.consume_event(conn, run.execution.execution_id, name, now=now)
+        if event is None:
+            return None
+        await steps_repo.record_step_outcome(
+            conn,
+            run.lease,
+            _done(run, name, StepKind.EVENT, position, result=event.payload),
+            now=now,
+        )
+        if deadline is not None:
+            await timers_repo.cancel_timer(conn, run.execution.run_id, name, now=now)
+    return event
 
 
 async def _take(run: RunState, name: str, kind: StepKind) -> tuple[int, Any]:
