@@ -319,6 +319,11 @@ class DurableScheduler:
 
     # -- workers ----------------------------------------------------------------------------
 
+    @property
+    def workers(self) -> tuple[Worker, ...]:
+        """The workers this scheduler runs in this process (``run_worker`` blocks)."""
+        return tuple(self._workers)
+
     @asynccontextmanager
     async def run_worker(
         self,

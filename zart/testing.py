@@ -273,9 +273,8 @@ def _next_wake_up(clock: FakeClock, record: ExecutionRecord, busy: bool) -> date
 
 
 def _workers_of(scheduler: DurableScheduler) -> list[Worker]:
-    # DurableScheduler keeps its in-process workers in a private list; there is no public
-    # accessor yet. Waking them is what makes a jump of the clock take effect at once.
-    workers = list(scheduler._workers)
+    # Waking the in-process workers is what makes a jump of the clock take effect at once.
+    workers = list(scheduler.workers)
     if not workers:
         raise ConfigurationError(
             "run_to_completion needs a worker running in this process: start one with"
