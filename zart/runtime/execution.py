@@ -180,6 +180,20 @@ class RunState:
                 raise Suspended()
             await self._changed.wait()
 
+    def outcome(
+        self, name: str, kind: StepKind, status: StepStatus, position: int, **values: Any
+    ) -> steps_repo.StepOutcome:
+        """What to store for step ``name`` of this run (``attempts`` defaults to 1)."""
+        values.setdefault("attempts", 1)
+        return steps_repo.StepOutcome(
+            run_id=self.execution.run_id,
+            name=name,
+            kind=kind,
+            status=status,
+            position=position,
+            **values,
+        )
+
     async def record_wait(
         self,
         name: str,
@@ -190,14 +204,8 @@ class RunState:
     ) -> StepRecord:
         """Store that step ``name`` waits (until ``wake_at``), with a timer when the run will
         suspend rather than wait in memory."""
-        outcome = steps_repo.StepOutcome(
-            run_id=self.execution.run_id,
-            name=name,
-            kind=kind,
-            status=StepStatus.WAITING,
-            position=position,
-            attempts=0,
-            wake_at=wake_at,
+        outcome = self.outcome(
+            name, kind, StepStatus.WAITING, position, attempts=0, wake_at=wake_at
         )
         return await self.checkpoint(outcome, timer=timer)
 
@@ -271,16 +279,15 @@ class RunState:
         if inspect.isawaitable(value):
             value = await value
         now = self.clock.now()
+        stored = self.runtime.encode_checked(value)
         async with self.busy():
             await self.checkpoint(
-                steps_repo.StepOutcome(
-                    run_id=self.execution.run_id,
-                    name=name,
-                    kind=StepKind.CAPTURE,
-                    status=StepStatus.COMPLETED,
-                    position=position,
-                    attempts=1,
-                    result=self.runtime.encode_checked(value),
+                self.outcome(
+                    name,
+                    StepKind.CAPTURE,
+                    StepStatus.COMPLETED,
+                    position,
+                    result=stored,
                     completed_at=now,
                 )
             )
@@ -326,12 +333,11 @@ class _StepAttempts:
         self.wake_at = None if record is None else record.wake_at
 
     def _outcome(self, status: StepStatus, **values: Any) -> steps_repo.StepOutcome:
-        return steps_repo.StepOutcome(
-            run_id=self.state.execution.run_id,
-            name=self.name,
-            kind=StepKind.STEP,
-            status=status,
-            position=self.position,
+        return self.state.outcome(
+            self.name,
+            StepKind.STEP,
+            status,
+            self.position,
             attempts=self.attempt + 1,
             deadline_at=self.deadline,
             **values,

@@ -128,12 +128,11 @@ async def wait_for_event(
         if event is None and deadline is not None and now >= deadline:
             raw = {"kind": "event_timeout", "timeout_seconds": seconds, "message": f"{name!r}"}
             await run.checkpoint(
-                steps_repo.StepOutcome(
-                    run_id=run.execution.run_id,
-                    name=name,
-                    kind=StepKind.EVENT,
-                    status=StepStatus.FAILED,
-                    position=position,
+                run.outcome(
+                    name,
+                    StepKind.EVENT,
+                    StepStatus.FAILED,
+                    position,
                     attempts=0,
                     error=raw,
                     wake_at=deadline,
@@ -187,17 +186,14 @@ def _done(
     result: Any,
     wake_at: datetime | None = None,
 ) -> steps_repo.StepOutcome:
-    now = run.clock.now()
-    return steps_repo.StepOutcome(
-        run_id=run.execution.run_id,
-        name=name,
-        kind=kind,
-        status=StepStatus.COMPLETED,
-        position=position,
-        attempts=1,
+    return run.outcome(
+        name,
+        kind,
+        StepStatus.COMPLETED,
+        position,
         result=result,
         wake_at=wake_at,
-        completed_at=now,
+        completed_at=run.clock.now(),
     )
 
 
