@@ -354,3 +354,40 @@ async def test_waits_registered_at_the_same_moment_are_all_stored(
         assert waiting.claimable_at == steps["pause"].wake_at  # the earlier of the two timers
         await suspending.offer_event(execution_id, "signal", "go")
         assert await suspending.wait(execution_id, timeout=10) == [None, "go"]
+
+
+@zart.step("backoff-{n}", retry="fixed(1, 300ms)")
+async def backing_off(n: int) -> int:
+    if zart.context().current_attempt == 0:
+        raise ConnectionError("later")
+    return n
+
+
+@zart.durable("waits-two-backoffs")
+async def two_backoffs(data: dict[str, Any]) -> list[int]:
+    return list(await asyncio.gather(backing_off(1), backing_off(2)))
+
+
+async def test_two_branches_backing_off_at_once_suspend_together(
+    suspending: DurableScheduler,
+) -> None:
+    async with suspending.run_worker(**WORKER):
+        execution_id = await suspending.start(two_backoffs, {})
+        assert await suspending.wait(execution_id, timeout=10) == [1, 2]
+
+    assert (await suspending.status(execution_id)).claim_count == 2  # suspended once, together
+
+
+@zart.durable("waits-swallowed-signal")
+async def swallowed_signal(data: dict[str, Any]) -> str:
+    results = await asyncio.gather(zart.sleep("pause", 0.3), return_exceptions=True)
+    # The suspension signal came back as a value; the run must still wait, not finish here.
+    return f"finished early with {results!r}" if results[0] is not None else "slept"
+
+
+async def test_a_handler_that_swallows_the_suspension_still_waits(
+    suspending: DurableScheduler,
+) -> None:
+    async with suspending.run_worker(**WORKER):
+        execution_id = await suspending.start(swallowed_signal, {})
+        assert await suspending.wait(execution_id, timeout=10) == "slept"

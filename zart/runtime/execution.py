@@ -36,6 +36,7 @@ from zart.logs import log
 from zart.models import AttemptStatus, ExecutionStatus, StepKind, StepStatus, TimerKind
 from zart.repositories import executions as executions_repo
 from zart.repositories import steps as steps_repo
+from zart.repositories import timers as timers_repo
 from zart.repositories import wakeups
 from zart.repositories.records import (
     AttemptOutcome,
@@ -151,6 +152,7 @@ class RunState:
     # Suspension: branches busy in a step (or a short wait), whether the run is unwinding to
     # wait durably, and the events it waits for.
     active: int = 0
+    parked_holding: int = 0  # busy regions held by branches already parked
     suspending: bool = False
     awaited_events: set[str] = field(default_factory=set)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -174,9 +176,11 @@ class RunState:
         a suspending run parks here too: no branch unwinds to the top early. ``holding``: busy
         regions the caller itself is inside."""
         self.suspending = True
+        self.parked_holding += holding
         while True:
             self._changed.clear()
-            if self.active <= holding:
+            # Busy regions of parked branches do not count: they will never end on their own.
+            if self.active - self.parked_holding <= 0:
                 raise Suspended()
             await self._changed.wait()
 
@@ -208,6 +212,21 @@ class RunState:
             name, kind, StepStatus.WAITING, position, attempts=0, wake_at=wake_at
         )
         return await self.checkpoint(outcome, timer=timer)
+
+    async def ensure_timer(self, name: str, kind: TimerKind, wake_at: datetime) -> None:
+        """A timer for a wait recorded earlier without one (it waited in memory in a process
+        with a larger ``inline_wait_limit``) that must now suspend: something must wake it."""
+        now = self.clock.now()
+        async with self.runtime.transaction() as conn:
+            await timers_repo.create_timer(
+                conn,
+                execution_id=self.execution.execution_id,
+                run_id=self.execution.run_id,
+                name=name,
+                kind=kind,
+                fire_at=wake_at,
+                now=now,
+            )
 
     def must_suspend(self, wake_at: datetime) -> bool:
         """Whether waiting until ``wake_at`` is long enough to suspend instead of sleeping."""
@@ -360,15 +379,20 @@ class _StepAttempts:
             limit = execution_deadline
         return limit
 
-    async def _wait_until(self, wake_at: datetime) -> None:
-        """Wait for a retry: in memory when short, else suspend (the timer wakes the run)."""
-        if self.state.must_suspend(wake_at):
+    async def _wait_until(self, wake_at: datetime, *, suspend: bool, timer_recorded: bool) -> None:
+        """Wait for a retry: in memory when short, else suspend (a timer wakes the run)."""
+        if suspend:
+            if not timer_recorded:
+                await self.state.ensure_timer(self.name, TimerKind.RETRY, wake_at)
             await self.state.park(holding=1)  # this branch is busy in its own step
         await self.state.clock.sleep_until(wake_at)
 
     async def run(self) -> Any:
         if self.wake_at is not None:  # resuming a retry back-off
-            await self._wait_until(self.wake_at)
+            suspend = self.state.must_suspend(self.wake_at)
+            # Whether a timer was stored with the back-off is not known here; one more is
+            # harmless (timers fire together at the claim).
+            await self._wait_until(self.wake_at, suspend=suspend, timer_recorded=False)
         while True:
             started = self.state.clock.now()
             limit = self._limit(started)
@@ -435,7 +459,7 @@ class _StepAttempts:
             )
             log("step_retry_scheduled", f"step {self.name!r} failed; retrying", **self._fields())
             self.attempt += 1
-            await self._wait_until(wake_at)
+            await self._wait_until(wake_at, suspend=suspend, timer_recorded=True)
             return True
         if policy.max_retries > 0:
             raw = {
@@ -559,6 +583,8 @@ async def _run_handler(state: RunState, handler: DurableHandler[..., Any]) -> _O
         return _Failed(_error("invalid_payload", exc))
     try:
         value = await _call_within_deadline(state, handler, argument)
+        if state.suspending:  # gather(return_exceptions=True) handed the signal back as a value
+            raise Suspended()
     except (LeaseLost, CheckpointFailed):
         raise
     except Suspended:
@@ -571,6 +597,8 @@ async def _run_handler(state: RunState, handler: DurableHandler[..., Any]) -> _O
             raise rest from None  # a BaseException other than our signal: not ours to handle
         return await _recover(state, handler, argument, _classify(state, rest))
     except Exception as exc:
+        if state.suspending:  # a branch parked; whatever else the handler did, it waits
+            return _Waiting(frozenset(state.awaited_events))
         failure = _classify(state, exc)
         return await _recover(state, handler, argument, failure)
     return _completed(state, handler, value)

@@ -78,6 +78,8 @@ async def _sleep_until(run: RunState, name: str, when: datetime) -> None:
             if record is None:  # durable before waiting: a crash resumes at the same time
                 timer = TimerKind.SLEEP if suspend else None
                 await run.record_wait(name, StepKind.SLEEP, position, wake_at, timer)
+            elif suspend:  # recorded in memory elsewhere; a timer must wake it now
+                await run.ensure_timer(name, TimerKind.SLEEP, wake_at)
             if not suspend:
                 await run.clock.sleep_until(wake_at)
         if suspend:

@@ -26,7 +26,7 @@ import socket
 import uuid
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -44,6 +44,9 @@ from zart.repositories import workers as workers_repo
 from zart.repositories.records import ClaimedExecution, Lease, StepRecord
 from zart.runtime.execution import Runtime, execute
 from zart.runtime.registry import find_handler
+
+#: Seconds the listener's liveness probe may take before its connection counts as lost.
+PROBE_TIMEOUT = 5.0
 
 #: Errors a loop survives: the database is briefly unreachable. Anything else is a bug.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
@@ -248,24 +251,25 @@ class Worker:
             pause = self.settings.poll_interval
             if free > 0:
                 try:
-                    if await self._claim(free) < free:  # idle: sleep until the next due time
-                        pause = await self._until_next_due(pause)
+                    now = self.runtime.clock.now()
+                    if await self._claim(free, now) < free:  # idle: sleep till the next due time
+                        pause = await self._until_next_due(pause, now)
                 except TRANSIENT_ERRORS as exc:
                     log("claim_failed", f"claim failed: {exc}", level=30, worker_id=self.worker_id)
             # Ready work beyond the free slots waits for a slot (its end sets the wake event).
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), pause)
 
-    async def _until_next_due(self, longest: float) -> float:
-        now = self.runtime.clock.now()
+    async def _until_next_due(self, longest: float, now: datetime) -> float:
+        """Seconds until the next execution becomes claimable after ``now`` (the claim's time,
+        so one that came due since is picked up at once), at most ``longest``."""
         async with self._reads.connect() as conn:
             due = await wakeups.next_claimable_at(conn, self.task_names, after=now)
         if due is None:
             return longest
-        return min(longest, max((due - now).total_seconds(), 0.0))
+        return min(longest, max((due - self.runtime.clock.now()).total_seconds(), 0.0))
 
-    async def _claim(self, free: int) -> int:
-        now = self.runtime.clock.now()
+    async def _claim(self, free: int, now: datetime) -> int:
         async with self.runtime.engine.begin() as conn:
             claimed = await executions_repo.claim_ready_executions(
                 conn,
@@ -323,7 +327,7 @@ class Worker:
         while True:
             try:
                 await self._listen()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (*TRANSIENT_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log(
                     "listener_lost",
                     f"wake-up listener lost: {exc}; reconnecting",
@@ -338,8 +342,15 @@ class Worker:
                 return
 
     async def _listen(self) -> None:
-        args, params = self.runtime.engine.dialect.create_connect_args(self.runtime.engine.url)
-        connection = await asyncpg.connect(*args, **params)
+        # A connection made the engine's way (its URL options, connect_args, SSL), taken out
+        # of the pool for good: it lives as long as the listener.
+        owner = await self.runtime.engine.connect()
+        raw = await owner.get_raw_connection()
+        connection: Any = raw.driver_connection  # before detach(), which drops the reference
+        raw.detach()
+        if connection is None:  # pragma: no cover - only for a pool without a driver
+            await owner.close()
+            raise OSError("no driver connection to listen on")
         lost = asyncio.Event()
         try:
             connection.add_termination_listener(lambda _conn: lost.set())
@@ -355,13 +366,16 @@ class Worker:
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(lost.wait(), self.settings.lease_timeout / 3)
-                if not lost.is_set():
-                    await connection.execute("SELECT 1")  # notices a silently dropped link
+                if not lost.is_set():  # notices a silently dropped link
+                    try:
+                        await asyncio.wait_for(connection.execute("SELECT 1"), PROBE_TIMEOUT)
+                    except TimeoutError:
+                        raise OSError("the listening connection stopped answering") from None
             raise OSError("the listening connection was closed")
         finally:
             self.listener_pid = None
             with contextlib.suppress(Exception):
-                await connection.close(timeout=1)
+                await owner.close()
 
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         if not payload or payload in self.task_names:
