@@ -42,6 +42,9 @@ class Plan:
     baseline_inserts: int = 300  # per round and way
     commit_batches: tuple[int, int] = (5, 25)  # workflows; the slope between them is reported
     resume_sizes: tuple[int, ...] = RESUME_SIZES
+    wake_repetitions: int = 50  # events offered / timers due, one waiting execution at a time
+    sleepers: int = 10_000  # executions asleep at once (0: the sleepers workload is skipped)
+    sleepers_concurrency: int = 1000  # the worker's concurrency in the sleepers workload
 
 
 @dataclass(frozen=True)
@@ -82,16 +85,18 @@ class Arguments:
 
     target: Target
     out: Path
-    phase: str  # "round": one timed repetition of each timed workload; "extras": the rest
+    # "round": one timed repetition of each timed workload; "extras": the rest; "wake" and
+    # "sleepers": bench.wake's workloads
+    phase: str
     record_resume: int | None  # DBOS's helper process: record N steps, then die
 
 
 def parse_arguments() -> Arguments:
-    """``--target JSON --out FILE --phase round|extras [--record-resume N]``."""
+    """``--target JSON --out FILE --phase round|extras|wake|sleepers [--record-resume N]``."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--target", required=True, help="a Target as JSON")
     parser.add_argument("--out", required=True, type=Path, help="where to write the figures")
-    parser.add_argument("--phase", choices=("round", "extras"), default="round")
+    parser.add_argument("--phase", choices=("round", "extras", "wake", "sleepers"), default="round")
     parser.add_argument("--record-resume", type=int, help="DBOS: record N steps, then die")
     arguments = parser.parse_args()
     return Arguments(

@@ -169,6 +169,7 @@ def _rows(columns: Columns) -> list[Row]:
                 ),
             )
         )
+    rows += _wake_rows(columns)
     for label, mode, key, compare in (
         ("commits/workflow (xact_commit, poll 50 ms)", "polling", "xact_commit", False),
         ("rollbacks/workflow (xact_rollback)", "polling", "xact_rollback", None),
@@ -179,6 +180,72 @@ def _rows(columns: Columns) -> list[Row]:
     ):
         rows.append(_pair_row(columns, label, ("commits", mode, "per_workflow", key), 1, compare))
     return rows
+
+
+def _wake_rows(columns: Columns) -> list[Row]:
+    """Zart only (bench.wake): an idle worker woken by an event or a due timer, and N
+    executions asleep at once."""
+    rows: list[Row] = []
+    for kind, label, key in (
+        ("event", "wake by event, NOTIFY/poll → resumed", "resumed_ms"),
+        ("timer", "wake by due timer: resumed - wake_at", "late_ms"),
+    ):
+        for stat in ("p50", "p90", "max"):
+            rows.append(
+                _zart_row(columns, f"{label} ms {stat}", _wake_figure(columns, kind, key, stat), 1)
+            )
+    counts = {_get(columns, f"zart-{b}", "sleepers", "count") for b, _ in BACKENDS} - {None}
+    if not counts:
+        return rows
+    n = f"{max(counts):,}" if len(counts) == 1 else "N"
+
+    def sleepers(*path: str, scale: float = 1.0) -> Callable[[str], Any]:
+        def value(backend: str) -> Any:
+            found = _get(columns, f"zart-{backend}", "sleepers", *path)
+            return None if found is None else found * scale
+
+        return value
+
+    def memory(moment: str, what: str = "rss_trimmed_mib") -> Callable[[str], Any]:
+        return sleepers("memory", moment, what)
+
+    for label, value, digits in (
+        (f"{n} sleepers: started, s", sleepers("start_s"), 1),
+        (f"{n} sleepers: all waiting after, s", sleepers("all_waiting_after_s"), 1),
+        (f"{n} sleepers: RSS MiB, before (trimmed)", memory("before"), 1),
+        (f"{n} sleepers: RSS MiB, all waiting", memory("all_waiting"), 1),
+        (f"{n} sleepers: RSS MiB, N/5 more waiting", memory("more_waiting"), 1),
+        (f"{n} sleepers: RSS MiB, just before due", memory("just_before_due"), 1),
+        (f"{n} sleepers: RSS MiB, all finished", memory("all_finished"), 1),
+        (f"{n} sleepers: RSS MiB, peak", memory("all_finished", "peak_rss_mib"), 1),
+        (
+            f"{n} sleepers: Python blocks Δ waiting",
+            lambda b: _delta(columns, b, "python_blocks_after_gc"),
+            0,
+        ),
+        (f"{n} sleepers: asyncio tasks waiting", memory("all_waiting", "tasks"), 0),
+        (f"{n} sleepers: wake lag p50, s", sleepers("lag_ms", "p50", scale=1e-3), 2),
+        (f"{n} sleepers: wake lag p90, s", sleepers("lag_ms", "p90", scale=1e-3), 2),
+        (f"{n} sleepers: last resumed after due, s", sleepers("last_resumed_after_due_s"), 2),
+        (f"{n} sleepers: resumed within 1 s", sleepers("within_1s"), 0),
+        (f"{n} sleepers: last finished after due, s", sleepers("last_finished_after_due_s"), 1),
+        (f"{n} sleepers: mean claim batch", sleepers("mean_claim_batch"), 0),
+    ):
+        rows.append(_zart_row(columns, label, value, digits))
+    return rows
+
+
+def _wake_figure(columns: Columns, kind: str, key: str, stat: str) -> Callable[[str], Any]:
+    def value(backend: str) -> Any:
+        return _get(columns, f"zart-{backend}", "wake", kind, key, stat)
+
+    return value
+
+
+def _delta(columns: Columns, backend: str, what: str) -> Any:
+    before = _get(columns, f"zart-{backend}", "sleepers", "memory", "before", what)
+    waiting = _get(columns, f"zart-{backend}", "sleepers", "memory", "all_waiting", what)
+    return None if before is None or waiting is None else waiting - before
 
 
 def _cell(milliseconds: Any, queries: Any) -> str:
@@ -271,6 +338,7 @@ def verdicts(columns: Columns) -> list[dict[str, str]]:
                 f"{_fmt(zart)} vs {_fmt(dbos)} steps/s = {_x(ratio)}",
             )
         )
+    found += _wake_verdicts(columns)
     for backend, name in BACKENDS:
         base = _baseline(columns, backend)
         step = _get(columns, f"zart-{backend}", "sequential", "us_per_step")
@@ -286,4 +354,90 @@ def verdicts(columns: Columns) -> list[dict[str, str]]:
                 f" {_x(_ratio(step, base))})",
             )
         )
+    return found
+
+
+def _wake_verdicts(columns: Columns) -> list[dict[str, str]]:
+    found: list[dict[str, str]] = []
+    for kind, what, key in (
+        ("event", "an event", "resumed_ms"),
+        ("timer", "a due timer", "late_ms"),
+    ):
+        figures = _get(columns, "zart-postgresql", "wake", kind, key)
+        sqlite = _get(columns, "zart-sqlite", "wake", kind, key)
+        if figures is None:
+            continue
+        path = (
+            "offer_event from a second scheduler → NOTIFY → listener → claim → handler"
+            if kind == "event"
+            else "the idle worker sleeps until the next claimable_at, then claims"
+        )
+        reference = (
+            ""
+            if sqlite is None
+            else f"; SQLite (workers poll every 0.5 s): p50 {sqlite['p50']:.1f} ms,"
+            f" max {sqlite['max']:.1f} ms"
+        )
+        found.append(
+            _verdict(
+                f"resumed within 50 ms p50 by {what} (PostgreSQL, idle worker)",
+                figures["p50"] <= 50,
+                f"p50 {figures['p50']:.1f} ms, p90 {figures['p90']:.1f} ms, max"
+                f" {figures['max']:.1f} ms over {figures['count']} ({path}){reference}",
+            )
+        )
+    sleepers = _get(columns, "zart-postgresql", "sleepers")
+    if not sleepers:
+        return found
+    count = sleepers["count"]
+    memory = sleepers["memory"]
+    before, waiting = memory["before"], memory["all_waiting"]
+    more, extra = memory["more_waiting"], sleepers["more_sleepers"]
+    wait_samples = [more, *memory["during_wait"], memory["just_before_due"]]
+    rss = [m["rss_trimmed_mib"] or m["rss_mib"] for m in wait_samples]
+    blocks = waiting["python_blocks_after_gc"] - before["python_blocks_after_gc"]
+    more_blocks = more["python_blocks_after_gc"] - waiting["python_blocks_after_gc"]
+    held = waiting["tasks"] - before["tasks"], waiting["in_flight"]
+    grew = (more["rss_trimmed_mib"] or more["rss_mib"]) - (
+        waiting["rss_trimmed_mib"] or waiting["rss_mib"]
+    )
+    # Flat: the trimmed RSS moves by under 1 MiB through the wait and with N/5 more sleepers,
+    # those add under one Python object per ten, and no task or slot is held for a sleeper.
+    flat = (
+        max(rss) - min(rss) <= 1.0
+        and grew <= 1.0
+        and more_blocks < max(extra, 1) / 10
+        and held == (0, 0)
+    )
+    after = memory["all_finished"]
+    found.append(
+        _verdict(
+            f"{count:,} sleepers: memory flat while they wait",
+            flat,
+            f"RSS (trimmed) {min(rss):.1f}-{max(rss):.1f} MiB over the {len(rss)} samples of"
+            f" the wait; {extra:,} more sleepers: {grew:+.1f} MiB and {more_blocks:+,} Python"
+            f" blocks; {held[0]:+} asyncio tasks and {held[1]} executions in flight while"
+            f" waiting. {before['rss_trimmed_mib']:.1f} MiB before (after a warm-up of"
+            f" {sleepers['pilot']['count']:,}, left asleep), {waiting['rss_trimmed_mib']:.1f}"
+            f" all waiting ({blocks:+,} Python blocks), {after['rss_trimmed_mib']:.1f} all"
+            f" finished, peak {after['peak_rss_mib']:.1f}: the first rise is the allocator's"
+            f" high-water mark of the start/suspend burst ({sleepers['concurrency']:,} in"
+            " flight), not held objects",
+        )
+    )
+    lag = sleepers["lag_ms"]
+    in_time = sleepers["slack_s"] >= 0  # all were asleep before due
+    found.append(
+        _verdict(
+            f"{count:,} sleepers: all woke within 1 s of their due time",
+            (lag["max"] <= 1000.0 and lag["count"] == count) if in_time else None,
+            f"{sleepers['within_1s']:,} of {count:,} resumed within 1 s; lag p50"
+            f" {lag['p50'] / 1e3:.2f} s, p90 {lag['p90'] / 1e3:.2f} s, last"
+            f" {lag['max'] / 1e3:.2f} s, all finished {sleepers['last_finished_after_due_s']:.1f}"
+            f" s after due ({sleepers['resumed_per_s']:.0f} resumed/s; worker concurrency"
+            f" {sleepers['concurrency']:,}, mean claim batch"
+            f" {_fmt(sleepers.get('mean_claim_batch'))})"
+            + ("" if in_time else "; NOT all were asleep when due came: no verdict"),
+        )
+    )
     return found

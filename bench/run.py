@@ -7,6 +7,7 @@ time (so no two systems compete for the two cores), prints one table and writes
 ``bench/results/latest.json``.
 
     .venv-bench/bin/python bench/run.py [--quick] [--only zart,dbos,baseline] [--backends ...]
+        [--phases rounds,extras,wake,sleepers] [--sleepers N] [--sqlite-sleepers N]
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ MODULES = {
     "zart": "bench.zart_workloads",
     "dbos": "bench.dbos_workloads",
 }
+WAKE_MODULE = "bench.wake"  # Zart's wake-up workloads: phases "wake" and "sleepers"
+PHASES = ("rounds", "extras", "wake", "sleepers")
 COLUMN_TIMEOUT = 900  # seconds; a column that takes longer is reported as failed
 
 # Sized for ~10 minutes of `make bench` on a 2-core machine whose durable commit takes ~1 ms.
@@ -47,6 +50,8 @@ PLANS = {
         sequential_long_workflows=15,
         concurrent_workflows=640,
         rounds=3,
+        wake_repetitions=50,
+        sleepers=10_000,
     ),
     # SQLite commits are slower (DBOS's, in rollback-journal mode, much slower): fewer there.
     "sqlite": Plan(
@@ -55,6 +60,8 @@ PLANS = {
         concurrent_workflows=320,
         rounds=3,
         baseline_inserts=200,
+        wake_repetitions=50,
+        sleepers=0,  # SQLite's sleepers are optional (--sqlite-sleepers N): the budget is PG's
     ),
 }
 QUICK = Plan(
@@ -65,6 +72,9 @@ QUICK = Plan(
     baseline_inserts=50,
     commit_batches=(2, 6),
     resume_sizes=(10, 100),
+    wake_repetitions=5,
+    sleepers=200,
+    sleepers_concurrency=100,
 )
 
 
@@ -72,12 +82,10 @@ def _targets(
     server: PostgresServer | None,
     work_dir: Path,
     systems: list[str],
-    backends: list[str],
-    quick: bool,
+    plans: dict[str, Plan],
 ) -> list[Target]:
     targets: list[Target] = []
-    for backend in backends:
-        plan = QUICK if quick else PLANS[backend]
+    for backend, plan in plans.items():
         for system in systems:
             if backend == "postgresql":
                 assert server is not None
@@ -109,13 +117,15 @@ def _targets(
     return targets
 
 
-def _run_phase(target: Target, phase: str, work_dir: Path, label: str) -> dict[str, Any]:
+def _run_phase(
+    target: Target, phase: str, work_dir: Path, label: str, module: str | None = None
+) -> dict[str, Any]:
     """Run one phase of one column in its own process; its figures, or ``{"error": ...}``."""
     out = work_dir / f"{target.system}-{target.backend}-{label}.json"
     command = [
         sys.executable,
         "-m",
-        MODULES[target.system],
+        module or MODULES[target.system],
         "--target",
         target.to_json(),
         "--out",
@@ -139,12 +149,17 @@ def _run_phase(target: Target, phase: str, work_dir: Path, label: str) -> dict[s
     return figures
 
 
-def _run_all(targets: list[Target], work_dir: Path) -> dict[str, dict[str, Any]]:
+def _run_all(
+    targets: list[Target], work_dir: Path, phases: tuple[str, ...] = PHASES
+) -> dict[str, dict[str, Any]]:
     """Rounds first, every column in turn in each round (so a slow patch of the machine or
-    its disk hits every column alike), then each column's extras (resume, commits)."""
+    its disk hits every column alike), then each column's extras (resume, commits) and, for
+    Zart, its wake-up workloads (``bench.wake``)."""
     rounds: dict[str, list[dict[str, Any]]] = {key(t): [] for t in targets}
     errors: dict[str, str] = {}
     for number in range(1, max(t.plan.rounds for t in targets) + 1):
+        if "rounds" not in phases:
+            break
         for target in targets:
             if key(target) in errors or number > target.plan.rounds:
                 continue
@@ -158,8 +173,10 @@ def _run_all(targets: list[Target], work_dir: Path) -> dict[str, dict[str, Any]]
         column: dict[str, Any] = {}
         if rounds[key(target)]:
             column.update(summarize_rounds(rounds[key(target)], target.plan))
-        if key(target) not in errors and target.system != "baseline":
-            extras = _run_phase(target, "extras", work_dir, "resume and commits")
+        for phase, label, module in _later_phases(target, phases):
+            if key(target) in errors:
+                break
+            extras = _run_phase(target, phase, work_dir, label, module)
             if "error" in extras:
                 errors[key(target)] = extras["error"]
             else:
@@ -168,6 +185,18 @@ def _run_all(targets: list[Target], work_dir: Path) -> dict[str, dict[str, Any]]
             column["error"] = errors[key(target)]
         columns[key(target)] = column
     return columns
+
+
+def _later_phases(target: Target, phases: tuple[str, ...]) -> list[tuple[str, str, str | None]]:
+    """The phases a column runs after the rounds: (phase, label, module or None)."""
+    later: list[tuple[str, str, str | None]] = []
+    if target.system != "baseline" and "extras" in phases:
+        later.append(("extras", "resume and commits", None))
+    if target.system == "zart" and "wake" in phases:
+        later.append(("wake", "wake-ups (event, timer)", WAKE_MODULE))
+    if target.system == "zart" and "sleepers" in phases and target.plan.sleepers > 0:
+        later.append(("sleepers", f"{target.plan.sleepers:,} sleepers", WAKE_MODULE))
+    return later
 
 
 def key(target: Target) -> str:
@@ -201,9 +230,29 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check that it runs")
     parser.add_argument("--only", default="baseline,zart,dbos", help="systems to run")
     parser.add_argument("--backends", default="postgresql,sqlite", help="backends to run")
+    parser.add_argument(
+        "--phases", default=",".join(PHASES), help=f"phases to run, of {','.join(PHASES)}"
+    )
+    parser.add_argument(
+        "--sleepers",
+        type=int,
+        help="executions asleep at once on PostgreSQL (default 10,000; 0 skips the workload)",
+    )
+    parser.add_argument(
+        "--sqlite-sleepers", type=int, help="the same on SQLite (default 0: skipped)"
+    )
     arguments = parser.parse_args()
     systems = [s for s in arguments.only.split(",") if s]
     backends = [b for b in arguments.backends.split(",") if b]
+    phases = tuple(p for p in arguments.phases.split(",") if p)
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phases {sorted(unknown)}; choose from {','.join(PHASES)}")
+    plans = {b: QUICK if arguments.quick else PLANS[b] for b in backends}
+    sleepers = {"postgresql": arguments.sleepers, "sqlite": arguments.sqlite_sleepers}
+    for backend, count in sleepers.items():
+        if count is not None and backend in plans:
+            plans[backend] = dataclasses.replace(plans[backend], sleepers=count)
     started = time.perf_counter()
     work_dir = Path(tempfile.mkdtemp(prefix="zart-bench-"))
     server = start_postgres(durable=True) if "postgresql" in backends else None
@@ -216,11 +265,10 @@ def main() -> None:
                 f"at {server.host}:{server.port}",
                 flush=True,
             )
-        targets = _targets(server, work_dir, systems, backends, arguments.quick)
-        for backend in backends:
-            plan = targets[[t.backend for t in targets].index(backend)].plan
+        targets = _targets(server, work_dir, systems, plans)
+        for backend, plan in plans.items():
             print(f"plan for {backend}: {dataclasses.asdict(plan)}", flush=True)
-        columns = _run_all(targets, work_dir)
+        columns = _run_all(targets, work_dir, phases)
     finally:
         if server is not None:
             server.stop()
@@ -230,7 +278,8 @@ def main() -> None:
         "machine": _machine(),
         "versions": _versions(),
         "postgresql": "throwaway server, durable settings (fsync/synchronous_commit on)",
-        "plans": {b: dataclasses.asdict(QUICK if arguments.quick else PLANS[b]) for b in backends},
+        "plans": {b: dataclasses.asdict(plan) for b, plan in plans.items()},
+        "phases": list(phases),
         "columns": columns,
         "total_seconds": time.perf_counter() - started,
     }

@@ -246,3 +246,20 @@ async def test_finished_executions_are_never_claimed(connection: AsyncConnection
     )
 
     assert await claim(connection, now=T0 + timedelta(days=365)) == []
+
+
+async def test_heartbeat_renews_more_leases_than_one_statement_takes(
+    connection: AsyncConnection,
+) -> None:
+    count = executions.RENEW_CHUNK + 250
+    for i in range(count):
+        await new_execution(connection, execution_id=f"many-{i:05}")
+    leases = [c.lease for c in await claim(connection, limit=count)]
+    assert len(leases) == count
+
+    renewed, lost = await executions.renew_leases(
+        connection, leases, now=T0 + timedelta(seconds=5), lease_timeout=LEASE
+    )
+
+    assert lost == []
+    assert {lease.execution_id for lease in renewed} == {lease.execution_id for lease in leases}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -48,6 +48,9 @@ timers = table_of(TimerRow)
 events = table_of(EventRow)
 
 _ACTIVE = (ExecutionStatus.SCHEDULED, ExecutionStatus.RUNNING, ExecutionStatus.WAITING)
+
+#: Leases renewed per heartbeat statement.
+RENEW_CHUNK = 1000
 
 SortField = Literal["created_at", "status", "task_name", "completed_at"]
 
@@ -352,24 +355,29 @@ async def renew_leases(
     if not leases:
         return [], []
     expires_at = now + lease_timeout
-    rows = await conn.execute(
-        update(executions)
-        .where(
-            tuple_(executions.c.execution_id, executions.c.lease_token).in_(
-                [(lease.execution_id, lease.token) for lease in leases]
-            ),
-            executions.c.status == ExecutionStatus.RUNNING.value,
+    held: set[tuple[str, str]] = set()
+    # Plain IN lists on the primary key, in chunks: a row-value IN of thousands of pairs
+    # overflows PostgreSQL's parser stack, and drivers cap the parameters of one statement.
+    # The few tokens of a chunk (one per claim batch) are matched exactly below.
+    for start in range(0, len(leases), RENEW_CHUNK):
+        chunk = leases[start : start + RENEW_CHUNK]
+        rows = await conn.execute(
+            update(executions)
+            .where(
+                executions.c.execution_id.in_([lease.execution_id for lease in chunk]),
+                executions.c.lease_token.in_({lease.token for lease in chunk}),
+                executions.c.status == ExecutionStatus.RUNNING.value,
+            )
+            .values(claimable_at=expires_at)
+            .returning(executions.c.execution_id, executions.c.lease_token)
         )
-        .values(claimable_at=expires_at)
-        .returning(executions.c.execution_id)
-    )
-    held = {r.execution_id for r in rows}
+        held.update((r.execution_id, r.lease_token) for r in rows)
     renewed = [
         Lease(lease.execution_id, lease.token, lease.owner, expires_at)
         for lease in leases
-        if lease.execution_id in held
+        if (lease.execution_id, lease.token) in held
     ]
-    lost = [lease for lease in leases if lease.execution_id not in held]
+    lost = [lease for lease in leases if (lease.execution_id, lease.token) not in held]
     return renewed, lost
 
 

@@ -553,6 +553,11 @@ async def execute(
     except LeaseLost as exc:
         log("lease_lost", f"execution finished, but its lease was lost: {exc}", **fields)
         return None
+    except (SQLAlchemyError, OSError) as exc:  # a pool timeout, a dropped connection
+        # Nothing was recorded: the lease expires and another claim replays the run, whose
+        # steps are all stored, and records its end.
+        log("finish_failed", f"could not record the end of the run: {exc}", level=30, **fields)
+        return None
 
 
 @dataclass(frozen=True, slots=True)
