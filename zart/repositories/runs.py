@@ -38,7 +38,3 @@ async def list_runs(conn: AsyncConnection, execution_id: str) -> list[RunRecord]
     )
     return [_record(r) for r in rows]
 
-
-async def get_run(conn: AsyncConnection, run_id: str) -> RunRecord | None:
-    row = (await conn.execute(select(runs).where(runs.c.run_id == run_id))).first()
-    return None if row is None else _record(row)

@@ -13,7 +13,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 from pydantic import ValidationError
 
 from zart.durations import parse_duration
-from zart.errors import ConfigurationError, InvalidPayload, SerializationError, UnknownTask
+from zart.errors import ConfigurationError, InvalidPayload, SerializationError
 from zart.runtime.outcomes import ExecutionFailure
 from zart.serialization import from_json, to_json
 
@@ -159,14 +159,6 @@ def durable(
 
 def _origin(fn: Callable[..., Any]) -> str:
     return f"{fn.__module__}.{fn.__qualname__}"
-
-
-def get_handler(name: str) -> DurableHandler[..., Any]:
-    """The handler registered as ``name``; :class:`UnknownTask` when there is none."""
-    try:
-        return _registry[name]
-    except KeyError:
-        raise UnknownTask(name) from None
 
 
 def find_handler(name: str) -> DurableHandler[..., Any] | None:
