@@ -37,6 +37,7 @@ from zart.errors import (
     NonDeterministicReplay,
     OutsideExecution,
     RetryExhausted,
+    RunNotFound,
     SerializationError,
     StepTimedOut,
     UnknownTask,
@@ -44,7 +45,15 @@ from zart.errors import (
     ZartError,
 )
 from zart.models import ExecutionStatus
-from zart.repositories.records import ExecutionPage, ExecutionRecord
+from zart.repositories.records import (
+    ExecutionDetail,
+    ExecutionPage,
+    ExecutionRecord,
+    RunRecord,
+    StepAttemptRecord,
+    StepDetail,
+    StepRecord,
+)
 from zart.runtime.context import ExecutionInfo, context
 from zart.runtime.functions import capture, now, step_or, step_or_else, step_outcome
 from zart.runtime.outcomes import (
@@ -115,6 +124,7 @@ __all__ = [
     "ExecutionAlreadyExists",
     "ExecutionCancelled",
     "ExecutionDeadlineExceeded",
+    "ExecutionDetail",
     "ExecutionFailed",
     "ExecutionFailure",
     "ExecutionInfo",
@@ -131,10 +141,15 @@ __all__ = [
     "OutsideExecution",
     "RetryExhausted",
     "RetryPolicy",
+    "RunNotFound",
+    "RunRecord",
     "SerializationError",
+    "StepAttemptRecord",
     "StepCall",
+    "StepDetail",
     "StepFailed",
     "StepFunction",
+    "StepRecord",
     "StepTimedOut",
     "UnknownTask",
     "WaitTimedOut",

@@ -48,6 +48,15 @@ class ExecutionNotFound(ZartError, LookupError):
         self.execution_id = execution_id
 
 
+class RunNotFound(ZartError, LookupError):
+    """The execution exists but has no run with this id."""
+
+    def __init__(self, execution_id: str, run_id: str) -> None:
+        super().__init__(f"execution {execution_id!r} has no run with id {run_id!r}")
+        self.execution_id = execution_id
+        self.run_id = run_id
+
+
 class ExecutionAlreadyExists(ZartError):
     """An execution with this id exists with a different task or payload."""
 

@@ -26,6 +26,7 @@ from zart.errors import (
     ExecutionFailed,
     ExecutionNotFound,
     InvalidPayload,
+    RunNotFound,
     UnknownTask,
     WaitTimedOut,
 )
@@ -33,10 +34,17 @@ from zart.migrations import upgrade
 from zart.models import ExecutionStatus
 from zart.repositories import events as events_repo
 from zart.repositories import executions as executions_repo
+from zart.repositories import runs as runs_repo
+from zart.repositories import steps as steps_repo
 from zart.repositories import wakeups
 from zart.repositories import workers as workers_repo
 from zart.repositories.executions import ExecutionFilter, SortField
-from zart.repositories.records import ExecutionPage, ExecutionRecord
+from zart.repositories.records import (
+    ExecutionDetail,
+    ExecutionPage,
+    ExecutionRecord,
+    StepDetail,
+)
 from zart.runtime.execution import DEFAULT_INLINE_WAIT_LIMIT, DEFAULT_MAX_PAYLOAD_BYTES, Runtime
 from zart.runtime.registry import DurableHandler, find_handler, registered_names
 from zart.serialization import check_size, to_json
@@ -216,6 +224,38 @@ class DurableScheduler:
             return await executions_repo.list_executions(
                 conn, where, sort_by=sort_by, descending=descending, limit=limit, offset=offset
             )
+
+    async def execution_detail(
+        self, execution_id: str, run_id: str | None = None
+    ) -> ExecutionDetail:
+        """The execution with every run and the step timeline (steps with their attempts) of
+        ``run_id``, the current run by default.
+
+        Raises :class:`~zart.ExecutionNotFound`, or :class:`~zart.RunNotFound` when the
+        execution has no run ``run_id``. Four queries in one transaction, whatever the number
+        of steps.
+        """
+        async with self._reads.begin() as conn:
+            execution = await executions_repo.get_execution(conn, execution_id)
+            if execution is None:
+                raise ExecutionNotFound(execution_id)
+            runs = await runs_repo.list_runs(conn, execution_id)
+            shown = execution.run_id if run_id is None else run_id
+            if all(run.run_id != shown for run in runs):
+                raise RunNotFound(execution_id, shown)
+            steps = await steps_repo.list_steps(conn, shown)
+            attempts = await steps_repo.list_step_attempts(conn, [s.step_id for s in steps])
+        return ExecutionDetail(
+            execution=execution,
+            runs=tuple(runs),
+            run_id=shown,
+            steps=tuple(StepDetail(s, tuple(attempts[s.step_id])) for s in steps),
+        )
+
+    async def stats(self) -> dict[ExecutionStatus, int]:
+        """How many executions are in each status (every status present, zero when none)."""
+        async with self._reads.connect() as conn:
+            return await executions_repo.count_executions_by_status(conn)
 
     async def wait(self, execution_id: str, timeout: float | None = 30.0) -> Any:
         """Wait for the execution to finish and return the handler's result.

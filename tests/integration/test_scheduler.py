@@ -320,3 +320,63 @@ async def test_an_unstorable_result_is_not_a_step_outcome(scheduler: DurableSche
     assert failed.value.error["kind"] == "step_failed"
     assert failed.value.error["step"] == "unstorable"
     assert failed.value.error["raw"]["kind"] == "unserializable_result"
+
+
+@zart.step("detail-flaky", retry="fixed(1, 1ms)")
+async def detail_flaky() -> int:
+    if zart.context().current_attempt < 1:
+        raise ConnectionError("first try fails")
+    return 7
+
+
+@zart.durable("scheduler-detail")
+async def detail_flow(data: dict[str, Any]) -> int:
+    await greet("d@e.f")
+    return await detail_flaky()
+
+
+async def test_execution_detail_shows_runs_steps_and_attempts(
+    scheduler: DurableScheduler,
+) -> None:
+    async with scheduler.run_worker(**FAST_WORKER):
+        execution_id = await scheduler.start(detail_flow, {})
+        assert await scheduler.wait(execution_id, timeout=10) == 7
+
+    detail = await scheduler.execution_detail(execution_id)
+
+    assert detail.execution.execution_id == execution_id
+    assert [run.run_id for run in detail.runs] == [detail.run_id] == [detail.execution.run_id]
+    assert [(d.step.name, d.step.status.value) for d in detail.steps] == [
+        ("greet", "completed"),
+        ("detail-flaky", "completed"),
+    ]
+    flaky = detail.steps[1]
+    assert [(a.attempt_number, a.status.value) for a in flaky.attempts] == [
+        (0, "failed"),
+        (1, "succeeded"),
+    ]
+    assert flaky.step.result == 7
+    assert (await scheduler.execution_detail(execution_id, detail.run_id)) == detail
+
+
+async def test_execution_detail_of_unknown_ids(scheduler: DurableScheduler) -> None:
+    execution_id = await scheduler.start(detail_flow, {})
+
+    with pytest.raises(zart.ExecutionNotFound):
+        await scheduler.execution_detail("no-such-execution")
+    with pytest.raises(zart.RunNotFound, match="no run with id 'no-such-run'"):
+        await scheduler.execution_detail(execution_id, "no-such-run")
+    detail = await scheduler.execution_detail(execution_id)
+    assert detail.steps == ()
+
+
+async def test_stats_count_every_status(scheduler: DurableScheduler) -> None:
+    before = await scheduler.stats()
+    first = await scheduler.start(detail_flow, {})
+    await scheduler.start(detail_flow, {})
+    await scheduler.cancel(first)
+
+    after = await scheduler.stats()
+    assert set(after) == set(zart.ExecutionStatus)
+    assert after[zart.ExecutionStatus.SCHEDULED] == before[zart.ExecutionStatus.SCHEDULED] + 1
+    assert after[zart.ExecutionStatus.CANCELLED] == before[zart.ExecutionStatus.CANCELLED] + 1

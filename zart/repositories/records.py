@@ -137,6 +137,24 @@ class StepAttemptRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class StepDetail:
+    """A step of a run's timeline with every attempt it made, oldest first."""
+
+    step: StepRecord
+    attempts: tuple[StepAttemptRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionDetail:
+    """An execution with its run history and the step timeline of one run (``run_id``)."""
+
+    execution: ExecutionRecord
+    runs: tuple[RunRecord, ...]
+    run_id: str
+    steps: tuple[StepDetail, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TimerRecord:
     timer_id: int
     execution_id: str
