@@ -35,6 +35,7 @@ from zart.errors import (
     LeaseLost,
     MigrationError,
     NonDeterministicReplay,
+    NoStepTransaction,
     OutsideExecution,
     RetryExhausted,
     RunNotFound,
@@ -73,8 +74,9 @@ from zart.runtime.steps import (
     TimeoutScope,
     define_step,
 )
+from zart.runtime.transactions import session, use_session
 from zart.runtime.waits import sleep, sleep_until, wait_for_event
-from zart.scheduler import DurableScheduler
+from zart.scheduler import DurableScheduler, enqueue
 
 __version__ = "0.1.0"
 
@@ -88,6 +90,7 @@ def step(
     retry: str | RetryPolicy | None = None,
     timeout: timedelta | float | str | None = None,
     timeout_scope: TimeoutScope = "global",
+    transactional: bool = False,
 ) -> StepDecorator: ...
 @overload
 def step(name: StepCall[T]) -> Awaitable[Ok[T] | BusinessErr[Any] | ZartErr]: ...
@@ -97,18 +100,27 @@ def step(
     retry: str | RetryPolicy | None = None,
     timeout: timedelta | float | str | None = None,
     timeout_scope: TimeoutScope = "global",
+    transactional: bool = False,
 ) -> Any:
     """Two uses, one name, as in the original Zart:
 
-    - ``@zart.step("name", retry=..., timeout=..., timeout_scope=...)`` declares a step;
+    - ``@zart.step("name", retry=..., timeout=..., timeout_scope=..., transactional=...)``
+      declares a step (``transactional=True``: its writes through ``zart.session()`` commit
+      with its recorded outcome, see ``docs/transactions.md``);
     - ``await zart.step(some_step(args))`` runs a step call and returns its three-way outcome
       (:class:`Ok`, :class:`BusinessErr` or :class:`ZartErr`) instead of raising.
     """
     if isinstance(name, StepCall):
-        if retry is not None or timeout is not None or timeout_scope != "global":
+        if retry is not None or timeout is not None or timeout_scope != "global" or transactional:
             raise ConfigurationError("zart.step(call) takes no options; set them on @zart.step")
         return step_outcome(name)
-    return define_step(name, retry=retry, timeout=timeout, timeout_scope=timeout_scope)
+    return define_step(
+        name,
+        retry=retry,
+        timeout=timeout,
+        timeout_scope=timeout_scope,
+        transactional=transactional,
+    )
 
 
 __all__ = [
@@ -136,6 +148,7 @@ __all__ = [
     "InvalidPayload",
     "LeaseLost",
     "MigrationError",
+    "NoStepTransaction",
     "NonDeterministicReplay",
     "Ok",
     "OutsideExecution",
@@ -159,11 +172,14 @@ __all__ = [
     "capture",
     "context",
     "durable",
+    "enqueue",
     "now",
+    "session",
     "sleep",
     "sleep_until",
     "step",
     "step_or",
     "step_or_else",
+    "use_session",
     "wait_for_event",
 ]

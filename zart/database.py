@@ -9,10 +9,12 @@ interleave with another writer, and no transaction fails half-way on a lock upgr
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -81,22 +83,58 @@ def read_only(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
+def check_schema(schema: str | None, dialect_name: str) -> None:
+    """Raise :class:`ConfigurationError` unless ``schema`` is usable on this backend."""
+    if schema is None:
+        return
+    if not _SCHEMA_NAME.fullmatch(schema):
+        raise ConfigurationError(
+            f"invalid schema name {schema!r}: use letters, digits and underscores"
+            " (starting with a letter or underscore, at most 63 characters)"
+        )
+    if dialect_name == "sqlite":
+        raise ConfigurationError("schema= is a PostgreSQL option; SQLite has no schemas")
+
+
 def with_schema(engine: AsyncEngine, schema: str | None) -> AsyncEngine:
     """Return ``engine`` rendering Zart's tables in ``schema`` (unchanged when ``None``).
 
     The models are declared without a schema; SQLAlchemy's ``schema_translate_map`` puts them in
     the configured one at statement compile time, so the same models serve every deployment.
     """
+    check_schema(schema, engine.dialect.name)
     if schema is None:
         return engine
-    if not _SCHEMA_NAME.fullmatch(schema):
-        raise ConfigurationError(
-            f"invalid schema name {schema!r}: use letters, digits and underscores"
-            " (starting with a letter or underscore, at most 63 characters)"
-        )
-    if engine.dialect.name == "sqlite":
-        raise ConfigurationError("schema= is a PostgreSQL option; SQLite has no schemas")
     return engine.execution_options(schema_translate_map={None: schema})
+
+
+def schema_of(engine: AsyncEngine) -> str | None:
+    """The schema :func:`with_schema` gave ``engine`` (``None``: the default one)."""
+    translate = engine.get_execution_options().get("schema_translate_map") or {}
+    schema: str | None = translate.get(None)
+    return schema
+
+
+@contextmanager
+def in_schema(connection: Connection, schema: str | None) -> Iterator[None]:
+    """Render Zart's tables in ``schema`` on someone else's connection for the block only.
+
+    For the application's connection (``start(session=...)``, ``zart.enqueue``, a transactional
+    step's session): setting the translation for good would also move the application's own
+    tables (declared without a schema) into Zart's schema. So it is set for Zart's statements
+    and the connection's own setting is put back afterwards; the application's statements,
+    before and after, never see it.
+    """
+    check_schema(schema, connection.dialect.name)
+    if schema is None:
+        yield
+        return
+    previous = connection.get_execution_options().get("schema_translate_map")
+    connection.execution_options(schema_translate_map={**(previous or {}), None: schema})
+    try:
+        yield
+    finally:
+        connection.execution_options(schema_translate_map=previous)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

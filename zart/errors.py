@@ -5,6 +5,8 @@
 - Control plane: :class:`ExecutionNotFound`, :class:`ExecutionAlreadyExists`.
 - Storage: :class:`LeaseLost` (a fenced write refused because another worker took over),
   :class:`MigrationError`.
+- Runtime: :class:`OutsideExecution`, :class:`NoStepTransaction` (``zart.session()`` outside a
+  transactional step), the step failures and replay errors below.
 """
 
 from __future__ import annotations
@@ -96,6 +98,11 @@ class EventAlreadyDelivered(ZartError):
 
 class OutsideExecution(ZartError):
     """A function that needs a running durable execution was called outside of one."""
+
+
+class NoStepTransaction(ZartError):
+    """``zart.session()`` was called where there is no step transaction: outside a step
+    declared with ``@zart.step(..., transactional=True)`` (and outside ``zart.use_session``)."""
 
 
 class DuplicateStepName(ZartError):

@@ -202,6 +202,25 @@ def include_name(schema: str | None) -> Callable[[str | None, str, Any], bool]:
     return include
 
 
+def app_include_name(schema: str | None = None) -> Callable[[str | None, str, Any], bool]:
+    """An alembic ``include_name`` filter for the *application's* ``env.py``.
+
+    ``context.configure(..., include_name=zart.migrations.app_include_name())`` makes the
+    application's autogenerate skip Zart's tables (``zart_*``, Zart's version table included),
+    which Zart migrates itself; given Zart's ``schema``, that whole schema is skipped too (only
+    relevant with ``include_schemas=True``). Everything else is included.
+    """
+
+    def include(name: str | None, type_: str, parent_names: Any) -> bool:
+        if type_ == "schema":
+            return schema is None or name != schema
+        if type_ == "table":
+            return name is None or not name.startswith("zart_")
+        return True
+
+    return include
+
+
 async def check(engine: AsyncEngine, *, schema: str | None = None) -> SchemaCheck:
     """Compare the database with the models: its revision and any difference autogenerate
     finds (a hand-edited table, a missing index)."""

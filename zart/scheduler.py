@@ -9,16 +9,27 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar, cast
 
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
 
 from zart.clock import SYSTEM_CLOCK, Clock
-from zart.database import DEFAULT_DATABASE_URL, create_engine, read_only, with_schema
+from zart.database import (
+    DEFAULT_DATABASE_URL,
+    create_engine,
+    in_schema,
+    read_only,
+    with_schema,
+)
 from zart.durations import parse_duration
 from zart.errors import (
     ConfigurationError,
@@ -40,6 +51,7 @@ from zart.repositories import wakeups
 from zart.repositories import workers as workers_repo
 from zart.repositories.executions import ExecutionFilter, SortField
 from zart.repositories.records import (
+    CreatedExecution,
     ExecutionDetail,
     ExecutionPage,
     ExecutionRecord,
@@ -54,6 +66,8 @@ from zart.worker import Worker, WorkerSettings
 LIVE_WORKER_WINDOW = timedelta(minutes=2)
 
 Target = DurableHandler[..., Any] | str
+
+T = TypeVar("T")
 
 
 class DurableScheduler:
@@ -94,6 +108,8 @@ class DurableScheduler:
         self._workers: list[Worker] = []
         # wait() callers, woken when an in-process worker ends a run of their execution
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        # Callers' sessions/connections whose commit will wake this scheduler's workers.
+        self._wake_on_commit: weakref.WeakSet[Session | Connection] = weakref.WeakSet()
         self._closed = False
 
     async def __aenter__(self) -> Self:
@@ -136,49 +152,60 @@ class DurableScheduler:
 
         Idempotent by ``execution_id``: an existing execution with the same task and payload is
         returned and nothing new starts; a different task or payload raises
-        :class:`~zart.ExecutionAlreadyExists`. With ``session=`` the execution row is written
-        in the caller's transaction and is committed (or rolled back) with it.
+        :class:`~zart.ExecutionAlreadyExists`. With ``session=`` (the application's
+        ``AsyncSession`` or ``AsyncConnection``) the execution row is written in the caller's
+        transaction and never committed here: roll it back and nothing starts; commit it and
+        workers are woken at once (NOTIFY on PostgreSQL, directly for this scheduler's
+        in-process workers). On PostgreSQL Zart's statements run under a savepoint, so an
+        error here (a duplicate id with another payload) leaves the caller's transaction
+        usable. See ``docs/transactions.md``.
         """
-        task_name, stored = await self._validated(handler, payload)
-        if execution_id is not None and (not isinstance(execution_id, str) or not execution_id):
-            raise InvalidPayload("execution_id must be a non-empty string")
-        execution_id = execution_id or str(uuid.uuid4())
-        target = find_handler(task_name)
-        now = self.clock.now()
-        deadline = now + target.timeout if target is not None and target.timeout else None
-        async with _transaction(self.engine, session) as conn:
-            created = await executions_repo.create_execution(
-                conn,
-                execution_id=execution_id,
-                task_name=task_name,
-                payload=stored,
-                now=now,
-                deadline_at=deadline,
+        request = await _start_request(
+            handler,
+            payload,
+            execution_id,
+            max_payload_bytes=self.runtime.max_payload_bytes,
+            live_task_names=self._live_task_names,
+        )
+        async with _transaction(self.engine, session, self.schema) as conn:
+            created = await _create(
+                conn, request, now=self.clock.now(), channel=self.runtime.channel
             )
-            if created.created:  # sent at commit: the caller's, with session=
-                await wakeups.notify(conn, self.runtime.channel, task_name)
-        if created.created and session is None:
-            for worker in self._workers:
-                worker.wake()
+        if created.created:
+            self._wake_workers(session)
         return created.execution.execution_id
 
-    async def _validated(self, handler: Target, payload: Any) -> tuple[str, Any]:
-        if isinstance(handler, DurableHandler):
-            target: DurableHandler[..., Any] | None = handler
-            task_name = handler.name
-        elif isinstance(handler, str):
-            task_name = handler
-            target = find_handler(task_name)
-            if target is None and task_name not in await self._live_task_names():
-                raise UnknownTask(task_name)
+    def _wake_workers(self, session: AsyncSession | AsyncConnection | None) -> None:
+        """Wake in-process workers now (our own transaction has committed), or when the
+        caller's transaction commits."""
+        if session is None:
+            for worker in self._workers:
+                worker.wake()
+            return
+        target = _sync_target(session)
+        if target in self._wake_on_commit:
+            return
+        self._wake_on_commit.add(target)
+
+        def ended(*_: Any) -> None:
+            self._wake_on_commit.discard(target)
+
+        def committed(*_: Any) -> None:
+            if target in self._wake_on_commit:
+                ended()
+                for worker in self._workers:
+                    worker.wake()
+
+        # Session: after_commit runs once the database committed. A Connection only offers
+        # "commit", just before it: a claim woken by it waits for the commit all the same on
+        # SQLite (the caller holds the single write lock until then), and on PostgreSQL a
+        # claim that ran too early is woken again by the NOTIFY delivered at commit.
+        if isinstance(target, Session):
+            commit, rollback = "after_commit", "after_rollback"
         else:
-            raise ConfigurationError(
-                f"start() takes a durable handler or a task name, not {type(handler).__name__}"
-            )
-        # Started by name for a handler only a remote worker knows: the worker validates it.
-        stored = payload if target is None else target.payload_from(payload)
-        check_size(stored, self.runtime.max_payload_bytes, name="payload")
-        return task_name, stored
+            commit, rollback = "commit", "rollback"
+        event.listen(target, commit, committed, once=True)
+        event.listen(target, rollback, ended, once=True)
 
     async def _live_task_names(self) -> set[str]:
         async with self._reads.connect() as conn:
@@ -347,15 +374,14 @@ class DurableScheduler:
             raise InvalidPayload("an event needs a non-empty name")
         data = to_json(payload, name="event payload")
         check_size(data, self.runtime.max_payload_bytes, name="event payload")
-        async with _transaction(self.engine, session) as conn:
+        async with _transaction(self.engine, session, self.schema) as conn:
             delivery = await events_repo.deliver_event(
                 conn, execution_id=execution_id, name=name, payload=data, now=self.clock.now()
             )
             if delivery.woke:
                 await wakeups.notify(conn, self.runtime.channel, delivery.task_name)
-        if session is None:
-            for worker in self._workers:
-                worker.wake()
+        if delivery.woke:
+            self._wake_workers(session)
 
     # -- workers ----------------------------------------------------------------------------
 
@@ -400,18 +426,191 @@ class DurableScheduler:
 
 @asynccontextmanager
 async def _transaction(
-    engine: AsyncEngine, session: AsyncSession | AsyncConnection | None
+    engine: AsyncEngine, session: AsyncSession | AsyncConnection | None, schema: str | None
 ) -> AsyncIterator[AsyncConnection]:
     """The caller's transaction when a session is given (never committed here), else a
-    transaction of our own committed on exit."""
+    transaction of our own committed on exit.
+
+    In the caller's transaction Zart's tables are put in ``schema`` for our statements only
+    (``in_schema``), and on PostgreSQL our statements run under a savepoint: an error rolls
+    back what we wrote and nothing else, and the caller's transaction stays usable. (SQLite
+    undoes a failed statement by itself, and a savepoint there would commit the caller's work
+    early with drivers that begin transactions lazily.)
+    """
     if session is None:
         async with engine.begin() as conn:
             yield conn
-    elif isinstance(session, AsyncSession):
-        yield await session.connection()
+        return
+    if isinstance(session, AsyncSession):
+        conn = await session.connection()
     elif isinstance(session, AsyncConnection):
-        yield session
+        conn = session
     else:
         raise ConfigurationError(
             f"session= takes an AsyncSession or AsyncConnection, not {type(session).__name__}"
         )
+    with in_schema(_sync_connection(conn), schema):
+        if conn.dialect.name == "postgresql":
+            async with conn.begin_nested():
+                yield conn
+        else:
+            yield conn
+
+
+def _sync_connection(conn: AsyncConnection) -> Connection:
+    if conn.sync_connection is None:
+        raise ConfigurationError("session= got a connection that is not open")
+    return conn.sync_connection
+
+
+def _sync_target(session: AsyncSession | AsyncConnection) -> Session | Connection:
+    if isinstance(session, AsyncSession):
+        return session.sync_session
+    return _sync_connection(session)
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting an execution: one path for start() and enqueue()
+
+
+@dataclass(frozen=True, slots=True)
+class _StartRequest:
+    task_name: str
+    payload: Any
+    execution_id: str
+    timeout: timedelta | None
+
+
+async def _start_request(
+    handler: Target,
+    payload: Any,
+    execution_id: str | None,
+    *,
+    max_payload_bytes: int,
+    live_task_names: Callable[[], Awaitable[set[str]]],
+) -> _StartRequest:
+    """Check what to start before anything is written: the handler (or a task name some live
+    worker runs), the payload against the handler's input model, its size, the id."""
+    if isinstance(handler, DurableHandler):
+        target: DurableHandler[..., Any] | None = handler
+        task_name = handler.name
+    elif isinstance(handler, str):
+        task_name = handler
+        target = find_handler(task_name)
+        if target is None and task_name not in await live_task_names():
+            raise UnknownTask(task_name)
+    else:
+        raise ConfigurationError(
+            f"start() takes a durable handler or a task name, not {type(handler).__name__}"
+        )
+    # Started by name for a handler only a remote worker knows: the worker validates it.
+    stored = payload if target is None else target.payload_from(payload)
+    check_size(stored, max_payload_bytes, name="payload")
+    if execution_id is not None and (not isinstance(execution_id, str) or not execution_id):
+        raise InvalidPayload("execution_id must be a non-empty string")
+    return _StartRequest(
+        task_name=task_name,
+        payload=stored,
+        execution_id=execution_id or str(uuid.uuid4()),
+        timeout=None if target is None else target.timeout,
+    )
+
+
+async def _create(
+    conn: AsyncConnection, request: _StartRequest, *, now: datetime, channel: str
+) -> CreatedExecution:
+    """Insert the execution (idempotently) and queue its wake-up, in ``conn``'s transaction."""
+    created = await executions_repo.create_execution(
+        conn,
+        execution_id=request.execution_id,
+        task_name=request.task_name,
+        payload=request.payload,
+        now=now,
+        deadline_at=None if request.timeout is None else now + request.timeout,
+    )
+    if created.created:  # sent at commit: the caller's, with session=
+        await wakeups.notify(conn, channel, request.task_name)
+    return created
+
+
+def enqueue(
+    session: Session | Connection,
+    handler: Target,
+    payload: Any = None,
+    *,
+    execution_id: str | None = None,
+    schema: str | None = None,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+) -> str:
+    """Start an execution from synchronous code (Flask, scripts) inside the caller's
+    SQLAlchemy ``Session`` or ``Connection`` transaction; return its id.
+
+    ``await scheduler.start(handler, payload, session=...)`` for an application without an
+    event loop: the execution row (and, on PostgreSQL, the NOTIFY that wakes workers) is
+    written in the caller's transaction and never committed here; roll back and nothing
+    starts. It only enqueues: workers run elsewhere (``zart worker``); on SQLite they find it
+    at their next poll. ``schema`` must be the workers' ``schema=``. Idempotent by
+    ``execution_id`` exactly like ``start``; bad input raises before anything is written.
+    """
+    if isinstance(session, Session):
+        connection = session.connection()
+    elif isinstance(session, Connection):
+        connection = session
+    else:
+        raise ConfigurationError(
+            f"enqueue() takes a Session or Connection, not {type(session).__name__}"
+            " (async code: use DurableScheduler.start(..., session=...))"
+        )
+    # The repository coroutines, run over the caller's synchronous connection.
+    bridge = cast(AsyncConnection, _SyncBridge(connection))
+
+    async def live_task_names() -> set[str]:
+        seen_since = SYSTEM_CLOCK.now() - LIVE_WORKER_WINDOW
+        return await workers_repo.live_task_names(bridge, seen_since=seen_since)
+
+    async def start() -> CreatedExecution:
+        with in_schema(connection, schema):
+            request = await _start_request(
+                handler,
+                payload,
+                execution_id,
+                max_payload_bytes=max_payload_bytes,
+                live_task_names=live_task_names,
+            )
+            savepoint: AbstractContextManager[Any] = (
+                connection.begin_nested()
+                if connection.dialect.name == "postgresql"
+                else nullcontext()
+            )
+            with savepoint:
+                return await _create(
+                    bridge, request, now=SYSTEM_CLOCK.now(), channel=wakeups.channel_for(schema)
+                )
+
+    return _run_to_completion(start()).execution.execution_id
+
+
+class _SyncBridge:
+    """A synchronous ``Connection`` in the shape the repository functions use (``execute``,
+    ``scalar``, ``dialect``). Its coroutines finish without ever suspending, so
+    :func:`_run_to_completion` runs them without an event loop: one repository for both
+    worlds, no hand-kept synchronous twin."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self.dialect = connection.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None, **options: Any) -> Any:
+        return self._connection.execute(statement, parameters, **options)
+
+    async def scalar(self, statement: Any, parameters: Any = None, **options: Any) -> Any:
+        return self._connection.scalar(statement, parameters, **options)
+
+
+def _run_to_completion(coroutine: Coroutine[Any, Any, T]) -> T:
+    try:
+        coroutine.send(None)
+    except StopIteration as finished:
+        return cast(T, finished.value)
+    coroutine.close()
+    raise RuntimeError("enqueue() met a coroutine that waits for I/O; this is a bug in Zart")

@@ -50,6 +50,7 @@ from zart.runtime.context import StepScope, current_run, current_step
 from zart.runtime.outcomes import DeadlineExceeded, ExecutionFailure, HandlerFailed, StepFailed
 from zart.runtime.registry import NO_INPUT, DurableHandler
 from zart.runtime.steps import StepCall, StepDefinition
+from zart.runtime.transactions import StepTransaction, current_session, discard
 from zart.serialization import check_size, decode, decode_exception, encode, encode_exception
 
 DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
@@ -264,6 +265,21 @@ class RunState:
         self.outcomes[record.name] = record
         return record
 
+    async def checkpoint_in(
+        self, transaction: StepTransaction, outcome: steps_repo.StepOutcome, attempt: AttemptOutcome
+    ) -> StepRecord:
+        """Store a transactional step's outcome in its own transaction and commit the two
+        together. Fenced like every checkpoint: a lost lease rolls the step's writes back."""
+        now = self.clock.now()
+        try:
+            record = await transaction.commit_with(
+                lambda conn: write_one(conn, self.lease, outcome, attempt, None, now)
+            )
+        except (SQLAlchemyError, OSError) as exc:
+            raise CheckpointFailed(f"checkpoint could not be written: {exc}") from exc
+        self.outcomes[record.name] = record
+        return record
+
     def failed(self, name: str, raw: Any, error: BaseException) -> BaseException:
         """Remember that ``error`` is the failure of step ``name`` and return it to raise."""
         self.step_failures[id(error)] = (name, raw, error)
@@ -398,20 +414,42 @@ class _StepAttempts:
             limit = self._limit(started)
             if limit is not None and started >= limit:
                 raise await self._timed_out(started, started, ran=False)
+            transaction = await self._begin_transaction()
             token = current_step.set(
                 StepScope(self.name, self.attempt, self.definition.retry.max_retries)
             )
+            session_token = None if transaction is None else transaction.activate()
             try:
                 value = await self._attempt(limit, started)
+                if transaction is not None:
+                    await transaction.end_body()
             except _AttemptTimedOut:
+                await discard(transaction)
                 raise await self._timed_out(started, self.state.clock.now(), ran=True) from None
             except Exception as error:  # anything the body raises is the step's own error
+                await discard(transaction)
                 if not await self._failed_attempt(error, started):
                     raise
                 continue
+            except BaseException:  # cancelled: its writes roll back
+                await discard(transaction)
+                raise
             finally:
+                if session_token is not None:
+                    current_session.reset(session_token)
                 current_step.reset(token)
-            return await self._succeeded(value, started)
+            return await self._succeeded(value, started, transaction)
+
+    async def _begin_transaction(self) -> StepTransaction | None:
+        """A transactional step's attempt transaction (``None`` for a plain step)."""
+        if not self.definition.transactional:
+            return None
+        transaction = StepTransaction(self.state.runtime.engine)
+        try:
+            await transaction.begin()
+        except (SQLAlchemyError, OSError) as exc:
+            raise CheckpointFailed(f"step transaction could not begin: {exc}") from exc
+        return transaction
 
     async def _attempt(self, limit: datetime | None, started: datetime) -> Any:
         if limit is None:
@@ -425,17 +463,22 @@ class _StepAttempts:
                 raise _AttemptTimedOut() from None
             raise
 
-    async def _succeeded(self, value: Any, started: datetime) -> Any:
+    async def _succeeded(
+        self, value: Any, started: datetime, transaction: StepTransaction | None = None
+    ) -> Any:
         try:
             data = self.state.runtime.encode_checked(value)  # before anything is written
         except SerializationError as error:
+            await discard(transaction)
             raw = {"kind": "unserializable_result", "message": str(error)}
             raise self.state.failed(self.name, raw, error) from None
         now = self.state.clock.now()
-        await self.state.checkpoint(
-            self._outcome(StepStatus.COMPLETED, result=data, completed_at=now),
-            AttemptOutcome(self.attempt, AttemptStatus.SUCCEEDED, started, now),
-        )
+        outcome = self._outcome(StepStatus.COMPLETED, result=data, completed_at=now)
+        attempt = AttemptOutcome(self.attempt, AttemptStatus.SUCCEEDED, started, now)
+        if transaction is None:
+            await self.state.checkpoint(outcome, attempt)
+        else:
+            await self.state.checkpoint_in(transaction, outcome, attempt)
         log("step_succeeded", f"step {self.name!r} succeeded", **self._fields())
         return value
 

@@ -1,4 +1,5 @@
-"""Steps: ``@zart.step(name, retry=, timeout=, timeout_scope=)`` and the awaitable step call.
+"""Steps: ``@zart.step(name, retry=, timeout=, timeout_scope=, transactional=)`` and the
+awaitable step call.
 
 Calling a step function does not run it: it returns a :class:`StepCall`, which runs when
 awaited — durably inside an execution (replayed from its stored outcome when there is one),
@@ -19,6 +20,7 @@ from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 from zart.durations import RetryPolicy, parse_duration, parse_retry
 from zart.errors import ConfigurationError
 from zart.runtime.context import current_run, current_step
+from zart.runtime.transactions import check_transactional
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -28,7 +30,8 @@ TimeoutScope = Literal["global", "per_attempt"]
 
 @dataclass(frozen=True, slots=True)
 class StepDefinition:
-    """How a step function is to be run: its name template, retry policy and timeout."""
+    """How a step function is to be run: its name template, retry policy, timeout, and whether
+    each attempt runs in a transaction that also records its outcome."""
 
     name: str
     fn: Callable[..., Any]
@@ -37,6 +40,7 @@ class StepDefinition:
     timeout_scope: TimeoutScope
     signature: inspect.Signature
     placeholders: frozenset[str]
+    transactional: bool = False
 
     def resolve_name(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         """The step name for one call: ``{placeholders}`` filled from the bound arguments."""
@@ -177,8 +181,14 @@ def define_step(
     retry: str | RetryPolicy | None = None,
     timeout: timedelta | float | str | None = None,
     timeout_scope: TimeoutScope = "global",
+    transactional: bool = False,
 ) -> StepDecorator:
-    """The ``@zart.step(name, ...)`` decorator. Every option is checked here, at import time."""
+    """The ``@zart.step(name, ...)`` decorator. Every option is checked here, at import time.
+
+    ``transactional=True``: each attempt runs in a transaction that also records the step's
+    outcome; ``zart.session()`` inside the body is its ``AsyncSession`` (see
+    :mod:`zart.runtime.transactions`).
+    """
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError("a step needs a non-empty name")
     policy = parse_retry(retry)
@@ -187,10 +197,14 @@ def define_step(
         raise ConfigurationError(
             f"timeout_scope must be 'global' or 'per_attempt', not {timeout_scope!r}"
         )
+    if not isinstance(transactional, bool):
+        raise ConfigurationError(f"transactional must be True or False, not {transactional!r}")
 
     def decorate(fn: Callable[..., Any]) -> StepFunction[..., Any]:
         if not callable(fn):
             raise ConfigurationError(f"@zart.step({name!r}) decorates a function")
+        if transactional:
+            check_transactional(fn, name)
         signature = inspect.signature(fn)
         definition = StepDefinition(
             name=name,
@@ -200,6 +214,7 @@ def define_step(
             timeout_scope=timeout_scope,
             signature=signature,
             placeholders=_placeholders(name, signature),
+            transactional=transactional,
         )
         return StepFunction(definition)
 
