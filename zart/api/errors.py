@@ -91,6 +91,10 @@ def response_for(exc: Exception) -> Response:
     """The envelope answer for an exception raised while handling a request."""
     if isinstance(exc, ApiError):
         return error_response(exc.status_code, exc.code, str(exc.detail), exc.headers)
+    if isinstance(exc, StarletteHTTPException) and exc.status_code == 400:
+        # FastAPI's answer to a body it cannot decode (not UTF-8): malformed input, like JSON
+        # that does not parse, is a 422 here.
+        return error_response(422, "validation_error", f"malformed request body: {exc.detail}")
     if isinstance(exc, StarletteHTTPException):
         code = STATUS_CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc.detail), exc.headers)
