@@ -3,6 +3,8 @@
 - Configuration and input: :class:`ConfigurationError`, :class:`InvalidPayload`,
   :class:`SerializationError`, :class:`UnknownTask`.
 - Control plane: :class:`ExecutionNotFound`, :class:`ExecutionAlreadyExists`.
+- Admin operations: :class:`StepNotFound`, :class:`PauseRuleNotFound`,
+  :class:`InvalidExecutionState`.
 - Storage: :class:`LeaseLost` (a fenced write refused because another worker took over),
   :class:`MigrationError`.
 - Runtime: :class:`OutsideExecution`, :class:`NoStepTransaction` (``zart.session()`` outside a
@@ -218,3 +220,30 @@ class EventTimeout(ZartError, TimeoutError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.name, self.timeout_seconds))
+
+
+class StepNotFound(ZartError, LookupError):
+    """The execution's current run has no step with this name."""
+
+    def __init__(self, execution_id: str, step: str) -> None:
+        super().__init__(f"execution {execution_id!r} has no step {step!r} in its current run")
+        self.execution_id = execution_id
+        self.step = step
+
+
+class PauseRuleNotFound(ZartError, LookupError):
+    """No active pause rule has this id."""
+
+    def __init__(self, rule_id: str) -> None:
+        super().__init__(f"no active pause rule with id {rule_id!r}")
+        self.rule_id = rule_id
+
+
+class InvalidExecutionState(ZartError):
+    """An admin operation does not apply to the execution (or step) as it stands now, e.g.
+    retrying a step that did not fail. Nothing was changed."""
+
+    def __init__(self, execution_id: str, reason: str) -> None:
+        super().__init__(f"execution {execution_id!r}: {reason}")
+        self.execution_id = execution_id
+        self.reason = reason

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from zart import __version__
-from zart.cli import db, worker
+from zart.cli import db, serve, worker
 
 __all__ = ["app", "main"]
 
@@ -26,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.command(name="worker")(worker.worker)
+app.command(name="serve")(serve.serve)
 
 
 def _print_version(value: bool) -> None:

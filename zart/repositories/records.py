@@ -194,3 +194,47 @@ class WorkerRecord:
     started_at: datetime
     last_seen_at: datetime
     stopped_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PauseRuleRecord:
+    """A pause rule: steps matching all of its set fields (an execution, a task, a step-name
+    glob) do not start while it is active (not removed, not expired)."""
+
+    rule_id: str
+    execution_id: str | None
+    task_name: str | None
+    step_pattern: str | None
+    reason: str | None
+    triggered_by: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    deleted_at: datetime | None
+    deleted_by: str | None
+
+    def is_active(self, now: datetime) -> bool:
+        return self.deleted_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass(frozen=True, slots=True)
+class RetriedStep:
+    """A failed step made to run again in its run: ``attempt_number`` is the attempt to come."""
+
+    execution_id: str
+    run_id: str
+    step_name: str
+    attempt_number: int
+
+    @property
+    def task_id(self) -> str:
+        """The id of the retry (``run:step:attempt``): the original's ``newTaskId``."""
+        return f"{self.run_id}:{self.step_name}:{self.attempt_number}"
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run created by a restart or a selective rerun, with what it kept and what it reruns."""
+
+    run: RunRecord
+    preserved_steps: tuple[str, ...]
+    rerun_steps: tuple[str, ...]

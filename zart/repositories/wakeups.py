@@ -20,6 +20,10 @@ executions = table_of(ExecutionRow)
 
 CHANNEL = "zart_wakeup"
 
+#: Payload of the wake-up sent when pause rules change: every worker reloads them (and looks
+#: for work: a removed rule makes executions claimable).
+PAUSE_RULES_CHANGED = "zart:pause-rules"
+
 
 def channel_for(schema: str | None) -> str:
     """The NOTIFY channel of the Zart tables in ``schema`` (one per schema, so deployments

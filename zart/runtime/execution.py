@@ -48,6 +48,7 @@ from zart.repositories.records import (
 from zart.runtime.checkpoints import GroupCommitter, write_one
 from zart.runtime.context import StepScope, current_run, current_step
 from zart.runtime.outcomes import DeadlineExceeded, ExecutionFailure, HandlerFailed, StepFailed
+from zart.runtime.pauses import PauseRules
 from zart.runtime.registry import NO_INPUT, DurableHandler
 from zart.runtime.steps import StepCall, StepDefinition
 from zart.runtime.transactions import StepTransaction, current_session, discard
@@ -80,6 +81,8 @@ class Runtime:
     inline_wait_limit: timedelta = DEFAULT_INLINE_WAIT_LIMIT
     #: NOTIFY channel of this deployment's wake-ups (see zart.repositories.wakeups).
     channel: str = wakeups.CHANNEL
+    #: Active pause rules, checked in memory before a step starts (see zart.runtime.pauses).
+    pause_rules: PauseRules = field(default_factory=PauseRules)
     _single_statement: AsyncEngine | None = field(default=None, repr=False)
     _group: GroupCommitter | None = field(default=None, repr=False)
 
@@ -301,6 +304,8 @@ class RunState:
                 return decode(record.result)
             if record.status is StepStatus.FAILED:
                 raise self.failed(name, record.error, stored_failure(name, record.error))
+        if self.runtime.pause_rules.rules:  # no rules, no cost
+            await self.runtime.pause_rules.hold_if_paused(self, name)
         async with self.busy():
             return await _StepAttempts(self, call.definition, call, name, position, record).run()
 

@@ -252,6 +252,9 @@ class Worker:
             if free > 0:
                 try:
                     now = self.runtime.clock.now()
+                    await self.runtime.pause_rules.refresh(
+                        self._reads, now, max_age=self.settings.poll_interval
+                    )
                     if await self._claim(free, now) < free:  # idle: sleep till the next due time
                         pause = await self._until_next_due(pause, now)
                 except TRANSIENT_ERRORS as exc:
@@ -309,7 +312,9 @@ class Worker:
         )
 
     def _execution_ended(self, execution_id: str, task: asyncio.Task[Any]) -> None:
-        self._in_flight.pop(execution_id, None)
+        entry = self._in_flight.get(execution_id)
+        if entry is not None and entry[0] is task:  # not a new run of it claimed since
+            del self._in_flight[execution_id]
         self._wake.set()
         if not task.cancelled() and task.exception() is not None:
             log(
@@ -378,7 +383,10 @@ class Worker:
                 await owner.close()
 
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        if not payload or payload in self.task_names:
+        if payload == wakeups.PAUSE_RULES_CHANGED:  # reload them before the next claim
+            self.runtime.pause_rules.mark_stale()
+            self._wake.set()
+        elif not payload or payload in self.task_names:
             self._wake.set()
 
     # -- heartbeat loop -------------------------------------------------------------------

@@ -1,0 +1,97 @@
+"""``zart serve`` through its entry point: a real server process that answers health checks
+and runs executions with ``--with-worker``, and the refusal of a public bind without a token."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.acceptance.test_cli_worker import ROOT, zart
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[str]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZART_")}
+    env["ZART_API_TOKEN"] = "t0ken"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "zart",
+            "serve",
+            "tests.acceptance.crash_flow",
+            "--port",
+            str(port),
+            "--with-worker",
+            "--database-url",
+            database_url,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):  # until it answers (or died)
+            if process.poll() is not None:
+                raise AssertionError(f"zart serve exited: {process.communicate()[1]}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield base
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)  # closes the pipe too
+
+
+def test_serve_answers_health_checks_and_runs_executions(server: str, tmp_path: Path) -> None:
+    auth = {"Authorization": "Bearer t0ken"}
+    assert httpx.get(f"{server}/healthz").text == "ok"
+    assert httpx.get(f"{server}/readyz").text == "ok"
+    assert httpx.get(f"{server}/api/v1/stats").status_code == 401
+
+    journal = tmp_path / "journal.txt"
+    started = httpx.post(
+        f"{server}/api/v1/executions",
+        json={"taskName": "crash-flow", "payload": {"journal": str(journal)}},
+        headers=auth,
+    )
+    assert started.status_code == 201, started.text
+    execution_id = started.json()["durableExecutionId"]
+    done = httpx.get(
+        f"{server}/api/v1/executions/{execution_id}/wait",
+        params={"timeoutSecs": 30},
+        headers=auth,
+        timeout=40,
+    )
+    assert done.json()["status"] == "completed"
+    assert httpx.get(f"{server}/openapi.json", headers=auth).json()["info"]["title"] == "Zart"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1", "example.com"])
+def test_serve_refuses_a_public_bind_without_a_token(host: str) -> None:
+    result = zart("serve", "tests.acceptance.crash_flow", "--host", host)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: refusing to serve on {host} without ZART_API_TOKEN")
+    assert len(result.stderr.strip().splitlines()) == 1

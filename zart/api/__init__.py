@@ -1,0 +1,14 @@
+"""Zart's HTTP API (FastAPI), wire-compatible with the original Zart server.
+
+- :func:`create_router` — the routes over a ``DurableScheduler``, to include in your own app
+  under any prefix;
+- :func:`create_app` — a complete app (router, health checks, error envelope, body limit,
+  optional worker): what ``zart serve`` runs.
+
+Needs the ``api`` extra: ``pip install 'zart[api]'``.
+"""
+
+from zart.api.app import ApiSettings, create_app
+from zart.api.routes import create_router
+
+__all__ = ["ApiSettings", "create_app", "create_router"]

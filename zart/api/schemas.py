@@ -1,0 +1,269 @@
+"""The HTTP wire format (DESIGN section 4): camelCase JSON bodies, as the original Zart server
+sends them. Each model converts from the frozen records the scheduler returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+from pydantic.alias_generators import to_camel
+
+from zart.models import ExecutionStatus
+from zart.models.statuses import AttemptStatus, RunTrigger, StepKind, StepStatus
+from zart.repositories.records import (
+    ExecutionDetail,
+    ExecutionRecord,
+    PauseRuleRecord,
+    RunRecord,
+    StepAttemptRecord,
+    StepDetail,
+)
+
+#: No NUL: PostgreSQL text cannot hold it.
+NO_NUL = r"^[^\x00]*$"
+#: An identifier as stored (execution ids, task, step and event names).
+Name = Annotated[str, Field(min_length=1, max_length=255, pattern=NO_NUL)]
+Text = Annotated[str, Field(min_length=1, max_length=1024, pattern=NO_NUL)]
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class Execution(Wire):
+    """An execution: ``name`` is its task name, ``scheduledAt`` when it was started."""
+
+    name: str
+    durable_execution_id: str
+    payload: JsonValue
+    status: ExecutionStatus
+    scheduled_at: datetime
+    completed_at: datetime | None
+    version: int
+    result: JsonValue
+
+    @classmethod
+    def of(cls, record: ExecutionRecord) -> Execution:
+        return cls(
+            name=record.task_name,
+            durable_execution_id=record.execution_id,
+            payload=record.payload,
+            status=record.status,
+            scheduled_at=record.created_at,
+            completed_at=record.completed_at,
+            version=record.version,
+            result=record.result,
+        )
+
+
+class ExecutionList(Wire):
+    items: list[Execution]
+    total: int
+    limit: int
+    offset: int
+
+
+class StartExecution(Wire):
+    """``POST /api/v1/executions``: start ``taskName`` with ``payload`` (idempotent by id)."""
+
+    execution_id: Name | None = None
+    task_name: Name
+    payload: JsonValue = None
+
+
+class Stats(Wire):
+    scheduled: int
+    running: int
+    waiting: int
+    completed: int
+    failed: int
+    cancelled: int
+
+
+class Run(Wire):
+    run_id: str
+    execution_id: str
+    run_index: int
+    payload: JsonValue
+    status: ExecutionStatus
+    result: JsonValue
+    started_at: datetime
+    completed_at: datetime | None
+    trigger: RunTrigger
+    triggered_by: str | None
+
+    @classmethod
+    def of(cls, run: RunRecord) -> Run:
+        return cls(
+            run_id=run.run_id,
+            execution_id=run.execution_id,
+            run_index=run.run_index,
+            payload=run.payload,
+            status=run.status,
+            result=run.result,
+            started_at=run.started_at,
+            completed_at=run.completed_at,
+            trigger=run.trigger,
+            triggered_by=run.triggered_by,
+        )
+
+
+class Attempt(Wire):
+    attempt_number: int
+    status: AttemptStatus
+    result: JsonValue
+    error: JsonValue
+    started_at: datetime
+    completed_at: datetime
+
+    @classmethod
+    def of(cls, attempt: StepAttemptRecord) -> Attempt:
+        return cls(
+            attempt_number=attempt.attempt_number,
+            status=attempt.status,
+            result=attempt.result,
+            error=attempt.error,
+            started_at=attempt.started_at,
+            completed_at=attempt.completed_at,
+        )
+
+
+class Step(Wire):
+    """A step of a run's timeline. ``retryable``: ``retry-step`` accepts it now."""
+
+    step_id: int
+    name: str
+    kind: StepKind
+    status: StepStatus
+    retry_attempt: int
+    result: JsonValue
+    last_error: JsonValue
+    retryable: bool
+    scheduled_at: datetime
+    completed_at: datetime | None
+    attempts: list[Attempt]
+
+    @classmethod
+    def of(cls, detail: StepDetail, execution_failed: bool) -> Step:
+        step = detail.step
+        return cls(
+            step_id=step.step_id,
+            name=step.name,
+            kind=step.kind,
+            status=step.status,
+            retry_attempt=max(step.attempts - 1, 0),
+            result=step.result,
+            last_error=step.error,
+            retryable=execution_failed
+            and step.kind is StepKind.STEP
+            and step.status is StepStatus.FAILED,
+            scheduled_at=step.created_at,
+            completed_at=step.completed_at,
+            attempts=[Attempt.of(a) for a in detail.attempts],
+        )
+
+
+class Detail(Wire):
+    execution: Execution
+    runs: list[Run]
+    steps: list[Step]
+
+    @classmethod
+    def of(cls, detail: ExecutionDetail) -> Detail:
+        current = detail.run_id == detail.execution.run_id
+        failed = current and detail.execution.status is ExecutionStatus.FAILED
+        return cls(
+            execution=Execution.of(detail.execution),
+            runs=[Run.of(r) for r in detail.runs],
+            steps=[Step.of(s, failed) for s in detail.steps],
+        )
+
+
+class RetryStep(Wire):
+    step_name: Name
+    triggered_by: Name | None = None
+
+
+class RetryStepAnswer(Wire):
+    """``newTaskId``: ``<runId>:<stepName>:<attemptNumber>`` of the attempt to come."""
+
+    new_task_id: str
+
+
+class Restart(Wire):
+    payload: JsonValue = None
+    triggered_by: Name | None = None
+
+
+class RestartAnswer(Wire):
+    new_run_id: str
+
+
+class Rerun(Wire):
+    rerun_steps: list[Name] = Field(default_factory=list, max_length=1000)
+    preserve_steps: list[Name] = Field(default_factory=list, max_length=1000)
+    triggered_by: Name | None = None
+
+
+class RerunAnswer(Wire):
+    new_run_number: int
+    effective_rerun: list[str]
+
+
+class CreatePauseRule(Wire):
+    """A rule needs at least one of ``executionId``, ``taskName``, ``stepPattern`` (a glob);
+    it expires at ``expiresAt`` or after ``expiresInSecs`` (not both), or never."""
+
+    execution_id: Name | None = None
+    task_name: Name | None = None
+    step_pattern: Name | None = None
+    reason: Text | None = None
+    triggered_by: Name | None = None
+    expires_at: AwareDatetime | None = None
+    expires_in_secs: Annotated[float, Field(gt=0, le=10 * 365 * 86400)] | None = None
+
+
+class PauseRule(Wire):
+    rule_id: str
+    execution_id: str | None
+    task_name: str | None
+    step_pattern: str | None
+    reason: str | None
+    triggered_by: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    deleted_at: datetime | None
+    deleted_by: str | None
+
+    @classmethod
+    def of(cls, rule: PauseRuleRecord) -> PauseRule:
+        return cls(
+            rule_id=rule.rule_id,
+            execution_id=rule.execution_id,
+            task_name=rule.task_name,
+            step_pattern=rule.step_pattern,
+            reason=rule.reason,
+            triggered_by=rule.triggered_by,
+            created_at=rule.created_at,
+            expires_at=rule.expires_at,
+            deleted_at=rule.deleted_at,
+            deleted_by=rule.deleted_by,
+        )
+
+
+class ErrorBody(Wire):
+    code: str
+    message: str
+
+
+class ErrorEnvelope(Wire):
+    """Every error answer: ``{"error": {"code": "...", "message": "..."}}``."""
+
+    error: ErrorBody
+
+
+SortBy = Literal["status", "taskName", "scheduledAt", "completedAt"]
+SortOrder = Literal["asc", "desc"]

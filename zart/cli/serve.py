@@ -1,0 +1,78 @@
+"""``zart serve MODULE...``: the HTTP API (and optionally a worker) in one process."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Annotated
+
+import typer
+
+from zart.cli.common import DatabaseUrl, Schema, fail
+from zart.cli.worker import import_modules
+from zart.database import DEFAULT_DATABASE_URL
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    modules: Annotated[
+        list[str], typer.Argument(help="Modules whose import registers durable handlers.")
+    ],
+    host: Annotated[
+        str, typer.Option(envvar="ZART_HOST", help="Address to bind (loopback by default).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="ZART_PORT", min=0, max=65535)] = 8000,
+    with_worker: Annotated[
+        bool,
+        typer.Option(
+            "--with-worker", envvar="ZART_WITH_WORKER", help="Also run a worker in this process."
+        ),
+    ] = False,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Allow a non-loopback bind without ZART_API_TOKEN (anyone who can reach it"
+            " can start, cancel and restart executions).",
+        ),
+    ] = False,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    schema: Schema = None,
+) -> None:
+    """Serve the HTTP API until SIGINT or SIGTERM.
+
+    Every route but /healthz and /readyz requires 'Authorization: Bearer $ZART_API_TOKEN' when
+    ZART_API_TOKEN is set. A non-loopback --host needs a token (or --insecure).
+    """
+    try:
+        import uvicorn
+
+        from zart.api import ApiSettings, create_app
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        fail(f"zart serve needs the api extra (pip install 'zart[api]'): {exc}")
+    token = os.environ.get("ZART_API_TOKEN") or None
+    if token is None and not is_loopback(host) and not insecure:
+        fail(
+            f"refusing to serve on {host} without ZART_API_TOKEN; set a token, bind 127.0.0.1,"
+            " or pass --insecure"
+        )
+    import_modules(modules)
+    settings = ApiSettings(
+        database_url=database_url, schema=schema, api_token=token, with_worker=with_worker
+    )
+    app = create_app(settings)
+    typer.echo(
+        f"serving the Zart API on http://{host}:{port}"
+        f"{' with a worker' if with_worker else ''}{'' if token else ' (no auth)'}",
+        err=True,
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
