@@ -43,7 +43,5 @@ async def doomed(data: Greeting) -> str:
 
 @zart.durable("approval")
 async def approval(data: Greeting) -> str:
-    decision = await zart.wait_for_event(
-        "decision", timeout=timedelta(days=1), model=Approval
-    )
+    decision = await zart.wait_for_event("decision", timeout=timedelta(days=1), model=Approval)
     return f"{data.name}: {'approved' if decision.approved else 'refused'} by {decision.by}"
