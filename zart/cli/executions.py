@@ -112,11 +112,13 @@ def start(
 ) -> None:
     """Start an execution of TASK and print its id.
 
-    With --module (or ZART_MODULES) the modules are imported first: TASK must be registered
-    by them and PAYLOAD is validated against the handler's input before anything is stored.
-    Without, TASK must be served by a live worker (one that heartbeated in the last 2
-    minutes) and PAYLOAD is stored as given; that worker validates it, and a payload it
-    refuses fails the execution.
+    With --module (or ZART_MODULES) the modules are imported first:
+    TASK must be registered by them, and PAYLOAD is validated against
+    the handler's input before anything is stored.
+
+    Without, TASK must be served by a live worker (one that heartbeated
+    in the last 2 minutes) and PAYLOAD is stored as given: that worker
+    validates it, and a payload it refuses fails the execution.
     """
     data = parse_json(payload)
     if modules:
@@ -331,10 +333,11 @@ def wait(
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
     schema: Schema = None,
 ) -> None:
-    """Wait for an execution to finish, showing its steps as they land, then print its result.
+    """Wait for an execution to finish, showing its steps as they land.
 
-    Exit code 0 when it completed, 1 when it failed or was cancelled, 3 when the timeout ran
-    out first (the execution keeps running), 130 when interrupted.
+    Exit code 0 when it completed (its result is printed), 1 when it
+    failed or was cancelled, 3 when the timeout ran out first (the
+    execution keeps running), 130 when interrupted.
     """
 
     async def action(scheduler: DurableScheduler) -> tuple[ExecutionRecord, bool]:
@@ -405,9 +408,10 @@ def cancel(
 ) -> None:
     """Cancel an unfinished execution.
 
-    A worker running it loses its lease: the step in flight may finish, but its outcome is not
-    recorded and no further step runs. An execution that already finished is an error (exit
-    code 1) and stays as it is.
+    A worker running it loses its lease: the step in flight may finish,
+    but its outcome is not recorded and no further step runs. An
+    execution that already finished is an error (exit code 1) and stays
+    as it is.
     """
 
     async def action(scheduler: DurableScheduler) -> tuple[bool, ExecutionRecord]:

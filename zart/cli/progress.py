@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Protocol
 
 import typer
@@ -87,15 +88,19 @@ async def follow(
     while True:
         detail = await scheduler.execution_detail(execution_id)
         record = detail.execution
+        news: list[tuple[datetime, str]] = []  # what changed since the last read, by time
+        if record.status is not status:
+            status = record.status
+            at = "+" + duration(record.created_at, record.updated_at)
+            news.append((record.updated_at, f"  {at:>9}  execution {status.value}"))
         for item in detail.steps:
             step = item.step
             if step.status is not StepStatus.RUNNING and reported.get(step.step_id) != step.status:
                 reported[step.step_id] = step.status
-                report.line(landed_step_line(item, record.created_at))
-        if record.status is not status:
-            status = record.status
-            at = "+" + duration(record.created_at, record.updated_at)
-            report.line(f"  {at:>9}  execution {status.value}")
+                when = step.completed_at or step.updated_at
+                news.append((when, landed_step_line(item, record.created_at)))
+        for _, line in sorted(news, key=lambda new: new[0]):
+            report.line(line)
         if record.is_terminal:
             return record
         left = None if give_up is None else give_up - time.monotonic()

@@ -106,12 +106,14 @@ def _timeline_lines(detail: ExecutionDetail) -> Iterator[str]:
 def landed_step_line(item: StepDetail, created_at: datetime) -> str:
     """One line for a step whose status just changed, as ``zart wait`` reports it."""
     step, tries = item.step, item.attempts
-    at = "+" + duration(created_at, step.completed_at or step.updated_at)
+    at = "+" + duration(created_at, step.completed_at or step.updated_at)  # when it landed
     line = f"  {at:>9}  {_step_name(item)}: {step.status.value}"
     if len(tries) > 1:
         line += f" after {len(tries)} attempts"
     if step.status is StepStatus.FAILED and step.error is not None:
         line += f" ({error_text(step.error)})"
+    elif step.status is StepStatus.WAITING and step.kind is StepKind.STEP and tries:
+        line += f" to retry ({error_text(tries[-1].error)})"  # a retry back-off
     elif step.status is StepStatus.WAITING and step.wake_at is not None:
         line += f" until {moment(step.wake_at)}"
     return line
