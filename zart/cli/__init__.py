@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from zart import __version__
-from zart.cli import db, serve, worker
+from zart.cli import db, events, executions, serve, worker
 
 __all__ = ["app", "main"]
 
@@ -26,6 +26,14 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.command(name="worker")(worker.worker)
+app.command(name="start")(executions.start)
+app.command(name="status")(executions.status)
+app.command(name="show")(executions.show)
+app.command(name="list")(executions.list_)
+app.command(name="wait")(executions.wait)
+app.command(name="cancel")(executions.cancel)
+app.command(name="stats")(executions.stats)
+app.add_typer(events.app, name="event")
 app.command(name="serve")(serve.serve)
 
 

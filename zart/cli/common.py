@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -14,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zart.database import create_engine
 from zart.errors import ZartError
+from zart.scheduler import DurableScheduler
 
 T = TypeVar("T")
 
@@ -36,6 +39,14 @@ Schema = Annotated[
         help="PostgreSQL schema holding Zart's tables (default: the connection's search path).",
     ),
 ]
+JsonOutput = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        envvar="ZART_JSON",
+        help="Print JSON for scripts (camelCase, the HTTP API's shapes) instead of text.",
+    ),
+]
 
 
 def run_on(url: str, action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
@@ -53,6 +64,38 @@ def run_on(url: str, action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
             await engine.dispose()
 
     return run_reporting_errors(url, run)
+
+
+def run_on_scheduler(
+    url: str, schema: str | None, action: Callable[[DurableScheduler], Awaitable[T]]
+) -> T:
+    """Run ``action`` with a :class:`DurableScheduler` on ``url``, reporting the errors a user
+    can fix as one ``error:`` line and exit code 1.
+
+    A SQLite file that does not exist is such an error: opening it would create an empty
+    database, which no command but ``zart db upgrade`` should do.
+    """
+    _require_sqlite_file(url)
+
+    async def run() -> T:
+        scheduler = DurableScheduler(url, schema=schema)
+        try:
+            return await action(scheduler)
+        except Exception:
+            await _let_sqlite_threads_stop()
+            raise
+        finally:
+            await scheduler.close()
+
+    return run_reporting_errors(url, run)
+
+
+def parse_json(text: str, what: str = "payload") -> Any:
+    """``text`` as JSON, or one ``error:`` line naming ``what`` is wrong with it."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"the {what} is not valid JSON: {exc}")
 
 
 def run_reporting_errors(url: str, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -78,6 +121,18 @@ async def _let_sqlite_threads_stop() -> None:
     for thread in threading.enumerate():
         if thread.name.endswith("(_connection_worker_thread)"):
             await asyncio.to_thread(thread.join, SQLITE_THREAD_GRACE_SECONDS)
+
+
+def _require_sqlite_file(url: str) -> None:
+    try:
+        parsed = make_url(url)
+    except Exception:  # reported with the rest when the engine is created
+        return
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return
+    if not path.startswith("file:") and not Path(path).exists():
+        fail(f"no SQLite database at {path}; `zart db upgrade` creates one")
 
 
 def _shown(url: str) -> str:

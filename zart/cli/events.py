@@ -1,0 +1,47 @@
+"""``zart event send ID NAME --payload JSON``: deliver an event to an execution.
+
+The event is stored and the execution woken in one transaction; an event sent before the
+execution reaches its ``zart.wait_for_event(NAME)`` is kept for it. An unknown execution, one
+that already finished, or an event of that name delivered before is one ``error:`` line and
+exit code 1, with nothing stored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from zart.cli import wire
+from zart.cli.common import DatabaseUrl, JsonOutput, Schema, parse_json, run_on_scheduler
+from zart.database import DEFAULT_DATABASE_URL
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Send events to executions.", no_args_is_help=True)
+
+
+@app.command()
+def send(
+    execution_id: Annotated[str, typer.Argument(help="The execution to deliver the event to.")],
+    name: Annotated[str, typer.Argument(help="The event name the handler waits for.")],
+    payload: Annotated[
+        str,
+        typer.Option(
+            "--payload", help="""The event's payload as JSON, e.g. '{"approved": true}'."""
+        ),
+    ],
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    schema: Schema = None,
+) -> None:
+    """Deliver the event NAME with its JSON payload to an execution."""
+    data = parse_json(payload, "event payload")
+    run_on_scheduler(
+        database_url, schema, lambda scheduler: scheduler.offer_event(execution_id, name, data)
+    )
+    if json_output:
+        document = {"durableExecutionId": execution_id, "event": name, "payload": data}
+        typer.echo(wire.dumps({**document, "accepted": True}))
+    else:
+        typer.echo(f"event {name!r} delivered to execution {execution_id}")

@@ -1,0 +1,451 @@
+"""``zart start|status|show|list|wait|cancel|stats``: executions from the command line.
+
+Each command parses its options, calls the :class:`~zart.DurableScheduler` and formats the
+answer: text for people, or with ``--json`` the HTTP API's camelCase shapes for scripts. A
+problem the user can fix (unknown id or task, bad payload, unreachable database) is one
+``error: ...`` line on stderr and exit code 1, with nothing stored.
+
+``zart wait`` (and ``zart start --wait``) exit 0 when the execution completed, 1 when it failed
+or was cancelled, 3 when the timeout ran out first (the execution keeps running) and 130 when
+interrupted with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from zart.cli import progress, timeline, wire
+from zart.cli.common import (
+    DatabaseUrl,
+    JsonOutput,
+    Schema,
+    fail,
+    parse_json,
+    run_on_scheduler,
+)
+from zart.cli.worker import import_modules
+from zart.database import DEFAULT_DATABASE_URL
+from zart.errors import (
+    ConfigurationError,
+    ExecutionNotFound,
+    InvalidPayload,
+    UnknownTask,
+    WaitTimedOut,
+)
+from zart.models import ExecutionStatus
+from zart.repositories.records import ExecutionRecord
+from zart.scheduler import DurableScheduler
+
+__all__ = ["cancel", "list_", "show", "start", "stats", "status", "wait"]
+
+#: ``zart wait``'s exit code when the timeout ran out before the execution finished.
+EXIT_TIMED_OUT = 3
+#: ... and when the user interrupted the wait (the shell's code for SIGINT).
+EXIT_INTERRUPTED = 130
+
+ExecutionId = Annotated[str, typer.Argument(help="The execution id.", show_default=False)]
+WaitTimeout = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        envvar="ZART_WAIT_TIMEOUT",
+        min=0,
+        help="Seconds to wait at most (default: until the execution finishes).",
+        show_default=False,
+    ),
+]
+Modules = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--module",
+        "-m",
+        envvar="ZART_MODULES",
+        help=(
+            "Module whose import registers durable handlers (repeatable; ZART_MODULES takes"
+            " several, space-separated): the task is then found and its payload validated here."
+        ),
+        show_default=False,
+    ),
+]
+
+
+class SortBy(StrEnum):
+    created_at = "created_at"
+    completed_at = "completed_at"
+    status = "status"
+    task_name = "task_name"
+
+
+def start(
+    task: Annotated[str, typer.Argument(help="Task name of a durable handler.")],
+    payload: Annotated[
+        str,
+        typer.Option(
+            "--payload", help="""The handler's input as JSON, e.g. '{"email": "a@b.c"}'."""
+        ),
+    ],
+    execution_id: Annotated[
+        str | None,
+        typer.Option(
+            "--execution-id",
+            help="Idempotency key (default: a new UUID). Starting an existing id again with the"
+            " same task and payload starts nothing; with another task or payload it is an error.",
+            show_default=False,
+        ),
+    ] = None,
+    wait_: Annotated[
+        bool,
+        typer.Option("--wait", help="Then wait for the execution to finish, as `zart wait` does."),
+    ] = False,
+    timeout: WaitTimeout = None,
+    modules: Modules = None,
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    schema: Schema = None,
+) -> None:
+    """Start an execution of TASK and print its id.
+
+    With --module (or ZART_MODULES) the modules are imported first:
+    TASK must be registered by them, and PAYLOAD is validated against
+    the handler's input before anything is stored.
+
+    Without, TASK must be served by a live worker (one that heartbeated
+    in the last 2 minutes) and PAYLOAD is stored as given: that worker
+    validates it, and a payload it refuses fails the execution.
+    """
+    data = parse_json(payload)
+    if modules:
+        import_modules(modules)
+
+    async def action(scheduler: DurableScheduler) -> tuple[ExecutionRecord, bool, bool]:
+        existed = execution_id is not None and await _exists(scheduler, execution_id)
+        try:
+            started = await scheduler.start(task, data, execution_id=execution_id)
+        except UnknownTask as exc:
+            if modules:
+                raise
+            hint = "no live worker serves it either; --module imports handlers here"
+            raise ConfigurationError(f"{exc} ({hint})") from None
+        except InvalidPayload as exc:
+            raise InvalidPayload(_one_line(exc, task)) from exc
+        record = await scheduler.status(started)
+        if not wait_:
+            return record, existed, False
+        if not json_output:
+            typer.echo(_started_line(record, existed))
+        finished, timed_out = await _follow(scheduler, started, timeout, json_output)
+        return finished, existed, timed_out
+
+    try:
+        record, existed, timed_out = run_on_scheduler(database_url, schema, action)
+    except KeyboardInterrupt:
+        _interrupted()
+    if wait_:
+        _finish(record, timed_out, timeout, json_output)
+    elif json_output:
+        typer.echo(wire.dumps(wire.execution_json(record)))
+    else:
+        typer.echo(_started_line(record, existed))
+
+
+async def _exists(scheduler: DurableScheduler, execution_id: str) -> bool:
+    try:
+        await scheduler.status(execution_id)
+    except ExecutionNotFound:
+        return False
+    return True
+
+
+def _one_line(error: InvalidPayload, task: str) -> str:
+    """A payload's validation errors on one line: ``field: problem; other: problem``."""
+    cause = error.__cause__
+    if not isinstance(cause, ValidationError):
+        return " ".join(str(error).split())
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or 'payload'}: {problem['msg']}"
+        for problem in cause.errors()
+    )
+    return f"invalid payload for task {task!r}: {problems}"
+
+
+def _started_line(record: ExecutionRecord, existed: bool) -> str:
+    if existed:
+        return (
+            f"execution {record.execution_id} already exists ({record.status.value},"
+            f" task {record.task_name}); started nothing new"
+        )
+    return f"started {record.execution_id} (task {record.task_name}, {record.status.value})"
+
+
+def status(
+    execution_id: ExecutionId,
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    schema: Schema = None,
+) -> None:
+    """Print an execution's status, times and result or error."""
+    record = run_on_scheduler(database_url, schema, lambda s: s.status(execution_id))
+    if json_output:
+        typer.echo(wire.dumps(wire.execution_json(record)))
+    else:
+        _echo_lines(timeline.summary_lines(record))
+
+
+def show(
+    execution_id: ExecutionId,
+    run: Annotated[
+        str | None,
+        typer.Option(
+            "--run",
+            help="Run id whose steps to show (default: the current run).",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    schema: Schema = None,
+) -> None:
+    """Print an execution, its runs and its step timeline.
+
+    Steps are listed in the order they ran, each with its attempts, errors and durations.
+    """
+    detail = run_on_scheduler(
+        database_url, schema, lambda s: s.execution_detail(execution_id, run_id=run)
+    )
+    if json_output:
+        typer.echo(wire.dumps(wire.detail_json(detail)))
+    else:
+        _echo_lines(timeline.execution_lines(detail))
+
+
+def list_(
+    status: Annotated[
+        ExecutionStatus | None,
+        typer.Option("--status", help="Only executions in this status.", show_default=False),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option("--task", help="Only executions of this task name.", show_default=False),
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search",
+            help="Only executions whose id or task name contains this text (any case).",
+            show_default=False,
+        ),
+    ] = None,
+    created_from: Annotated[
+        datetime | None,
+        typer.Option(
+            "--from",
+            parser=lambda text: _instant(text),
+            metavar="TIME",
+            help="Only executions created at or after TIME (ISO 8601; UTC unless it says).",
+            show_default=False,
+        ),
+    ] = None,
+    created_to: Annotated[
+        datetime | None,
+        typer.Option(
+            "--to",
+            parser=lambda text: _instant(text),
+            metavar="TIME",
+            help="Only executions created at or before TIME.",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=1000, help="Executions per page.")
+    ] = 20,
+    offset: Annotated[int, typer.Option("--offset", min=0, help="Executions to skip.")] = 0,
+    sort_by: Annotated[SortBy, typer.Option("--sort-by", help="Order by this field.")] = (
+        SortBy.created_at
+    ),
+    ascending: Annotated[
+        bool, typer.Option("--asc", help="Oldest (or smallest) first; default newest first.")
+    ] = False,
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    schema: Schema = None,
+) -> None:
+    """List executions, newest first, with the total number that match."""
+    page = run_on_scheduler(
+        database_url,
+        schema,
+        lambda s: s.list_executions(
+            status=status,
+            task_name=task,
+            created_from=created_from,
+            created_to=created_to,
+            search=search,
+            sort_by=sort_by.value,
+            descending=not ascending,
+            limit=limit,
+            offset=offset,
+        ),
+    )
+    if json_output:
+        typer.echo(wire.dumps(wire.page_json(page, limit=limit, offset=offset)))
+        return
+    if not page.items:
+        typer.echo(f"no executions on this page ({page.total} match)")
+        return
+    rows = [
+        [
+            record.execution_id,
+            record.task_name,
+            record.status.value,
+            str(record.run_count),
+            timeline.moment(record.created_at),
+            timeline.duration(record.created_at, record.completed_at)
+            if record.completed_at
+            else "-",
+        ]
+        for record in page.items
+    ]
+    _echo_lines(timeline.table(["EXECUTION ID", "TASK", "STATUS", "RUNS", "CREATED", "TOOK"], rows))
+    last = offset + len(page.items)
+    typer.echo(f"{offset + 1}-{last} of {page.total} executions")
+
+
+def _instant(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO 8601 time (e.g. 2030-01-31 or 2030-01-31T08:00:00+02:00)"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def wait(
+    execution_id: ExecutionId,
+    timeout: WaitTimeout = None,
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    schema: Schema = None,
+) -> None:
+    """Wait for an execution to finish, showing its steps as they land.
+
+    Exit code 0 when it completed (its result is printed), 1 when it
+    failed or was cancelled, 3 when the timeout ran out first (the
+    execution keeps running), 130 when interrupted.
+    """
+
+    async def action(scheduler: DurableScheduler) -> tuple[ExecutionRecord, bool]:
+        return await _follow(scheduler, execution_id, timeout, json_output)
+
+    try:
+        record, timed_out = run_on_scheduler(database_url, schema, action)
+    except KeyboardInterrupt:
+        _interrupted()
+    _finish(record, timed_out, timeout, json_output)
+
+
+async def _follow(
+    scheduler: DurableScheduler, execution_id: str, within: float | None, quiet: bool
+) -> tuple[ExecutionRecord, bool]:
+    """The execution once finished (and False), or as it stands when ``within`` seconds ran
+    out (and True). Progress is reported unless ``quiet``."""
+    try:
+        if quiet:
+            return await progress.follow(scheduler, execution_id, within, _Silent()), False
+        with progress.reporter() as report:
+            return await progress.follow(scheduler, execution_id, within, report), False
+    except WaitTimedOut:
+        return await scheduler.status(execution_id), True
+
+
+class _Silent:
+    def line(self, text: str) -> None:
+        pass
+
+    def status(self, text: str) -> None:
+        pass
+
+
+def _finish(
+    record: ExecutionRecord, timed_out: bool, timeout: float | None, json_output: bool
+) -> None:
+    """Print how a wait ended and exit with its code."""
+    if json_output:
+        typer.echo(wire.dumps(wire.execution_json(record)))
+    name = record.execution_id
+    if timed_out:
+        typer.echo(
+            f"error: execution {name!r} is still {record.status.value} after"
+            f" {timeout or 0:g}s; it keeps running",
+            err=True,
+        )
+        raise typer.Exit(EXIT_TIMED_OUT)
+    if record.status is ExecutionStatus.FAILED:
+        fail(f"execution {name!r} failed: {timeline.error_text(record.error, limit=None)}")
+    if record.status is ExecutionStatus.CANCELLED:
+        fail(f"execution {name!r} was cancelled")
+    if not json_output:
+        took = timeline.duration(record.created_at, record.completed_at or record.updated_at)
+        typer.echo(f"completed after {took}; result: {_full_json(record.result)}")
+
+
+def _interrupted() -> None:
+    typer.echo("stopped waiting; the execution keeps running", err=True)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def cancel(
+    execution_id: ExecutionId,
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    schema: Schema = None,
+) -> None:
+    """Cancel an unfinished execution.
+
+    A worker running it loses its lease: the step in flight may finish,
+    but its outcome is not recorded and no further step runs. An
+    execution that already finished is an error (exit code 1) and stays
+    as it is.
+    """
+
+    async def action(scheduler: DurableScheduler) -> tuple[bool, ExecutionRecord]:
+        cancelled = await scheduler.cancel(execution_id)
+        return cancelled, await scheduler.status(execution_id)
+
+    cancelled, record = run_on_scheduler(database_url, schema, action)
+    if not cancelled:
+        fail(f"execution {execution_id!r} already finished ({record.status.value})")
+    if json_output:
+        typer.echo(wire.dumps(wire.execution_json(record)))
+    else:
+        typer.echo(f"cancelled {execution_id}")
+
+
+def stats(
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    schema: Schema = None,
+) -> None:
+    """Count executions in each status."""
+    counts = run_on_scheduler(database_url, schema, lambda s: s.stats())
+    if json_output:
+        typer.echo(wire.dumps(wire.stats_json(counts)))
+        return
+    rows = [[state.value, str(counts.get(state, 0))] for state in ExecutionStatus]
+    rows.append(["total", str(sum(counts.values()))])
+    _echo_lines(timeline.table(["STATUS", "EXECUTIONS"], rows))
+
+
+def _echo_lines(lines: Iterable[str]) -> None:
+    for line in lines:
+        typer.echo(line)
+
+
+def _full_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
