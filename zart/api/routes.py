@@ -15,7 +15,11 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import AwareDatetime
 
 from zart.api.errors import ApiError, GuardedRoute
-from zart.api.schemas import (
+from zart.errors import ExecutionNotFound
+from zart.models import ExecutionStatus
+from zart.repositories.executions import SortField
+from zart.scheduler import DurableScheduler
+from zart.wire import (
     NO_NUL,
     CreatePauseRule,
     Detail,
@@ -35,10 +39,6 @@ from zart.api.schemas import (
     StartExecution,
     Stats,
 )
-from zart.errors import ExecutionNotFound
-from zart.models import ExecutionStatus
-from zart.repositories.executions import SortField
-from zart.scheduler import DurableScheduler
 
 #: Largest request body accepted by default (the default payload limit plus room for JSON).
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024 + 64 * 1024
@@ -206,7 +206,7 @@ def _execution_routes(router: APIRouter, scheduler: DurableScheduler) -> None:
     async def stats() -> Stats:
         """How many executions are in each status."""
         counts = await scheduler.stats()
-        return Stats(**{status.value: counts[status] for status in ExecutionStatus})
+        return Stats.of(counts)
 
 
 def _admin_routes(router: APIRouter, scheduler: DurableScheduler) -> None:  # noqa: C901

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import BaseModel
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -144,3 +145,8 @@ def fail(message: str) -> NoReturn:
     first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
     typer.echo(f"error: {first_line}", err=True)
     raise typer.Exit(1)
+
+
+def dumps(document: BaseModel) -> str:
+    """What ``--json`` prints: a wire document (:mod:`zart.wire`), the HTTP API's shape."""
+    return json.dumps(document.model_dump(mode="json", by_alias=True), ensure_ascii=False, indent=2)

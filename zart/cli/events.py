@@ -12,9 +12,16 @@ from typing import Annotated
 
 import typer
 
-from zart.cli import wire
-from zart.cli.common import DatabaseUrl, JsonOutput, Schema, parse_json, run_on_scheduler
+from zart.cli.common import (
+    DatabaseUrl,
+    JsonOutput,
+    Schema,
+    dumps,
+    parse_json,
+    run_on_scheduler,
+)
 from zart.database import DEFAULT_DATABASE_URL
+from zart.wire import EventAccepted
 
 __all__ = ["app"]
 
@@ -41,7 +48,7 @@ def send(
         database_url, schema, lambda scheduler: scheduler.offer_event(execution_id, name, data)
     )
     if json_output:
-        document = {"durableExecutionId": execution_id, "event": name, "payload": data}
-        typer.echo(wire.dumps({**document, "accepted": True}))
+        accepted = EventAccepted(durable_execution_id=execution_id, event=name, payload=data)
+        typer.echo(dumps(accepted))
     else:
         typer.echo(f"event {name!r} delivered to execution {execution_id}")

@@ -21,11 +21,12 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from zart.cli import progress, timeline, wire
+from zart.cli import progress, timeline
 from zart.cli.common import (
     DatabaseUrl,
     JsonOutput,
     Schema,
+    dumps,
     fail,
     parse_json,
     run_on_scheduler,
@@ -42,6 +43,7 @@ from zart.errors import (
 from zart.models import ExecutionStatus
 from zart.repositories.records import ExecutionRecord
 from zart.scheduler import DurableScheduler
+from zart.wire import Detail, Execution, ExecutionList, Stats
 
 __all__ = ["cancel", "list_", "show", "start", "stats", "status", "wait"]
 
@@ -150,7 +152,7 @@ def start(
     if wait_:
         _finish(record, timed_out, timeout, json_output)
     elif json_output:
-        typer.echo(wire.dumps(wire.execution_json(record)))
+        typer.echo(dumps(Execution.of(record)))
     else:
         typer.echo(_started_line(record, existed))
 
@@ -193,7 +195,7 @@ def status(
     """Print an execution's status, times and result or error."""
     record = run_on_scheduler(database_url, schema, lambda s: s.status(execution_id))
     if json_output:
-        typer.echo(wire.dumps(wire.execution_json(record)))
+        typer.echo(dumps(Execution.of(record)))
     else:
         _echo_lines(timeline.summary_lines(record))
 
@@ -220,7 +222,7 @@ def show(
         database_url, schema, lambda s: s.execution_detail(execution_id, run_id=run)
     )
     if json_output:
-        typer.echo(wire.dumps(wire.detail_json(detail)))
+        typer.echo(dumps(Detail.of(detail)))
     else:
         _echo_lines(timeline.execution_lines(detail))
 
@@ -293,7 +295,16 @@ def list_(
         ),
     )
     if json_output:
-        typer.echo(wire.dumps(wire.page_json(page, limit=limit, offset=offset)))
+        typer.echo(
+            dumps(
+                ExecutionList(
+                    items=[Execution.of(record) for record in page.items],
+                    total=page.total,
+                    limit=limit,
+                    offset=offset,
+                )
+            )
+        )
         return
     if not page.items:
         typer.echo(f"no executions on this page ({page.total} match)")
@@ -377,7 +388,7 @@ def _finish(
 ) -> None:
     """Print how a wait ended and exit with its code."""
     if json_output:
-        typer.echo(wire.dumps(wire.execution_json(record)))
+        typer.echo(dumps(Execution.of(record)))
     name = record.execution_id
     if timed_out:
         typer.echo(
@@ -422,7 +433,7 @@ def cancel(
     if not cancelled:
         fail(f"execution {execution_id!r} already finished ({record.status.value})")
     if json_output:
-        typer.echo(wire.dumps(wire.execution_json(record)))
+        typer.echo(dumps(Execution.of(record)))
     else:
         typer.echo(f"cancelled {execution_id}")
 
@@ -435,7 +446,7 @@ def stats(
     """Count executions in each status."""
     counts = run_on_scheduler(database_url, schema, lambda s: s.stats())
     if json_output:
-        typer.echo(wire.dumps(wire.stats_json(counts)))
+        typer.echo(dumps(Stats.of(counts)))
         return
     rows = [[state.value, str(counts.get(state, 0))] for state in ExecutionStatus]
     rows.append(["total", str(sum(counts.values()))])

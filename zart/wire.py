@@ -1,5 +1,12 @@
-"""The HTTP wire format (DESIGN section 4): camelCase JSON bodies, as the original Zart server
-sends them. Each model converts from the frozen records the scheduler returns."""
+"""The wire format (DESIGN section 4): camelCase JSON documents, as the original Zart server
+sends them. The HTTP API answers with these models and ``zart ... --json`` prints them, so a
+script sees one shape whichever edge it reads. Each model converts from the frozen records the
+scheduler returns. Keys are an API: add, never rename.
+
+Beyond the original's keys, ``Execution`` carries ``error``, ``runId``, ``runCount`` and
+``updatedAt``, ``Run`` ``error`` and ``triggeredBy``, ``Step`` ``wakeAt``, and ``Detail`` the
+``runId`` of the run it shows. Clients of the original ignore keys they do not know.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +51,10 @@ class Execution(Wire):
     completed_at: datetime | None
     version: int
     result: JsonValue
+    error: JsonValue
+    run_id: str
+    run_count: int
+    updated_at: datetime
 
     @classmethod
     def of(cls, record: ExecutionRecord) -> Execution:
@@ -56,6 +67,10 @@ class Execution(Wire):
             completed_at=record.completed_at,
             version=record.version,
             result=record.result,
+            error=record.error,
+            run_id=record.run_id,
+            run_count=record.run_count,
+            updated_at=record.updated_at,
         )
 
 
@@ -82,6 +97,10 @@ class Stats(Wire):
     failed: int
     cancelled: int
 
+    @classmethod
+    def of(cls, counts: dict[ExecutionStatus, int]) -> Stats:
+        return cls(**{status.value: counts.get(status, 0) for status in ExecutionStatus})
+
 
 class Run(Wire):
     run_id: str
@@ -90,6 +109,7 @@ class Run(Wire):
     payload: JsonValue
     status: ExecutionStatus
     result: JsonValue
+    error: JsonValue
     started_at: datetime
     completed_at: datetime | None
     trigger: RunTrigger
@@ -104,6 +124,7 @@ class Run(Wire):
             payload=run.payload,
             status=run.status,
             result=run.result,
+            error=run.error,
             started_at=run.started_at,
             completed_at=run.completed_at,
             trigger=run.trigger,
@@ -144,6 +165,7 @@ class Step(Wire):
     retryable: bool
     scheduled_at: datetime
     completed_at: datetime | None
+    wake_at: datetime | None
     attempts: list[Attempt]
 
     @classmethod
@@ -162,6 +184,7 @@ class Step(Wire):
             and step.status is StepStatus.FAILED,
             scheduled_at=step.created_at,
             completed_at=step.completed_at,
+            wake_at=step.wake_at,
             attempts=[Attempt.of(a) for a in detail.attempts],
         )
 
@@ -169,6 +192,7 @@ class Step(Wire):
 class Detail(Wire):
     execution: Execution
     runs: list[Run]
+    run_id: str
     steps: list[Step]
 
     @classmethod
@@ -178,6 +202,7 @@ class Detail(Wire):
         return cls(
             execution=Execution.of(detail.execution),
             runs=[Run.of(r) for r in detail.runs],
+            run_id=detail.run_id,
             steps=[Step.of(s, failed) for s in detail.steps],
         )
 
@@ -252,6 +277,15 @@ class PauseRule(Wire):
             deleted_at=rule.deleted_at,
             deleted_by=rule.deleted_by,
         )
+
+
+class EventAccepted(Wire):
+    """What ``zart event send --json`` prints once the event is stored."""
+
+    durable_execution_id: str
+    event: str
+    payload: JsonValue
+    accepted: bool = True
 
 
 class ErrorBody(Wire):
