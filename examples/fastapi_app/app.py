@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 import zart
+from zart.api import create_router
 from zart.database import create_engine
 
 from .models import Base, Credit, User
@@ -95,6 +96,8 @@ def create_app(database_url: str | None = None) -> FastAPI:
             )
         return UserView(id=user.id, email=user.email, welcomed=user.welcomed, credits=credits or 0)
 
-    # ZART-API: the HTTP API (zart.api, merged separately) mounts here:
-    # app.include_router(zart.api.create_router(scheduler))
+    # Zart's HTTP API (executions, events, stats, admin operations) beside the app's routes;
+    # protect it with api_token= (or ZART_API_TOKEN with zart serve) outside a demo.
+    # At the root, the original Zart clients and admin UI find it where they expect it.
+    app.include_router(create_router(scheduler))
     return app

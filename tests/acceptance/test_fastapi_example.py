@@ -28,6 +28,11 @@ async def test_a_signup_request_commits_the_user_and_its_workflow_together(
 
         result = await scheduler.wait(body["execution_id"], timeout=30)
         assert result == "ada@example.com onboarded with 10 credits"
+        # Zart's HTTP API, mounted by the app, shows the same execution.
+        through_api = await http.get(f"/api/v1/executions/{body['execution_id']}")
+        assert through_api.status_code == 200, through_api.text
+        assert through_api.json()["status"] == "completed"
+        assert through_api.json()["result"] == "ada@example.com onboarded with 10 credits"
         user = await http.get(f"/users/{body['id']}")
         assert user.json() == {
             "id": body["id"],
