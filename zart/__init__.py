@@ -32,19 +32,21 @@ from zart.errors import (
     ExecutionFailed,
     ExecutionNotFound,
     InvalidPayload,
+    InvalidSchedule,
     LeaseLost,
     MigrationError,
     NonDeterministicReplay,
     OutsideExecution,
     RetryExhausted,
+    ScheduleNotFound,
     SerializationError,
     StepTimedOut,
     UnknownTask,
     WaitTimedOut,
     ZartError,
 )
-from zart.models import ExecutionStatus
-from zart.repositories.records import ExecutionPage, ExecutionRecord
+from zart.models import CatchupPolicy, ExecutionStatus, OverlapPolicy
+from zart.repositories.records import ExecutionPage, ExecutionRecord, ScheduleRecord
 from zart.runtime.context import ExecutionInfo, context
 from zart.runtime.functions import capture, now, step_or, step_or_else, step_outcome
 from zart.runtime.outcomes import (
@@ -104,6 +106,7 @@ def step(
 
 __all__ = [
     "BusinessErr",
+    "CatchupPolicy",
     "ConfigurationError",
     "DeadlineExceeded",
     "DuplicateStepName",
@@ -124,13 +127,17 @@ __all__ = [
     "ExecutionStatus",
     "HandlerFailed",
     "InvalidPayload",
+    "InvalidSchedule",
     "LeaseLost",
     "MigrationError",
     "NonDeterministicReplay",
     "Ok",
     "OutsideExecution",
+    "OverlapPolicy",
     "RetryExhausted",
     "RetryPolicy",
+    "ScheduleNotFound",
+    "ScheduleRecord",
     "SerializationError",
     "StepCall",
     "StepFailed",

@@ -3,6 +3,7 @@
 - Configuration and input: :class:`ConfigurationError`, :class:`InvalidPayload`,
   :class:`SerializationError`, :class:`UnknownTask`.
 - Control plane: :class:`ExecutionNotFound`, :class:`ExecutionAlreadyExists`.
+- Schedules: :class:`InvalidSchedule` (a configuration error), :class:`ScheduleNotFound`.
 - Storage: :class:`LeaseLost` (a fenced write refused because another worker took over),
   :class:`MigrationError`.
 """
@@ -202,3 +203,17 @@ class EventTimeout(ZartError, TimeoutError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.name, self.timeout_seconds))
+
+
+class InvalidSchedule(ConfigurationError, ValueError):
+    """A schedule was declared wrongly: a malformed or never-firing cron expression, an unknown
+    time zone, an unknown overlap or catch-up policy. Raised at registration; nothing is
+    stored."""
+
+
+class ScheduleNotFound(ZartError, LookupError):
+    """No schedule has this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no schedule named {name!r}")
+        self.name = name

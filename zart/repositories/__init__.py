@@ -4,7 +4,16 @@ Functions are named after domain operations, take the caller's ``AsyncConnection
 commit: the caller owns the transaction. They return frozen values (:mod:`.records`).
 """
 
-from zart.repositories import events, executions, runs, steps, timers, wakeups, workers
+from zart.repositories import (
+    events,
+    executions,
+    runs,
+    schedules,
+    steps,
+    timers,
+    wakeups,
+    workers,
+)
 from zart.repositories.records import (
     AttemptOutcome,
     ClaimedExecution,
@@ -14,6 +23,8 @@ from zart.repositories.records import (
     ExecutionRecord,
     Lease,
     RunRecord,
+    ScheduleFiring,
+    ScheduleRecord,
     StepAttemptRecord,
     StepRecord,
     TimerRecord,
@@ -29,6 +40,8 @@ __all__ = [
     "ExecutionRecord",
     "Lease",
     "RunRecord",
+    "ScheduleFiring",
+    "ScheduleRecord",
     "StepAttemptRecord",
     "StepRecord",
     "TimerRecord",
@@ -36,6 +49,7 @@ __all__ = [
     "events",
     "executions",
     "runs",
+    "schedules",
     "steps",
     "timers",
     "wakeups",
