@@ -9,6 +9,7 @@ import pytest
 
 import zart
 from zart.models import CatchupPolicy, OverlapPolicy
+from zart.runtime.registry import find_handler
 from zart.schedules.cron import Cron, parse_cron
 from zart.schedules.plans import (
     MAX_CATCHUP,
@@ -261,3 +262,41 @@ def test_all_is_capped_at_the_latest_max_catchup_times() -> None:
     assert plan.fire_times[-1] == start + timedelta(minutes=MAX_CATCHUP + 49)
     assert plan.fire_times[0] == start + timedelta(minutes=50)
     assert plan.dropped_from == start
+
+
+# -- declared on a handler ------------------------------------------------------------------
+
+
+def test_a_bad_declared_schedule_fails_at_import_time_and_registers_nothing() -> None:
+    with pytest.raises(zart.InvalidSchedule, match="unknown time zone 'Europe/Atlantis'"):
+
+        @zart.durable("cron-unit-bad-zone", schedule="0 9 * * *", timezone="Europe/Atlantis")
+        async def bad_zone() -> None: ...
+
+    with pytest.raises(zart.InvalidSchedule, match="has 3 fields"):
+
+        @zart.durable("cron-unit-bad-cron", schedule="0 9 *")
+        async def bad_cron() -> None: ...
+
+    assert find_handler("cron-unit-bad-zone") is None
+    assert find_handler("cron-unit-bad-cron") is None
+
+
+def test_a_declared_schedule_is_kept_on_the_handler() -> None:
+    @zart.durable("cron-unit-good", schedule="0 9 * * *", timezone="Europe/Berlin", overlap="allow")
+    async def good() -> None: ...
+
+    assert good.schedule is not None
+    assert good.schedule.cron.expression == "0 9 * * *"
+    assert good.schedule.cron.timezone == "Europe/Berlin"
+    assert good.schedule.overlap is OverlapPolicy.ALLOW
+    assert good.schedule.catchup is CatchupPolicy.LATEST
+
+
+def test_a_declared_schedule_needs_a_handler_without_input() -> None:
+    with pytest.raises(zart.ConfigurationError, match="takes an input"):
+
+        @zart.durable("cron-unit-with-input", schedule="0 9 * * *")
+        async def with_input(data: dict[str, int]) -> None: ...
+
+    assert find_handler("cron-unit-with-input") is None
