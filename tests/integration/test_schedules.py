@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +16,7 @@ import zart
 from zart import DurableScheduler, ExecutionStatus
 from zart.models import ScheduleRow, table_of
 from zart.repositories import schedules as schedules_repo
+from zart.runtime.registry import DurableHandler, unregister
 from zart.schedules.loop import ScheduleLoop
 from zart.testing import FakeClock
 
@@ -33,11 +34,21 @@ async def report(data: dict[str, str] | None = None) -> str:
     return "done"
 
 
-@zart.durable("sched-declared", schedule="* * * * *", catchup="skip")
-async def declared() -> str:
+async def declared_body() -> str:
     info = zart.context()
     seen_fire_times.setdefault(info.execution_id, []).append(info.fire_time)
     return f"fired for {info.fire_time:%H:%M}" if info.fire_time else "no fire time"
+
+
+@pytest.fixture
+def declared() -> Iterator[DurableHandler[[], str]]:
+    """A handler with a declared every-minute schedule, registered for this test only: every
+    worker started meanwhile with the default task names would store and fire it."""
+    handler = zart.durable("sched-declared", schedule="* * * * *", catchup="skip")(declared_body)
+    try:
+        yield handler
+    finally:
+        unregister("sched-declared")
 
 
 @pytest.fixture(autouse=True)
@@ -122,6 +133,7 @@ async def test_the_fire_key_stops_a_second_firing_of_one_time(
     assert (await clocked.get_schedule("keyed")).next_fire_at == T0 + timedelta(hours=2)
 
 
+@pytest.mark.usefixtures("declared")
 async def test_three_running_workers_fire_each_time_once_and_run_it(
     database_url: str,
 ) -> None:
@@ -236,6 +248,7 @@ async def test_catchup_after_downtime(
     )
 
 
+@pytest.mark.usefixtures("declared")
 async def test_a_restarted_worker_catches_up_a_declared_schedule(database_url: str) -> None:
     shared = FakeClock(T0)
     async with DurableScheduler(database_url, clock=shared) as scheduler:
@@ -326,6 +339,7 @@ async def test_adding_again_updates_in_place_and_keeps_a_pause(clocked: DurableS
     assert [s.name for s in await clocked.list_schedules()] == ["again"]
 
 
+@pytest.mark.usefixtures("declared")
 async def test_a_declared_schedule_is_stored_at_worker_start_and_stays_paused(
     clocked: DurableScheduler,
 ) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 import zart
 from zart.models import CatchupPolicy, OverlapPolicy
-from zart.runtime.registry import find_handler
+from zart.runtime.registry import find_handler, unregister
 from zart.schedules.cron import Cron, parse_cron
 from zart.schedules.plans import (
     MAX_CATCHUP,
@@ -283,8 +283,15 @@ def test_a_bad_declared_schedule_fails_at_import_time_and_registers_nothing() ->
 
 
 def test_a_declared_schedule_is_kept_on_the_handler() -> None:
-    @zart.durable("cron-unit-good", schedule="0 9 * * *", timezone="Europe/Berlin", overlap="allow")
-    async def good() -> None: ...
+    try:
+
+        @zart.durable(
+            "cron-unit-good", schedule="0 9 * * *", timezone="Europe/Berlin", overlap="allow"
+        )
+        async def good() -> None: ...
+
+    finally:
+        unregister("cron-unit-good")  # or every later worker would store and fire it
 
     assert good.schedule is not None
     assert good.schedule.cron.expression == "0 9 * * *"

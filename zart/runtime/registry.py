@@ -198,3 +198,9 @@ def find_handler(name: str) -> DurableHandler[..., Any] | None:
 
 def registered_names() -> list[str]:
     return sorted(_registry)
+
+
+def unregister(name: str) -> None:
+    """Forget the durable handler of task ``name`` (tests that register handlers, such as
+    scheduled ones every worker would pick up, only for their own duration)."""
+    _registry.pop(name, None)

@@ -11,7 +11,6 @@ once), and advance ``next_fire_at``. Only the loop reads the clock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zart.clock import Clock
+from zart.database import read_only
 from zart.errors import ExecutionAlreadyExists, InvalidSchedule
 from zart.logs import log
 from zart.models import OverlapPolicy
@@ -33,6 +33,9 @@ from zart.schedules.plans import ScheduleSpec, execution_id_for, plan_firings
 
 #: Errors a tick survives: the database is briefly unreachable. Anything else is a bug.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
+
+#: Seconds before looking again at a due schedule another worker is firing.
+RECHECK_SECONDS = 0.05
 
 #: Schedules handled per tick (the rest are due still and go in the next tick, at once).
 BATCH = 100
@@ -78,6 +81,7 @@ class ScheduleLoop:
         worker_id: str | None = None,
     ) -> None:
         self.engine = engine
+        self._reads = read_only(engine)  # SQLite: a deferred BEGIN, no write lock for a read
         self.clock = clock
         self.channel = channel
         self._timeout_of = timeout_of
@@ -116,35 +120,41 @@ class ScheduleLoop:
         """Tick, then wait for the earliest next fire time (on the injected clock), the poll
         interval, or ``stopping``; until ``stopping`` is set."""
         while not stopping.is_set():
-            pause = poll_interval
+            due: datetime | None = None
             try:
                 report = await self.tick()
-                pause = 0.0 if report.more else await self._until_next(poll_interval)
+                if report.more:  # a full batch: more schedules may be due right now
+                    continue
+                async with self._reads.connect() as conn:
+                    due = await schedules_repo.earliest_next_fire_at(conn)
             except TRANSIENT_ERRORS as exc:
                 log("schedules_tick_failed", f"schedules tick failed: {exc}", level=30)
-            if pause > 0:
-                await self._wait(stopping, pause)
+            await self._wait(stopping, poll_interval, due)
 
-    async def _until_next(self, longest: float) -> float:
-        async with self.engine.connect() as conn:
-            due = await schedules_repo.earliest_next_fire_at(conn)
-        if due is None:
-            return longest
-        return min(longest, max((due - self.clock.now()).total_seconds(), 0.0))
+    async def _wait(self, stopping: asyncio.Event, longest: float, due: datetime | None) -> None:
+        """Wait until ``due`` (on the clock), ``longest`` real seconds, or ``stopping``.
 
-    async def _wait(self, stopping: asyncio.Event, pause: float) -> None:
-        # Sleep on the clock (a FakeClock wakes this the moment a test moves it past the
-        # next fire time) and on `stopping`, at most `pause` real seconds.
-        target = self.clock.now() + timedelta(seconds=pause)
-        sleeper = asyncio.create_task(self.clock.sleep_until(target), name="zart-schedules-sleep")
-        stopped = asyncio.create_task(stopping.wait(), name="zart-schedules-stopping")
+        Only a fire time within the poll interval is slept for on the clock: a long sleep
+        registered on a test's FakeClock would look like a wake-up to skip time to, and the
+        poll catches a far-away fire time anyway (moving a FakeClock past it is seen within
+        one poll interval)."""
+        waits: set[asyncio.Task[Any]] = {
+            asyncio.create_task(stopping.wait(), name="zart-schedules-stopping")
+        }
+        timeout = longest
+        delay = None if due is None else (due - self.clock.now()).total_seconds()
+        if due is not None and delay is not None and delay <= 0:
+            # Due, yet this tick did not take it: another worker holds it. Look again soon.
+            timeout = min(longest, RECHECK_SECONDS)
+        elif due is not None and delay is not None and delay <= longest:
+            timeout = delay
+            waits.add(asyncio.create_task(self.clock.sleep_until(due), name="zart-schedules-sleep"))
         try:
-            await asyncio.wait({sleeper, stopped}, timeout=pause, return_when="FIRST_COMPLETED")
+            await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
         finally:
-            for task in (sleeper, stopped):
+            for task in waits:
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(sleeper, stopped, return_exceptions=True)
+            await asyncio.gather(*waits, return_exceptions=True)
 
     # -- one tick -------------------------------------------------------------------------
 
