@@ -33,6 +33,7 @@ from zart.errors import (
     ExecutionNotFound,
     InvalidExecutionState,
     InvalidPayload,
+    InvalidSchedule,
     LeaseLost,
     MigrationError,
     NonDeterministicReplay,
@@ -41,6 +42,7 @@ from zart.errors import (
     PauseRuleNotFound,
     RetryExhausted,
     RunNotFound,
+    ScheduleNotFound,
     SerializationError,
     StepNotFound,
     StepTimedOut,
@@ -48,7 +50,7 @@ from zart.errors import (
     WaitTimedOut,
     ZartError,
 )
-from zart.models import ExecutionStatus
+from zart.models import CatchupPolicy, ExecutionStatus, OverlapPolicy
 from zart.repositories.records import (
     ExecutionDetail,
     ExecutionPage,
@@ -57,6 +59,7 @@ from zart.repositories.records import (
     PauseRuleRecord,
     RetriedStep,
     RunRecord,
+    ScheduleRecord,
     StepAttemptRecord,
     StepDetail,
     StepRecord,
@@ -131,6 +134,7 @@ def step(
 
 __all__ = [
     "BusinessErr",
+    "CatchupPolicy",
     "ConfigurationError",
     "DeadlineExceeded",
     "DuplicateStepName",
@@ -153,6 +157,7 @@ __all__ = [
     "HandlerFailed",
     "InvalidExecutionState",
     "InvalidPayload",
+    "InvalidSchedule",
     "LeaseLost",
     "MigrationError",
     "NewRun",
@@ -160,6 +165,7 @@ __all__ = [
     "NonDeterministicReplay",
     "Ok",
     "OutsideExecution",
+    "OverlapPolicy",
     "PauseRuleNotFound",
     "PauseRuleRecord",
     "RetriedStep",
@@ -167,6 +173,8 @@ __all__ = [
     "RetryPolicy",
     "RunNotFound",
     "RunRecord",
+    "ScheduleNotFound",
+    "ScheduleRecord",
     "SerializationError",
     "StepAttemptRecord",
     "StepCall",

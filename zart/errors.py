@@ -5,6 +5,7 @@
 - Control plane: :class:`ExecutionNotFound`, :class:`ExecutionAlreadyExists`.
 - Admin operations: :class:`StepNotFound`, :class:`PauseRuleNotFound`,
   :class:`InvalidExecutionState`.
+- Schedules: :class:`InvalidSchedule` (a configuration error), :class:`ScheduleNotFound`.
 - Storage: :class:`LeaseLost` (a fenced write refused because another worker took over),
   :class:`MigrationError`.
 - Runtime: :class:`OutsideExecution`, :class:`NoStepTransaction` (``zart.session()`` outside a
@@ -247,3 +248,17 @@ class InvalidExecutionState(ZartError):
         super().__init__(f"execution {execution_id!r}: {reason}")
         self.execution_id = execution_id
         self.reason = reason
+
+
+class InvalidSchedule(ConfigurationError, ValueError):
+    """A schedule was declared wrongly: a malformed or never-firing cron expression, an unknown
+    time zone, an unknown overlap or catch-up policy. Raised at registration; nothing is
+    stored."""
+
+
+class ScheduleNotFound(ZartError, LookupError):
+    """No schedule has this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no schedule named {name!r}")
+        self.name = name

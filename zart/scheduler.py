@@ -40,19 +40,21 @@ from zart.errors import (
     InvalidPayload,
     PauseRuleNotFound,
     RunNotFound,
+    ScheduleNotFound,
     StepNotFound,
     UnknownTask,
     WaitTimedOut,
 )
 from zart.logs import log
 from zart.migrations import upgrade
-from zart.models import ExecutionStatus
+from zart.models import CatchupPolicy, ExecutionStatus, OverlapPolicy
 from zart.models.statuses import RunTrigger, StepKind, StepStatus
 from zart.repositories import admin as admin_repo
 from zart.repositories import events as events_repo
 from zart.repositories import executions as executions_repo
 from zart.repositories import pause_rules as pause_rules_repo
 from zart.repositories import runs as runs_repo
+from zart.repositories import schedules as schedules_repo
 from zart.repositories import steps as steps_repo
 from zart.repositories import wakeups
 from zart.repositories import workers as workers_repo
@@ -66,11 +68,14 @@ from zart.repositories.records import (
     PauseRuleRecord,
     RetriedStep,
     RunRecord,
+    ScheduleRecord,
     StepDetail,
     StepRecord,
 )
 from zart.runtime.execution import DEFAULT_INLINE_WAIT_LIMIT, DEFAULT_MAX_PAYLOAD_BYTES, Runtime
 from zart.runtime.registry import DurableHandler, find_handler, registered_names
+from zart.schedules.cron import parse_cron
+from zart.schedules.plans import DEFAULT_CATCHUP, DEFAULT_OVERLAP, ScheduleSpec, check_name
 from zart.serialization import check_size, to_json
 from zart.worker import Worker, WorkerSettings
 
@@ -670,6 +675,100 @@ class DurableScheduler:
         for worker in self._workers:
             worker.abort(execution_id)
             worker.wake()
+
+    # -- schedules --------------------------------------------------------------------------
+
+    async def add_schedule(
+        self,
+        name: str,
+        task: Target,
+        cron: str,
+        *,
+        timezone: str = "UTC",
+        payload: Any = None,
+        overlap: OverlapPolicy | str = DEFAULT_OVERLAP,
+        catchup: CatchupPolicy | str = DEFAULT_CATCHUP,
+    ) -> ScheduleRecord:
+        """Start ``task`` (a durable handler or its task name) on the cron schedule ``cron``
+        (5 fields, or 6 with seconds first) read in ``timezone``, each execution with
+        ``payload``; stored under ``name`` and fired by every running worker, exactly once per
+        fire time.
+
+        Adding an existing name updates it in place (idempotent, so an application may call
+        it at every start): a paused schedule stays paused, and an unchanged rule keeps its
+        next fire time. Raises :class:`~zart.InvalidSchedule` (expression, time zone, policy,
+        name), :class:`~zart.UnknownTask` or :class:`~zart.InvalidPayload`, storing nothing.
+        """
+        name = check_name(name)
+        spec = ScheduleSpec.create(cron, timezone=timezone, overlap=overlap, catchup=catchup)
+        request = await _start_request(
+            task,
+            payload,
+            None,
+            max_payload_bytes=self.runtime.max_payload_bytes,
+            live_task_names=self._live_task_names,
+        )
+        task_name, stored = request.task_name, request.payload
+        now = self.clock.now()
+        async with self.engine.begin() as conn:
+            return await schedules_repo.save_schedule(
+                conn,
+                name=name,
+                task_name=task_name,
+                cron=spec.cron.expression,
+                timezone=spec.cron.timezone,
+                payload=stored,
+                overlap=spec.overlap,
+                catchup=spec.catchup,
+                next_fire_at=spec.cron.next_after(now),
+                now=now,
+            )
+
+    async def get_schedule(self, name: str) -> ScheduleRecord:
+        """The schedule ``name``; :class:`~zart.ScheduleNotFound` when there is none."""
+        async with self._reads.connect() as conn:
+            record = await schedules_repo.get_schedule(conn, name)
+        if record is None:
+            raise ScheduleNotFound(name)
+        return record
+
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        """Every schedule (declared on handlers and added at run time), by name."""
+        async with self._reads.connect() as conn:
+            return await schedules_repo.list_schedules(conn)
+
+    async def pause_schedule(self, name: str) -> ScheduleRecord:
+        """Stop firing ``name`` until :meth:`resume_schedule` (running executions go on).
+        Idempotent; :class:`~zart.ScheduleNotFound` when there is no such schedule."""
+        async with self.engine.begin() as conn:
+            record = await schedules_repo.pause_schedule(conn, name, now=self.clock.now())
+        if record is None:
+            raise ScheduleNotFound(name)
+        return record
+
+    async def resume_schedule(self, name: str) -> ScheduleRecord:
+        """Fire ``name`` again, from its next fire time after now: times that passed while
+        it was paused are not caught up. Idempotent; :class:`~zart.ScheduleNotFound`."""
+        now = self.clock.now()
+        async with self.engine.begin() as conn:
+            current = await schedules_repo.get_schedule(conn, name, lock=True)
+            if current is None:
+                raise ScheduleNotFound(name)
+            following = parse_cron(current.cron, current.timezone).next_after(now)
+            record = await schedules_repo.resume_schedule(
+                conn, name, next_fire_at=following, now=now
+            )
+        assert record is not None  # the row is locked (or SQLite's writer lock is held)
+        return record
+
+    async def remove_schedule(self, name: str) -> None:
+        """Delete ``name`` and its firing history; the executions it started are kept. A
+        schedule declared on a handler comes back when a worker running it starts: remove
+        ``schedule=`` from the decorator too. :class:`~zart.ScheduleNotFound` when unknown."""
+        async with self.engine.begin() as conn:
+            removed = await schedules_repo.remove_schedule(conn, name)
+        if not removed:
+            raise ScheduleNotFound(name)
 
 
 @asynccontextmanager

@@ -172,11 +172,11 @@ def test_check_lists_drift_from_the_models(database_url: str, tmp_path: Path) ->
     assert "ix_zart_executions_task_created" in result.stdout
 
 
-@pytest.mark.parametrize("revision", [["base"], ["-1"], []], ids=["base", "minus-1", "default"])
+@pytest.mark.parametrize("revision", [["base"], ["-2"]], ids=["base", "minus-2"])
 def test_downgrade_removes_the_tables(
     database_url: str, tmp_path: Path, revision: list[str]
 ) -> None:
-    # There is one revision so far: one step back ("-1", the default) is base too.
+    # There are two revisions so far: two steps back ("-2") is base too.
     result = zart_cli("db", "downgrade", *revision, "--database-url", database_url, cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
@@ -187,6 +187,22 @@ def test_downgrade_removes_the_tables(
     again = zart_cli("db", "upgrade", "--database-url", database_url, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert table_names(database_url) >= ZART_TABLES
+
+
+@pytest.mark.parametrize("revision", [["-1"], []], ids=["minus-1", "default"])
+def test_downgrade_goes_one_revision_back(
+    database_url: str, tmp_path: Path, revision: list[str]
+) -> None:
+    result = zart_cli("db", "downgrade", *revision, "--database-url", database_url, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"Zart schema at revision 0001 (head is {head_revision()})\n"
+    assert revision_of(database_url) == "0001"
+    assert table_names(database_url) >= ZART_TABLES
+
+    again = zart_cli("db", "upgrade", "--database-url", database_url, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert revision_of(database_url) == head_revision()
 
 
 @pytest.mark.parametrize(

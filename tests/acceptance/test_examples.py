@@ -69,6 +69,17 @@ FACTS: dict[str, list[str]] = {
         r"^virtual time between them: 1 day, 0:00:00$",
         r"^status: completed, claimed by a worker 2 time\(s\)$",
     ],
+    "schedules.py": [
+        r"^  nightly-report@2030-10-26T00:30:00Z: 2030-10-26 02:30 CEST \(00:30 UTC\)$",
+        r"^  nightly-report@2030-10-27T00:30:00Z: 2030-10-27 02:30 CEST \(00:30 UTC\)\n"
+        r"  nightly-report@2030-10-28T01:30:00Z: 2030-10-28 02:30 CET \(01:30 UTC\)$",
+        r"^  hourly-sync@2030-10-28T02:00:00Z: waiting for 'upstream-ready'$",
+        r"^  hourly-sync@2030-10-28T03:00:00Z: skipped, the previous run is unfinished "
+        r"\(1 execution\)$",
+        r"^  hourly-sync@2030-10-28T02:00:00Z: synced crm after the event$",
+        r"^  hourly-sync@2030-10-28T04:00:00Z: started",
+        r"next fire time 08:00 UTC \(was 05:00 UTC; paused times are not caught up\)$",
+    ],
     "crash_recovery.py": [
         r"^  reserve-stock +pass 1$",
         r"^  charge-card +pass 1$",

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from zart import __version__
-from zart.cli import db, events, executions, serve, worker
+from zart.cli import db, events, executions, schedules, serve, worker
 
 __all__ = ["app", "main"]
 
@@ -25,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(schedules.app, name="schedules")
 app.command(name="worker")(worker.worker)
 app.command(name="start")(executions.start)
 app.command(name="status")(executions.status)

@@ -78,6 +78,8 @@ class ExecutionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The fire time of the schedule firing that started it (NULL: not started by a schedule).
+    fire_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         CheckConstraint(_one_of("status", ExecutionStatus), name="status"),

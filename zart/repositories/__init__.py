@@ -4,7 +4,16 @@ Functions are named after domain operations, take the caller's ``AsyncConnection
 commit: the caller owns the transaction. They return frozen values (:mod:`.records`).
 """
 
-from zart.repositories import events, executions, runs, steps, timers, wakeups, workers
+from zart.repositories import (
+    events,
+    executions,
+    runs,
+    schedules,
+    steps,
+    timers,
+    wakeups,
+    workers,
+)
 from zart.repositories.records import (
     AttemptOutcome,
     ClaimedExecution,
@@ -15,6 +24,8 @@ from zart.repositories.records import (
     ExecutionRecord,
     Lease,
     RunRecord,
+    ScheduleFiring,
+    ScheduleRecord,
     StepAttemptRecord,
     StepDetail,
     StepRecord,
@@ -32,6 +43,8 @@ __all__ = [
     "ExecutionRecord",
     "Lease",
     "RunRecord",
+    "ScheduleFiring",
+    "ScheduleRecord",
     "StepAttemptRecord",
     "StepDetail",
     "StepRecord",
@@ -40,6 +53,7 @@ __all__ = [
     "events",
     "executions",
     "runs",
+    "schedules",
     "steps",
     "timers",
     "wakeups",

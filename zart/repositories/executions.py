@@ -87,6 +87,8 @@ def _record(row: Row[Any]) -> ExecutionRecord:
         lease_owner=m["lease_owner"],
         claim_count=m["claim_count"],
         version=m["version"],
+        # .get: statements that return only some columns still build a record.
+        fire_time=m.get("fire_time"),
     )
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 from zart.models.statuses import (
     AttemptStatus,
+    CatchupPolicy,
     ExecutionStatus,
+    OverlapPolicy,
     RunTrigger,
     StepKind,
     StepStatus,
@@ -36,6 +38,8 @@ class ExecutionRecord:
     lease_owner: str | None
     claim_count: int
     version: int
+    #: The fire time of the schedule firing that started it; ``None`` for other starts.
+    fire_time: datetime | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -238,3 +242,32 @@ class NewRun:
     run: RunRecord
     preserved_steps: tuple[str, ...]
     rerun_steps: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A schedule as stored: what ``DurableScheduler.list_schedules`` returns."""
+
+    name: str
+    task_name: str
+    cron: str
+    timezone: str
+    payload: Any
+    overlap: OverlapPolicy
+    catchup: CatchupPolicy
+    paused: bool
+    next_fire_at: datetime | None
+    last_fire_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleFiring:
+    """One fire time of a schedule, recorded under its fire key ``(schedule_name, fire_at)``.
+    ``execution_id`` is ``None`` when the firing was skipped (overlap policy ``skip``)."""
+
+    schedule_name: str
+    fire_at: datetime
+    execution_id: str | None
+    created_at: datetime

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from zart.errors import OutsideExecution
@@ -42,6 +43,9 @@ class ExecutionInfo:
     current_attempt: int
     max_retries: int | None
     step_name: str | None
+    #: The fire time (aware UTC) of the schedule firing that started this execution; ``None``
+    #: when it was not started by a schedule.
+    fire_time: datetime | None = None
 
     def is_retry(self) -> bool:
         """Whether this is a retry of the current step (``current_attempt > 0``)."""
@@ -67,4 +71,5 @@ def context() -> ExecutionInfo:
         current_attempt=0 if step is None else step.attempt,
         max_retries=None if step is None else step.max_retries,
         step_name=None if step is None else step.name,
+        fire_time=execution.fire_time,
     )

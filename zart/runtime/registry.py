@@ -14,7 +14,9 @@ from pydantic import ValidationError
 
 from zart.durations import parse_duration
 from zart.errors import ConfigurationError, InvalidPayload, SerializationError
+from zart.models import CatchupPolicy, OverlapPolicy
 from zart.runtime.outcomes import ExecutionFailure
+from zart.schedules.plans import DEFAULT_CATCHUP, DEFAULT_OVERLAP, ScheduleSpec, check_name
 from zart.serialization import from_json, to_json
 
 P = ParamSpec("P")
@@ -35,6 +37,8 @@ class DurableHandler(Generic[P, R]):
     fn: Callable[P, Awaitable[R]]
     timeout: timedelta | None = None
     on_failure: OnFailure | None = None
+    #: The cron schedule declared with ``@zart.durable(name, schedule=...)``, if any.
+    schedule: ScheduleSpec | None = None
     _hints: dict[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -130,21 +134,48 @@ def durable(
     *,
     timeout: timedelta | float | str | None = None,
     on_failure: OnFailure | None = None,
+    schedule: str | None = None,
+    timezone: str = "UTC",
+    overlap: OverlapPolicy | str = DEFAULT_OVERLAP,
+    catchup: CatchupPolicy | str = DEFAULT_CATCHUP,
 ) -> Callable[[Callable[P, Awaitable[R]]], DurableHandler[P, R]]:
     """Register an async function as the durable handler of task ``name``.
 
     ``timeout`` is a deadline counted from when the execution was started; past it the execution
     fails (``on_failure`` first gets a chance). ``on_failure(data, failure)`` may turn a failure
     into a normal result by returning one.
+
+    ``schedule="0 9 * * *"`` (5 fields, or 6 with seconds first) also starts the handler on
+    that cron schedule, read in ``timezone`` (an IANA name), with the ``overlap`` (``skip``,
+    ``allow``, ``cancel_previous``) and ``catchup`` (``skip``, ``latest``, ``all``) policies;
+    the schedule is named after the task and stored when a worker running it starts. The
+    handler gets no input (``None``); ``zart.context().fire_time`` says which fire time it
+    serves. An invalid expression, time zone or policy raises :class:`~zart.InvalidSchedule`
+    here, at import time.
     """
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError("a durable handler needs a non-empty task name")
     limit = None if timeout is None else parse_duration(timeout, name="timeout")
+    spec = (
+        None
+        if schedule is None
+        else ScheduleSpec.create(schedule, timezone=timezone, overlap=overlap, catchup=catchup)
+    )
+    if spec is not None:
+        check_name(name)
 
     def register(fn: Callable[P, Awaitable[R]]) -> DurableHandler[P, R]:
         if not inspect.iscoroutinefunction(fn):
             raise ConfigurationError(f"durable handler {name!r} must be an async function")
-        handler = DurableHandler(name=name, fn=fn, timeout=limit, on_failure=on_failure)
+        handler = DurableHandler(
+            name=name, fn=fn, timeout=limit, on_failure=on_failure, schedule=spec
+        )
+        if spec is not None and handler.takes_input:
+            raise ConfigurationError(
+                f"durable handler {name!r} has schedule= and takes an input; a declared"
+                " schedule starts it with no payload: drop the parameter, or use"
+                " scheduler.add_schedule(..., payload=...)"
+            )
         existing = _registry.get(name)
         if existing is not None and _origin(existing.fn) != _origin(fn):
             raise ConfigurationError(
@@ -167,3 +198,9 @@ def find_handler(name: str) -> DurableHandler[..., Any] | None:
 
 def registered_names() -> list[str]:
     return sorted(_registry)
+
+
+def unregister(name: str) -> None:
+    """Forget the durable handler of task ``name`` (tests that register handlers, such as
+    scheduled ones every worker would pick up, only for their own duration)."""
+    _registry.pop(name, None)

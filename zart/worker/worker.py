@@ -6,7 +6,9 @@
 - the **heartbeat loop** renews the leases of the executions in flight (stopping those whose
   lease was lost) and records that the worker is alive;
 - the **listener loop** (PostgreSQL) LISTENs for wake-ups (a start, an event, a suspension)
-  and wakes the claim loop at once; when its connection drops it reconnects and re-checks.
+  and wakes the claim loop at once; when its connection drops it reconnects and re-checks;
+- the **schedules loop** fires due cron schedules (:mod:`zart.schedules.loop`); the schedules
+  declared on this worker's handlers are stored when it starts.
 
 An idle claim loop sleeps until the next execution becomes claimable (a due timer, an expiring
 lease) or the poll interval, whichever is sooner; NOTIFY cuts that short. Polling is the
@@ -44,6 +46,7 @@ from zart.repositories import workers as workers_repo
 from zart.repositories.records import ClaimedExecution, Lease, StepRecord
 from zart.runtime.execution import Runtime, execute
 from zart.runtime.registry import find_handler
+from zart.schedules.loop import DeclaredSchedule, ScheduleLoop
 
 #: Seconds the listener's liveness probe may take before its connection counts as lost.
 PROBE_TIMEOUT = 5.0
@@ -111,6 +114,15 @@ class Worker:
         self._stop_task: asyncio.Task[None] | None = None
         #: Server pid of the listening connection while it is up (PostgreSQL), for operators.
         self.listener_pid: int | None = None
+        self.schedules = ScheduleLoop(
+            runtime.engine,
+            runtime.clock,
+            channel=runtime.channel,
+            timeout_of=_timeout_of,
+            on_started=self._wake.set,
+            on_cancelled=self.abort,
+            worker_id=self.worker_id,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -129,12 +141,14 @@ class Worker:
                 concurrency=self.settings.concurrency,
                 now=self.runtime.clock.now(),
             )
+        await self.schedules.sync(self._declared_schedules())
         self._loops = [
             self._supervise("claim", self._claim_loop),
             self._supervise("heartbeat", self._heartbeat_loop),
         ]
         if self.runtime.engine.dialect.name == "postgresql":
             self._loops.append(self._supervise("listener", self._listen_loop))
+        self._loops.append(self._supervise("schedules", self._schedules_loop))
         log(
             "worker_started",
             f"worker {self.worker_id} started",
@@ -428,3 +442,21 @@ class Worker:
                     worker_id=self.worker_id,
                 )
                 entry[0].cancel()
+
+    # -- schedules loop -------------------------------------------------------------------
+
+    def _declared_schedules(self) -> list[DeclaredSchedule]:
+        declared = []
+        for name in self.task_names:
+            handler = find_handler(name)
+            if handler is not None and handler.schedule is not None:
+                declared.append(DeclaredSchedule(name, handler.schedule))
+        return declared
+
+    async def _schedules_loop(self) -> None:
+        await self.schedules.run(self._stopping, self.settings.poll_interval)
+
+
+def _timeout_of(task_name: str) -> timedelta | None:
+    handler = find_handler(task_name)
+    return None if handler is None else handler.timeout
