@@ -1,0 +1,333 @@
+"""``DurableScheduler``: the control plane an application holds.
+
+It starts executions (idempotently), reports on them, waits for them, cancels them, delivers
+events, and runs in-process workers; the admin operations (:mod:`.admin`) and cron schedules
+(:mod:`.schedules`) are its other parts. It owns its engine when given a URL and borrows it
+when given one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Session
+
+from zart.errors import (
+    ExecutionCancelled,
+    ExecutionFailed,
+    ExecutionNotFound,
+    InvalidPayload,
+    RunNotFound,
+    WaitTimedOut,
+)
+from zart.models import ExecutionStatus
+from zart.repositories import events as events_repo
+from zart.repositories import executions as executions_repo
+from zart.repositories import runs as runs_repo
+from zart.repositories import steps as steps_repo
+from zart.repositories import wakeups
+from zart.repositories.executions import ExecutionFilter, SortField
+from zart.repositories.records import (
+    ExecutionDetail,
+    ExecutionPage,
+    ExecutionRecord,
+    StepDetail,
+)
+from zart.runtime.registry import find_handler, registered_names
+from zart.scheduler.admin import AdminOperations
+from zart.scheduler.schedules import ScheduleOperations
+from zart.scheduler.starts import Target, create, start_request, sync_target, transaction
+from zart.serialization import check_size, to_json
+from zart.worker import Worker, WorkerSettings
+
+
+class DurableScheduler(AdminOperations, ScheduleOperations):
+    """Start, inspect, wait for and cancel durable executions; run workers in-process.
+
+    ``DurableScheduler("postgresql+asyncpg://...")`` or ``DurableScheduler(engine=app_engine)``;
+    the default database is the embedded SQLite file ``zart.db``. Use it as an async context
+    manager, or call :meth:`close` when done. Waits (sleeps, retry back-offs) up to
+    ``inline_wait_limit`` stay in memory on the worker; longer ones suspend the execution.
+    """
+
+    # -- starting ---------------------------------------------------------------------------
+
+    async def start(
+        self,
+        handler: Target,
+        payload: Any = None,
+        *,
+        execution_id: str | None = None,
+        session: AsyncSession | AsyncConnection | None = None,
+    ) -> str:
+        """Start an execution of ``handler`` (a durable handler or its task name) and return
+        its id.
+
+        Idempotent by ``execution_id``: an existing execution with the same task and payload is
+        returned and nothing new starts; a different task or payload raises
+        :class:`~zart.ExecutionAlreadyExists`. With ``session=`` (the application's
+        ``AsyncSession`` or ``AsyncConnection``) the execution row is written in the caller's
+        transaction and never committed here: roll it back and nothing starts; commit it and
+        workers are woken at once (NOTIFY on PostgreSQL, directly for this scheduler's
+        in-process workers). On PostgreSQL Zart's statements run under a savepoint, so an
+        error here (a duplicate id with another payload) leaves the caller's transaction
+        usable. See ``docs/transactions.md``.
+        """
+        request = await start_request(
+            handler,
+            payload,
+            execution_id,
+            max_payload_bytes=self.runtime.max_payload_bytes,
+            live_task_names=self._live_task_names,
+        )
+        async with transaction(self.engine, session, self.schema) as conn:
+            created = await create(
+                conn, request, now=self.clock.now(), channel=self.runtime.channel
+            )
+        if created.created:
+            self._wake_workers(session)
+        return created.execution.execution_id
+
+    def _wake_workers(self, session: AsyncSession | AsyncConnection | None) -> None:
+        """Wake in-process workers now (our own transaction has committed), or when the
+        caller's transaction commits."""
+        if session is None:
+            for worker in self._workers:
+                worker.wake()
+            return
+        target = sync_target(session)
+        if target in self._wake_on_commit:
+            return
+        self._wake_on_commit.add(target)
+
+        def ended(*_: Any) -> None:
+            self._wake_on_commit.discard(target)
+
+        def committed(*_: Any) -> None:
+            if target in self._wake_on_commit:
+                ended()
+                for worker in self._workers:
+                    worker.wake()
+
+        # Session: after_commit runs once the database committed. A Connection only offers
+        # "commit", just before it: a claim woken by it waits for the commit all the same on
+        # SQLite (the caller holds the single write lock until then), and on PostgreSQL a
+        # claim that ran too early is woken again by the NOTIFY delivered at commit.
+        if isinstance(target, Session):
+            commit, rollback = "after_commit", "after_rollback"
+        else:
+            commit, rollback = "commit", "rollback"
+        event.listen(target, commit, committed, once=True)
+        event.listen(target, rollback, ended, once=True)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def status(self, execution_id: str) -> ExecutionRecord:
+        """The execution as stored; :class:`~zart.ExecutionNotFound` when there is none."""
+        async with self._reads.connect() as conn:
+            record = await executions_repo.get_execution(conn, execution_id)
+        if record is None:
+            raise ExecutionNotFound(execution_id)
+        return record
+
+    async def list_executions(
+        self,
+        *,
+        status: ExecutionStatus | str | None = None,
+        task_name: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        search: str | None = None,
+        sort_by: SortField = "created_at",
+        descending: bool = True,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> ExecutionPage:
+        """A page of executions, newest first by default, with the total number of matches."""
+        if not 1 <= limit <= 1000:
+            raise InvalidPayload(f"limit must be between 1 and 1000, not {limit}")
+        if offset < 0:
+            raise InvalidPayload(f"offset must not be negative, not {offset}")
+        try:
+            wanted = None if status is None else ExecutionStatus(status)
+        except ValueError:
+            choices = ", ".join(s.value for s in ExecutionStatus)
+            raise InvalidPayload(f"unknown status {status!r}; one of: {choices}") from None
+        where = ExecutionFilter(wanted, task_name, created_from, created_to, search)
+        async with self._reads.connect() as conn:
+            return await executions_repo.list_executions(
+                conn, where, sort_by=sort_by, descending=descending, limit=limit, offset=offset
+            )
+
+    async def execution_detail(
+        self, execution_id: str, run_id: str | None = None
+    ) -> ExecutionDetail:
+        """The execution with every run and the step timeline (steps with their attempts) of
+        ``run_id``, the current run by default.
+
+        Raises :class:`~zart.ExecutionNotFound`, or :class:`~zart.RunNotFound` when the
+        execution has no run ``run_id``. Four queries in one transaction, whatever the number
+        of steps.
+        """
+        async with self._reads.begin() as conn:
+            execution = await executions_repo.get_execution(conn, execution_id)
+            if execution is None:
+                raise ExecutionNotFound(execution_id)
+            runs = await runs_repo.list_runs(conn, execution_id)
+            shown = execution.run_id if run_id is None else run_id
+            if all(run.run_id != shown for run in runs):
+                raise RunNotFound(execution_id, shown)
+            steps = await steps_repo.list_steps(conn, shown)
+            attempts = await steps_repo.list_step_attempts(conn, [s.step_id for s in steps])
+        return ExecutionDetail(
+            execution=execution,
+            runs=tuple(runs),
+            run_id=shown,
+            steps=tuple(StepDetail(s, tuple(attempts[s.step_id])) for s in steps),
+        )
+
+    async def stats(self) -> dict[ExecutionStatus, int]:
+        """How many executions are in each status (every status present, zero when none)."""
+        async with self._reads.connect() as conn:
+            return await executions_repo.count_executions_by_status(conn)
+
+    async def wait(self, execution_id: str, timeout: float | None = 30.0) -> Any:
+        """Wait for the execution to finish and return the handler's result.
+
+        The result is rebuilt with the handler's return annotation when the handler is
+        registered in this process (plain JSON otherwise). Raises
+        :class:`~zart.ExecutionFailed`, :class:`~zart.ExecutionCancelled`, or
+        :class:`~zart.WaitTimedOut` (the execution keeps running).
+        """
+        record = await self.wait_finished(execution_id, timeout)
+        if record.status is ExecutionStatus.FAILED:
+            raise ExecutionFailed(execution_id, record.error)
+        if record.status is ExecutionStatus.CANCELLED:
+            raise ExecutionCancelled(execution_id)
+        handler = find_handler(record.task_name)
+        return record.result if handler is None else handler.result_from_json(record.result)
+
+    async def wait_finished(
+        self, execution_id: str, timeout: float | None = 30.0
+    ) -> ExecutionRecord:
+        """Wait until the execution is completed, failed or cancelled and return its record.
+
+        A worker of this scheduler wakes the wait the moment it ends a run; executions running
+        elsewhere are polled (every 5 ms at first, backing off to 250 ms).
+        """
+        give_up = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        loop = asyncio.get_running_loop()
+        while True:
+            ended: asyncio.Future[None] = loop.create_future()
+            waiters = self._waiters.setdefault(execution_id, [])
+            waiters.append(ended)  # before reading: an end in between is not missed
+            try:
+                record = await self.status(execution_id)
+                if record.is_terminal:
+                    return record
+                if give_up is not None and time.monotonic() >= give_up:
+                    raise WaitTimedOut(execution_id, timeout or 0.0)
+                pause = delay if give_up is None else min(delay, give_up - time.monotonic())
+                await asyncio.wait([ended], timeout=max(pause, 0.0))
+            finally:
+                if ended in waiters:
+                    waiters.remove(ended)
+                if not waiters:
+                    self._waiters.pop(execution_id, None)
+            delay = min(delay * 2, 0.25)
+
+    def _run_ended(self, execution_id: str) -> None:
+        for ended in self._waiters.get(execution_id, []):
+            if not ended.done():
+                ended.set_result(None)
+
+    # -- changing ---------------------------------------------------------------------------
+
+    async def cancel(self, execution_id: str) -> bool:
+        """Cancel an unfinished execution: True if it was cancelled now, False if it had
+        already finished. Unknown ids raise :class:`~zart.ExecutionNotFound`."""
+        async with self.engine.begin() as conn:
+            cancelled = await executions_repo.cancel_execution(
+                conn, execution_id, now=self.clock.now()
+            )
+            if (
+                cancelled is None
+                and await executions_repo.get_execution(conn, execution_id) is None
+            ):
+                raise ExecutionNotFound(execution_id)
+        if cancelled is not None:
+            for worker in self._workers:
+                worker.abort(execution_id)
+        return cancelled is not None
+
+    async def offer_event(
+        self,
+        execution_id: str,
+        name: str,
+        payload: Any = None,
+        *,
+        session: AsyncSession | AsyncConnection | None = None,
+    ) -> None:
+        """Deliver the event ``name`` to an execution; a ``zart.wait_for_event(name)`` there
+        returns ``payload`` (JSON, a pydantic model or a dataclass). The event is stored and the
+        execution woken in one transaction (the caller's, with ``session=``); an event offered
+        before the execution reaches its wait is kept for it.
+
+        Raises :class:`~zart.ExecutionNotFound`, :class:`~zart.EventNotAccepted` (finished or
+        cancelled) or :class:`~zart.EventAlreadyDelivered`, storing nothing.
+        """
+        if not isinstance(name, str) or not name:
+            raise InvalidPayload("an event needs a non-empty name")
+        data = to_json(payload, name="event payload")
+        check_size(data, self.runtime.max_payload_bytes, name="event payload")
+        async with transaction(self.engine, session, self.schema) as conn:
+            delivery = await events_repo.deliver_event(
+                conn, execution_id=execution_id, name=name, payload=data, now=self.clock.now()
+            )
+            if delivery.woke:
+                await wakeups.notify(conn, self.runtime.channel, delivery.task_name)
+        if delivery.woke:
+            self._wake_workers(session)
+
+    # -- workers ----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def run_worker(
+        self,
+        concurrency: int = 64,
+        lease_timeout: float = 30.0,
+        *,
+        task_names: list[str] | None = None,
+        poll_interval: float = 0.5,
+        heartbeat_interval: float | None = None,
+        shutdown_timeout: float = 30.0,
+    ) -> AsyncIterator[Worker]:
+        """Run a worker in this process while the block runs (apps, tests, scripts).
+
+        It runs every durable handler registered in this process, or ``task_names``.
+        """
+        settings = WorkerSettings(
+            concurrency=concurrency,
+            lease_timeout=lease_timeout,
+            heartbeat_interval=heartbeat_interval,
+            poll_interval=poll_interval,
+            shutdown_timeout=shutdown_timeout,
+        )
+        worker = Worker(
+            self.runtime, task_names or registered_names(), settings, on_finished=self._run_ended
+        )
+        await worker.start()
+        self._workers.append(worker)
+        try:
+            yield worker
+        finally:
+            self._workers.remove(worker)
+            await worker.stop()
