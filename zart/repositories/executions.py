@@ -9,13 +9,15 @@ nothing and learns it through :class:`~zart.errors.LeaseLost`.
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, String, and_, any_, bindparam, case, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,6 +34,7 @@ from zart.models import (
     TimerRow,
     table_of,
 )
+from zart.repositories import raw
 from zart.repositories.dialect import insert_ignoring_conflicts, is_postgresql
 from zart.repositories.records import (
     ClaimedExecution,
@@ -69,7 +72,11 @@ def _leaving_worker(status: ExecutionStatus, now: datetime, **values: Any) -> di
 
 
 def _record(row: Row[Any]) -> ExecutionRecord:
-    m = row._mapping
+    return _record_of(row._mapping)
+
+
+def _record_of(m: Mapping[Any, Any]) -> ExecutionRecord:
+    """An execution record from a row's mapping (an SQLAlchemy row's, or an asyncpg record)."""
     return ExecutionRecord(
         execution_id=m["execution_id"],
         task_name=m["task_name"],
@@ -344,6 +351,77 @@ async def claim_ready_executions(
     ]
 
 
+async def claim_ready_executions_driver(
+    session: Any,
+    *,
+    worker_id: str,
+    task_names: Iterable[str],
+    limit: int,
+    now: datetime,
+    lease_timeout: timedelta,
+) -> list[ClaimedExecution]:
+    """:func:`claim_ready_executions` on a PostgreSQL driver connection (a
+    :class:`zart.database.DriverSession`, inside the caller's transaction): the same
+    ``FOR UPDATE SKIP LOCKED`` statement, compiled once."""
+    names = list(task_names)
+    if not names or limit <= 0:
+        return []
+    token = str(uuid.uuid4())
+    expires_at = now + lease_timeout
+    statement = raw.compiled("claim", _claim_statement_pg, session.dialect, session.schema_map)
+    rows = await statement.fetch(
+        session.connection,
+        {
+            "task_names": names,
+            "active": [s.value for s in _ACTIVE],
+            "limit": limit,
+            "now": now,
+            "token": token,
+            "worker_id": worker_id,
+            "expires_at": expires_at,
+        },
+    )
+    return [
+        ClaimedExecution(
+            lease=Lease(r["execution_id"], token, worker_id, expires_at),
+            execution=_record_of(r),
+            previous_status=ExecutionStatus(r["previous_status"]),
+        )
+        for r in rows
+    ]
+
+
+def _claim_statement_pg() -> Any:
+    now = bindparam("now", type_=executions.c.updated_at.type)
+    candidates = (
+        select(executions.c.execution_id, executions.c.status.label("previous_status"))
+        .where(
+            executions.c.claimable_at <= now,
+            executions.c.task_name == any_(bindparam("task_names", type_=ARRAY(String))),
+            executions.c.status == any_(bindparam("active", type_=ARRAY(String))),
+        )
+        .order_by(executions.c.claimable_at)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+        .cte("candidates")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    return (
+        update(executions)
+        .where(executions.c.execution_id == candidates.c.execution_id)
+        .values(
+            status=ExecutionStatus.RUNNING.value,
+            lease_token=bindparam("token"),
+            lease_owner=bindparam("worker_id"),
+            claimable_at=bindparam("expires_at", type_=executions.c.claimable_at.type),
+            claim_count=executions.c.claim_count + 1,
+            updated_at=now,
+            version=executions.c.version + 1,
+        )
+        .returning(*executions.c, candidates.c.previous_status)
+    )
+
+
 async def renew_leases(
     conn: AsyncConnection, leases: Sequence[Lease], *, now: datetime, lease_timeout: timedelta
 ) -> tuple[list[Lease], list[Lease]]:
@@ -505,6 +583,74 @@ async def finish_execution(
     record = _record(row)
     await _finish_run(conn, record.run_id, status, result, error, now)
     return record
+
+
+async def finish_execution_driver(
+    session: Any,
+    lease: Lease,
+    *,
+    status: Literal[ExecutionStatus.COMPLETED, ExecutionStatus.FAILED],
+    result: Any = None,
+    error: Any = None,
+    now: datetime,
+) -> ExecutionRecord:
+    """:func:`finish_execution` on a PostgreSQL driver connection in autocommit: the execution
+    and its run in **one** statement (a data-modifying CTE), so one round trip and one commit.
+    Fenced the same way: raises :class:`LeaseLost`, having changed nothing."""
+    if status not in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED):
+        raise ValueError(f"finish_execution records completed or failed, not {status!r}")
+    statement = raw.compiled("finish", _finish_statement_pg, session.dialect, session.schema_map)
+    rows = await statement.fetch(
+        session.connection,
+        {
+            "lease_execution_id": lease.execution_id,
+            "lease_token": lease.token,
+            "status": status.value,
+            "result": result,
+            "error": error,
+            "now": now,
+        },
+    )
+    if not rows:
+        raise LeaseLost(lease.execution_id)
+    return _record_of(rows[0])
+
+
+@functools.cache
+def _finish_statement_pg() -> Any:
+    now = bindparam("now", type_=executions.c.updated_at.type)
+    status = bindparam("status", type_=executions.c.status.type)
+    result = bindparam("result", type_=executions.c.result.type)
+    error = bindparam("error", type_=executions.c.error.type)
+    finished = (
+        update(executions)
+        .where(
+            executions.c.execution_id == bindparam("lease_execution_id"),
+            executions.c.lease_token == bindparam("lease_token"),
+            executions.c.status == ExecutionStatus.RUNNING.value,
+        )
+        .values(
+            status=status,
+            lease_token=None,
+            lease_owner=None,
+            updated_at=now,
+            version=executions.c.version + 1,
+            result=result,
+            error=error,
+            claimable_at=None,
+            completed_at=now,
+        )
+        .returning(*executions.c)
+        .cte("finished")
+    )
+    run = (
+        update(runs)
+        .where(runs.c.run_id == finished.c.current_run_id)
+        .values(status=status, result=result, error=error, completed_at=now)
+        .returning(runs.c.run_id)
+        .cte("run")
+    )
+    return select(*finished.c).add_cte(run)
 
 
 async def _finish_run(

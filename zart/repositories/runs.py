@@ -37,4 +37,3 @@ async def list_runs(conn: AsyncConnection, execution_id: str) -> list[RunRecord]
         select(runs).where(runs.c.execution_id == execution_id).order_by(runs.c.run_index)
     )
     return [_record(r) for r in rows]
-

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import String, any_, bindparam, select
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,6 +25,7 @@ from zart.models import (
     StepStatus,
     table_of,
 )
+from zart.repositories import raw
 from zart.repositories.dialect import is_postgresql
 from zart.repositories.records import AttemptOutcome, Lease, StepAttemptRecord, StepRecord
 
@@ -50,7 +52,11 @@ class StepOutcome:
 
 
 def _record(row: Row[Any]) -> StepRecord:
-    m = row._mapping
+    return _record_of(row._mapping)
+
+
+def _record_of(m: Mapping[Any, Any]) -> StepRecord:
+    """A step record from a row's mapping (an SQLAlchemy row's, or an asyncpg record)."""
     return StepRecord(
         step_id=m["step_id"],
         run_id=m["run_id"],
@@ -159,6 +165,51 @@ async def record_step_outcome(
     if attempt is not None and not postgresql:
         await conn.execute(_attempt_statement(), {**params, "step_id": row.step_id})
     return _record(row)
+
+
+async def record_step_outcome_driver(
+    session: Any,
+    lease: Lease,
+    outcome: StepOutcome,
+    *,
+    attempt: AttemptOutcome | None = None,
+    now: datetime,
+) -> StepRecord:
+    """:func:`record_step_outcome` on a PostgreSQL driver connection in autocommit (a
+    :class:`zart.database.DriverSession`): the same fenced statement, one round trip, committed
+    when it returns. Raises :class:`LeaseLost` (nothing written) like the other."""
+    params = {
+        **_step_values(outcome, now),
+        "lease_execution_id": lease.execution_id,
+        "lease_token": lease.token,
+        **_attempt_values(attempt),
+    }
+    with_attempt = attempt is not None
+    statement = raw.compiled(
+        ("checkpoint", with_attempt),
+        lambda: _checkpoint_statement(True, with_attempt),
+        session.dialect,
+        session.schema_map,
+    )
+    rows = await statement.fetch(session.connection, params)
+    if not rows:
+        held = raw.compiled(
+            "lease_held", _lease_held_statement, session.dialect, session.schema_map
+        )
+        if not await held.fetch(session.connection, params):
+            raise LeaseLost(lease.execution_id)
+        raise NonDeterministicReplay(
+            f"step {outcome.name!r} already has a completed outcome in run {outcome.run_id};"
+            " a completed outcome is never overwritten"
+        )
+    return _record_of(rows[0])
+
+
+def _lease_held_statement() -> Any:
+    return select(executions.c.execution_id).where(
+        executions.c.execution_id == bindparam("lease_execution_id"),
+        executions.c.lease_token == bindparam("lease_token"),
+    )
 
 
 async def _lease_held(conn: AsyncConnection, lease: Lease) -> bool:
@@ -282,6 +333,81 @@ async def load_outcomes_of_runs(
     for row in rows:
         found[row.run_id][row.name] = _record(row)
     return found
+
+
+async def load_outcomes_of_runs_driver(
+    session: Any, run_ids: Sequence[str]
+) -> dict[str, dict[str, StepRecord]]:
+    """:func:`load_outcomes_of_runs` on a PostgreSQL driver connection (one query)."""
+    found: dict[str, dict[str, StepRecord]] = {run_id: {} for run_id in run_ids}
+    if not run_ids:
+        return found
+    statement = raw.compiled(
+        "outcomes_of_runs",
+        lambda: select(steps).where(
+            steps.c.run_id == any_(bindparam("run_ids", type_=ARRAY(String)))
+        ),
+        session.dialect,
+        session.schema_map,
+    )
+    for row in await statement.fetch(session.connection, {"run_ids": list(run_ids)}):
+        found[row["run_id"]][row["name"]] = _record_of(row)
+    return found
+
+
+async def complete_due_sleeps(
+    conn: AsyncConnection, run_ids: Sequence[str], *, now: datetime
+) -> int:
+    """Complete the sleeps of ``run_ids`` that are due at ``now``, in the caller's transaction
+    (the claim's, which holds their leases): what each resumed handler would otherwise store
+    with a checkpoint of its own the moment it passes the sleep. How many were completed."""
+    if not run_ids:
+        return 0
+    rows = await conn.execute(
+        _complete_sleeps_statement(False), {"run_ids": list(run_ids), "now": now}
+    )
+    return len(rows.all())
+
+
+async def complete_due_sleeps_driver(session: Any, run_ids: Sequence[str], *, now: datetime) -> int:
+    """:func:`complete_due_sleeps` on a PostgreSQL driver connection (in its transaction)."""
+    if not run_ids:
+        return 0
+    statement = raw.compiled(
+        "complete_due_sleeps",
+        lambda: _complete_sleeps_statement(True),
+        session.dialect,
+        session.schema_map,
+    )
+    return len(await statement.fetch(session.connection, {"run_ids": list(run_ids), "now": now}))
+
+
+@functools.cache
+def _complete_sleeps_statement(postgresql: bool) -> Any:
+    runs = (
+        steps.c.run_id == any_(bindparam("run_ids", type_=ARRAY(String)))
+        if postgresql
+        else steps.c.run_id.in_(bindparam("run_ids", expanding=True))
+    )
+    now = bindparam("now", type_=steps.c.completed_at.type)
+    return (
+        steps.update()
+        .where(
+            runs,
+            steps.c.kind == StepKind.SLEEP.value,
+            steps.c.status == StepStatus.WAITING.value,
+            steps.c.wake_at <= now,
+        )
+        .values(
+            status=StepStatus.COMPLETED.value,
+            # JSON null, as the handler's own checkpoint of a sleep stores it
+            result=bindparam("sleep_result", None, type_=steps.c.result.type),
+            attempts=1,
+            updated_at=now,
+            completed_at=now,
+        )
+        .returning(steps.c.step_id)
+    )
 
 
 async def list_steps(conn: AsyncConnection, run_id: str) -> list[StepRecord]:

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import String, and_, any_, bindparam, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zart.models import ExecutionRow, ExecutionStatus, TimerKind, TimerRow, table_of
+from zart.repositories import raw
 from zart.repositories.records import TimerRecord
 
 timers = table_of(TimerRow)
@@ -90,6 +92,29 @@ async def fire_due_timers(
         .returning(*timers.c)
     )
     return [_record(r) for r in rows]
+
+
+async def fire_due_timers_driver(session: Any, run_ids: Sequence[str], *, now: datetime) -> int:
+    """:func:`fire_due_timers` on a PostgreSQL driver connection (in its transaction); how
+    many fired."""
+    if not run_ids:
+        return 0
+    statement = raw.compiled(
+        "fire_due_timers",
+        lambda: (
+            update(timers)
+            .where(
+                timers.c.run_id == any_(bindparam("run_ids", type_=ARRAY(String))),
+                timers.c.fired_at.is_(None),
+                timers.c.fire_at <= bindparam("now", type_=timers.c.fire_at.type),
+            )
+            .values(fired_at=bindparam("now", type_=timers.c.fired_at.type))
+            .returning(timers.c.timer_id)
+        ),
+        session.dialect,
+        session.schema_map,
+    )
+    return len(await statement.fetch(session.connection, {"run_ids": list(run_ids), "now": now}))
 
 
 async def cancel_timer(conn: AsyncConnection, run_id: str, name: str, *, now: datetime) -> None:

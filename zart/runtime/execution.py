@@ -16,12 +16,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zart.clock import SYSTEM_CLOCK, Clock
+from zart.database import DriverConnections
 from zart.errors import (
     DuplicateStepName,
     ExecutionDeadlineExceeded,
@@ -81,6 +82,9 @@ class Runtime:
     channel: str = wakeups.CHANNEL
     _single_statement: AsyncEngine | None = field(default=None, repr=False)
     _group: GroupCommitter | None = field(default=None, repr=False)
+    #: PostgreSQL, while a worker runs: driver connections for the hot statements.
+    _driver: DriverConnections | None = field(default=None, repr=False)
+    _driver_users: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         if self.engine.dialect.name == "postgresql":
@@ -89,6 +93,28 @@ class Runtime:
             self._single_statement = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         else:
             self._group = GroupCommitter(self.transaction, self.clock.now)
+
+    def open_driver(self) -> None:
+        """A worker starts: on PostgreSQL, keep driver connections for its hot statements
+        (checkpoints, claims, finishes) until the last worker of this runtime stops."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        self._driver_users += 1
+        if self._driver is None:
+            self._driver = DriverConnections(self.engine)
+
+    async def close_driver(self) -> None:
+        """A worker stopped (see :meth:`open_driver`)."""
+        if self.engine.dialect.name != "postgresql" or self._driver_users == 0:
+            return
+        self._driver_users -= 1
+        if self._driver_users == 0 and self._driver is not None:
+            driver, self._driver = self._driver, None
+            await driver.close()
+
+    @property
+    def driver(self) -> DriverConnections | None:
+        return self._driver
 
     async def write_checkpoint(
         self,
@@ -101,6 +127,15 @@ class Runtime:
         if self._group is not None:
             return await self._group.write(lease, outcome, attempt, timer)
         now = self.clock.now()
+        if self._driver is not None and (timer is None or outcome.wake_at is None):
+            # One fenced statement in autocommit on a driver connection: one round trip.
+            try:
+                async with self._driver.connection() as session:
+                    return await steps_repo.record_step_outcome_driver(
+                        session, lease, outcome, attempt=attempt, now=now
+                    )
+            except (SQLAlchemyError, OSError) as exc:
+                raise CheckpointFailed(f"checkpoint could not be written: {exc}") from exc
         if timer is None or outcome.wake_at is None:
             async with self.checkpoint_connection() as conn:
                 return await write_one(conn, lease, outcome, attempt, None, now)
@@ -698,15 +733,32 @@ async def _finish(state: RunState, outcome: _Outcome) -> ExecutionRecord:
         log("execution_suspended", "execution waits", wake_at=record.claimable_at, **fields)
         return record
     completed = isinstance(outcome, _Completed)
-    async with state.runtime.engine.begin() as conn:
-        record = await executions_repo.finish_execution(
-            conn,
-            state.lease,
-            status=ExecutionStatus.COMPLETED if completed else ExecutionStatus.FAILED,
-            result=outcome.result if isinstance(outcome, _Completed) else None,
-            error=outcome.error if isinstance(outcome, _Failed) else None,
-            now=state.clock.now(),
-        )
+    status: Literal[ExecutionStatus.COMPLETED, ExecutionStatus.FAILED] = (
+        ExecutionStatus.COMPLETED if completed else ExecutionStatus.FAILED
+    )
+    result = outcome.result if isinstance(outcome, _Completed) else None
+    error = outcome.error if isinstance(outcome, _Failed) else None
+    driver = state.runtime.driver
+    if driver is not None:  # PostgreSQL: one statement in autocommit
+        async with driver.connection() as session:
+            record = await executions_repo.finish_execution_driver(
+                session,
+                state.lease,
+                status=status,
+                result=result,
+                error=error,
+                now=state.clock.now(),
+            )
+    else:
+        async with state.runtime.engine.begin() as conn:
+            record = await executions_repo.finish_execution(
+                conn,
+                state.lease,
+                status=status,
+                result=result,
+                error=error,
+                now=state.clock.now(),
+            )
     if isinstance(outcome, _Failed):
         log("execution_failed", f"execution failed: {outcome.error['message']}", **fields)
     else:

@@ -81,6 +81,11 @@ class WorkerSettings:
         return self.heartbeat_interval or self.lease_timeout / 3
 
 
+def _woken_runs(claimed: list[ClaimedExecution]) -> list[str]:
+    """The runs a wake-up (a due timer, an event) brought back: they were waiting."""
+    return [c.execution.run_id for c in claimed if c.previous_status is ExecutionStatus.WAITING]
+
+
 class Worker:
     """Claims executions of the given task names and runs their handlers."""
 
@@ -129,6 +134,7 @@ class Worker:
                 concurrency=self.settings.concurrency,
                 now=self.runtime.clock.now(),
             )
+        self.runtime.open_driver()
         self._loops = [
             self._supervise("claim", self._claim_loop),
             self._supervise("heartbeat", self._heartbeat_loop),
@@ -208,6 +214,7 @@ class Worker:
                 )
         except TRANSIENT_ERRORS as exc:
             log("worker_stop_unrecorded", f"could not record the stop: {exc}", level=30)
+        await self.runtime.close_driver()
         log(
             "worker_stopped",
             f"worker {self.worker_id} stopped",
@@ -263,29 +270,58 @@ class Worker:
     async def _until_next_due(self, longest: float, now: datetime) -> float:
         """Seconds until the next execution becomes claimable after ``now`` (the claim's time,
         so one that came due since is picked up at once), at most ``longest``."""
-        async with self._reads.connect() as conn:
-            due = await wakeups.next_claimable_at(conn, self.task_names, after=now)
+        driver = self.runtime.driver
+        if driver is not None:
+            async with driver.connection() as session:
+                due = await wakeups.next_claimable_at_driver(session, self.task_names, after=now)
+        else:
+            async with self._reads.connect() as conn:
+                due = await wakeups.next_claimable_at(conn, self.task_names, after=now)
         if due is None:
             return longest
         return min(longest, max((due - self.runtime.clock.now()).total_seconds(), 0.0))
 
     async def _claim(self, free: int, now: datetime) -> int:
-        async with self.runtime.engine.begin() as conn:
-            claimed = await executions_repo.claim_ready_executions(
-                conn,
-                worker_id=self.worker_id,
-                task_names=self.task_names,
-                limit=free,
-                now=now,
-                lease_timeout=timedelta(seconds=self.settings.lease_timeout),
-            )
-            run_ids = [c.execution.run_id for c in claimed]
-            outcomes = await steps_repo.load_outcomes_of_runs(conn, run_ids) if claimed else {}
-            # A wake-up brought these back: their due timers have fired.
-            woken = [
-                c.execution.run_id for c in claimed if c.previous_status is ExecutionStatus.WAITING
-            ]
-            await timers_repo.fire_due_timers(conn, woken, now=now)
+        """Claim up to ``free`` executions and load their outcomes, in one transaction. The
+        claim also does, for the whole batch at once, what each woken run would otherwise do
+        one by one: its due timers fire and its due sleeps are completed (a due sleep needs no
+        handler code), so a woken sleeper costs no write of its own to get past its sleep."""
+        lease_timeout = timedelta(seconds=self.settings.lease_timeout)
+        driver = self.runtime.driver
+        if driver is not None:  # PostgreSQL: the same statements on a driver connection
+            async with driver.transaction() as session:
+                claimed = await executions_repo.claim_ready_executions_driver(
+                    session,
+                    worker_id=self.worker_id,
+                    task_names=self.task_names,
+                    limit=free,
+                    now=now,
+                    lease_timeout=lease_timeout,
+                )
+                if not claimed:
+                    return 0
+                woken = _woken_runs(claimed)
+                if woken:
+                    await timers_repo.fire_due_timers_driver(session, woken, now=now)
+                    await steps_repo.complete_due_sleeps_driver(session, woken, now=now)
+                run_ids = [c.execution.run_id for c in claimed]
+                outcomes = await steps_repo.load_outcomes_of_runs_driver(session, run_ids)
+        else:
+            async with self.runtime.engine.begin() as conn:
+                claimed = await executions_repo.claim_ready_executions(
+                    conn,
+                    worker_id=self.worker_id,
+                    task_names=self.task_names,
+                    limit=free,
+                    now=now,
+                    lease_timeout=lease_timeout,
+                )
+                woken = _woken_runs(claimed)
+                if woken:
+                    await timers_repo.fire_due_timers(conn, woken, now=now)
+                    await steps_repo.complete_due_sleeps(conn, woken, now=now)
+                run_ids = [c.execution.run_id for c in claimed]
+                outcomes = await steps_repo.load_outcomes_of_runs(conn, run_ids) if claimed else {}
         for item in claimed:
             self._spawn(item, outcomes.get(item.execution.run_id, {}))
         return len(claimed)
