@@ -548,6 +548,92 @@ async def suspend_execution(
     return _record(row)
 
 
+async def suspend_execution_driver(
+    session: Any,
+    lease: Lease,
+    *,
+    run_id: str,
+    now: datetime,
+    awaited_events: Sequence[str] = (),
+) -> ExecutionRecord:
+    """:func:`suspend_execution` on a PostgreSQL driver connection, inside the caller's
+    transaction: the same two statements (the second only when events are awaited), in the
+    same order, so the same lost-wake-up argument holds."""
+    params = {
+        "fence_execution_id": lease.execution_id,
+        "fence_token": lease.token,
+        "run_id": run_id,
+        "now": now,
+        "events": list(awaited_events),
+    }
+    parked = raw.compiled("suspend", _suspend_statement_pg, session.dialect, session.schema_map)
+    rows = await parked.fetch(session.connection, params)
+    if not rows:
+        raise LeaseLost(lease.execution_id)
+    row = rows[0]
+    if awaited_events:
+        woken = raw.compiled(
+            "suspend_woken", _suspend_woken_statement_pg, session.dialect, session.schema_map
+        )
+        again = await woken.fetch(session.connection, params)
+        if again:
+            row = again[0]
+    return _record_of(row)
+
+
+@functools.cache
+def _suspend_statement_pg() -> Any:
+    now = bindparam("now", type_=executions.c.updated_at.type)
+    next_timer = (
+        select(func.min(timers.c.fire_at))
+        .where(timers.c.run_id == bindparam("run_id"), timers.c.fired_at.is_(None))
+        .scalar_subquery()
+    )
+    deadline = executions.c.deadline_at
+    wake_at = case(
+        (next_timer.is_(None), deadline),
+        (deadline.is_(None), next_timer),
+        (next_timer < deadline, next_timer),
+        else_=deadline,
+    )
+    return (
+        update(executions)
+        .where(
+            executions.c.execution_id == bindparam("fence_execution_id"),
+            executions.c.lease_token == bindparam("fence_token"),
+            executions.c.status == ExecutionStatus.RUNNING.value,
+        )
+        .values(
+            status=ExecutionStatus.WAITING.value,
+            lease_token=None,
+            lease_owner=None,
+            updated_at=now,
+            version=executions.c.version + 1,
+            claimable_at=wake_at,
+        )
+        .returning(*executions.c)
+    )
+
+
+@functools.cache
+def _suspend_woken_statement_pg() -> Any:
+    pending = (
+        select(events.c.event_id)
+        .where(
+            events.c.execution_id == bindparam("fence_execution_id"),
+            events.c.name == any_(bindparam("events", type_=ARRAY(String))),
+            events.c.consumed_at.is_(None),
+        )
+        .exists()
+    )
+    return (
+        update(executions)
+        .where(executions.c.execution_id == bindparam("fence_execution_id"), pending)
+        .values(claimable_at=bindparam("now", type_=executions.c.claimable_at.type))
+        .returning(*executions.c)
+    )
+
+
 async def finish_execution(
     conn: AsyncConnection,
     lease: Lease,
@@ -603,8 +689,8 @@ async def finish_execution_driver(
     rows = await statement.fetch(
         session.connection,
         {
-            "lease_execution_id": lease.execution_id,
-            "lease_token": lease.token,
+            "fence_execution_id": lease.execution_id,
+            "fence_token": lease.token,
             "status": status.value,
             "result": result,
             "error": error,
@@ -625,8 +711,8 @@ def _finish_statement_pg() -> Any:
     finished = (
         update(executions)
         .where(
-            executions.c.execution_id == bindparam("lease_execution_id"),
-            executions.c.lease_token == bindparam("lease_token"),
+            executions.c.execution_id == bindparam("fence_execution_id"),
+            executions.c.lease_token == bindparam("fence_token"),
             executions.c.status == ExecutionStatus.RUNNING.value,
         )
         .values(

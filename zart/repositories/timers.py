@@ -72,6 +72,63 @@ async def create_timer(
     return _record(row)
 
 
+async def create_timer_driver(
+    session: Any,
+    *,
+    execution_id: str,
+    run_id: str,
+    name: str,
+    kind: TimerKind,
+    fire_at: datetime,
+    now: datetime,
+) -> None:
+    """:func:`create_timer` on a PostgreSQL driver connection, inside the caller's transaction:
+    one statement (the insert and the wake-up time of a waiting execution, as CTEs)."""
+    statement = raw.compiled(
+        "create_timer", _create_timer_statement_pg, session.dialect, session.schema_map
+    )
+    await statement.fetch(
+        session.connection,
+        {
+            "execution_id": execution_id,
+            "run_id": run_id,
+            "name": name,
+            "kind": kind.value,
+            "fire_at": fire_at,
+            "created_at": now,
+        },
+    )
+
+
+def _create_timer_statement_pg() -> Any:
+    fire_at = bindparam("fire_at", type_=timers.c.fire_at.type)
+    inserted = (
+        timers.insert()
+        .values(
+            execution_id=bindparam("execution_id"),
+            run_id=bindparam("run_id"),
+            name=bindparam("name"),
+            kind=bindparam("kind"),
+            fire_at=fire_at,
+            created_at=bindparam("created_at", type_=timers.c.created_at.type),
+        )
+        .returning(timers.c.timer_id)
+        .cte("inserted")
+    )
+    lowered = (
+        update(executions)
+        .where(
+            executions.c.execution_id == bindparam("execution_id"),
+            executions.c.status == ExecutionStatus.WAITING.value,
+            or_(executions.c.claimable_at.is_(None), executions.c.claimable_at > fire_at),
+        )
+        .values(claimable_at=fire_at)
+        .returning(executions.c.execution_id)
+        .cte("lowered")
+    )
+    return select(inserted.c.timer_id).add_cte(lowered)
+
+
 async def fire_due_timers(
     conn: AsyncConnection, run_ids: Sequence[str], *, now: datetime
 ) -> list[TimerRecord]:

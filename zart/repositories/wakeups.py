@@ -36,6 +36,19 @@ async def notify(conn: AsyncConnection, channel: str, task_name: str) -> None:
         await conn.execute(select(func.pg_notify(channel, task_name)))
 
 
+async def notify_driver(session: Any, channel: str, task_name: str) -> None:
+    """:func:`notify` on a PostgreSQL driver connection (sent when its transaction commits)."""
+    statement = raw.compiled(
+        "notify",
+        lambda: select(
+            func.pg_notify(bindparam("channel", type_=String), bindparam("task", type_=String))
+        ),
+        session.dialect,
+        session.schema_map,
+    )
+    await statement.fetch(session.connection, {"channel": channel, "task": task_name})
+
+
 async def next_claimable_at(
     conn: AsyncConnection, task_names: Iterable[str], *, after: datetime
 ) -> datetime | None:

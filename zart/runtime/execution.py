@@ -127,13 +127,28 @@ class Runtime:
         if self._group is not None:
             return await self._group.write(lease, outcome, attempt, timer)
         now = self.clock.now()
-        if self._driver is not None and (timer is None or outcome.wake_at is None):
-            # One fenced statement in autocommit on a driver connection: one round trip.
+        if self._driver is not None:
             try:
-                async with self._driver.connection() as session:
-                    return await steps_repo.record_step_outcome_driver(
+                if timer is None or outcome.wake_at is None:
+                    # One fenced statement in autocommit: one round trip, one commit.
+                    async with self._driver.connection() as session:
+                        return await steps_repo.record_step_outcome_driver(
+                            session, lease, outcome, attempt=attempt, now=now
+                        )
+                async with self._driver.transaction() as session:  # the wait and its timer
+                    record = await steps_repo.record_step_outcome_driver(
                         session, lease, outcome, attempt=attempt, now=now
                     )
+                    await timers_repo.create_timer_driver(
+                        session,
+                        execution_id=lease.execution_id,
+                        run_id=outcome.run_id,
+                        name=outcome.name,
+                        kind=timer,
+                        fire_at=outcome.wake_at,
+                        now=now,
+                    )
+                    return record
             except (SQLAlchemyError, OSError) as exc:
                 raise CheckpointFailed(f"checkpoint could not be written: {exc}") from exc
         if timer is None or outcome.wake_at is None:
@@ -720,16 +735,29 @@ async def _finish(state: RunState, outcome: _Outcome) -> ExecutionRecord:
         "task": state.execution.task_name,
     }
     if isinstance(outcome, _Waiting):
-        async with state.runtime.engine.begin() as conn:
-            record = await executions_repo.suspend_execution(
-                conn,
-                state.lease,
-                run_id=state.execution.run_id,
-                now=state.clock.now(),
-                awaited_events=sorted(outcome.awaited_events),
-            )
-            if record.claimable_at is not None:  # idle workers re-plan their next wake-up
-                await wakeups.notify(conn, state.runtime.channel, record.task_name)
+        driver = state.runtime.driver
+        if driver is not None:
+            async with driver.transaction() as session:
+                record = await executions_repo.suspend_execution_driver(
+                    session,
+                    state.lease,
+                    run_id=state.execution.run_id,
+                    now=state.clock.now(),
+                    awaited_events=sorted(outcome.awaited_events),
+                )
+                if record.claimable_at is not None:  # idle workers re-plan their next wake-up
+                    await wakeups.notify_driver(session, state.runtime.channel, record.task_name)
+        else:
+            async with state.runtime.engine.begin() as conn:
+                record = await executions_repo.suspend_execution(
+                    conn,
+                    state.lease,
+                    run_id=state.execution.run_id,
+                    now=state.clock.now(),
+                    awaited_events=sorted(outcome.awaited_events),
+                )
+                if record.claimable_at is not None:  # idle workers re-plan their next wake-up
+                    await wakeups.notify(conn, state.runtime.channel, record.task_name)
         log("execution_suspended", "execution waits", wake_at=record.claimable_at, **fields)
         return record
     completed = isinstance(outcome, _Completed)
