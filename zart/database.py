@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Mapping
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Dialect, make_url
@@ -34,6 +36,16 @@ _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 #: How long an SQLite writer waits for the write lock before failing, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+    "PRAGMA foreign_keys=ON",
+    # FULL: a commit survives power loss too, not only a crash of the process.
+    "PRAGMA synchronous=FULL",
+)
+
+T = TypeVar("T")
 
 
 def parse_url(url: str | URL) -> URL:
@@ -111,11 +123,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # Let SQLAlchemy, not the driver, decide when a transaction begins (see _on_begin).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        # FULL: a commit survives power loss too, not only a crash of the process.
-        cursor.execute("PRAGMA synchronous=FULL")
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -235,3 +244,76 @@ async def _discard(entry: tuple[AsyncConnection, Any]) -> None:
     finally:
         with contextlib.suppress(Exception):  # already terminated: nothing left to release
             await owner.close()
+
+
+class SQLiteWriter:
+    """SQLite: one stdlib ``sqlite3`` connection, used from one thread of its own, for the
+    worker's writes (checkpoints, claims, finishes). A whole transaction, ``BEGIN IMMEDIATE``
+    to ``COMMIT``, is one hop to that thread; aiosqlite makes several per statement. Set up as
+    the engine's connections are (WAL, ``synchronous=FULL``, the busy timeout, foreign keys).
+    Errors surface as SQLAlchemy errors (:class:`~sqlalchemy.exc.OperationalError`)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        if engine.dialect.name != "sqlite":
+            raise ValueError("the SQLite writer is for SQLite")
+        self.dialect = engine.dialect
+        self._path = str(engine.url.database)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zart-sqlite")
+        self._connection: sqlite3.Connection | None = None
+
+    def _connected(self) -> sqlite3.Connection:
+        if self._connection is None:
+            connection = sqlite3.connect(
+                self._path,
+                isolation_level=None,  # transactions are begun explicitly below
+                check_same_thread=False,
+                timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            )
+            for pragma in _SQLITE_PRAGMAS:
+                connection.execute(pragma)
+            self._connection = connection
+        return self._connection
+
+    async def transaction(self, work: Callable[[DriverSession], T]) -> T:
+        """Run ``work`` in a write transaction (committed when it returns, rolled back when it
+        raises), in the writer's thread; its result."""
+
+        def run() -> T:
+            connection = self._connected()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(DriverSession(connection, self.dialect, None))
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            try:
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            return result
+
+        return await self._in_thread(run)
+
+    async def read(self, work: Callable[[DriverSession], T]) -> T:
+        """Run ``work`` outside a transaction (each statement on its own), in the thread."""
+        return await self._in_thread(
+            lambda: work(DriverSession(self._connected(), self.dialect, None))
+        )
+
+    async def _in_thread(self, run: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        except sqlite3.Error as exc:
+            raise OperationalError(None, None, exc) from exc
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+        with contextlib.suppress(sqlite3.Error):
+            await asyncio.get_running_loop().run_in_executor(self._executor, close)
+        self._executor.shutdown(wait=False)

@@ -391,6 +391,79 @@ async def claim_ready_executions_driver(
     ]
 
 
+def claim_ready_executions_sqlite(
+    session: Any,
+    *,
+    worker_id: str,
+    task_names: Iterable[str],
+    limit: int,
+    now: datetime,
+    lease_timeout: timedelta,
+) -> list[ClaimedExecution]:
+    """:func:`claim_ready_executions` on SQLite's writer connection, inside its ``BEGIN
+    IMMEDIATE`` transaction (which holds the only write lock: read-then-update is safe)."""
+    names = list(task_names)
+    if not names or limit <= 0:
+        return []
+    token = str(uuid.uuid4())
+    expires_at = now + lease_timeout
+    params = {
+        "task_names": raw.json_list(names),
+        "active": raw.json_list([s.value for s in _ACTIVE]),
+        "limit": limit,
+        "now": now,
+        "token": token,
+        "worker_id": worker_id,
+        "expires_at": expires_at,
+    }
+    due = raw.compiled("claim_due", _claim_due_sqlite, session.dialect, None)
+    previous = {
+        r["execution_id"]: r["previous_status"] for r in due.run(session.connection, params)
+    }
+    if not previous:
+        return []
+    claim = raw.compiled("claim_update", _claim_update_sqlite, session.dialect, None)
+    rows = claim.run(session.connection, {**params, "ids": raw.json_list(list(previous))})
+    return [
+        ClaimedExecution(
+            lease=Lease(r["execution_id"], token, worker_id, expires_at),
+            execution=_record_of(r),
+            previous_status=ExecutionStatus(previous[r["execution_id"]]),
+        )
+        for r in rows
+    ]
+
+
+def _claim_due_sqlite() -> Any:
+    return (
+        select(executions.c.execution_id, executions.c.status.label("previous_status"))
+        .where(
+            executions.c.claimable_at <= bindparam("now", type_=executions.c.claimable_at.type),
+            raw.in_json_list(executions.c.task_name, "task_names"),
+            raw.in_json_list(executions.c.status, "active"),
+        )
+        .order_by(executions.c.claimable_at)
+        .limit(bindparam("limit"))
+    )
+
+
+def _claim_update_sqlite() -> Any:
+    return (
+        update(executions)
+        .where(raw.in_json_list(executions.c.execution_id, "ids"))
+        .values(
+            status=ExecutionStatus.RUNNING.value,
+            lease_token=bindparam("token"),
+            lease_owner=bindparam("worker_id"),
+            claimable_at=bindparam("expires_at", type_=executions.c.claimable_at.type),
+            claim_count=executions.c.claim_count + 1,
+            updated_at=bindparam("now", type_=executions.c.updated_at.type),
+            version=executions.c.version + 1,
+        )
+        .returning(*executions.c)
+    )
+
+
 def _claim_statement_pg() -> Any:
     now = bindparam("now", type_=executions.c.updated_at.type)
     candidates = (
@@ -700,6 +773,74 @@ async def finish_execution_driver(
     if not rows:
         raise LeaseLost(lease.execution_id)
     return _record_of(rows[0])
+
+
+def finish_execution_sqlite(
+    session: Any,
+    lease: Lease,
+    *,
+    status: Literal[ExecutionStatus.COMPLETED, ExecutionStatus.FAILED],
+    result: Any = None,
+    error: Any = None,
+    now: datetime,
+) -> ExecutionRecord:
+    """:func:`finish_execution` on SQLite's writer connection, inside its transaction."""
+    if status not in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED):
+        raise ValueError(f"finish_execution records completed or failed, not {status!r}")
+    params = {
+        "fence_execution_id": lease.execution_id,
+        "fence_token": lease.token,
+        "status": status.value,
+        "result": result,
+        "error": error,
+        "now": now,
+    }
+    finished = raw.compiled("finish", _finish_execution_sqlite, session.dialect, None)
+    rows = finished.run(session.connection, params)
+    if not rows:
+        raise LeaseLost(lease.execution_id)
+    record = _record_of(rows[0])
+    run = raw.compiled("finish_run", _finish_run_sqlite, session.dialect, None)
+    run.run(session.connection, {**params, "run_id": record.run_id})
+    return record
+
+
+def _finish_execution_sqlite() -> Any:
+    now = bindparam("now", type_=executions.c.updated_at.type)
+    return (
+        update(executions)
+        .where(
+            executions.c.execution_id == bindparam("fence_execution_id"),
+            executions.c.lease_token == bindparam("fence_token"),
+            executions.c.status == ExecutionStatus.RUNNING.value,
+        )
+        .values(
+            status=bindparam("status", type_=executions.c.status.type),
+            lease_token=None,
+            lease_owner=None,
+            updated_at=now,
+            version=executions.c.version + 1,
+            result=bindparam("result", type_=executions.c.result.type),
+            error=bindparam("error", type_=executions.c.error.type),
+            claimable_at=None,
+            completed_at=now,
+        )
+        .returning(*executions.c)
+    )
+
+
+def _finish_run_sqlite() -> Any:
+    return (
+        update(runs)
+        .where(runs.c.run_id == bindparam("run_id"))
+        .values(
+            status=bindparam("status", type_=runs.c.status.type),
+            result=bindparam("result", type_=runs.c.result.type),
+            error=bindparam("error", type_=runs.c.error.type),
+            completed_at=bindparam("now", type_=runs.c.completed_at.type),
+        )
+        .returning(runs.c.run_id)
+    )
 
 
 @functools.cache

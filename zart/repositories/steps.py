@@ -205,6 +205,46 @@ async def record_step_outcome_driver(
     return _record_of(rows[0])
 
 
+def record_step_outcome_sqlite(
+    session: Any,
+    lease: Lease,
+    outcome: StepOutcome,
+    *,
+    attempt: AttemptOutcome | None = None,
+    now: datetime,
+) -> StepRecord:
+    """:func:`record_step_outcome` on SQLite's writer connection (a
+    :class:`zart.database.DriverSession` of :class:`zart.database.SQLiteWriter`, inside its
+    ``BEGIN IMMEDIATE`` transaction; synchronous, in the writer's thread). The same fenced
+    statements; raises :class:`LeaseLost` (nothing written) like the other."""
+    params = {
+        **_step_values(outcome, now),
+        "lease_execution_id": lease.execution_id,
+        "lease_token": lease.token,
+        **_attempt_values(attempt),
+    }
+    statement = raw.compiled(
+        ("checkpoint", False),
+        lambda: _checkpoint_statement(False, False),
+        session.dialect,
+        None,
+    )
+    rows = statement.run(session.connection, params)
+    if not rows:
+        held = raw.compiled("lease_held", _lease_held_statement, session.dialect, None)
+        if not held.run(session.connection, params):
+            raise LeaseLost(lease.execution_id)
+        raise NonDeterministicReplay(
+            f"step {outcome.name!r} already has a completed outcome in run {outcome.run_id};"
+            " a completed outcome is never overwritten"
+        )
+    record = _record_of(rows[0])
+    if attempt is not None:
+        insert = raw.compiled("attempt", _attempt_statement, session.dialect, None)
+        insert.run(session.connection, {**params, "step_id": record.step_id})
+    return record
+
+
 def _lease_held_statement() -> Any:
     return select(executions.c.execution_id).where(
         executions.c.execution_id == bindparam("lease_execution_id"),
@@ -355,6 +395,37 @@ async def load_outcomes_of_runs_driver(
     return found
 
 
+def load_outcomes_of_runs_sqlite(
+    session: Any, run_ids: Sequence[str]
+) -> dict[str, dict[str, StepRecord]]:
+    """:func:`load_outcomes_of_runs` on SQLite's writer connection (one query)."""
+    found: dict[str, dict[str, StepRecord]] = {run_id: {} for run_id in run_ids}
+    if not run_ids:
+        return found
+    statement = raw.compiled(
+        "outcomes_of_runs",
+        lambda: select(steps).where(raw.in_json_list(steps.c.run_id, "run_ids")),
+        session.dialect,
+        None,
+    )
+    for row in statement.run(session.connection, {"run_ids": raw.json_list(run_ids)}):
+        found[row["run_id"]][row["name"]] = _record_of(row)
+    return found
+
+
+def complete_due_sleeps_sqlite(session: Any, run_ids: Sequence[str], *, now: datetime) -> int:
+    """:func:`complete_due_sleeps` on SQLite's writer connection (in its transaction)."""
+    if not run_ids:
+        return 0
+    statement = raw.compiled(
+        "complete_due_sleeps",
+        lambda: _complete_sleeps_statement(None),
+        session.dialect,
+        None,
+    )
+    return len(statement.run(session.connection, {"run_ids": raw.json_list(run_ids), "now": now}))
+
+
 async def complete_due_sleeps(
     conn: AsyncConnection, run_ids: Sequence[str], *, now: datetime
 ) -> int:
@@ -383,12 +454,15 @@ async def complete_due_sleeps_driver(session: Any, run_ids: Sequence[str], *, no
 
 
 @functools.cache
-def _complete_sleeps_statement(postgresql: bool) -> Any:
-    runs = (
-        steps.c.run_id == any_(bindparam("run_ids", type_=ARRAY(String)))
-        if postgresql
-        else steps.c.run_id.in_(bindparam("run_ids", expanding=True))
-    )
+def _complete_sleeps_statement(postgresql: bool | None) -> Any:
+    """``postgresql``: True, an array parameter; False, an expanding IN; None, a JSON list
+    (SQLite's writer connection)."""
+    if postgresql:
+        runs = steps.c.run_id == any_(bindparam("run_ids", type_=ARRAY(String)))
+    elif postgresql is None:
+        runs = raw.in_json_list(steps.c.run_id, "run_ids")
+    else:
+        runs = steps.c.run_id.in_(bindparam("run_ids", expanding=True))
     now = bindparam("now", type_=steps.c.completed_at.type)
     return (
         steps.update()

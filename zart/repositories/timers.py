@@ -174,6 +174,77 @@ async def fire_due_timers_driver(session: Any, run_ids: Sequence[str], *, now: d
     return len(await statement.fetch(session.connection, {"run_ids": list(run_ids), "now": now}))
 
 
+def fire_due_timers_sqlite(session: Any, run_ids: Sequence[str], *, now: datetime) -> int:
+    """:func:`fire_due_timers` on SQLite's writer connection (in its transaction)."""
+    if not run_ids:
+        return 0
+    statement = raw.compiled(
+        "fire_due_timers",
+        lambda: (
+            update(timers)
+            .where(
+                raw.in_json_list(timers.c.run_id, "run_ids"),
+                timers.c.fired_at.is_(None),
+                timers.c.fire_at <= bindparam("now", type_=timers.c.fire_at.type),
+            )
+            .values(fired_at=bindparam("now", type_=timers.c.fired_at.type))
+            .returning(timers.c.timer_id)
+        ),
+        session.dialect,
+        None,
+    )
+    return len(statement.run(session.connection, {"run_ids": raw.json_list(run_ids), "now": now}))
+
+
+def create_timer_sqlite(
+    session: Any,
+    *,
+    execution_id: str,
+    run_id: str,
+    name: str,
+    kind: TimerKind,
+    fire_at: datetime,
+    now: datetime,
+) -> None:
+    """:func:`create_timer` on SQLite's writer connection (in its transaction)."""
+    params = {
+        "execution_id": execution_id,
+        "run_id": run_id,
+        "name": name,
+        "kind": kind.value,
+        "fire_at": fire_at,
+        "created_at": now,
+    }
+    insert = raw.compiled("create_timer", _insert_timer_statement, session.dialect, None)
+    insert.run(session.connection, params)
+    lower = raw.compiled("lower_wake_up", _lower_wake_up_statement, session.dialect, None)
+    lower.run(session.connection, params)
+
+
+def _insert_timer_statement() -> Any:
+    return timers.insert().values(
+        execution_id=bindparam("execution_id"),
+        run_id=bindparam("run_id"),
+        name=bindparam("name"),
+        kind=bindparam("kind"),
+        fire_at=bindparam("fire_at", type_=timers.c.fire_at.type),
+        created_at=bindparam("created_at", type_=timers.c.created_at.type),
+    )
+
+
+def _lower_wake_up_statement() -> Any:
+    fire_at = bindparam("fire_at", type_=executions.c.claimable_at.type)
+    return (
+        update(executions)
+        .where(
+            executions.c.execution_id == bindparam("execution_id"),
+            executions.c.status == ExecutionStatus.WAITING.value,
+            or_(executions.c.claimable_at.is_(None), executions.c.claimable_at > fire_at),
+        )
+        .values(claimable_at=fire_at)
+    )
+
+
 async def cancel_timer(conn: AsyncConnection, run_id: str, name: str, *, now: datetime) -> None:
     """Mark the pending timers of step ``name`` fired early: what they waited for happened
     (an event arrived before its deadline), so they must not wake the run again."""

@@ -81,3 +81,23 @@ async def next_claimable_at_driver(
     )
     value: datetime | None = rows[0]["due"] if rows else None
     return value
+
+
+def next_claimable_at_sqlite(
+    session: Any, task_names: Iterable[str], *, after: datetime
+) -> datetime | None:
+    """:func:`next_claimable_at` on SQLite's writer connection (a read, no transaction)."""
+    statement = raw.compiled(
+        "next_claimable_at",
+        lambda: select(func.min(executions.c.claimable_at).label("due")).where(
+            executions.c.claimable_at > bindparam("after", type_=executions.c.claimable_at.type),
+            raw.in_json_list(executions.c.task_name, "task_names"),
+        ),
+        session.dialect,
+        None,
+    )
+    rows = statement.run(
+        session.connection, {"after": after, "task_names": raw.json_list(list(task_names))}
+    )
+    value: datetime | None = rows[0]["due"] if rows else None
+    return value

@@ -22,6 +22,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from zart.database import DriverSession, SQLiteWriter
 from zart.errors import LeaseLost, NonDeterministicReplay
 from zart.models import TimerKind
 from zart.repositories import steps as steps_repo
@@ -66,12 +67,47 @@ async def write_one(
     return record
 
 
-class GroupCommitter:
-    """Collects the checkpoints of concurrent runs and commits them in shared transactions."""
+def write_one_sqlite(
+    session: DriverSession,
+    lease: Lease,
+    outcome: steps_repo.StepOutcome,
+    attempt: AttemptOutcome | None,
+    timer: TimerKind | None,
+    now: datetime,
+) -> StepRecord:
+    """:func:`write_one` on SQLite's writer connection (synchronous, in its thread)."""
+    record = steps_repo.record_step_outcome_sqlite(
+        session, lease, outcome, attempt=attempt, now=now
+    )
+    if timer is not None and outcome.wake_at is not None:
+        timers_repo.create_timer_sqlite(
+            session,
+            execution_id=lease.execution_id,
+            run_id=outcome.run_id,
+            name=outcome.name,
+            kind=timer,
+            fire_at=outcome.wake_at,
+            now=now,
+        )
+    return record
 
-    def __init__(self, transaction: Transaction, now: Callable[[], datetime]) -> None:
+
+class GroupCommitter:
+    """Collects the checkpoints of concurrent runs and commits them in shared transactions.
+
+    With ``sqlite_writer`` (while a worker runs) a group is written on that connection, the
+    whole transaction in one hop to its thread; otherwise through ``transaction``."""
+
+    def __init__(
+        self,
+        transaction: Transaction,
+        now: Callable[[], datetime],
+        *,
+        sqlite_writer: Callable[[], SQLiteWriter | None] = lambda: None,
+    ) -> None:
         self._transaction = transaction
         self._now = now
+        self._sqlite_writer = sqlite_writer
         self._pending: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -98,17 +134,23 @@ class GroupCommitter:
     async def _commit(self, group: list[_Pending]) -> None:
         results: list[StepRecord | BaseException] = []
         try:
-            async with self._transaction() as conn:
-                now = self._now()
-                for item in group:
-                    try:
-                        results.append(
-                            await write_one(
-                                conn, item.lease, item.outcome, item.attempt, item.timer, now
+            writer = self._sqlite_writer()
+            if writer is not None:
+                results = await writer.transaction(
+                    lambda session: _write_all(session, group, self._now())
+                )
+            else:
+                async with self._transaction() as conn:
+                    now = self._now()
+                    for item in group:
+                        try:
+                            results.append(
+                                await write_one(
+                                    conn, item.lease, item.outcome, item.attempt, item.timer, now
+                                )
                             )
-                        )
-                    except (LeaseLost, NonDeterministicReplay) as refused:
-                        results.append(refused)  # refused without a database error: go on
+                        except (LeaseLost, NonDeterministicReplay) as refused:
+                            results.append(refused)  # refused without a database error: go on
         except BaseException as failure:  # the whole transaction is gone
             for item in group:
                 if not item.future.done():
@@ -123,3 +165,17 @@ class GroupCommitter:
                 item.future.set_exception(result)
             else:
                 item.future.set_result(result)
+
+
+def _write_all(
+    session: DriverSession, group: list[_Pending], now: datetime
+) -> list[StepRecord | BaseException]:
+    results: list[StepRecord | BaseException] = []
+    for item in group:
+        try:
+            results.append(
+                write_one_sqlite(session, item.lease, item.outcome, item.attempt, item.timer, now)
+            )
+        except (LeaseLost, NonDeterministicReplay) as refused:
+            results.append(refused)  # refused without a database error: go on
+    return results

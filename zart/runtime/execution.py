@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zart.clock import SYSTEM_CLOCK, Clock
-from zart.database import DriverConnections
+from zart.database import DriverConnections, SQLiteWriter
 from zart.errors import (
     DuplicateStepName,
     ExecutionDeadlineExceeded,
@@ -84,6 +84,8 @@ class Runtime:
     _group: GroupCommitter | None = field(default=None, repr=False)
     #: PostgreSQL, while a worker runs: driver connections for the hot statements.
     _driver: DriverConnections | None = field(default=None, repr=False)
+    #: SQLite, while a worker runs: the writer connection in a thread of its own.
+    _sqlite_writer: SQLiteWriter | None = field(default=None, repr=False)
     _driver_users: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
@@ -92,25 +94,38 @@ class Runtime:
             # autocommit saves the BEGIN and COMMIT round trips.
             self._single_statement = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         else:
-            self._group = GroupCommitter(self.transaction, self.clock.now)
+            self._group = GroupCommitter(
+                self.transaction, self.clock.now, sqlite_writer=lambda: self._sqlite_writer
+            )
 
     def open_driver(self) -> None:
-        """A worker starts: on PostgreSQL, keep driver connections for its hot statements
-        (checkpoints, claims, finishes) until the last worker of this runtime stops."""
-        if self.engine.dialect.name != "postgresql":
-            return
+        """A worker starts: keep driver connections for its hot statements (checkpoints,
+        claims, finishes) until the last worker of this runtime stops: a few asyncpg ones on
+        PostgreSQL, SQLite's writer connection and its thread on SQLite."""
         self._driver_users += 1
-        if self._driver is None:
-            self._driver = DriverConnections(self.engine)
+        if self.engine.dialect.name == "postgresql":
+            if self._driver is None:
+                self._driver = DriverConnections(self.engine)
+        elif self._sqlite_writer is None:
+            self._sqlite_writer = SQLiteWriter(self.engine)
 
     async def close_driver(self) -> None:
         """A worker stopped (see :meth:`open_driver`)."""
-        if self.engine.dialect.name != "postgresql" or self._driver_users == 0:
+        if self._driver_users == 0:
             return
         self._driver_users -= 1
-        if self._driver_users == 0 and self._driver is not None:
-            driver, self._driver = self._driver, None
+        if self._driver_users > 0:
+            return
+        driver, self._driver = self._driver, None
+        if driver is not None:
             await driver.close()
+        writer, self._sqlite_writer = self._sqlite_writer, None
+        if writer is not None:
+            await writer.close()
+
+    @property
+    def sqlite_writer(self) -> SQLiteWriter | None:
+        return self._sqlite_writer
 
     @property
     def driver(self) -> DriverConnections | None:
@@ -777,6 +792,13 @@ async def _finish(state: RunState, outcome: _Outcome) -> ExecutionRecord:
                 error=error,
                 now=state.clock.now(),
             )
+    elif (writer := state.runtime.sqlite_writer) is not None:  # one hop to its thread
+        now = state.clock.now()
+        record = await writer.transaction(
+            lambda session: executions_repo.finish_execution_sqlite(
+                session, state.lease, status=status, result=result, error=error, now=now
+            )
+        )
     else:
         async with state.runtime.engine.begin() as conn:
             record = await executions_repo.finish_execution(

@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.exc import SQLAlchemyError
 
-from zart.database import read_only
+from zart.database import DriverSession, read_only
 from zart.errors import ConfigurationError, LeaseLost
 from zart.logs import log
 from zart.models import ExecutionStatus
@@ -84,6 +84,33 @@ class WorkerSettings:
 def _woken_runs(claimed: list[ClaimedExecution]) -> list[str]:
     """The runs a wake-up (a due timer, an event) brought back: they were waiting."""
     return [c.execution.run_id for c in claimed if c.previous_status is ExecutionStatus.WAITING]
+
+
+def _claim_sqlite(
+    session: DriverSession,
+    worker_id: str,
+    task_names: list[str],
+    free: int,
+    now: datetime,
+    lease_timeout: timedelta,
+) -> tuple[list[ClaimedExecution], dict[str, dict[str, StepRecord]]]:
+    """:meth:`Worker._claim`'s transaction on SQLite's writer connection (in its thread)."""
+    claimed = executions_repo.claim_ready_executions_sqlite(
+        session,
+        worker_id=worker_id,
+        task_names=task_names,
+        limit=free,
+        now=now,
+        lease_timeout=lease_timeout,
+    )
+    if not claimed:
+        return [], {}
+    woken = _woken_runs(claimed)
+    if woken:
+        timers_repo.fire_due_timers_sqlite(session, woken, now=now)
+        steps_repo.complete_due_sleeps_sqlite(session, woken, now=now)
+    run_ids = [c.execution.run_id for c in claimed]
+    return claimed, steps_repo.load_outcomes_of_runs_sqlite(session, run_ids)
 
 
 class Worker:
@@ -271,9 +298,16 @@ class Worker:
         """Seconds until the next execution becomes claimable after ``now`` (the claim's time,
         so one that came due since is picked up at once), at most ``longest``."""
         driver = self.runtime.driver
+        writer = self.runtime.sqlite_writer
         if driver is not None:
             async with driver.connection() as session:
                 due = await wakeups.next_claimable_at_driver(session, self.task_names, after=now)
+        elif writer is not None:
+            due = await writer.read(
+                lambda session: wakeups.next_claimable_at_sqlite(
+                    session, self.task_names, after=now
+                )
+            )
         else:
             async with self._reads.connect() as conn:
                 due = await wakeups.next_claimable_at(conn, self.task_names, after=now)
@@ -306,6 +340,23 @@ class Worker:
                     await steps_repo.complete_due_sleeps_driver(session, woken, now=now)
                 run_ids = [c.execution.run_id for c in claimed]
                 outcomes = await steps_repo.load_outcomes_of_runs_driver(session, run_ids)
+        elif (writer := self.runtime.sqlite_writer) is not None:  # one hop to its thread
+            work = asyncio.ensure_future(
+                writer.transaction(
+                    lambda session: _claim_sqlite(
+                        session, self.worker_id, self.task_names, free, now, lease_timeout
+                    )
+                )
+            )
+            try:
+                claimed, outcomes = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # The thread goes on and may commit the claim: hand back what it took, so
+                # nothing waits for its lease to expire.
+                with contextlib.suppress(Exception):
+                    taken, _ = await work
+                    await self._release([c.lease for c in taken])
+                raise
         else:
             async with self.runtime.engine.begin() as conn:
                 claimed = await executions_repo.claim_ready_executions(
