@@ -139,7 +139,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 # Driver connections: the worker's hot path on PostgreSQL (see zart.repositories.raw)
 
 #: Driver connections a worker process keeps for its hot statements, at most.
-DRIVER_CONNECTIONS = 16
+DRIVER_CONNECTIONS = 8
 
 
 @dataclass(frozen=True, slots=True)
