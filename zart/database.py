@@ -94,8 +94,12 @@ def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
 
 
 def read_only(engine: AsyncEngine) -> AsyncEngine:
-    """``engine`` for transactions that only read: on SQLite they begin without taking the
-    write lock (``BEGIN`` rather than ``BEGIN IMMEDIATE``); elsewhere nothing changes."""
+    """``engine`` for connections that only read. On SQLite their transactions begin without
+    taking the write lock (``BEGIN`` rather than ``BEGIN IMMEDIATE``). On PostgreSQL they run
+    in autocommit: a status read is one round trip instead of three (``BEGIN``, the read,
+    ``ROLLBACK``); under READ COMMITTED each statement takes its own snapshot either way."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT", **{READ_ONLY_OPTION: True})
     return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 

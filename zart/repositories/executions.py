@@ -16,8 +16,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, String, and_, any_, bindparam, case, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -118,6 +131,25 @@ async def create_execution(
     ``ON CONFLICT DO NOTHING``, so a duplicate never aborts the caller's transaction.
     """
     run_id = str(uuid.uuid4())
+    if is_postgresql(conn):
+        # One statement: the execution and, only if it was inserted, its first run.
+        row = (
+            await conn.execute(
+                _create_statement_pg(),
+                {
+                    "execution_id": execution_id,
+                    "task_name": task_name,
+                    "payload": payload,
+                    "run_id": run_id,
+                    "claimable_at": claimable_at or now,
+                    "deadline_at": deadline_at,
+                    "now": now,
+                },
+            )
+        ).first()
+        if row is None:
+            return await _existing(conn, execution_id, task_name, payload)
+        return CreatedExecution(_record(row), created=True)
     inserted = await conn.execute(
         insert_ignoring_conflicts(conn, executions, ["execution_id"])
         .values(
@@ -138,20 +170,7 @@ async def create_execution(
     )
     row = inserted.first()
     if row is None:
-        existing = await get_execution(conn, execution_id)
-        if existing is None:  # pragma: no cover - the conflicting row was deleted meanwhile
-            raise ExecutionAlreadyExists(execution_id, "unknown", "it was concurrently removed")
-        if existing.task_name != task_name:
-            raise ExecutionAlreadyExists(
-                execution_id,
-                existing.status,
-                f"it runs task {existing.task_name!r}, not {task_name!r}",
-            )
-        if existing.payload != payload:
-            raise ExecutionAlreadyExists(
-                execution_id, existing.status, "it was started with a different payload"
-            )
-        return CreatedExecution(existing, created=False)
+        return await _existing(conn, execution_id, task_name, payload)
     await conn.execute(
         runs.insert().values(
             run_id=run_id,
@@ -166,11 +185,78 @@ async def create_execution(
     return CreatedExecution(_record(row), created=True)
 
 
+@functools.cache
+def _create_statement_pg() -> Any:
+    now = bindparam("now", type_=executions.c.created_at.type)
+    inserted = (
+        postgresql_insert(executions)
+        .values(
+            execution_id=bindparam("execution_id"),
+            task_name=bindparam("task_name"),
+            payload=bindparam("payload", type_=executions.c.payload.type),
+            status=ExecutionStatus.SCHEDULED.value,
+            current_run_id=bindparam("run_id"),
+            run_count=1,
+            claimable_at=bindparam("claimable_at", type_=executions.c.claimable_at.type),
+            claim_count=0,
+            deadline_at=bindparam("deadline_at", type_=executions.c.deadline_at.type),
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["execution_id"])
+        .returning(*executions.c)
+        .cte("inserted")
+    )
+    first_run = (
+        runs.insert()
+        .from_select(
+            ["run_id", "execution_id", "run_index", "payload", "status", "trigger", "started_at"],
+            select(
+                inserted.c.current_run_id,
+                inserted.c.execution_id,
+                literal(1),
+                inserted.c.payload,
+                inserted.c.status,
+                literal(RunTrigger.INITIAL.value),
+                inserted.c.created_at,
+            ),
+        )
+        .returning(runs.c.run_id)
+        .cte("first_run")
+    )
+    return select(*inserted.c).add_cte(first_run)
+
+
+async def _existing(
+    conn: AsyncConnection, execution_id: str, task_name: str, payload: Any
+) -> CreatedExecution:
+    """The execution a start with an existing ``execution_id`` refers to (see
+    :func:`create_execution`)."""
+    existing = await get_execution(conn, execution_id)
+    if existing is None:  # pragma: no cover - the conflicting row was deleted meanwhile
+        raise ExecutionAlreadyExists(execution_id, "unknown", "it was concurrently removed")
+    if existing.task_name != task_name:
+        raise ExecutionAlreadyExists(
+            execution_id,
+            existing.status,
+            f"it runs task {existing.task_name!r}, not {task_name!r}",
+        )
+    if existing.payload != payload:
+        raise ExecutionAlreadyExists(
+            execution_id, existing.status, "it was started with a different payload"
+        )
+    return CreatedExecution(existing, created=False)
+
+
 async def get_execution(conn: AsyncConnection, execution_id: str) -> ExecutionRecord | None:
-    row = (
-        await conn.execute(select(executions).where(executions.c.execution_id == execution_id))
-    ).first()
+    row = (await conn.execute(_get_statement(), {"execution_id": execution_id})).first()
     return None if row is None else _record(row)
+
+
+@functools.cache
+def _get_statement() -> Any:
+    return select(executions).where(executions.c.execution_id == bindparam("execution_id"))
 
 
 @dataclass(frozen=True, slots=True)
