@@ -306,3 +306,108 @@ async def test_fire_due_timers_on_the_driver(engine: AsyncEngine) -> None:
         pending = await timers.pending_timers(conn, record.run_id)
     assert fired == 1
     assert [t.name for t in pending] == ["later"]
+
+
+# -- group commit on PostgreSQL -----------------------------------------------------------------
+
+
+@pytest.mark.postgresql_only
+async def test_a_group_of_checkpoints_is_fenced_item_by_item(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        kept = await new_execution(conn)
+        lost = await new_execution(conn)
+        done = await new_execution(conn)
+        leases = {
+            c.execution.execution_id: c.lease
+            for c in await executions.claim_ready_executions(
+                conn,
+                worker_id="w",
+                task_names=["onboarding"],
+                limit=10,
+                now=T0,
+                lease_timeout=LEASE,
+            )
+        }
+        await steps.record_step_outcome(
+            conn, leases[done.execution_id], completed_step(done.run_id, "a", "first"), now=T0
+        )
+        await conn.execute(  # someone else took `lost` over
+            text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
+            {"e": lost.execution_id},
+        )
+    driver = DriverConnections(engine)
+    try:
+        async with driver.connection() as session:
+            results = await steps.record_step_outcomes_driver(
+                session,
+                [
+                    (
+                        leases[kept.execution_id],
+                        completed_step(kept.run_id, "a", {"v": [1, None]}),
+                        AttemptOutcome(0, AttemptStatus.SUCCEEDED, T0, T0),
+                    ),
+                    (leases[lost.execution_id], completed_step(lost.run_id, "a", 2), None),
+                    (leases[done.execution_id], completed_step(done.run_id, "a", "again"), None),
+                    (leases[kept.execution_id], completed_step(kept.run_id, "b", None, 1), None),
+                ],
+                now=T0,
+            )
+    finally:
+        await driver.close()
+    first, refused, replayed, second = results
+    assert not isinstance(first, BaseException)
+    assert first.result == {"v": [1, None]}
+    assert isinstance(refused, LeaseLost)
+    assert isinstance(replayed, NonDeterministicReplay)
+    assert not isinstance(second, BaseException)
+    assert second.result is None
+    assert second.position == 1
+    async with engine.connect() as conn:
+        assert await steps.load_run_outcomes(conn, kept.run_id) == {"a": first, "b": second}
+        assert await steps.load_run_outcomes(conn, lost.run_id) == {}
+        assert (await steps.load_run_outcomes(conn, done.run_id))["a"].result == "first"
+        stored_attempts = await steps.list_step_attempts(conn, [first.step_id, second.step_id])
+    assert [a.attempt_number for a in stored_attempts[first.step_id]] == [0]
+    assert stored_attempts[second.step_id] == []
+
+
+@zart.step("group-tick-{i}")
+async def group_tick(i: int) -> int:
+    await asyncio.sleep(0)
+    return i
+
+
+@zart.durable("driver-group-ten")
+async def group_ten(data: dict[str, Any]) -> int:
+    return sum([await group_tick(i) for i in range(10)])
+
+
+@pytest.mark.postgresql_only
+async def test_concurrent_checkpoints_share_statements_on_postgresql(database_url: str) -> None:
+    """Concurrent runs' checkpoints go out in shared statements; a heartbeat every 20 ms
+    renews leases meanwhile (both lock several execution rows, in the same order)."""
+    async with DurableScheduler(database_url) as scheduler:
+        ids = [await scheduler.start(group_ten, {}) for _ in range(32)]
+        statements: list[str] = []
+
+        def seen(sql: str) -> None:
+            if "INSERT INTO zart_steps" in sql:
+                statements.append(sql)
+
+        raw.statement_observers.append(seen)
+        try:
+            async with scheduler.run_worker(
+                concurrency=32, poll_interval=0.02, lease_timeout=2.0, heartbeat_interval=0.02
+            ):
+                results = [await scheduler.wait(eid, timeout=60) for eid in ids]
+        finally:
+            raw.statement_observers.remove(seen)
+        async with scheduler.engine.connect() as conn:
+            counts = [
+                len(await steps.load_run_outcomes(conn, (await scheduler.status(eid)).run_id))
+                for eid in ids
+            ]
+    assert results == [45] * 32
+    assert counts == [10] * 32
+    # One by one, the 320 checkpoints would take 320 statements.
+    assert len(statements) < 320, len(statements)

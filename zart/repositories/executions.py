@@ -598,13 +598,21 @@ async def renew_leases(
     # The few tokens of a chunk (one per claim batch) are matched exactly below.
     for start in range(0, len(leases), RENEW_CHUNK):
         chunk = leases[start : start + RENEW_CHUNK]
-        rows = await conn.execute(
-            update(executions)
+        # The rows are locked in execution_id order, as a group of checkpoints locks them
+        # (steps.record_step_outcomes_driver): two multi-row lockers never deadlock.
+        locked = (
+            select(executions.c.execution_id)
             .where(
                 executions.c.execution_id.in_([lease.execution_id for lease in chunk]),
                 executions.c.lease_token.in_({lease.token for lease in chunk}),
                 executions.c.status == ExecutionStatus.RUNNING.value,
             )
+            .order_by(executions.c.execution_id)
+            .with_for_update()
+        )
+        rows = await conn.execute(
+            update(executions)
+            .where(executions.c.execution_id.in_(locked.scalar_subquery()))
             .values(claimable_at=expires_at)
             .returning(executions.c.execution_id, executions.c.lease_token)
         )

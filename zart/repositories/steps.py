@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy import Boolean, String, and_, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -245,6 +245,121 @@ def record_step_outcome_sqlite(
     return record
 
 
+async def record_step_outcomes_driver(
+    session: Any,
+    items: Sequence[tuple[Lease, StepOutcome, AttemptOutcome | None]],
+    *,
+    now: datetime,
+) -> list[StepRecord | LeaseLost | NonDeterministicReplay]:
+    """Several checkpoints, of different executions, in **one** statement on a PostgreSQL
+    driver connection in autocommit (group commit): each item fenced by its own lease exactly
+    as :func:`record_step_outcome_driver` fences one, the refused ones writing nothing. Per
+    item, in order: its stored record, or the error it gets (``LeaseLost``,
+    ``NonDeterministicReplay``).
+
+    The execution rows are locked ``FOR SHARE`` in ``execution_id`` order, as the heartbeat
+    locks them (:func:`zart.repositories.executions.renew_leases`), so two statements that
+    lock several rows never wait for each other in a cycle."""
+    columns: dict[str, list[Any]] = {name: [] for name in _GROUP_COLUMNS}
+    for lease, outcome, attempt in items:
+        values = {
+            **_step_values(outcome, now),
+            "lease_execution_id": lease.execution_id,
+            "lease_token": lease.token,
+            "has_attempt": attempt is not None,
+            **(_attempt_values(attempt) or _NO_ATTEMPT),
+        }
+        for name in _GROUP_COLUMNS:
+            columns[name].append(values[name])
+    statement = raw.compiled(
+        "group_checkpoint", _group_checkpoint_statement, session.dialect, session.schema_map
+    )
+    rows = await statement.fetch(session.connection, {f"g_{k}": v for k, v in columns.items()})
+    stored = {(row["run_id"], row["name"]): _record_of(row) for row in rows}
+    results: list[StepRecord | LeaseLost | NonDeterministicReplay] = []
+    for lease, outcome, _attempt in items:
+        record = stored.get((outcome.run_id, outcome.name))
+        if record is not None:
+            results.append(record)
+            continue
+        held = raw.compiled(
+            "lease_held", _lease_held_statement, session.dialect, session.schema_map
+        )
+        params = {"lease_execution_id": lease.execution_id, "lease_token": lease.token}
+        if not await held.fetch(session.connection, params):
+            results.append(LeaseLost(lease.execution_id))
+        else:
+            results.append(
+                NonDeterministicReplay(
+                    f"step {outcome.name!r} already has a completed outcome in run"
+                    f" {outcome.run_id}; a completed outcome is never overwritten"
+                )
+            )
+    return results
+
+
+@functools.cache
+def _group_checkpoint_statement() -> Any:
+    def column_type(name: str) -> Any:
+        if name in ("lease_execution_id", "lease_token"):
+            return String()
+        if name == "has_attempt":
+            return Boolean()
+        if name.startswith("a_"):
+            return attempts.c[name[2:]].type
+        return steps.c[name].type
+
+    arrays = [bindparam(f"g_{n}", type_=ARRAY(column_type(n))) for n in _GROUP_COLUMNS]
+    unnested = func.unnest(*arrays).table_valued(*_GROUP_COLUMNS).render_derived(name="items")
+    items = select(*unnested.c).cte("items")
+    held = (
+        select(executions.c.execution_id)
+        .join(
+            items,
+            and_(
+                executions.c.execution_id == items.c.lease_execution_id,
+                executions.c.lease_token == items.c.lease_token,
+            ),
+        )
+        .order_by(executions.c.execution_id)
+        .with_for_update(read=True, of=executions)
+        .cte("held")
+    )
+    insert = postgresql_dialect.insert(steps)
+    written = (
+        insert.from_select(
+            [*_STEP_COLUMNS, "execution_id"],
+            select(*(items.c[c] for c in _STEP_COLUMNS), items.c.lease_execution_id).where(
+                items.c.lease_execution_id.in_(select(held.c.execution_id))
+            ),
+        )
+        .on_conflict_do_update(
+            index_elements=["run_id", "name"],
+            set_={column: getattr(insert.excluded, column) for column in _UPDATED_ON_CONFLICT},
+            where=steps.c.status != StepStatus.COMPLETED.value,
+        )
+        .returning(*steps.c)
+        .cte("written")
+    )
+    attempt = (
+        attempts.insert()
+        .from_select(
+            ["step_id", *_ATTEMPT_COLUMNS],
+            select(written.c.step_id, *(items.c[f"a_{c}"] for c in _ATTEMPT_COLUMNS))
+            .select_from(
+                written.join(
+                    items,
+                    and_(items.c.run_id == written.c.run_id, items.c.name == written.c.name),
+                )
+            )
+            .where(items.c.has_attempt),
+        )
+        .returning(attempts.c.attempt_id)
+        .cte("attempt")
+    )
+    return select(*written.c).add_cte(attempt)
+
+
 def _lease_held_statement() -> Any:
     return select(executions.c.execution_id).where(
         executions.c.execution_id == bindparam("lease_execution_id"),
@@ -284,6 +399,23 @@ _ATTEMPT_COLUMNS = (
     "error",
     "started_at",
     "completed_at",
+)
+
+
+_NO_ATTEMPT = {
+    "a_attempt_number": 0,
+    "a_status": "",
+    "a_result": None,
+    "a_error": None,
+    "a_started_at": None,
+    "a_completed_at": None,
+}
+_GROUP_COLUMNS = (
+    "lease_execution_id",
+    "lease_token",
+    *_STEP_COLUMNS,
+    "has_attempt",
+    *(f"a_{c}" for c in _ATTEMPT_COLUMNS),
 )
 
 

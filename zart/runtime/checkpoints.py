@@ -22,7 +22,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from zart.database import DriverSession, SQLiteWriter
+from zart.database import DriverConnections, DriverSession, SQLiteWriter
 from zart.errors import LeaseLost, NonDeterministicReplay
 from zart.models import TimerKind
 from zart.repositories import steps as steps_repo
@@ -179,3 +179,69 @@ def _write_all(
         except (LeaseLost, NonDeterministicReplay) as refused:
             results.append(refused)  # refused without a database error: go on
     return results
+
+
+class DriverGroupCommitter:
+    """PostgreSQL group commit: the checkpoints (without a timer) of concurrently running
+    executions that arrive while one is being written go out together in **one** statement
+    (:func:`zart.repositories.steps.record_step_outcomes_driver`), each fenced by its own
+    lease. A checkpoint arriving while nothing is being written is written at once, by its
+    caller (so a lone run waits for nothing); each caller returns only once its own outcome
+    is committed. A refused item gets its ``LeaseLost`` / ``NonDeterministicReplay`` while
+    the others are stored; a database error fails the whole group."""
+
+    def __init__(self, driver: DriverConnections, now: Callable[[], datetime]) -> None:
+        self._driver = driver
+        self._now = now
+        self._pending: list[_Pending] = []
+        self._busy = False
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def write(
+        self, lease: Lease, outcome: steps_repo.StepOutcome, attempt: AttemptOutcome | None
+    ) -> StepRecord:
+        if self._busy:
+            future: asyncio.Future[StepRecord] = asyncio.get_running_loop().create_future()
+            self._pending.append(_Pending(lease, outcome, attempt, None, future))
+            # Shielded: a run cancelled meanwhile does not cancel a write others share.
+            return await asyncio.shield(future)
+        self._busy = True
+        try:
+            async with self._driver.connection() as session:
+                return await steps_repo.record_step_outcome_driver(
+                    session, lease, outcome, attempt=attempt, now=self._now()
+                )
+        finally:
+            self._busy = False
+            if self._pending:
+                self._busy = True
+                self._drainer = asyncio.create_task(self._drain(), name="zart-checkpoint-group")
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
+                await self._commit(group)
+        finally:
+            self._busy = False
+
+    async def _commit(self, group: list[_Pending]) -> None:
+        try:
+            async with self._driver.connection() as session:
+                results = await steps_repo.record_step_outcomes_driver(
+                    session, [(i.lease, i.outcome, i.attempt) for i in group], now=self._now()
+                )
+        except BaseException as failure:  # the whole statement is gone
+            for item in group:
+                if not item.future.done():
+                    item.future.set_exception(failure)
+            if not isinstance(failure, Exception):
+                raise
+            return
+        for item, result in zip(group, results, strict=True):
+            if item.future.done():
+                continue
+            if isinstance(result, BaseException):
+                item.future.set_exception(result)
+            else:
+                item.future.set_result(result)

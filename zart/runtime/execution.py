@@ -46,7 +46,7 @@ from zart.repositories.records import (
     Lease,
     StepRecord,
 )
-from zart.runtime.checkpoints import GroupCommitter, write_one
+from zart.runtime.checkpoints import DriverGroupCommitter, GroupCommitter, write_one
 from zart.runtime.context import StepScope, current_run, current_step
 from zart.runtime.outcomes import DeadlineExceeded, ExecutionFailure, HandlerFailed, StepFailed
 from zart.runtime.registry import NO_INPUT, DurableHandler
@@ -84,6 +84,7 @@ class Runtime:
     _group: GroupCommitter | None = field(default=None, repr=False)
     #: PostgreSQL, while a worker runs: driver connections for the hot statements.
     _driver: DriverConnections | None = field(default=None, repr=False)
+    _driver_group: DriverGroupCommitter | None = field(default=None, repr=False)
     #: SQLite, while a worker runs: the writer connection in a thread of its own.
     _sqlite_writer: SQLiteWriter | None = field(default=None, repr=False)
     _driver_users: int = field(default=0, repr=False)
@@ -106,6 +107,7 @@ class Runtime:
         if self.engine.dialect.name == "postgresql":
             if self._driver is None:
                 self._driver = DriverConnections(self.engine)
+                self._driver_group = DriverGroupCommitter(self._driver, self.clock.now)
         elif self._sqlite_writer is None:
             self._sqlite_writer = SQLiteWriter(self.engine)
 
@@ -117,6 +119,7 @@ class Runtime:
         if self._driver_users > 0:
             return
         driver, self._driver = self._driver, None
+        self._driver_group = None
         if driver is not None:
             await driver.close()
         writer, self._sqlite_writer = self._sqlite_writer, None
@@ -145,7 +148,10 @@ class Runtime:
         if self._driver is not None:
             try:
                 if timer is None or outcome.wake_at is None:
-                    # One fenced statement in autocommit: one round trip, one commit.
+                    if self._driver_group is not None:
+                        # One fenced statement in autocommit, shared with the checkpoints of
+                        # other runs that arrive meanwhile (group commit).
+                        return await self._driver_group.write(lease, outcome, attempt)
                     async with self._driver.connection() as session:
                         return await steps_repo.record_step_outcome_driver(
                             session, lease, outcome, attempt=attempt, now=now
