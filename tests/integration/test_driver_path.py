@@ -411,3 +411,63 @@ async def test_concurrent_checkpoints_share_statements_on_postgresql(database_ur
     assert counts == [10] * 32
     # One by one, the 320 checkpoints would take 320 statements.
     assert len(statements) < 320, len(statements)
+
+
+@pytest.mark.postgresql_only
+async def test_a_group_of_finishes_is_fenced_item_by_item(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        done = await new_execution(conn)
+        failed = await new_execution(conn)
+        lost = await new_execution(conn)
+        leases = {
+            c.execution.execution_id: c.lease
+            for c in await executions.claim_ready_executions(
+                conn,
+                worker_id="w",
+                task_names=["onboarding"],
+                limit=10,
+                now=T0,
+                lease_timeout=LEASE,
+            )
+        }
+        await conn.execute(
+            text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
+            {"e": lost.execution_id},
+        )
+    driver = DriverConnections(engine)
+    try:
+        async with driver.connection() as session:
+            results = await executions.finish_executions_driver(
+                session,
+                [
+                    (leases[done.execution_id], ExecutionStatus.COMPLETED, {"r": [1]}, None),
+                    (leases[failed.execution_id], ExecutionStatus.FAILED, None, {"kind": "x"}),
+                    (leases[lost.execution_id], ExecutionStatus.COMPLETED, 3, None),
+                ],
+                now=T0,
+            )
+    finally:
+        await driver.close()
+    ok, bad, refused = results
+    assert not isinstance(ok, BaseException)
+    assert (ok.status, ok.result, ok.completed_at) == (ExecutionStatus.COMPLETED, {"r": [1]}, T0)
+    assert not isinstance(bad, BaseException)
+    assert (bad.status, bad.error) == (ExecutionStatus.FAILED, {"kind": "x"})
+    assert isinstance(refused, LeaseLost)
+    async with engine.connect() as conn:
+        untouched = await executions.get_execution(conn, lost.execution_id)
+        run_rows_now = {
+            row.run_id: row
+            for row in await conn.execute(
+                select(run_rows).where(
+                    run_rows.c.execution_id.in_([e.execution_id for e in (done, failed, lost)])
+                )
+            )
+        }
+    assert untouched is not None
+    assert untouched.status is ExecutionStatus.RUNNING
+    assert run_rows_now[done.run_id].status == "completed"
+    assert run_rows_now[done.run_id].result == {"r": [1]}
+    assert run_rows_now[failed.run_id].status == "failed"
+    assert run_rows_now[failed.run_id].error == {"kind": "x"}
+    assert run_rows_now[lost.run_id].completed_at is None

@@ -937,6 +937,103 @@ def _finish_run_sqlite() -> Any:
     )
 
 
+async def finish_executions_driver(
+    session: Any,
+    items: Sequence[tuple[Lease, ExecutionStatus, Any, Any]],
+    *,
+    now: datetime,
+) -> list[ExecutionRecord | LeaseLost]:
+    """:func:`finish_execution_driver` for several executions in **one** statement (group
+    commit): items are ``(lease, completed_or_failed, result, error)``; per item, in order, the
+    finished execution or ``LeaseLost`` (that one changed nothing). The rows are locked in
+    ``execution_id`` order, like every statement that locks several of them."""
+    for _lease, status, _result, _error in items:
+        if status not in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED):
+            raise ValueError(f"finish_execution records completed or failed, not {status!r}")
+    statement = raw.compiled(
+        "finish_many", _finish_many_statement_pg, session.dialect, session.schema_map
+    )
+    rows = await statement.fetch(
+        session.connection,
+        {
+            "g_execution_id": [lease.execution_id for lease, *_ in items],
+            "g_token": [lease.token for lease, *_ in items],
+            "g_status": [status.value for _, status, *_ in items],
+            "g_result": [result for *_, result, _ in items],
+            "g_error": [error for *_, error in items],
+            "now": now,
+        },
+    )
+    finished = {row["execution_id"]: _record_of(row) for row in rows}
+    results: list[ExecutionRecord | LeaseLost] = []
+    for lease, *_ in items:
+        record = finished.get(lease.execution_id)
+        results.append(LeaseLost(lease.execution_id) if record is None else record)
+    return results
+
+
+@functools.cache
+def _finish_many_statement_pg() -> Any:
+    now = bindparam("now", type_=executions.c.updated_at.type)
+    names = ("execution_id", "token", "status", "result", "error")
+    types = (String(), String(), String(), executions.c.result.type, executions.c.error.type)
+    unnested = (
+        func.unnest(
+            *(bindparam(f"g_{n}", type_=ARRAY(t)) for n, t in zip(names, types, strict=True))
+        )
+        .table_valued(*names)
+        .render_derived(name="items")
+    )
+    items = select(*unnested.c).cte("items")
+    locked = (
+        select(executions.c.execution_id)
+        .join(
+            items,
+            and_(
+                executions.c.execution_id == items.c.execution_id,
+                executions.c.lease_token == items.c.token,
+            ),
+        )
+        .where(executions.c.status == ExecutionStatus.RUNNING.value)
+        .order_by(executions.c.execution_id)
+        .with_for_update(of=executions)
+        .cte("locked")
+    )
+    finished = (
+        update(executions)
+        .where(
+            executions.c.execution_id == items.c.execution_id,
+            executions.c.execution_id.in_(select(locked.c.execution_id)),
+        )
+        .values(
+            status=items.c.status,
+            lease_token=None,
+            lease_owner=None,
+            updated_at=now,
+            version=executions.c.version + 1,
+            result=items.c.result,
+            error=items.c.error,
+            claimable_at=None,
+            completed_at=now,
+        )
+        .returning(*executions.c)
+        .cte("finished")
+    )
+    run = (
+        update(runs)
+        .where(runs.c.run_id == finished.c.current_run_id)
+        .values(
+            status=finished.c.status,
+            result=finished.c.result,
+            error=finished.c.error,
+            completed_at=now,
+        )
+        .returning(runs.c.run_id)
+        .cte("run")
+    )
+    return select(*finished.c).add_cte(run)
+
+
 @functools.cache
 def _finish_statement_pg() -> Any:
     now = bindparam("now", type_=executions.c.updated_at.type)

@@ -46,7 +46,15 @@ from zart.repositories.records import (
     Lease,
     StepRecord,
 )
-from zart.runtime.checkpoints import DriverGroupCommitter, GroupCommitter, write_one
+from zart.runtime.checkpoints import (
+    Checkpoint,
+    DriverBatcher,
+    Finish,
+    GroupCommitter,
+    checkpoint_batcher,
+    finish_batcher,
+    write_one,
+)
 from zart.runtime.context import StepScope, current_run, current_step
 from zart.runtime.outcomes import DeadlineExceeded, ExecutionFailure, HandlerFailed, StepFailed
 from zart.runtime.registry import NO_INPUT, DurableHandler
@@ -84,7 +92,8 @@ class Runtime:
     _group: GroupCommitter | None = field(default=None, repr=False)
     #: PostgreSQL, while a worker runs: driver connections for the hot statements.
     _driver: DriverConnections | None = field(default=None, repr=False)
-    _driver_group: DriverGroupCommitter | None = field(default=None, repr=False)
+    _driver_group: DriverBatcher[Checkpoint, StepRecord] | None = field(default=None, repr=False)
+    _finishes: DriverBatcher[Finish, ExecutionRecord] | None = field(default=None, repr=False)
     #: SQLite, while a worker runs: the writer connection in a thread of its own.
     _sqlite_writer: SQLiteWriter | None = field(default=None, repr=False)
     _driver_users: int = field(default=0, repr=False)
@@ -107,7 +116,8 @@ class Runtime:
         if self.engine.dialect.name == "postgresql":
             if self._driver is None:
                 self._driver = DriverConnections(self.engine)
-                self._driver_group = DriverGroupCommitter(self._driver, self.clock.now)
+                self._driver_group = checkpoint_batcher(self._driver, self.clock.now)
+                self._finishes = finish_batcher(self._driver, self.clock.now)
         elif self._sqlite_writer is None:
             self._sqlite_writer = SQLiteWriter(self.engine)
 
@@ -119,7 +129,7 @@ class Runtime:
         if self._driver_users > 0:
             return
         driver, self._driver = self._driver, None
-        self._driver_group = None
+        self._driver_group = self._finishes = None
         if driver is not None:
             await driver.close()
         writer, self._sqlite_writer = self._sqlite_writer, None
@@ -133,6 +143,20 @@ class Runtime:
     @property
     def driver(self) -> DriverConnections | None:
         return self._driver
+
+    async def finish(
+        self,
+        lease: Lease,
+        status: Literal[ExecutionStatus.COMPLETED, ExecutionStatus.FAILED],
+        result: Any,
+        error: Any,
+    ) -> ExecutionRecord | None:
+        """PostgreSQL, while a worker runs: record a run's end, grouped with the ends of
+        other runs arriving meanwhile (one statement); ``None`` elsewhere (the caller writes
+        it)."""
+        if self._finishes is None:
+            return None
+        return await self._finishes.submit((lease, status, result, error))
 
     async def write_checkpoint(
         self,
@@ -151,7 +175,7 @@ class Runtime:
                     if self._driver_group is not None:
                         # One fenced statement in autocommit, shared with the checkpoints of
                         # other runs that arrive meanwhile (group commit).
-                        return await self._driver_group.write(lease, outcome, attempt)
+                        return await self._driver_group.submit((lease, outcome, attempt))
                     async with self._driver.connection() as session:
                         return await steps_repo.record_step_outcome_driver(
                             session, lease, outcome, attempt=attempt, now=now
@@ -787,17 +811,9 @@ async def _finish(state: RunState, outcome: _Outcome) -> ExecutionRecord:
     )
     result = outcome.result if isinstance(outcome, _Completed) else None
     error = outcome.error if isinstance(outcome, _Failed) else None
-    driver = state.runtime.driver
-    if driver is not None:  # PostgreSQL: one statement in autocommit
-        async with driver.connection() as session:
-            record = await executions_repo.finish_execution_driver(
-                session,
-                state.lease,
-                status=status,
-                result=result,
-                error=error,
-                now=state.clock.now(),
-            )
+    grouped = await state.runtime.finish(state.lease, status, result, error)
+    if grouped is not None:  # PostgreSQL: one statement in autocommit, maybe shared
+        record = grouped
     elif (writer := state.runtime.sqlite_writer) is not None:  # one hop to its thread
         now = state.clock.now()
         record = await writer.transaction(
