@@ -24,6 +24,8 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from zart.repositories import raw
+
 #: The resume workload records this many steps before resuming (the budget: one query for any).
 RESUME_SIZES = (10, 100, 1000)
 
@@ -209,7 +211,9 @@ def throughput(seconds: list[float], workflows: int, steps: int) -> dict[str, An
 
 
 class StatementCounter:
-    """Counts the statements an engine sends, by kind (``before_cursor_execute``)."""
+    """Counts the statements an engine sends, by kind (``before_cursor_execute``), and those
+    the worker runs on its driver connections (``zart.repositories.raw.statement_observers``,
+    which the engine's events never see)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -217,6 +221,10 @@ class StatementCounter:
         self.events: list[tuple[float, str]] = []  # (perf_counter, kind), in order
         self.active = False
         event.listen(engine, "before_cursor_execute", self._seen)
+        raw.statement_observers.append(self._seen_raw)
+
+    def _seen_raw(self, sql: str) -> None:
+        self._seen(None, None, sql)
 
     def _seen(self, *args: Any) -> None:
         if not self.active:
@@ -237,10 +245,18 @@ class StatementCounter:
 
     def close(self) -> None:
         event.remove(self.engine, "before_cursor_execute", self._seen)
+        if self._seen_raw in raw.statement_observers:
+            raw.statement_observers.remove(self._seen_raw)
 
 
 def statement_kind(sql: str) -> str:
-    """A short label for a statement: its verb and the first table it names."""
+    """A short label for a statement: its verb and the first table it names (a claim, the one
+    statement with ``SKIP LOCKED``, is marked as such: a finish is a ``WITH…UPDATE`` too)."""
+    label = _statement_kind(sql)
+    return f"{label} (claim)" if "SKIP LOCKED" in sql.upper() else label
+
+
+def _statement_kind(sql: str) -> str:
     words = sql.replace("(", " ").replace(",", " ").split()
     upper = [w.upper() for w in words]
     verb = upper[0] if upper else "?"

@@ -226,6 +226,16 @@ def _wake_rows(columns: Columns) -> list[Row]:
         (f"{n} sleepers: asyncio tasks waiting", memory("all_waiting", "tasks"), 0),
         (f"{n} sleepers: wake lag p50, s", sleepers("lag_ms", "p50", scale=1e-3), 2),
         (f"{n} sleepers: wake lag p90, s", sleepers("lag_ms", "p90", scale=1e-3), 2),
+        (
+            f"{n} sleepers: claimed (sleep done) p50, s",
+            sleepers("claim_lag_ms", "p50", scale=1e-3),
+            2,
+        ),
+        (
+            f"{n} sleepers: claimed (sleep done) max, s",
+            sleepers("claim_lag_ms", "max", scale=1e-3),
+            2,
+        ),
         (f"{n} sleepers: last resumed after due, s", sleepers("last_resumed_after_due_s"), 2),
         (f"{n} sleepers: resumed within 1 s", sleepers("within_1s"), 0),
         (f"{n} sleepers: last finished after due, s", sleepers("last_finished_after_due_s"), 1),

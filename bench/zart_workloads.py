@@ -244,7 +244,7 @@ async def _commits(target: Target) -> dict[str, Any]:
     for label, poll_interval in (("polling", POLL_INTERVAL), ("quiet", QUIET_POLL_INTERVAL)):
         small_delta, _ = await _commit_batch(target, small, poll_interval)
         large_delta, statements = await _commit_batch(target, large, poll_interval)
-        claims = statements.get("WITH…UPDATE zart_executions", 0)
+        claims = statements.get("WITH…UPDATE zart_executions (claim)", 0)
         figures[label] = {
             "poll_interval": poll_interval,
             "per_workflow": per_workflow_slope((small, small_delta), (large, large_delta)),

@@ -9,13 +9,28 @@ nothing and learns it through :class:`~zart.errors.LeaseLost`.
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,6 +47,7 @@ from zart.models import (
     TimerRow,
     table_of,
 )
+from zart.repositories import raw
 from zart.repositories.dialect import insert_ignoring_conflicts, is_postgresql
 from zart.repositories.records import (
     ClaimedExecution,
@@ -69,7 +85,11 @@ def _leaving_worker(status: ExecutionStatus, now: datetime, **values: Any) -> di
 
 
 def _record(row: Row[Any]) -> ExecutionRecord:
-    m = row._mapping
+    return _record_of(row._mapping)
+
+
+def _record_of(m: Mapping[Any, Any]) -> ExecutionRecord:
+    """An execution record from a row's mapping (an SQLAlchemy row's, or an asyncpg record)."""
     return ExecutionRecord(
         execution_id=m["execution_id"],
         task_name=m["task_name"],
@@ -113,6 +133,25 @@ async def create_execution(
     ``ON CONFLICT DO NOTHING``, so a duplicate never aborts the caller's transaction.
     """
     run_id = str(uuid.uuid4())
+    if is_postgresql(conn):
+        # One statement: the execution and, only if it was inserted, its first run.
+        row = (
+            await conn.execute(
+                _create_statement_pg(),
+                {
+                    "execution_id": execution_id,
+                    "task_name": task_name,
+                    "payload": payload,
+                    "run_id": run_id,
+                    "claimable_at": claimable_at or now,
+                    "deadline_at": deadline_at,
+                    "now": now,
+                },
+            )
+        ).first()
+        if row is None:
+            return await _existing(conn, execution_id, task_name, payload)
+        return CreatedExecution(_record(row), created=True)
     inserted = await conn.execute(
         insert_ignoring_conflicts(conn, executions, ["execution_id"])
         .values(
@@ -133,20 +172,7 @@ async def create_execution(
     )
     row = inserted.first()
     if row is None:
-        existing = await get_execution(conn, execution_id)
-        if existing is None:  # pragma: no cover - the conflicting row was deleted meanwhile
-            raise ExecutionAlreadyExists(execution_id, "unknown", "it was concurrently removed")
-        if existing.task_name != task_name:
-            raise ExecutionAlreadyExists(
-                execution_id,
-                existing.status,
-                f"it runs task {existing.task_name!r}, not {task_name!r}",
-            )
-        if existing.payload != payload:
-            raise ExecutionAlreadyExists(
-                execution_id, existing.status, "it was started with a different payload"
-            )
-        return CreatedExecution(existing, created=False)
+        return await _existing(conn, execution_id, task_name, payload)
     await conn.execute(
         runs.insert().values(
             run_id=run_id,
@@ -161,11 +187,78 @@ async def create_execution(
     return CreatedExecution(_record(row), created=True)
 
 
+@functools.cache
+def _create_statement_pg() -> Any:
+    now = bindparam("now", type_=executions.c.created_at.type)
+    inserted = (
+        postgresql_insert(executions)
+        .values(
+            execution_id=bindparam("execution_id"),
+            task_name=bindparam("task_name"),
+            payload=bindparam("payload", type_=executions.c.payload.type),
+            status=ExecutionStatus.SCHEDULED.value,
+            current_run_id=bindparam("run_id"),
+            run_count=1,
+            claimable_at=bindparam("claimable_at", type_=executions.c.claimable_at.type),
+            claim_count=0,
+            deadline_at=bindparam("deadline_at", type_=executions.c.deadline_at.type),
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["execution_id"])
+        .returning(*executions.c)
+        .cte("inserted")
+    )
+    first_run = (
+        runs.insert()
+        .from_select(
+            ["run_id", "execution_id", "run_index", "payload", "status", "trigger", "started_at"],
+            select(
+                inserted.c.current_run_id,
+                inserted.c.execution_id,
+                literal(1),
+                inserted.c.payload,
+                inserted.c.status,
+                literal(RunTrigger.INITIAL.value),
+                inserted.c.created_at,
+            ),
+        )
+        .returning(runs.c.run_id)
+        .cte("first_run")
+    )
+    return select(*inserted.c).add_cte(first_run)
+
+
+async def _existing(
+    conn: AsyncConnection, execution_id: str, task_name: str, payload: Any
+) -> CreatedExecution:
+    """The execution a start with an existing ``execution_id`` refers to (see
+    :func:`create_execution`)."""
+    existing = await get_execution(conn, execution_id)
+    if existing is None:  # pragma: no cover - the conflicting row was deleted meanwhile
+        raise ExecutionAlreadyExists(execution_id, "unknown", "it was concurrently removed")
+    if existing.task_name != task_name:
+        raise ExecutionAlreadyExists(
+            execution_id,
+            existing.status,
+            f"it runs task {existing.task_name!r}, not {task_name!r}",
+        )
+    if existing.payload != payload:
+        raise ExecutionAlreadyExists(
+            execution_id, existing.status, "it was started with a different payload"
+        )
+    return CreatedExecution(existing, created=False)
+
+
 async def get_execution(conn: AsyncConnection, execution_id: str) -> ExecutionRecord | None:
-    row = (
-        await conn.execute(select(executions).where(executions.c.execution_id == execution_id))
-    ).first()
+    row = (await conn.execute(_get_statement(), {"execution_id": execution_id})).first()
     return None if row is None else _record(row)
+
+
+@functools.cache
+def _get_statement() -> Any:
+    return select(executions).where(executions.c.execution_id == bindparam("execution_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +439,150 @@ async def claim_ready_executions(
     ]
 
 
+async def claim_ready_executions_driver(
+    session: Any,
+    *,
+    worker_id: str,
+    task_names: Iterable[str],
+    limit: int,
+    now: datetime,
+    lease_timeout: timedelta,
+) -> list[ClaimedExecution]:
+    """:func:`claim_ready_executions` on a PostgreSQL driver connection (a
+    :class:`zart.database.DriverSession`, inside the caller's transaction): the same
+    ``FOR UPDATE SKIP LOCKED`` statement, compiled once."""
+    names = list(task_names)
+    if not names or limit <= 0:
+        return []
+    token = str(uuid.uuid4())
+    expires_at = now + lease_timeout
+    statement = raw.compiled("claim", _claim_statement_pg, session.dialect, session.schema_map)
+    rows = await statement.fetch(
+        session.connection,
+        {
+            "task_names": names,
+            "active": [s.value for s in _ACTIVE],
+            "limit": limit,
+            "now": now,
+            "token": token,
+            "worker_id": worker_id,
+            "expires_at": expires_at,
+        },
+    )
+    return [
+        ClaimedExecution(
+            lease=Lease(r["execution_id"], token, worker_id, expires_at),
+            execution=_record_of(r),
+            previous_status=ExecutionStatus(r["previous_status"]),
+        )
+        for r in rows
+    ]
+
+
+def claim_ready_executions_sqlite(
+    session: Any,
+    *,
+    worker_id: str,
+    task_names: Iterable[str],
+    limit: int,
+    now: datetime,
+    lease_timeout: timedelta,
+) -> list[ClaimedExecution]:
+    """:func:`claim_ready_executions` on SQLite's writer connection, inside its ``BEGIN
+    IMMEDIATE`` transaction (which holds the only write lock: read-then-update is safe)."""
+    names = list(task_names)
+    if not names or limit <= 0:
+        return []
+    token = str(uuid.uuid4())
+    expires_at = now + lease_timeout
+    params = {
+        "task_names": raw.json_list(names),
+        "active": raw.json_list([s.value for s in _ACTIVE]),
+        "limit": limit,
+        "now": now,
+        "token": token,
+        "worker_id": worker_id,
+        "expires_at": expires_at,
+    }
+    due = raw.compiled("claim_due", _claim_due_sqlite, session.dialect, None)
+    previous = {
+        r["execution_id"]: r["previous_status"] for r in due.run(session.connection, params)
+    }
+    if not previous:
+        return []
+    claim = raw.compiled("claim_update", _claim_update_sqlite, session.dialect, None)
+    rows = claim.run(session.connection, {**params, "ids": raw.json_list(list(previous))})
+    return [
+        ClaimedExecution(
+            lease=Lease(r["execution_id"], token, worker_id, expires_at),
+            execution=_record_of(r),
+            previous_status=ExecutionStatus(previous[r["execution_id"]]),
+        )
+        for r in rows
+    ]
+
+
+def _claim_due_sqlite() -> Any:
+    return (
+        select(executions.c.execution_id, executions.c.status.label("previous_status"))
+        .where(
+            executions.c.claimable_at <= bindparam("now", type_=executions.c.claimable_at.type),
+            raw.in_json_list(executions.c.task_name, "task_names"),
+            raw.in_json_list(executions.c.status, "active"),
+        )
+        .order_by(executions.c.claimable_at)
+        .limit(bindparam("limit"))
+    )
+
+
+def _claim_update_sqlite() -> Any:
+    return (
+        update(executions)
+        .where(raw.in_json_list(executions.c.execution_id, "ids"))
+        .values(
+            status=ExecutionStatus.RUNNING.value,
+            lease_token=bindparam("token"),
+            lease_owner=bindparam("worker_id"),
+            claimable_at=bindparam("expires_at", type_=executions.c.claimable_at.type),
+            claim_count=executions.c.claim_count + 1,
+            updated_at=bindparam("now", type_=executions.c.updated_at.type),
+            version=executions.c.version + 1,
+        )
+        .returning(*executions.c)
+    )
+
+
+def _claim_statement_pg() -> Any:
+    now = bindparam("now", type_=executions.c.updated_at.type)
+    candidates = (
+        select(executions.c.execution_id, executions.c.status.label("previous_status"))
+        .where(
+            executions.c.claimable_at <= now,
+            executions.c.task_name == any_(bindparam("task_names", type_=ARRAY(String))),
+            executions.c.status == any_(bindparam("active", type_=ARRAY(String))),
+        )
+        .order_by(executions.c.claimable_at)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+        .cte("candidates")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    return (
+        update(executions)
+        .where(executions.c.execution_id == candidates.c.execution_id)
+        .values(
+            status=ExecutionStatus.RUNNING.value,
+            lease_token=bindparam("token"),
+            lease_owner=bindparam("worker_id"),
+            claimable_at=bindparam("expires_at", type_=executions.c.claimable_at.type),
+            claim_count=executions.c.claim_count + 1,
+            updated_at=now,
+            version=executions.c.version + 1,
+        )
+        .returning(*executions.c, candidates.c.previous_status)
+    )
+
+
 async def renew_leases(
     conn: AsyncConnection, leases: Sequence[Lease], *, now: datetime, lease_timeout: timedelta
 ) -> tuple[list[Lease], list[Lease]]:
@@ -363,13 +600,21 @@ async def renew_leases(
     # The few tokens of a chunk (one per claim batch) are matched exactly below.
     for start in range(0, len(leases), RENEW_CHUNK):
         chunk = leases[start : start + RENEW_CHUNK]
-        rows = await conn.execute(
-            update(executions)
+        # The rows are locked in execution_id order, as a group of checkpoints locks them
+        # (steps.record_step_outcomes_driver): two multi-row lockers never deadlock.
+        locked = (
+            select(executions.c.execution_id)
             .where(
                 executions.c.execution_id.in_([lease.execution_id for lease in chunk]),
                 executions.c.lease_token.in_({lease.token for lease in chunk}),
                 executions.c.status == ExecutionStatus.RUNNING.value,
             )
+            .order_by(executions.c.execution_id)
+            .with_for_update()
+        )
+        rows = await conn.execute(
+            update(executions)
+            .where(executions.c.execution_id.in_(locked.scalar_subquery()))
             .values(claimable_at=expires_at)
             .returning(executions.c.execution_id, executions.c.lease_token)
         )
@@ -472,6 +717,92 @@ async def suspend_execution(
     return _record(row)
 
 
+async def suspend_execution_driver(
+    session: Any,
+    lease: Lease,
+    *,
+    run_id: str,
+    now: datetime,
+    awaited_events: Sequence[str] = (),
+) -> ExecutionRecord:
+    """:func:`suspend_execution` on a PostgreSQL driver connection, inside the caller's
+    transaction: the same two statements (the second only when events are awaited), in the
+    same order, so the same lost-wake-up argument holds."""
+    params = {
+        "fence_execution_id": lease.execution_id,
+        "fence_token": lease.token,
+        "run_id": run_id,
+        "now": now,
+        "events": list(awaited_events),
+    }
+    parked = raw.compiled("suspend", _suspend_statement_pg, session.dialect, session.schema_map)
+    rows = await parked.fetch(session.connection, params)
+    if not rows:
+        raise LeaseLost(lease.execution_id)
+    row = rows[0]
+    if awaited_events:
+        woken = raw.compiled(
+            "suspend_woken", _suspend_woken_statement_pg, session.dialect, session.schema_map
+        )
+        again = await woken.fetch(session.connection, params)
+        if again:
+            row = again[0]
+    return _record_of(row)
+
+
+@functools.cache
+def _suspend_statement_pg() -> Any:
+    now = bindparam("now", type_=executions.c.updated_at.type)
+    next_timer = (
+        select(func.min(timers.c.fire_at))
+        .where(timers.c.run_id == bindparam("run_id"), timers.c.fired_at.is_(None))
+        .scalar_subquery()
+    )
+    deadline = executions.c.deadline_at
+    wake_at = case(
+        (next_timer.is_(None), deadline),
+        (deadline.is_(None), next_timer),
+        (next_timer < deadline, next_timer),
+        else_=deadline,
+    )
+    return (
+        update(executions)
+        .where(
+            executions.c.execution_id == bindparam("fence_execution_id"),
+            executions.c.lease_token == bindparam("fence_token"),
+            executions.c.status == ExecutionStatus.RUNNING.value,
+        )
+        .values(
+            status=ExecutionStatus.WAITING.value,
+            lease_token=None,
+            lease_owner=None,
+            updated_at=now,
+            version=executions.c.version + 1,
+            claimable_at=wake_at,
+        )
+        .returning(*executions.c)
+    )
+
+
+@functools.cache
+def _suspend_woken_statement_pg() -> Any:
+    pending = (
+        select(events.c.event_id)
+        .where(
+            events.c.execution_id == bindparam("fence_execution_id"),
+            events.c.name == any_(bindparam("events", type_=ARRAY(String))),
+            events.c.consumed_at.is_(None),
+        )
+        .exists()
+    )
+    return (
+        update(executions)
+        .where(executions.c.execution_id == bindparam("fence_execution_id"), pending)
+        .values(claimable_at=bindparam("now", type_=executions.c.claimable_at.type))
+        .returning(*executions.c)
+    )
+
+
 async def finish_execution(
     conn: AsyncConnection,
     lease: Lease,
@@ -507,6 +838,239 @@ async def finish_execution(
     record = _record(row)
     await _finish_run(conn, record.run_id, status, result, error, now)
     return record
+
+
+async def finish_execution_driver(
+    session: Any,
+    lease: Lease,
+    *,
+    status: Literal[ExecutionStatus.COMPLETED, ExecutionStatus.FAILED],
+    result: Any = None,
+    error: Any = None,
+    now: datetime,
+) -> ExecutionRecord:
+    """:func:`finish_execution` on a PostgreSQL driver connection in autocommit: the execution
+    and its run in **one** statement (a data-modifying CTE), so one round trip and one commit.
+    Fenced the same way: raises :class:`LeaseLost`, having changed nothing."""
+    if status not in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED):
+        raise ValueError(f"finish_execution records completed or failed, not {status!r}")
+    statement = raw.compiled("finish", _finish_statement_pg, session.dialect, session.schema_map)
+    rows = await statement.fetch(
+        session.connection,
+        {
+            "fence_execution_id": lease.execution_id,
+            "fence_token": lease.token,
+            "status": status.value,
+            "result": result,
+            "error": error,
+            "now": now,
+        },
+    )
+    if not rows:
+        raise LeaseLost(lease.execution_id)
+    return _record_of(rows[0])
+
+
+def finish_execution_sqlite(
+    session: Any,
+    lease: Lease,
+    *,
+    status: Literal[ExecutionStatus.COMPLETED, ExecutionStatus.FAILED],
+    result: Any = None,
+    error: Any = None,
+    now: datetime,
+) -> ExecutionRecord:
+    """:func:`finish_execution` on SQLite's writer connection, inside its transaction."""
+    if status not in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED):
+        raise ValueError(f"finish_execution records completed or failed, not {status!r}")
+    params = {
+        "fence_execution_id": lease.execution_id,
+        "fence_token": lease.token,
+        "status": status.value,
+        "result": result,
+        "error": error,
+        "now": now,
+    }
+    finished = raw.compiled("finish", _finish_execution_sqlite, session.dialect, None)
+    rows = finished.run(session.connection, params)
+    if not rows:
+        raise LeaseLost(lease.execution_id)
+    record = _record_of(rows[0])
+    run = raw.compiled("finish_run", _finish_run_sqlite, session.dialect, None)
+    run.run(session.connection, {**params, "run_id": record.run_id})
+    return record
+
+
+def _finish_execution_sqlite() -> Any:
+    now = bindparam("now", type_=executions.c.updated_at.type)
+    return (
+        update(executions)
+        .where(
+            executions.c.execution_id == bindparam("fence_execution_id"),
+            executions.c.lease_token == bindparam("fence_token"),
+            executions.c.status == ExecutionStatus.RUNNING.value,
+        )
+        .values(
+            status=bindparam("status", type_=executions.c.status.type),
+            lease_token=None,
+            lease_owner=None,
+            updated_at=now,
+            version=executions.c.version + 1,
+            result=bindparam("result", type_=executions.c.result.type),
+            error=bindparam("error", type_=executions.c.error.type),
+            claimable_at=None,
+            completed_at=now,
+        )
+        .returning(*executions.c)
+    )
+
+
+def _finish_run_sqlite() -> Any:
+    return (
+        update(runs)
+        .where(runs.c.run_id == bindparam("run_id"))
+        .values(
+            status=bindparam("status", type_=runs.c.status.type),
+            result=bindparam("result", type_=runs.c.result.type),
+            error=bindparam("error", type_=runs.c.error.type),
+            completed_at=bindparam("now", type_=runs.c.completed_at.type),
+        )
+        .returning(runs.c.run_id)
+    )
+
+
+async def finish_executions_driver(
+    session: Any,
+    items: Sequence[tuple[Lease, ExecutionStatus, Any, Any]],
+    *,
+    now: datetime,
+) -> list[ExecutionRecord | LeaseLost]:
+    """:func:`finish_execution_driver` for several executions in **one** statement (group
+    commit): items are ``(lease, completed_or_failed, result, error)``; per item, in order, the
+    finished execution or ``LeaseLost`` (that one changed nothing). The rows are locked in
+    ``execution_id`` order, like every statement that locks several of them."""
+    for _lease, status, _result, _error in items:
+        if status not in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED):
+            raise ValueError(f"finish_execution records completed or failed, not {status!r}")
+    statement = raw.compiled(
+        "finish_many", _finish_many_statement_pg, session.dialect, session.schema_map
+    )
+    rows = await statement.fetch(
+        session.connection,
+        {
+            "g_execution_id": [lease.execution_id for lease, *_ in items],
+            "g_token": [lease.token for lease, *_ in items],
+            "g_status": [status.value for _, status, *_ in items],
+            "g_result": [result for *_, result, _ in items],
+            "g_error": [error for *_, error in items],
+            "now": now,
+        },
+    )
+    finished = {row["execution_id"]: _record_of(row) for row in rows}
+    results: list[ExecutionRecord | LeaseLost] = []
+    for lease, *_ in items:
+        record = finished.get(lease.execution_id)
+        results.append(LeaseLost(lease.execution_id) if record is None else record)
+    return results
+
+
+@functools.cache
+def _finish_many_statement_pg() -> Any:
+    now = bindparam("now", type_=executions.c.updated_at.type)
+    names = ("execution_id", "token", "status", "result", "error")
+    types = (String(), String(), String(), executions.c.result.type, executions.c.error.type)
+    unnested = (
+        func.unnest(
+            *(bindparam(f"g_{n}", type_=ARRAY(t)) for n, t in zip(names, types, strict=True))
+        )
+        .table_valued(*names)
+        .render_derived(name="items")
+    )
+    items = select(*unnested.c).cte("items")
+    locked = (
+        select(executions.c.execution_id)
+        .join(
+            items,
+            and_(
+                executions.c.execution_id == items.c.execution_id,
+                executions.c.lease_token == items.c.token,
+            ),
+        )
+        .where(executions.c.status == ExecutionStatus.RUNNING.value)
+        .order_by(executions.c.execution_id)
+        .with_for_update(of=executions)
+        .cte("locked")
+    )
+    finished = (
+        update(executions)
+        .where(
+            executions.c.execution_id == items.c.execution_id,
+            executions.c.execution_id.in_(select(locked.c.execution_id)),
+        )
+        .values(
+            status=items.c.status,
+            lease_token=None,
+            lease_owner=None,
+            updated_at=now,
+            version=executions.c.version + 1,
+            result=items.c.result,
+            error=items.c.error,
+            claimable_at=None,
+            completed_at=now,
+        )
+        .returning(*executions.c)
+        .cte("finished")
+    )
+    run = (
+        update(runs)
+        .where(runs.c.run_id == finished.c.current_run_id)
+        .values(
+            status=finished.c.status,
+            result=finished.c.result,
+            error=finished.c.error,
+            completed_at=now,
+        )
+        .returning(runs.c.run_id)
+        .cte("run")
+    )
+    return select(*finished.c).add_cte(run)
+
+
+@functools.cache
+def _finish_statement_pg() -> Any:
+    now = bindparam("now", type_=executions.c.updated_at.type)
+    status = bindparam("status", type_=executions.c.status.type)
+    result = bindparam("result", type_=executions.c.result.type)
+    error = bindparam("error", type_=executions.c.error.type)
+    finished = (
+        update(executions)
+        .where(
+            executions.c.execution_id == bindparam("fence_execution_id"),
+            executions.c.lease_token == bindparam("fence_token"),
+            executions.c.status == ExecutionStatus.RUNNING.value,
+        )
+        .values(
+            status=status,
+            lease_token=None,
+            lease_owner=None,
+            updated_at=now,
+            version=executions.c.version + 1,
+            result=result,
+            error=error,
+            claimable_at=None,
+            completed_at=now,
+        )
+        .returning(*executions.c)
+        .cte("finished")
+    )
+    run = (
+        update(runs)
+        .where(runs.c.run_id == finished.c.current_run_id)
+        .values(status=status, result=result, error=error, completed_at=now)
+        .returning(runs.c.run_id)
+        .cte("run")
+    )
+    return select(*finished.c).add_cte(run)
 
 
 async def _finish_run(

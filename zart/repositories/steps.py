@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Boolean, String, and_, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,6 +25,7 @@ from zart.models import (
     StepStatus,
     table_of,
 )
+from zart.repositories import raw
 from zart.repositories.dialect import is_postgresql
 from zart.repositories.records import AttemptOutcome, Lease, StepAttemptRecord, StepRecord
 
@@ -50,7 +52,11 @@ class StepOutcome:
 
 
 def _record(row: Row[Any]) -> StepRecord:
-    m = row._mapping
+    return _record_of(row._mapping)
+
+
+def _record_of(m: Mapping[Any, Any]) -> StepRecord:
+    """A step record from a row's mapping (an SQLAlchemy row's, or an asyncpg record)."""
     return StepRecord(
         step_id=m["step_id"],
         run_id=m["run_id"],
@@ -161,6 +167,206 @@ async def record_step_outcome(
     return _record(row)
 
 
+async def record_step_outcome_driver(
+    session: Any,
+    lease: Lease,
+    outcome: StepOutcome,
+    *,
+    attempt: AttemptOutcome | None = None,
+    now: datetime,
+) -> StepRecord:
+    """:func:`record_step_outcome` on a PostgreSQL driver connection in autocommit (a
+    :class:`zart.database.DriverSession`): the same fenced statement, one round trip, committed
+    when it returns. Raises :class:`LeaseLost` (nothing written) like the other."""
+    params = {
+        **_step_values(outcome, now),
+        "lease_execution_id": lease.execution_id,
+        "lease_token": lease.token,
+        **_attempt_values(attempt),
+    }
+    with_attempt = attempt is not None
+    statement = raw.compiled(
+        ("checkpoint", with_attempt),
+        lambda: _checkpoint_statement(True, with_attempt),
+        session.dialect,
+        session.schema_map,
+    )
+    rows = await statement.fetch(session.connection, params)
+    if not rows:
+        held = raw.compiled(
+            "lease_held", _lease_held_statement, session.dialect, session.schema_map
+        )
+        if not await held.fetch(session.connection, params):
+            raise LeaseLost(lease.execution_id)
+        raise NonDeterministicReplay(
+            f"step {outcome.name!r} already has a completed outcome in run {outcome.run_id};"
+            " a completed outcome is never overwritten"
+        )
+    return _record_of(rows[0])
+
+
+def record_step_outcome_sqlite(
+    session: Any,
+    lease: Lease,
+    outcome: StepOutcome,
+    *,
+    attempt: AttemptOutcome | None = None,
+    now: datetime,
+) -> StepRecord:
+    """:func:`record_step_outcome` on SQLite's writer connection (a
+    :class:`zart.database.DriverSession` of :class:`zart.database.SQLiteWriter`, inside its
+    ``BEGIN IMMEDIATE`` transaction; synchronous, in the writer's thread). The same fenced
+    statements; raises :class:`LeaseLost` (nothing written) like the other."""
+    params = {
+        **_step_values(outcome, now),
+        "lease_execution_id": lease.execution_id,
+        "lease_token": lease.token,
+        **_attempt_values(attempt),
+    }
+    statement = raw.compiled(
+        ("checkpoint", False),
+        lambda: _checkpoint_statement(False, False),
+        session.dialect,
+        None,
+    )
+    rows = statement.run(session.connection, params)
+    if not rows:
+        held = raw.compiled("lease_held", _lease_held_statement, session.dialect, None)
+        if not held.run(session.connection, params):
+            raise LeaseLost(lease.execution_id)
+        raise NonDeterministicReplay(
+            f"step {outcome.name!r} already has a completed outcome in run {outcome.run_id};"
+            " a completed outcome is never overwritten"
+        )
+    record = _record_of(rows[0])
+    if attempt is not None:
+        insert = raw.compiled("attempt", _attempt_statement, session.dialect, None)
+        insert.run(session.connection, {**params, "step_id": record.step_id})
+    return record
+
+
+async def record_step_outcomes_driver(
+    session: Any,
+    items: Sequence[tuple[Lease, StepOutcome, AttemptOutcome | None]],
+    *,
+    now: datetime,
+) -> list[StepRecord | LeaseLost | NonDeterministicReplay]:
+    """Several checkpoints, of different executions, in **one** statement on a PostgreSQL
+    driver connection in autocommit (group commit): each item fenced by its own lease exactly
+    as :func:`record_step_outcome_driver` fences one, the refused ones writing nothing. Per
+    item, in order: its stored record, or the error it gets (``LeaseLost``,
+    ``NonDeterministicReplay``).
+
+    The execution rows are locked ``FOR SHARE`` in ``execution_id`` order, as the heartbeat
+    locks them (:func:`zart.repositories.executions.renew_leases`), so two statements that
+    lock several rows never wait for each other in a cycle."""
+    columns: dict[str, list[Any]] = {name: [] for name in _GROUP_COLUMNS}
+    for lease, outcome, attempt in items:
+        values = {
+            **_step_values(outcome, now),
+            "lease_execution_id": lease.execution_id,
+            "lease_token": lease.token,
+            "has_attempt": attempt is not None,
+            **(_attempt_values(attempt) or _NO_ATTEMPT),
+        }
+        for name in _GROUP_COLUMNS:
+            columns[name].append(values[name])
+    statement = raw.compiled(
+        "group_checkpoint", _group_checkpoint_statement, session.dialect, session.schema_map
+    )
+    rows = await statement.fetch(session.connection, {f"g_{k}": v for k, v in columns.items()})
+    stored = {(row["run_id"], row["name"]): _record_of(row) for row in rows}
+    results: list[StepRecord | LeaseLost | NonDeterministicReplay] = []
+    for lease, outcome, _attempt in items:
+        record = stored.get((outcome.run_id, outcome.name))
+        if record is not None:
+            results.append(record)
+            continue
+        held = raw.compiled(
+            "lease_held", _lease_held_statement, session.dialect, session.schema_map
+        )
+        params = {"lease_execution_id": lease.execution_id, "lease_token": lease.token}
+        if not await held.fetch(session.connection, params):
+            results.append(LeaseLost(lease.execution_id))
+        else:
+            results.append(
+                NonDeterministicReplay(
+                    f"step {outcome.name!r} already has a completed outcome in run"
+                    f" {outcome.run_id}; a completed outcome is never overwritten"
+                )
+            )
+    return results
+
+
+@functools.cache
+def _group_checkpoint_statement() -> Any:
+    def column_type(name: str) -> Any:
+        if name in ("lease_execution_id", "lease_token"):
+            return String()
+        if name == "has_attempt":
+            return Boolean()
+        if name.startswith("a_"):
+            return attempts.c[name[2:]].type
+        return steps.c[name].type
+
+    arrays = [bindparam(f"g_{n}", type_=ARRAY(column_type(n))) for n in _GROUP_COLUMNS]
+    unnested = func.unnest(*arrays).table_valued(*_GROUP_COLUMNS).render_derived(name="items")
+    items = select(*unnested.c).cte("items")
+    held = (
+        select(executions.c.execution_id)
+        .join(
+            items,
+            and_(
+                executions.c.execution_id == items.c.lease_execution_id,
+                executions.c.lease_token == items.c.lease_token,
+            ),
+        )
+        .order_by(executions.c.execution_id)
+        .with_for_update(read=True, of=executions)
+        .cte("held")
+    )
+    insert = postgresql_dialect.insert(steps)
+    written = (
+        insert.from_select(
+            [*_STEP_COLUMNS, "execution_id"],
+            select(*(items.c[c] for c in _STEP_COLUMNS), items.c.lease_execution_id).where(
+                items.c.lease_execution_id.in_(select(held.c.execution_id))
+            ),
+        )
+        .on_conflict_do_update(
+            index_elements=["run_id", "name"],
+            set_={column: getattr(insert.excluded, column) for column in _UPDATED_ON_CONFLICT},
+            where=steps.c.status != StepStatus.COMPLETED.value,
+        )
+        .returning(*steps.c)
+        .cte("written")
+    )
+    attempt = (
+        attempts.insert()
+        .from_select(
+            ["step_id", *_ATTEMPT_COLUMNS],
+            select(written.c.step_id, *(items.c[f"a_{c}"] for c in _ATTEMPT_COLUMNS))
+            .select_from(
+                written.join(
+                    items,
+                    and_(items.c.run_id == written.c.run_id, items.c.name == written.c.name),
+                )
+            )
+            .where(items.c.has_attempt),
+        )
+        .returning(attempts.c.attempt_id)
+        .cte("attempt")
+    )
+    return select(*written.c).add_cte(attempt)
+
+
+def _lease_held_statement() -> Any:
+    return select(executions.c.execution_id).where(
+        executions.c.execution_id == bindparam("lease_execution_id"),
+        executions.c.lease_token == bindparam("lease_token"),
+    )
+
+
 async def _lease_held(conn: AsyncConnection, lease: Lease) -> bool:
     held = await conn.scalar(
         select(executions.c.execution_id).where(
@@ -193,6 +399,23 @@ _ATTEMPT_COLUMNS = (
     "error",
     "started_at",
     "completed_at",
+)
+
+
+_NO_ATTEMPT = {
+    "a_attempt_number": 0,
+    "a_status": "",
+    "a_result": None,
+    "a_error": None,
+    "a_started_at": None,
+    "a_completed_at": None,
+}
+_GROUP_COLUMNS = (
+    "lease_execution_id",
+    "lease_token",
+    *_STEP_COLUMNS,
+    "has_attempt",
+    *(f"a_{c}" for c in _ATTEMPT_COLUMNS),
 )
 
 
@@ -282,6 +505,115 @@ async def load_outcomes_of_runs(
     for row in rows:
         found[row.run_id][row.name] = _record(row)
     return found
+
+
+async def load_outcomes_of_runs_driver(
+    session: Any, run_ids: Sequence[str]
+) -> dict[str, dict[str, StepRecord]]:
+    """:func:`load_outcomes_of_runs` on a PostgreSQL driver connection (one query)."""
+    found: dict[str, dict[str, StepRecord]] = {run_id: {} for run_id in run_ids}
+    if not run_ids:
+        return found
+    statement = raw.compiled(
+        "outcomes_of_runs",
+        lambda: select(steps).where(
+            steps.c.run_id == any_(bindparam("run_ids", type_=ARRAY(String)))
+        ),
+        session.dialect,
+        session.schema_map,
+    )
+    for row in await statement.fetch(session.connection, {"run_ids": list(run_ids)}):
+        found[row["run_id"]][row["name"]] = _record_of(row)
+    return found
+
+
+def load_outcomes_of_runs_sqlite(
+    session: Any, run_ids: Sequence[str]
+) -> dict[str, dict[str, StepRecord]]:
+    """:func:`load_outcomes_of_runs` on SQLite's writer connection (one query)."""
+    found: dict[str, dict[str, StepRecord]] = {run_id: {} for run_id in run_ids}
+    if not run_ids:
+        return found
+    statement = raw.compiled(
+        "outcomes_of_runs",
+        lambda: select(steps).where(raw.in_json_list(steps.c.run_id, "run_ids")),
+        session.dialect,
+        None,
+    )
+    for row in statement.run(session.connection, {"run_ids": raw.json_list(run_ids)}):
+        found[row["run_id"]][row["name"]] = _record_of(row)
+    return found
+
+
+def complete_due_sleeps_sqlite(session: Any, run_ids: Sequence[str], *, now: datetime) -> int:
+    """:func:`complete_due_sleeps` on SQLite's writer connection (in its transaction)."""
+    if not run_ids:
+        return 0
+    statement = raw.compiled(
+        "complete_due_sleeps",
+        lambda: _complete_sleeps_statement(None),
+        session.dialect,
+        None,
+    )
+    return len(statement.run(session.connection, {"run_ids": raw.json_list(run_ids), "now": now}))
+
+
+async def complete_due_sleeps(
+    conn: AsyncConnection, run_ids: Sequence[str], *, now: datetime
+) -> int:
+    """Complete the sleeps of ``run_ids`` that are due at ``now``, in the caller's transaction
+    (the claim's, which holds their leases): what each resumed handler would otherwise store
+    with a checkpoint of its own the moment it passes the sleep. How many were completed."""
+    if not run_ids:
+        return 0
+    rows = await conn.execute(
+        _complete_sleeps_statement(False), {"run_ids": list(run_ids), "now": now}
+    )
+    return len(rows.all())
+
+
+async def complete_due_sleeps_driver(session: Any, run_ids: Sequence[str], *, now: datetime) -> int:
+    """:func:`complete_due_sleeps` on a PostgreSQL driver connection (in its transaction)."""
+    if not run_ids:
+        return 0
+    statement = raw.compiled(
+        "complete_due_sleeps",
+        lambda: _complete_sleeps_statement(True),
+        session.dialect,
+        session.schema_map,
+    )
+    return len(await statement.fetch(session.connection, {"run_ids": list(run_ids), "now": now}))
+
+
+@functools.cache
+def _complete_sleeps_statement(postgresql: bool | None) -> Any:
+    """``postgresql``: True, an array parameter; False, an expanding IN; None, a JSON list
+    (SQLite's writer connection)."""
+    if postgresql:
+        runs = steps.c.run_id == any_(bindparam("run_ids", type_=ARRAY(String)))
+    elif postgresql is None:
+        runs = raw.in_json_list(steps.c.run_id, "run_ids")
+    else:
+        runs = steps.c.run_id.in_(bindparam("run_ids", expanding=True))
+    now = bindparam("now", type_=steps.c.completed_at.type)
+    return (
+        steps.update()
+        .where(
+            runs,
+            steps.c.kind == StepKind.SLEEP.value,
+            steps.c.status == StepStatus.WAITING.value,
+            steps.c.wake_at <= now,
+        )
+        .values(
+            status=StepStatus.COMPLETED.value,
+            # JSON null, as the handler's own checkpoint of a sleep stores it
+            result=bindparam("sleep_result", None, type_=steps.c.result.type),
+            attempts=1,
+            updated_at=now,
+            completed_at=now,
+        )
+        .returning(steps.c.step_id)
+    )
 
 
 async def list_steps(conn: AsyncConnection, run_id: str) -> list[StepRecord]:

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import String, and_, any_, bindparam, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from zart.models import ExecutionRow, ExecutionStatus, TimerKind, TimerRow, table_of
+from zart.repositories import raw
 from zart.repositories.records import TimerRecord
 
 timers = table_of(TimerRow)
@@ -70,6 +72,63 @@ async def create_timer(
     return _record(row)
 
 
+async def create_timer_driver(
+    session: Any,
+    *,
+    execution_id: str,
+    run_id: str,
+    name: str,
+    kind: TimerKind,
+    fire_at: datetime,
+    now: datetime,
+) -> None:
+    """:func:`create_timer` on a PostgreSQL driver connection, inside the caller's transaction:
+    one statement (the insert and the wake-up time of a waiting execution, as CTEs)."""
+    statement = raw.compiled(
+        "create_timer", _create_timer_statement_pg, session.dialect, session.schema_map
+    )
+    await statement.fetch(
+        session.connection,
+        {
+            "execution_id": execution_id,
+            "run_id": run_id,
+            "name": name,
+            "kind": kind.value,
+            "fire_at": fire_at,
+            "created_at": now,
+        },
+    )
+
+
+def _create_timer_statement_pg() -> Any:
+    fire_at = bindparam("fire_at", type_=timers.c.fire_at.type)
+    inserted = (
+        timers.insert()
+        .values(
+            execution_id=bindparam("execution_id"),
+            run_id=bindparam("run_id"),
+            name=bindparam("name"),
+            kind=bindparam("kind"),
+            fire_at=fire_at,
+            created_at=bindparam("created_at", type_=timers.c.created_at.type),
+        )
+        .returning(timers.c.timer_id)
+        .cte("inserted")
+    )
+    lowered = (
+        update(executions)
+        .where(
+            executions.c.execution_id == bindparam("execution_id"),
+            executions.c.status == ExecutionStatus.WAITING.value,
+            or_(executions.c.claimable_at.is_(None), executions.c.claimable_at > fire_at),
+        )
+        .values(claimable_at=fire_at)
+        .returning(executions.c.execution_id)
+        .cte("lowered")
+    )
+    return select(inserted.c.timer_id).add_cte(lowered)
+
+
 async def fire_due_timers(
     conn: AsyncConnection, run_ids: Sequence[str], *, now: datetime
 ) -> list[TimerRecord]:
@@ -90,6 +149,100 @@ async def fire_due_timers(
         .returning(*timers.c)
     )
     return [_record(r) for r in rows]
+
+
+async def fire_due_timers_driver(session: Any, run_ids: Sequence[str], *, now: datetime) -> int:
+    """:func:`fire_due_timers` on a PostgreSQL driver connection (in its transaction); how
+    many fired."""
+    if not run_ids:
+        return 0
+    statement = raw.compiled(
+        "fire_due_timers",
+        lambda: (
+            update(timers)
+            .where(
+                timers.c.run_id == any_(bindparam("run_ids", type_=ARRAY(String))),
+                timers.c.fired_at.is_(None),
+                timers.c.fire_at <= bindparam("now", type_=timers.c.fire_at.type),
+            )
+            .values(fired_at=bindparam("now", type_=timers.c.fired_at.type))
+            .returning(timers.c.timer_id)
+        ),
+        session.dialect,
+        session.schema_map,
+    )
+    return len(await statement.fetch(session.connection, {"run_ids": list(run_ids), "now": now}))
+
+
+def fire_due_timers_sqlite(session: Any, run_ids: Sequence[str], *, now: datetime) -> int:
+    """:func:`fire_due_timers` on SQLite's writer connection (in its transaction)."""
+    if not run_ids:
+        return 0
+    statement = raw.compiled(
+        "fire_due_timers",
+        lambda: (
+            update(timers)
+            .where(
+                raw.in_json_list(timers.c.run_id, "run_ids"),
+                timers.c.fired_at.is_(None),
+                timers.c.fire_at <= bindparam("now", type_=timers.c.fire_at.type),
+            )
+            .values(fired_at=bindparam("now", type_=timers.c.fired_at.type))
+            .returning(timers.c.timer_id)
+        ),
+        session.dialect,
+        None,
+    )
+    return len(statement.run(session.connection, {"run_ids": raw.json_list(run_ids), "now": now}))
+
+
+def create_timer_sqlite(
+    session: Any,
+    *,
+    execution_id: str,
+    run_id: str,
+    name: str,
+    kind: TimerKind,
+    fire_at: datetime,
+    now: datetime,
+) -> None:
+    """:func:`create_timer` on SQLite's writer connection (in its transaction)."""
+    params = {
+        "execution_id": execution_id,
+        "run_id": run_id,
+        "name": name,
+        "kind": kind.value,
+        "fire_at": fire_at,
+        "created_at": now,
+    }
+    insert = raw.compiled("create_timer", _insert_timer_statement, session.dialect, None)
+    insert.run(session.connection, params)
+    lower = raw.compiled("lower_wake_up", _lower_wake_up_statement, session.dialect, None)
+    lower.run(session.connection, params)
+
+
+def _insert_timer_statement() -> Any:
+    return timers.insert().values(
+        execution_id=bindparam("execution_id"),
+        run_id=bindparam("run_id"),
+        name=bindparam("name"),
+        kind=bindparam("kind"),
+        fire_at=bindparam("fire_at", type_=timers.c.fire_at.type),
+        created_at=bindparam("created_at", type_=timers.c.created_at.type),
+    )
+
+
+def _lower_wake_up_statement() -> Any:
+    fire_at = bindparam("fire_at", type_=executions.c.claimable_at.type)
+    return (
+        update(executions)
+        .where(
+            executions.c.execution_id == bindparam("execution_id"),
+            executions.c.status == ExecutionStatus.WAITING.value,
+            or_(executions.c.claimable_at.is_(None), executions.c.claimable_at > fire_at),
+        )
+        .values(claimable_at=fire_at)
+    )
 
 
 async def cancel_timer(conn: AsyncConnection, run_id: str, name: str, *, now: datetime) -> None:

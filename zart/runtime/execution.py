@@ -16,12 +16,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from zart.clock import SYSTEM_CLOCK, Clock
+from zart.database import DriverConnections, SQLiteWriter
 from zart.errors import (
     DuplicateStepName,
     ExecutionDeadlineExceeded,
@@ -45,7 +46,15 @@ from zart.repositories.records import (
     Lease,
     StepRecord,
 )
-from zart.runtime.checkpoints import GroupCommitter, write_one
+from zart.runtime.checkpoints import (
+    Checkpoint,
+    DriverBatcher,
+    Finish,
+    GroupCommitter,
+    checkpoint_batcher,
+    finish_batcher,
+    write_one,
+)
 from zart.runtime.context import StepScope, current_run, current_step
 from zart.runtime.outcomes import DeadlineExceeded, ExecutionFailure, HandlerFailed, StepFailed
 from zart.runtime.pauses import PauseRules
@@ -85,6 +94,13 @@ class Runtime:
     pause_rules: PauseRules = field(default_factory=PauseRules)
     _single_statement: AsyncEngine | None = field(default=None, repr=False)
     _group: GroupCommitter | None = field(default=None, repr=False)
+    #: PostgreSQL, while a worker runs: driver connections for the hot statements.
+    _driver: DriverConnections | None = field(default=None, repr=False)
+    _driver_group: DriverBatcher[Checkpoint, StepRecord] | None = field(default=None, repr=False)
+    _finishes: DriverBatcher[Finish, ExecutionRecord] | None = field(default=None, repr=False)
+    #: SQLite, while a worker runs: the writer connection in a thread of its own.
+    _sqlite_writer: SQLiteWriter | None = field(default=None, repr=False)
+    _driver_users: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         if self.engine.dialect.name == "postgresql":
@@ -92,7 +108,59 @@ class Runtime:
             # autocommit saves the BEGIN and COMMIT round trips.
             self._single_statement = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         else:
-            self._group = GroupCommitter(self.transaction, self.clock.now)
+            self._group = GroupCommitter(
+                self.transaction, self.clock.now, sqlite_writer=lambda: self._sqlite_writer
+            )
+
+    def open_driver(self) -> None:
+        """A worker starts: keep driver connections for its hot statements (checkpoints,
+        claims, finishes) until the last worker of this runtime stops: a few asyncpg ones on
+        PostgreSQL, SQLite's writer connection and its thread on SQLite."""
+        self._driver_users += 1
+        if self.engine.dialect.name == "postgresql":
+            if self._driver is None:
+                self._driver = DriverConnections(self.engine)
+                self._driver_group = checkpoint_batcher(self._driver, self.clock.now)
+                self._finishes = finish_batcher(self._driver, self.clock.now)
+        elif self._sqlite_writer is None:
+            self._sqlite_writer = SQLiteWriter(self.engine)
+
+    async def close_driver(self) -> None:
+        """A worker stopped (see :meth:`open_driver`)."""
+        if self._driver_users == 0:
+            return
+        self._driver_users -= 1
+        if self._driver_users > 0:
+            return
+        driver, self._driver = self._driver, None
+        self._driver_group = self._finishes = None
+        if driver is not None:
+            await driver.close()
+        writer, self._sqlite_writer = self._sqlite_writer, None
+        if writer is not None:
+            await writer.close()
+
+    @property
+    def sqlite_writer(self) -> SQLiteWriter | None:
+        return self._sqlite_writer
+
+    @property
+    def driver(self) -> DriverConnections | None:
+        return self._driver
+
+    async def finish(
+        self,
+        lease: Lease,
+        status: Literal[ExecutionStatus.COMPLETED, ExecutionStatus.FAILED],
+        result: Any,
+        error: Any,
+    ) -> ExecutionRecord | None:
+        """PostgreSQL, while a worker runs: record a run's end, grouped with the ends of
+        other runs arriving meanwhile (one statement); ``None`` elsewhere (the caller writes
+        it)."""
+        if self._finishes is None:
+            return None
+        return await self._finishes.submit((lease, status, result, error))
 
     async def write_checkpoint(
         self,
@@ -105,6 +173,33 @@ class Runtime:
         if self._group is not None:
             return await self._group.write(lease, outcome, attempt, timer)
         now = self.clock.now()
+        if self._driver is not None:
+            try:
+                if timer is None or outcome.wake_at is None:
+                    if self._driver_group is not None:
+                        # One fenced statement in autocommit, shared with the checkpoints of
+                        # other runs that arrive meanwhile (group commit).
+                        return await self._driver_group.submit((lease, outcome, attempt))
+                    async with self._driver.connection() as session:
+                        return await steps_repo.record_step_outcome_driver(
+                            session, lease, outcome, attempt=attempt, now=now
+                        )
+                async with self._driver.transaction() as session:  # the wait and its timer
+                    record = await steps_repo.record_step_outcome_driver(
+                        session, lease, outcome, attempt=attempt, now=now
+                    )
+                    await timers_repo.create_timer_driver(
+                        session,
+                        execution_id=lease.execution_id,
+                        run_id=outcome.run_id,
+                        name=outcome.name,
+                        kind=timer,
+                        fire_at=outcome.wake_at,
+                        now=now,
+                    )
+                    return record
+            except (SQLAlchemyError, OSError) as exc:
+                raise CheckpointFailed(f"checkpoint could not be written: {exc}") from exc
         if timer is None or outcome.wake_at is None:
             async with self.checkpoint_connection() as conn:
                 return await write_one(conn, lease, outcome, attempt, None, now)
@@ -733,28 +828,57 @@ async def _finish(state: RunState, outcome: _Outcome) -> ExecutionRecord:
         "task": state.execution.task_name,
     }
     if isinstance(outcome, _Waiting):
-        async with state.runtime.engine.begin() as conn:
-            record = await executions_repo.suspend_execution(
-                conn,
-                state.lease,
-                run_id=state.execution.run_id,
-                now=state.clock.now(),
-                awaited_events=sorted(outcome.awaited_events),
-            )
-            if record.claimable_at is not None:  # idle workers re-plan their next wake-up
-                await wakeups.notify(conn, state.runtime.channel, record.task_name)
+        driver = state.runtime.driver
+        if driver is not None:
+            async with driver.transaction() as session:
+                record = await executions_repo.suspend_execution_driver(
+                    session,
+                    state.lease,
+                    run_id=state.execution.run_id,
+                    now=state.clock.now(),
+                    awaited_events=sorted(outcome.awaited_events),
+                )
+                if record.claimable_at is not None:  # idle workers re-plan their next wake-up
+                    await wakeups.notify_driver(session, state.runtime.channel, record.task_name)
+        else:
+            async with state.runtime.engine.begin() as conn:
+                record = await executions_repo.suspend_execution(
+                    conn,
+                    state.lease,
+                    run_id=state.execution.run_id,
+                    now=state.clock.now(),
+                    awaited_events=sorted(outcome.awaited_events),
+                )
+                if record.claimable_at is not None:  # idle workers re-plan their next wake-up
+                    await wakeups.notify(conn, state.runtime.channel, record.task_name)
         log("execution_suspended", "execution waits", wake_at=record.claimable_at, **fields)
         return record
     completed = isinstance(outcome, _Completed)
-    async with state.runtime.engine.begin() as conn:
-        record = await executions_repo.finish_execution(
-            conn,
-            state.lease,
-            status=ExecutionStatus.COMPLETED if completed else ExecutionStatus.FAILED,
-            result=outcome.result if isinstance(outcome, _Completed) else None,
-            error=outcome.error if isinstance(outcome, _Failed) else None,
-            now=state.clock.now(),
+    status: Literal[ExecutionStatus.COMPLETED, ExecutionStatus.FAILED] = (
+        ExecutionStatus.COMPLETED if completed else ExecutionStatus.FAILED
+    )
+    result = outcome.result if isinstance(outcome, _Completed) else None
+    error = outcome.error if isinstance(outcome, _Failed) else None
+    grouped = await state.runtime.finish(state.lease, status, result, error)
+    if grouped is not None:  # PostgreSQL: one statement in autocommit, maybe shared
+        record = grouped
+    elif (writer := state.runtime.sqlite_writer) is not None:  # one hop to its thread
+        now = state.clock.now()
+        record = await writer.transaction(
+            lambda session: executions_repo.finish_execution_sqlite(
+                session, state.lease, status=status, result=result, error=error, now=now
+            )
         )
+    else:
+        async with state.runtime.engine.begin() as conn:
+            record = await executions_repo.finish_execution(
+                conn,
+                state.lease,
+                status=status,
+                result=result,
+                error=error,
+                now=state.clock.now(),
+            )
     if isinstance(outcome, _Failed):
         log("execution_failed", f"execution failed: {outcome.error['message']}", **fields)
     else:

@@ -34,7 +34,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.exc import SQLAlchemyError
 
-from zart.database import read_only
+from zart.database import DriverSession, read_only
 from zart.errors import ConfigurationError, LeaseLost
 from zart.logs import log
 from zart.models import ExecutionStatus
@@ -82,6 +82,38 @@ class WorkerSettings:
     @property
     def heartbeat_every(self) -> float:
         return self.heartbeat_interval or self.lease_timeout / 3
+
+
+def _woken_runs(claimed: list[ClaimedExecution]) -> list[str]:
+    """The runs a wake-up (a due timer, an event) brought back: they were waiting."""
+    return [c.execution.run_id for c in claimed if c.previous_status is ExecutionStatus.WAITING]
+
+
+def _claim_sqlite(
+    session: DriverSession,
+    worker_id: str,
+    task_names: list[str],
+    free: int,
+    now: datetime,
+    lease_timeout: timedelta,
+) -> tuple[list[ClaimedExecution], dict[str, dict[str, StepRecord]]]:
+    """:meth:`Worker._claim`'s transaction on SQLite's writer connection (in its thread)."""
+    claimed = executions_repo.claim_ready_executions_sqlite(
+        session,
+        worker_id=worker_id,
+        task_names=task_names,
+        limit=free,
+        now=now,
+        lease_timeout=lease_timeout,
+    )
+    if not claimed:
+        return [], {}
+    woken = _woken_runs(claimed)
+    if woken:
+        timers_repo.fire_due_timers_sqlite(session, woken, now=now)
+        steps_repo.complete_due_sleeps_sqlite(session, woken, now=now)
+    run_ids = [c.execution.run_id for c in claimed]
+    return claimed, steps_repo.load_outcomes_of_runs_sqlite(session, run_ids)
 
 
 class Worker:
@@ -142,6 +174,7 @@ class Worker:
                 now=self.runtime.clock.now(),
             )
         await self.schedules.sync(self._declared_schedules())
+        self.runtime.open_driver()
         self._loops = [
             self._supervise("claim", self._claim_loop),
             self._supervise("heartbeat", self._heartbeat_loop),
@@ -222,6 +255,7 @@ class Worker:
                 )
         except TRANSIENT_ERRORS as exc:
             log("worker_stop_unrecorded", f"could not record the stop: {exc}", level=30)
+        await self.runtime.close_driver()
         log(
             "worker_stopped",
             f"worker {self.worker_id} stopped",
@@ -280,29 +314,82 @@ class Worker:
     async def _until_next_due(self, longest: float, now: datetime) -> float:
         """Seconds until the next execution becomes claimable after ``now`` (the claim's time,
         so one that came due since is picked up at once), at most ``longest``."""
-        async with self._reads.connect() as conn:
-            due = await wakeups.next_claimable_at(conn, self.task_names, after=now)
+        driver = self.runtime.driver
+        writer = self.runtime.sqlite_writer
+        if driver is not None:
+            async with driver.connection() as session:
+                due = await wakeups.next_claimable_at_driver(session, self.task_names, after=now)
+        elif writer is not None:
+            due = await writer.read(
+                lambda session: wakeups.next_claimable_at_sqlite(
+                    session, self.task_names, after=now
+                )
+            )
+        else:
+            async with self._reads.connect() as conn:
+                due = await wakeups.next_claimable_at(conn, self.task_names, after=now)
         if due is None:
             return longest
         return min(longest, max((due - self.runtime.clock.now()).total_seconds(), 0.0))
 
     async def _claim(self, free: int, now: datetime) -> int:
-        async with self.runtime.engine.begin() as conn:
-            claimed = await executions_repo.claim_ready_executions(
-                conn,
-                worker_id=self.worker_id,
-                task_names=self.task_names,
-                limit=free,
-                now=now,
-                lease_timeout=timedelta(seconds=self.settings.lease_timeout),
+        """Claim up to ``free`` executions and load their outcomes, in one transaction. The
+        claim also does, for the whole batch at once, what each woken run would otherwise do
+        one by one: its due timers fire and its due sleeps are completed (a due sleep needs no
+        handler code), so a woken sleeper costs no write of its own to get past its sleep."""
+        lease_timeout = timedelta(seconds=self.settings.lease_timeout)
+        driver = self.runtime.driver
+        if driver is not None:  # PostgreSQL: the same statements on a driver connection
+            async with driver.transaction() as session:
+                claimed = await executions_repo.claim_ready_executions_driver(
+                    session,
+                    worker_id=self.worker_id,
+                    task_names=self.task_names,
+                    limit=free,
+                    now=now,
+                    lease_timeout=lease_timeout,
+                )
+                if not claimed:
+                    return 0
+                woken = _woken_runs(claimed)
+                if woken:
+                    await timers_repo.fire_due_timers_driver(session, woken, now=now)
+                    await steps_repo.complete_due_sleeps_driver(session, woken, now=now)
+                run_ids = [c.execution.run_id for c in claimed]
+                outcomes = await steps_repo.load_outcomes_of_runs_driver(session, run_ids)
+        elif (writer := self.runtime.sqlite_writer) is not None:  # one hop to its thread
+            work = asyncio.ensure_future(
+                writer.transaction(
+                    lambda session: _claim_sqlite(
+                        session, self.worker_id, self.task_names, free, now, lease_timeout
+                    )
+                )
             )
-            run_ids = [c.execution.run_id for c in claimed]
-            outcomes = await steps_repo.load_outcomes_of_runs(conn, run_ids) if claimed else {}
-            # A wake-up brought these back: their due timers have fired.
-            woken = [
-                c.execution.run_id for c in claimed if c.previous_status is ExecutionStatus.WAITING
-            ]
-            await timers_repo.fire_due_timers(conn, woken, now=now)
+            try:
+                claimed, outcomes = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # The thread goes on and may commit the claim: hand back what it took, so
+                # nothing waits for its lease to expire.
+                with contextlib.suppress(Exception):
+                    taken, _ = await work
+                    await self._release([c.lease for c in taken])
+                raise
+        else:
+            async with self.runtime.engine.begin() as conn:
+                claimed = await executions_repo.claim_ready_executions(
+                    conn,
+                    worker_id=self.worker_id,
+                    task_names=self.task_names,
+                    limit=free,
+                    now=now,
+                    lease_timeout=lease_timeout,
+                )
+                woken = _woken_runs(claimed)
+                if woken:
+                    await timers_repo.fire_due_timers(conn, woken, now=now)
+                    await steps_repo.complete_due_sleeps(conn, woken, now=now)
+                run_ids = [c.execution.run_id for c in claimed]
+                outcomes = await steps_repo.load_outcomes_of_runs(conn, run_ids) if claimed else {}
         for item in claimed:
             self._spawn(item, outcomes.get(item.execution.run_id, {}))
         return len(claimed)

@@ -1,0 +1,473 @@
+"""The worker's hot path on PostgreSQL driver connections (zart.repositories.raw), and the
+due sleeps a claim completes in bulk (both backends)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select, text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import zart
+from tests.factories import LEASE, T0, claim_only, completed_step, new_execution
+from zart import DurableScheduler
+from zart.database import DriverConnections, create_engine, with_schema
+from zart.errors import LeaseLost, NonDeterministicReplay
+from zart.migrations import upgrade
+from zart.models import (
+    AttemptStatus,
+    ExecutionStatus,
+    RunRow,
+    StepAttemptRow,
+    StepKind,
+    StepRow,
+    StepStatus,
+    TimerKind,
+    table_of,
+)
+from zart.repositories import executions, raw, steps, timers, wakeups
+from zart.repositories.records import AttemptOutcome, Lease
+
+step_rows = table_of(StepRow)
+attempt_rows = table_of(StepAttemptRow)
+run_rows = table_of(RunRow)
+
+
+async def _count(engine: AsyncEngine, table: Any) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+
+
+@pytest.mark.postgresql_only
+async def test_a_driver_checkpoint_stores_what_the_engine_path_stores(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        record = await new_execution(conn)
+        lease = await claim_only(conn, record.execution_id)
+    driver = DriverConnections(engine)
+    value = {"a": [1, 2.5, "x", None, True], "nested": {"k": "ü"}}
+    try:
+        async with driver.connection() as session:
+            written = await steps.record_step_outcome_driver(
+                session,
+                lease,
+                completed_step(record.run_id, "a", value),
+                attempt=AttemptOutcome(0, AttemptStatus.SUCCEEDED, T0, T0),
+                now=T0,
+            )
+            with pytest.raises(NonDeterministicReplay):  # completed outcomes never change
+                await steps.record_step_outcome_driver(
+                    session, lease, completed_step(record.run_id, "a", 2), now=T0
+                )
+            stale = Lease(lease.execution_id, "not-the-token", lease.owner, lease.expires_at)
+            with pytest.raises(LeaseLost):
+                await steps.record_step_outcome_driver(
+                    session, stale, completed_step(record.run_id, "b", 3), now=T0
+                )
+            loaded = await steps.load_outcomes_of_runs_driver(session, [record.run_id, "none"])
+    finally:
+        await driver.close()
+    assert written.result == value
+    assert written.status is StepStatus.COMPLETED
+    assert written.completed_at == T0
+    assert written.created_at == T0
+    async with engine.connect() as conn:  # committed, and read back the same by SQLAlchemy
+        assert await steps.load_run_outcomes(conn, record.run_id) == {"a": written}
+    assert loaded == {record.run_id: {"a": written}, "none": {}}
+    assert await _count(engine, attempt_rows) == 1
+    assert await _count(engine, step_rows) == 1  # the fenced-out "b" wrote nothing
+
+
+@pytest.mark.postgresql_only
+async def test_driver_claim_and_finish_are_fenced(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        first = await new_execution(conn)
+        second = await new_execution(conn)
+    driver = DriverConnections(engine)
+    try:
+        async with driver.transaction() as session:
+            claimed = await executions.claim_ready_executions_driver(
+                session,
+                worker_id="w",
+                task_names=["onboarding", "other"],
+                limit=10,
+                now=T0,
+                lease_timeout=LEASE,
+            )
+            assert (
+                await wakeups.next_claimable_at_driver(session, ["onboarding"], after=T0)
+                == T0 + LEASE
+            )
+        assert {c.execution.execution_id for c in claimed} == {
+            first.execution_id,
+            second.execution_id,
+        }
+        assert all(c.previous_status is ExecutionStatus.SCHEDULED for c in claimed)
+        assert all(c.execution.status is ExecutionStatus.RUNNING for c in claimed)
+        leases = {c.execution.execution_id: c.lease for c in claimed}
+        async with driver.connection() as session:
+            done = await executions.finish_execution_driver(
+                session,
+                leases[first.execution_id],
+                status=ExecutionStatus.COMPLETED,
+                result={"ok": [1]},
+                now=T0,
+            )
+            lease = leases[second.execution_id]
+            with pytest.raises(LeaseLost):
+                await executions.finish_execution_driver(
+                    session,
+                    Lease(lease.execution_id, "stale", lease.owner, lease.expires_at),
+                    status=ExecutionStatus.FAILED,
+                    error={"kind": "x"},
+                    now=T0,
+                )
+    finally:
+        await driver.close()
+    assert done.status is ExecutionStatus.COMPLETED
+    assert done.result == {"ok": [1]}
+    async with engine.connect() as conn:
+        stored = await executions.get_execution(conn, second.execution_id)
+        run = (await conn.execute(select(run_rows).where(run_rows.c.run_id == first.run_id))).one()
+    assert stored is not None
+    assert stored.status is ExecutionStatus.RUNNING
+    assert run.status == "completed"
+    assert run.result == {"ok": [1]}
+    assert run.completed_at == T0
+
+
+@pytest.mark.postgresql_only
+async def test_a_broken_driver_connection_is_an_sqlalchemy_error_and_replaced(
+    engine: AsyncEngine,
+) -> None:
+    driver = DriverConnections(engine, size=1)
+    try:
+        async with driver.connection() as session:
+            pid = session.connection.get_server_pid()
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        await asyncio.sleep(0.1)
+        with pytest.raises(SQLAlchemyError):
+            async with driver.connection() as session:
+                await session.connection.fetch("SELECT 1")
+        async with driver.connection() as session:  # a new connection, not the dead one
+            assert await session.connection.fetchval("SELECT 1") == 1
+            assert session.connection.get_server_pid() != pid
+    finally:
+        await driver.close()
+    with pytest.raises(OperationalError):
+        async with driver.connection():
+            pass
+
+
+@pytest.mark.postgresql_only
+async def test_driver_statements_follow_the_configured_schema(database_url: str) -> None:
+    base = create_engine(database_url)
+    try:
+        async with base.begin() as conn:
+            await conn.execute(text("CREATE SCHEMA jobs"))
+        await upgrade(base, schema="jobs")
+        engine = with_schema(base, "jobs")
+        async with engine.begin() as conn:
+            record = await new_execution(conn)
+            lease = await claim_only(conn, record.execution_id)
+        driver = DriverConnections(engine)
+        seen: list[str] = []
+        raw.statement_observers.append(seen.append)
+        try:
+            async with driver.connection() as session:
+                await steps.record_step_outcome_driver(
+                    session, lease, completed_step(record.run_id, "a", 1), now=T0
+                )
+        finally:
+            raw.statement_observers.remove(seen.append)
+            await driver.close()
+        assert seen
+        assert "jobs.zart_steps" in seen[0]
+        async with engine.connect() as conn:
+            assert set(await steps.load_run_outcomes(conn, record.run_id)) == {"a"}
+        async with base.connect() as conn:  # nothing in the default schema's tables
+            assert await conn.scalar(select(func.count()).select_from(step_rows)) == 0
+    finally:
+        await base.dispose()
+
+
+# -- due sleeps completed by the claim (both backends) -----------------------------------------
+
+
+async def test_a_claim_completes_due_sleeps_only(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        record = await new_execution(conn)
+        lease = await claim_only(conn, record.execution_id)
+
+        def waiting(name: str, kind: StepKind, wake_in: float) -> steps.StepOutcome:
+            return steps.StepOutcome(
+                run_id=record.run_id,
+                name=name,
+                kind=kind,
+                status=StepStatus.WAITING,
+                position=0,
+                attempts=0,
+                wake_at=T0 + timedelta(seconds=wake_in),
+            )
+
+        for outcome in (
+            waiting("due", StepKind.SLEEP, 1),
+            waiting("later", StepKind.SLEEP, 60),
+            waiting("retry", StepKind.STEP, 1),
+        ):
+            await steps.record_step_outcome(conn, lease, outcome, now=T0)
+        now = T0 + timedelta(seconds=2)
+        assert await steps.complete_due_sleeps(conn, [record.run_id, "other-run"], now=now) == 1
+        outcomes = await steps.load_run_outcomes(conn, record.run_id)
+    due = outcomes["due"]
+    assert (due.status, due.result, due.attempts, due.completed_at) == (
+        StepStatus.COMPLETED,
+        None,
+        1,
+        now,
+    )
+    assert due.wake_at == T0 + timedelta(seconds=1)
+    assert outcomes["later"].status is StepStatus.WAITING
+    assert outcomes["retry"].status is StepStatus.WAITING
+
+
+@zart.step("after-nap")
+async def after_nap() -> str:
+    return "awake"
+
+
+@zart.durable("driver-napper")
+async def napper(data: dict[str, Any]) -> str:
+    await zart.sleep("nap", 0.3)
+    return await after_nap()
+
+
+async def test_a_woken_sleeper_passes_its_sleep_without_a_checkpoint(database_url: str) -> None:
+    async with DurableScheduler(database_url, inline_wait_limit=0) as scheduler:
+        written: list[str] = []
+
+        def count(sql: str) -> None:
+            if "INSERT INTO zart_steps" in sql:
+                written.append(sql)
+
+        def counted(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+            count(statement)
+
+        raw.statement_observers.append(count)
+        event.listen(scheduler.engine.sync_engine, "before_cursor_execute", counted)
+        try:
+            async with scheduler.run_worker(poll_interval=0.05):
+                execution_id = await scheduler.start(napper, {})
+                result = await scheduler.wait(execution_id, timeout=30)
+        finally:
+            raw.statement_observers.remove(count)
+            event.remove(scheduler.engine.sync_engine, "before_cursor_execute", counted)
+        async with scheduler.engine.connect() as conn:
+            timeline = await steps.load_run_outcomes(
+                conn, (await scheduler.status(execution_id)).run_id
+            )
+    assert result == "awake"
+    nap = timeline["nap"]
+    assert nap.status is StepStatus.COMPLETED
+    assert nap.completed_at is not None
+    assert nap.wake_at is not None
+    assert nap.completed_at >= nap.wake_at
+    # The sleep's wait and the step after it: the sleep's completion rode on the claim.
+    assert len(written) == 2, written
+
+
+@pytest.mark.postgresql_only
+async def test_fire_due_timers_on_the_driver(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        record = await new_execution(conn)
+        for name, seconds in (("due", 1), ("later", 60)):
+            await timers.create_timer(
+                conn,
+                execution_id=record.execution_id,
+                run_id=record.run_id,
+                name=name,
+                kind=TimerKind.SLEEP,
+                fire_at=T0 + timedelta(seconds=seconds),
+                now=T0,
+            )
+    driver = DriverConnections(engine)
+    try:
+        async with driver.transaction() as session:
+            fired = await timers.fire_due_timers_driver(
+                session, [record.run_id], now=T0 + timedelta(seconds=2)
+            )
+    finally:
+        await driver.close()
+    async with engine.connect() as conn:
+        pending = await timers.pending_timers(conn, record.run_id)
+    assert fired == 1
+    assert [t.name for t in pending] == ["later"]
+
+
+# -- group commit on PostgreSQL -----------------------------------------------------------------
+
+
+@pytest.mark.postgresql_only
+async def test_a_group_of_checkpoints_is_fenced_item_by_item(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        kept = await new_execution(conn)
+        lost = await new_execution(conn)
+        done = await new_execution(conn)
+        leases = {
+            c.execution.execution_id: c.lease
+            for c in await executions.claim_ready_executions(
+                conn,
+                worker_id="w",
+                task_names=["onboarding"],
+                limit=10,
+                now=T0,
+                lease_timeout=LEASE,
+            )
+        }
+        await steps.record_step_outcome(
+            conn, leases[done.execution_id], completed_step(done.run_id, "a", "first"), now=T0
+        )
+        await conn.execute(  # someone else took `lost` over
+            text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
+            {"e": lost.execution_id},
+        )
+    driver = DriverConnections(engine)
+    try:
+        async with driver.connection() as session:
+            results = await steps.record_step_outcomes_driver(
+                session,
+                [
+                    (
+                        leases[kept.execution_id],
+                        completed_step(kept.run_id, "a", {"v": [1, None]}),
+                        AttemptOutcome(0, AttemptStatus.SUCCEEDED, T0, T0),
+                    ),
+                    (leases[lost.execution_id], completed_step(lost.run_id, "a", 2), None),
+                    (leases[done.execution_id], completed_step(done.run_id, "a", "again"), None),
+                    (leases[kept.execution_id], completed_step(kept.run_id, "b", None, 1), None),
+                ],
+                now=T0,
+            )
+    finally:
+        await driver.close()
+    first, refused, replayed, second = results
+    assert not isinstance(first, BaseException)
+    assert first.result == {"v": [1, None]}
+    assert isinstance(refused, LeaseLost)
+    assert isinstance(replayed, NonDeterministicReplay)
+    assert not isinstance(second, BaseException)
+    assert second.result is None
+    assert second.position == 1
+    async with engine.connect() as conn:
+        assert await steps.load_run_outcomes(conn, kept.run_id) == {"a": first, "b": second}
+        assert await steps.load_run_outcomes(conn, lost.run_id) == {}
+        assert (await steps.load_run_outcomes(conn, done.run_id))["a"].result == "first"
+        stored_attempts = await steps.list_step_attempts(conn, [first.step_id, second.step_id])
+    assert [a.attempt_number for a in stored_attempts[first.step_id]] == [0]
+    assert stored_attempts[second.step_id] == []
+
+
+@zart.step("group-tick-{i}")
+async def group_tick(i: int) -> int:
+    await asyncio.sleep(0)
+    return i
+
+
+@zart.durable("driver-group-ten")
+async def group_ten(data: dict[str, Any]) -> int:
+    return sum([await group_tick(i) for i in range(10)])
+
+
+@pytest.mark.postgresql_only
+async def test_concurrent_checkpoints_share_statements_on_postgresql(database_url: str) -> None:
+    """Concurrent runs' checkpoints go out in shared statements; a heartbeat every 20 ms
+    renews leases meanwhile (both lock several execution rows, in the same order)."""
+    async with DurableScheduler(database_url) as scheduler:
+        ids = [await scheduler.start(group_ten, {}) for _ in range(32)]
+        statements: list[str] = []
+
+        def seen(sql: str) -> None:
+            if "INSERT INTO zart_steps" in sql:
+                statements.append(sql)
+
+        raw.statement_observers.append(seen)
+        try:
+            async with scheduler.run_worker(
+                concurrency=32, poll_interval=0.02, lease_timeout=2.0, heartbeat_interval=0.02
+            ):
+                results = [await scheduler.wait(eid, timeout=60) for eid in ids]
+        finally:
+            raw.statement_observers.remove(seen)
+        async with scheduler.engine.connect() as conn:
+            counts = [
+                len(await steps.load_run_outcomes(conn, (await scheduler.status(eid)).run_id))
+                for eid in ids
+            ]
+    assert results == [45] * 32
+    assert counts == [10] * 32
+    # One by one, the 320 checkpoints would take 320 statements.
+    assert len(statements) < 320, len(statements)
+
+
+@pytest.mark.postgresql_only
+async def test_a_group_of_finishes_is_fenced_item_by_item(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        done = await new_execution(conn)
+        failed = await new_execution(conn)
+        lost = await new_execution(conn)
+        leases = {
+            c.execution.execution_id: c.lease
+            for c in await executions.claim_ready_executions(
+                conn,
+                worker_id="w",
+                task_names=["onboarding"],
+                limit=10,
+                now=T0,
+                lease_timeout=LEASE,
+            )
+        }
+        await conn.execute(
+            text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
+            {"e": lost.execution_id},
+        )
+    driver = DriverConnections(engine)
+    try:
+        async with driver.connection() as session:
+            results = await executions.finish_executions_driver(
+                session,
+                [
+                    (leases[done.execution_id], ExecutionStatus.COMPLETED, {"r": [1]}, None),
+                    (leases[failed.execution_id], ExecutionStatus.FAILED, None, {"kind": "x"}),
+                    (leases[lost.execution_id], ExecutionStatus.COMPLETED, 3, None),
+                ],
+                now=T0,
+            )
+    finally:
+        await driver.close()
+    ok, bad, refused = results
+    assert not isinstance(ok, BaseException)
+    assert (ok.status, ok.result, ok.completed_at) == (ExecutionStatus.COMPLETED, {"r": [1]}, T0)
+    assert not isinstance(bad, BaseException)
+    assert (bad.status, bad.error) == (ExecutionStatus.FAILED, {"kind": "x"})
+    assert isinstance(refused, LeaseLost)
+    async with engine.connect() as conn:
+        untouched = await executions.get_execution(conn, lost.execution_id)
+        run_rows_now = {
+            row.run_id: row
+            for row in await conn.execute(
+                select(run_rows).where(
+                    run_rows.c.execution_id.in_([e.execution_id for e in (done, failed, lost)])
+                )
+            )
+        }
+    assert untouched is not None
+    assert untouched.status is ExecutionStatus.RUNNING
+    assert run_rows_now[done.run_id].status == "completed"
+    assert run_rows_now[done.run_id].result == {"r": [1]}
+    assert run_rows_now[failed.run_id].status == "failed"
+    assert run_rows_now[failed.run_id].error == {"kind": "x"}
+    assert run_rows_now[lost.run_id].completed_at is None
