@@ -173,8 +173,7 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         ``run_id``, the current run by default.
 
         Raises :class:`~zart.ExecutionNotFound`, or :class:`~zart.RunNotFound` when the
-        execution has no run ``run_id``. Four queries in one transaction, whatever the number
-        of steps.
+        execution has no run ``run_id``. Four queries, whatever the number of steps.
         """
         async with self._reads.begin() as conn:
             execution = await executions_repo.get_execution(conn, execution_id)
