@@ -92,7 +92,6 @@ class Runtime:
     channel: str = wakeups.CHANNEL
     #: Active pause rules, checked in memory before a step starts (see zart.runtime.pauses).
     pause_rules: PauseRules = field(default_factory=PauseRules)
-    _single_statement: AsyncEngine | None = field(default=None, repr=False)
     _group: GroupCommitter | None = field(default=None, repr=False)
     #: PostgreSQL, while a worker runs: driver connections for the hot statements.
     _driver: DriverConnections | None = field(default=None, repr=False)
@@ -103,11 +102,7 @@ class Runtime:
     _driver_users: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
-        if self.engine.dialect.name == "postgresql":
-            # A checkpoint is one statement on PostgreSQL, atomic on its own: running it in
-            # autocommit saves the BEGIN and COMMIT round trips.
-            self._single_statement = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        else:
+        if self.engine.dialect.name != "postgresql":
             self._group = GroupCommitter(
                 self.transaction, self.clock.now, sqlite_writer=lambda: self._sqlite_writer
             )
@@ -200,25 +195,7 @@ class Runtime:
                     return record
             except (SQLAlchemyError, OSError) as exc:
                 raise CheckpointFailed(f"checkpoint could not be written: {exc}") from exc
-        if timer is None or outcome.wake_at is None:
-            async with self.checkpoint_connection() as conn:
-                return await write_one(conn, lease, outcome, attempt, None, now)
-        async with self.transaction() as conn:
-            return await write_one(conn, lease, outcome, attempt, timer, now)
-
-    @asynccontextmanager
-    async def checkpoint_connection(self) -> AsyncIterator[AsyncConnection]:
-        try:
-            if self._single_statement is not None:
-                async with self._single_statement.connect() as conn:
-                    yield conn
-            else:
-                async with self.engine.begin() as conn:
-                    yield conn
-        except SQLAlchemyError as exc:
-            raise CheckpointFailed(f"checkpoint could not be written: {exc}") from exc
-        except OSError as exc:
-            raise CheckpointFailed(f"checkpoint could not be written: {exc}") from exc
+        raise _no_worker()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -818,6 +795,12 @@ def _failure_error(failure: ExecutionFailure) -> dict[str, Any]:
     return _error("handler_failed", failure.error)
 
 
+def _no_worker() -> RuntimeError:
+    """A run's hot writes go through the connections a worker opens (:meth:`Runtime.open_driver`)
+    and runs only execute inside a worker, so none open means a bug in Zart, not bad input."""
+    return RuntimeError("a durable run wrote outside a worker: Runtime.open_driver was not called")
+
+
 def _error(kind: str, error: BaseException) -> dict[str, Any]:
     return {"kind": kind, "message": str(error), "error": encode_exception(error)}
 
@@ -870,15 +853,7 @@ async def _finish(state: RunState, outcome: _Outcome) -> ExecutionRecord:
             )
         )
     else:
-        async with state.runtime.engine.begin() as conn:
-            record = await executions_repo.finish_execution(
-                conn,
-                state.lease,
-                status=status,
-                result=result,
-                error=error,
-                now=state.clock.now(),
-            )
+        raise _no_worker()
     if isinstance(outcome, _Failed):
         log("execution_failed", f"execution failed: {outcome.error['message']}", **fields)
     else:

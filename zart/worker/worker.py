@@ -374,22 +374,8 @@ class Worker:
                     taken, _ = await work
                     await self._release([c.lease for c in taken])
                 raise
-        else:
-            async with self.runtime.engine.begin() as conn:
-                claimed = await executions_repo.claim_ready_executions(
-                    conn,
-                    worker_id=self.worker_id,
-                    task_names=self.task_names,
-                    limit=free,
-                    now=now,
-                    lease_timeout=lease_timeout,
-                )
-                woken = _woken_runs(claimed)
-                if woken:
-                    await timers_repo.fire_due_timers(conn, woken, now=now)
-                    await steps_repo.complete_due_sleeps(conn, woken, now=now)
-                run_ids = [c.execution.run_id for c in claimed]
-                outcomes = await steps_repo.load_outcomes_of_runs(conn, run_ids) if claimed else {}
+        else:  # start() opens one or the other before the claim loop runs
+            raise RuntimeError("the worker claims on connections start() opens; none is open")
         for item in claimed:
             self._spawn(item, outcomes.get(item.execution.run_id, {}))
         return len(claimed)
