@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -64,6 +64,7 @@ timers = table_of(TimerRow)
 events = table_of(EventRow)
 
 _ACTIVE = (ExecutionStatus.SCHEDULED, ExecutionStatus.RUNNING, ExecutionStatus.WAITING)
+_ACTIVE_VALUES = [s.value for s in _ACTIVE]
 
 #: Leases renewed per heartbeat statement.
 RENEW_CHUNK = 1000
@@ -379,64 +380,67 @@ async def claim_ready_executions(
     Each claimed execution comes with its status before the claim (``waiting``: woken up).
     All executions claimed by one call share one fresh lease token; the fence always matches on
     (execution_id, token), so sharing it across different executions is safe.
+
+    The statements are the ones the worker runs on its driver connections
+    (:func:`claim_ready_executions_driver`, :func:`claim_ready_executions_sqlite`), executed
+    here through SQLAlchemy.
     """
     names = list(task_names)
     if not names or limit <= 0:
         return []
-    token = str(uuid.uuid4())
-    expires_at = now + lease_timeout
-    due = (
-        select(executions.c.execution_id, executions.c.status.label("previous_status"))
-        .where(
-            executions.c.claimable_at <= now,
-            executions.c.task_name.in_(names),
-            executions.c.status.in_([s.value for s in _ACTIVE]),
-        )
-        .order_by(executions.c.claimable_at)
-        .limit(limit)
-    )
-    claim = update(executions).values(
-        status=ExecutionStatus.RUNNING.value,
-        lease_token=token,
-        lease_owner=worker_id,
-        claimable_at=expires_at,
-        claim_count=executions.c.claim_count + 1,
-        updated_at=now,
-        version=executions.c.version + 1,
-    )
+    claim = _ClaimParameters(worker_id, names, limit, now, now + lease_timeout)
     if is_postgresql(conn):
-        candidates = (
-            due.with_for_update(skip_locked=True)
-            .cte("candidates")
-            .prefix_with("MATERIALIZED", dialect="postgresql")
-        )
-        rows = list(
-            await conn.execute(
-                claim.where(executions.c.execution_id == candidates.c.execution_id).returning(
-                    *executions.c, candidates.c.previous_status
-                )
+        rows = (await conn.execute(_claim_statement_pg(), claim.postgresql())).mappings().all()
+        return claim.claimed(rows, {r["execution_id"]: r["previous_status"] for r in rows})
+    params = claim.sqlite()
+    previous = {
+        r.execution_id: r.previous_status for r in await conn.execute(_claim_due_sqlite(), params)
+    }
+    if not previous:
+        return []
+    ids = raw.json_list(list(previous))
+    rows = (await conn.execute(_claim_update_sqlite(), {**params, "ids": ids})).mappings().all()
+    return claim.claimed(rows, previous)
+
+
+@dataclass(frozen=True, slots=True)
+class _ClaimParameters:
+    """One claim's parameters (a fresh lease token shared by the batch) and its results."""
+
+    worker_id: str
+    task_names: list[str]
+    limit: int
+    now: datetime
+    expires_at: datetime
+    token: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def postgresql(self) -> dict[str, Any]:
+        return {**self._common(), "task_names": self.task_names, "active": _ACTIVE_VALUES}
+
+    def sqlite(self) -> dict[str, Any]:
+        names, active = raw.json_list(self.task_names), raw.json_list(_ACTIVE_VALUES)
+        return {**self._common(), "task_names": names, "active": active}
+
+    def _common(self) -> dict[str, Any]:
+        return {
+            "limit": self.limit,
+            "now": self.now,
+            "token": self.token,
+            "worker_id": self.worker_id,
+            "expires_at": self.expires_at,
+        }
+
+    def claimed(
+        self, rows: Iterable[Mapping[Any, Any]], previous: Mapping[str, str]
+    ) -> list[ClaimedExecution]:
+        return [
+            ClaimedExecution(
+                lease=Lease(r["execution_id"], self.token, self.worker_id, self.expires_at),
+                execution=_record_of(r),
+                previous_status=ExecutionStatus(previous[r["execution_id"]]),
             )
-        )
-        previous = {r.execution_id: r.previous_status for r in rows}
-    else:
-        # SQLite: this transaction holds the only write lock, so read-then-update is safe (and
-        # SQLite's RETURNING cannot name the candidates' columns).
-        previous = {r.execution_id: r.previous_status for r in await conn.execute(due)}
-        if not previous:
-            return []
-        rows = list(
-            await conn.execute(
-                claim.where(executions.c.execution_id.in_(list(previous))).returning(*executions.c)
-            )
-        )
-    return [
-        ClaimedExecution(
-            lease=Lease(r.execution_id, token, worker_id, expires_at),
-            execution=_record(r),
-            previous_status=ExecutionStatus(previous[r.execution_id]),
-        )
-        for r in rows
-    ]
+            for r in rows
+        ]
 
 
 async def claim_ready_executions_driver(
@@ -454,29 +458,10 @@ async def claim_ready_executions_driver(
     names = list(task_names)
     if not names or limit <= 0:
         return []
-    token = str(uuid.uuid4())
-    expires_at = now + lease_timeout
+    claim = _ClaimParameters(worker_id, names, limit, now, now + lease_timeout)
     statement = raw.compiled("claim", _claim_statement_pg, session.dialect, session.schema_map)
-    rows = await statement.fetch(
-        session.connection,
-        {
-            "task_names": names,
-            "active": [s.value for s in _ACTIVE],
-            "limit": limit,
-            "now": now,
-            "token": token,
-            "worker_id": worker_id,
-            "expires_at": expires_at,
-        },
-    )
-    return [
-        ClaimedExecution(
-            lease=Lease(r["execution_id"], token, worker_id, expires_at),
-            execution=_record_of(r),
-            previous_status=ExecutionStatus(r["previous_status"]),
-        )
-        for r in rows
-    ]
+    rows = await statement.fetch(session.connection, claim.postgresql())
+    return claim.claimed(rows, {r["execution_id"]: r["previous_status"] for r in rows})
 
 
 def claim_ready_executions_sqlite(
@@ -493,35 +478,20 @@ def claim_ready_executions_sqlite(
     names = list(task_names)
     if not names or limit <= 0:
         return []
-    token = str(uuid.uuid4())
-    expires_at = now + lease_timeout
-    params = {
-        "task_names": raw.json_list(names),
-        "active": raw.json_list([s.value for s in _ACTIVE]),
-        "limit": limit,
-        "now": now,
-        "token": token,
-        "worker_id": worker_id,
-        "expires_at": expires_at,
-    }
+    claim = _ClaimParameters(worker_id, names, limit, now, now + lease_timeout)
+    params = claim.sqlite()
     due = raw.compiled("claim_due", _claim_due_sqlite, session.dialect, None)
     previous = {
         r["execution_id"]: r["previous_status"] for r in due.run(session.connection, params)
     }
     if not previous:
         return []
-    claim = raw.compiled("claim_update", _claim_update_sqlite, session.dialect, None)
-    rows = claim.run(session.connection, {**params, "ids": raw.json_list(list(previous))})
-    return [
-        ClaimedExecution(
-            lease=Lease(r["execution_id"], token, worker_id, expires_at),
-            execution=_record_of(r),
-            previous_status=ExecutionStatus(previous[r["execution_id"]]),
-        )
-        for r in rows
-    ]
+    update_ = raw.compiled("claim_update", _claim_update_sqlite, session.dialect, None)
+    rows = update_.run(session.connection, {**params, "ids": raw.json_list(list(previous))})
+    return claim.claimed(rows, previous)
 
 
+@functools.cache
 def _claim_due_sqlite() -> Any:
     return (
         select(executions.c.execution_id, executions.c.status.label("previous_status"))
@@ -535,6 +505,7 @@ def _claim_due_sqlite() -> Any:
     )
 
 
+@functools.cache
 def _claim_update_sqlite() -> Any:
     return (
         update(executions)
@@ -552,6 +523,7 @@ def _claim_update_sqlite() -> Any:
     )
 
 
+@functools.cache
 def _claim_statement_pg() -> Any:
     now = bindparam("now", type_=executions.c.updated_at.type)
     candidates = (
