@@ -15,7 +15,7 @@ it is not needed there.)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +30,9 @@ from zart.repositories import executions as executions_repo
 from zart.repositories import steps as steps_repo
 from zart.repositories import timers as timers_repo
 from zart.repositories.records import AttemptOutcome, ExecutionRecord, Lease, StepRecord
+
+Item = TypeVar("Item")
+R = TypeVar("R")
 
 #: At most this many checkpoints share one SQLite transaction.
 MAX_GROUP = 256
@@ -154,19 +157,22 @@ class GroupCommitter:
                         except (LeaseLost, NonDeterministicReplay) as refused:
                             results.append(refused)  # refused without a database error: go on
         except BaseException as failure:  # the whole transaction is gone
-            for item in group:
-                if not item.future.done():
-                    item.future.set_exception(failure)
+            _settle([item.future for item in group], [failure] * len(group))
             if not isinstance(failure, Exception):
                 raise
             return
-        for item, result in zip(group, results, strict=True):
-            if item.future.done():
-                continue
-            if isinstance(result, BaseException):
-                item.future.set_exception(result)
-            else:
-                item.future.set_result(result)
+        _settle([item.future for item in group], results)
+
+
+def _settle(futures: list[asyncio.Future[R]], results: Sequence[R | BaseException]) -> None:
+    """Hand each waiting writer its own result or error (one already cancelled is skipped)."""
+    for future, result in zip(futures, results, strict=True):
+        if future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 def _write_all(
@@ -181,10 +187,6 @@ def _write_all(
         except (LeaseLost, NonDeterministicReplay) as refused:
             results.append(refused)  # refused without a database error: go on
     return results
-
-
-Item = TypeVar("Item")
-R = TypeVar("R")
 
 
 @dataclass(slots=True)
@@ -253,19 +255,11 @@ class DriverBatcher(Generic[Item, R]):
                 else:
                     results = await self._many(session, [queued.item for queued in group])
         except BaseException as failure:  # the whole statement is gone
-            for queued in group:
-                if not queued.future.done():
-                    queued.future.set_exception(failure)
+            _settle([queued.future for queued in group], [failure] * len(group))
             if not isinstance(failure, Exception):
                 raise
             return
-        for queued, result in zip(group, results, strict=True):
-            if queued.future.done():
-                continue
-            if isinstance(result, BaseException):
-                queued.future.set_exception(result)
-            else:
-                queued.future.set_result(result)
+        _settle([queued.future for queued in group], results)
 
 
 Checkpoint = tuple[Lease, steps_repo.StepOutcome, AttemptOutcome | None]
