@@ -171,7 +171,7 @@ async def _resume_one(
     finished = asyncio.Event()
     at_finish: dict[str, Any] = {}
 
-    def on_finished(_execution_id: str) -> None:
+    def on_finished(_execution_id: str, _record: Any) -> None:
         # Called once the finish committed: what the resume cost, before the worker goes on.
         at_finish.update(ended=time.perf_counter(), seen=len(counter.events))
         finished.set()

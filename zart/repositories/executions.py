@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -48,7 +49,7 @@ from zart.models import (
     table_of,
 )
 from zart.repositories import raw
-from zart.repositories.dialect import insert_ignoring_conflicts, is_postgresql
+from zart.repositories.dialect import is_postgresql
 from zart.repositories.records import (
     ClaimedExecution,
     CreatedExecution,
@@ -126,87 +127,153 @@ async def create_execution(
     now: datetime,
     claimable_at: datetime | None = None,
     deadline_at: datetime | None = None,
+    lease: Lease | None = None,
 ) -> CreatedExecution:
     """Insert an execution and its first run, idempotently by ``execution_id``.
 
     An existing execution with the same task and payload is returned with ``created=False``;
     one with a different task or payload raises :class:`ExecutionAlreadyExists`. The insert uses
     ``ON CONFLICT DO NOTHING``, so a duplicate never aborts the caller's transaction.
+
+    With ``lease`` the execution is inserted already claimed by that lease (``running``, its
+    first claim), exactly as :func:`claim_ready_executions` would leave it: the start of an
+    in-process worker's own execution, which then needs no claim (see
+    ``DurableScheduler.start``).
     """
-    run_id = str(uuid.uuid4())
+    params = _create_parameters(
+        execution_id, task_name, payload, now, claimable_at, deadline_at, lease
+    )
     if is_postgresql(conn):
         # One statement: the execution and, only if it was inserted, its first run.
-        row = (
-            await conn.execute(
-                _create_statement_pg(),
-                {
-                    "execution_id": execution_id,
-                    "task_name": task_name,
-                    "payload": payload,
-                    "run_id": run_id,
-                    "claimable_at": claimable_at or now,
-                    "deadline_at": deadline_at,
-                    "now": now,
-                },
-            )
-        ).first()
-        if row is None:
-            return await _existing(conn, execution_id, task_name, payload)
-        return CreatedExecution(_record(row), created=True)
-    inserted = await conn.execute(
-        insert_ignoring_conflicts(conn, executions, ["execution_id"])
-        .values(
-            execution_id=execution_id,
-            task_name=task_name,
-            payload=payload,
-            status=ExecutionStatus.SCHEDULED.value,
-            current_run_id=run_id,
-            run_count=1,
-            claimable_at=claimable_at or now,
-            claim_count=0,
-            deadline_at=deadline_at,
-            version=1,
-            created_at=now,
-            updated_at=now,
+        row = (await conn.execute(_create_statement_pg(), params)).first()
+    else:
+        row = (await conn.execute(_create_execution_sqlite(), params)).first()
+        if row is not None:
+            await conn.execute(_create_run_sqlite(), params)
+    if row is None:
+        return _existing(await get_execution(conn, execution_id), execution_id, task_name, payload)
+    return CreatedExecution(_record(row), created=True)
+
+
+async def create_execution_driver(
+    session: Any,
+    *,
+    execution_id: str,
+    task_name: str,
+    payload: Any,
+    now: datetime,
+    deadline_at: datetime | None = None,
+    lease: Lease | None = None,
+) -> CreatedExecution:
+    """:func:`create_execution` on a PostgreSQL driver connection (a
+    :class:`zart.database.DriverSession`): the same single statement, compiled once; in
+    autocommit it is one round trip, committed when it returns."""
+    params = _create_parameters(execution_id, task_name, payload, now, None, deadline_at, lease)
+    create = raw.compiled("create", _create_statement_pg, session.dialect, session.schema_map)
+    rows = await create.fetch(session.connection, params)
+    if rows:
+        return CreatedExecution(_record_of(rows[0]), created=True)
+    get = raw.compiled("get_execution", _get_statement, session.dialect, session.schema_map)
+    found = await get.fetch(session.connection, params)
+    existing = _record_of(found[0]) if found else None
+    return _existing(existing, execution_id, task_name, payload)
+
+
+def create_execution_sqlite(
+    session: Any,
+    *,
+    execution_id: str,
+    task_name: str,
+    payload: Any,
+    now: datetime,
+    deadline_at: datetime | None = None,
+    lease: Lease | None = None,
+) -> CreatedExecution:
+    """:func:`create_execution` on SQLite's writer connection, inside its transaction."""
+    params = _create_parameters(execution_id, task_name, payload, now, None, deadline_at, lease)
+    create = raw.compiled("create", _create_execution_sqlite, session.dialect, None)
+    rows = create.run(session.connection, params)
+    if rows:
+        raw.compiled("create_run", _create_run_sqlite, session.dialect, None).run(
+            session.connection, params
         )
+        return CreatedExecution(_record_of(rows[0]), created=True)
+    found = raw.compiled("get_execution", _get_statement, session.dialect, None).run(
+        session.connection, params
+    )
+    existing = _record_of(found[0]) if found else None
+    return _existing(existing, execution_id, task_name, payload)
+
+
+def _create_parameters(
+    execution_id: str,
+    task_name: str,
+    payload: Any,
+    now: datetime,
+    claimable_at: datetime | None,
+    deadline_at: datetime | None,
+    lease: Lease | None,
+) -> dict[str, Any]:
+    return {
+        "execution_id": execution_id,
+        "task_name": task_name,
+        "payload": payload,
+        "run_id": str(uuid.uuid4()),
+        "deadline_at": deadline_at,
+        "now": now,
+        **_first_claim(lease, claimable_at or now),
+    }
+
+
+def _execution_values() -> dict[str, Any]:
+    """The new execution's columns, as parameters of :func:`_create_parameters`."""
+    now = bindparam("now", type_=executions.c.created_at.type)
+    return {
+        "execution_id": bindparam("execution_id"),
+        "task_name": bindparam("task_name"),
+        "payload": bindparam("payload", type_=executions.c.payload.type),
+        "status": bindparam("status", type_=executions.c.status.type),
+        "current_run_id": bindparam("run_id"),
+        "run_count": 1,
+        "claimable_at": bindparam("claimable_at", type_=executions.c.claimable_at.type),
+        "claim_count": bindparam("claim_count"),
+        "lease_token": bindparam("lease_token", type_=executions.c.lease_token.type),
+        "lease_owner": bindparam("lease_owner", type_=executions.c.lease_owner.type),
+        "deadline_at": bindparam("deadline_at", type_=executions.c.deadline_at.type),
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+@functools.cache
+def _create_execution_sqlite() -> Any:
+    return (
+        sqlite_insert(executions)
+        .values(_execution_values())
+        .on_conflict_do_nothing(index_elements=["execution_id"])
         .returning(*executions.c)
     )
-    row = inserted.first()
-    if row is None:
-        return await _existing(conn, execution_id, task_name, payload)
-    await conn.execute(
-        runs.insert().values(
-            run_id=run_id,
-            execution_id=execution_id,
-            run_index=1,
-            payload=payload,
-            status=ExecutionStatus.SCHEDULED.value,
-            trigger=RunTrigger.INITIAL.value,
-            started_at=now,
-        )
+
+
+@functools.cache
+def _create_run_sqlite() -> Any:
+    return runs.insert().values(
+        run_id=bindparam("run_id"),
+        execution_id=bindparam("execution_id"),
+        run_index=1,
+        payload=bindparam("payload", type_=runs.c.payload.type),
+        status=ExecutionStatus.SCHEDULED.value,
+        trigger=RunTrigger.INITIAL.value,
+        started_at=bindparam("now", type_=runs.c.started_at.type),
     )
-    return CreatedExecution(_record(row), created=True)
 
 
 @functools.cache
 def _create_statement_pg() -> Any:
-    now = bindparam("now", type_=executions.c.created_at.type)
     inserted = (
         postgresql_insert(executions)
-        .values(
-            execution_id=bindparam("execution_id"),
-            task_name=bindparam("task_name"),
-            payload=bindparam("payload", type_=executions.c.payload.type),
-            status=ExecutionStatus.SCHEDULED.value,
-            current_run_id=bindparam("run_id"),
-            run_count=1,
-            claimable_at=bindparam("claimable_at", type_=executions.c.claimable_at.type),
-            claim_count=0,
-            deadline_at=bindparam("deadline_at", type_=executions.c.deadline_at.type),
-            version=1,
-            created_at=now,
-            updated_at=now,
-        )
+        .values(_execution_values())
         .on_conflict_do_nothing(index_elements=["execution_id"])
         .returning(*executions.c)
         .cte("inserted")
@@ -220,7 +287,7 @@ def _create_statement_pg() -> Any:
                 inserted.c.execution_id,
                 literal(1),
                 inserted.c.payload,
-                inserted.c.status,
+                literal(ExecutionStatus.SCHEDULED.value),
                 literal(RunTrigger.INITIAL.value),
                 inserted.c.created_at,
             ),
@@ -231,12 +298,31 @@ def _create_statement_pg() -> Any:
     return select(*inserted.c).add_cte(first_run)
 
 
-async def _existing(
-    conn: AsyncConnection, execution_id: str, task_name: str, payload: Any
+def _first_claim(lease: Lease | None, claimable_at: datetime) -> dict[str, Any]:
+    """The claim columns of a new execution: unclaimed and claimable at ``claimable_at``, or
+    held by ``lease`` (claimable again only when it expires, like any claim)."""
+    if lease is None:
+        return {
+            "status": ExecutionStatus.SCHEDULED.value,
+            "claimable_at": claimable_at,
+            "claim_count": 0,
+            "lease_token": None,
+            "lease_owner": None,
+        }
+    return {
+        "status": ExecutionStatus.RUNNING.value,
+        "claimable_at": lease.expires_at,
+        "claim_count": 1,
+        "lease_token": lease.token,
+        "lease_owner": lease.owner,
+    }
+
+
+def _existing(
+    existing: ExecutionRecord | None, execution_id: str, task_name: str, payload: Any
 ) -> CreatedExecution:
     """The execution a start with an existing ``execution_id`` refers to (see
     :func:`create_execution`)."""
-    existing = await get_execution(conn, execution_id)
     if existing is None:  # pragma: no cover - the conflicting row was deleted meanwhile
         raise ExecutionAlreadyExists(execution_id, "unknown", "it was concurrently removed")
     if existing.task_name != task_name:

@@ -20,6 +20,7 @@ from zart.errors import ConfigurationError
 from zart.migrations import upgrade
 from zart.repositories import wakeups
 from zart.repositories import workers as workers_repo
+from zart.repositories.records import ExecutionRecord
 from zart.runtime.execution import DEFAULT_INLINE_WAIT_LIMIT, DEFAULT_MAX_PAYLOAD_BYTES, Runtime
 from zart.worker import Worker
 
@@ -59,7 +60,7 @@ class SchedulerBase:
         )
         self._workers: list[Worker] = []
         # wait() callers, woken when an in-process worker ends a run of their execution
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._waiters: dict[str, list[asyncio.Future[ExecutionRecord | None]]] = {}
         # Callers' sessions/connections whose commit will wake this scheduler's workers.
         self._wake_on_commit: weakref.WeakSet[Session | Connection] = weakref.WeakSet()
         self._closed = False

@@ -35,17 +35,31 @@ from zart.repositories import steps as steps_repo
 from zart.repositories import wakeups
 from zart.repositories.executions import ExecutionFilter, SortField
 from zart.repositories.records import (
+    ClaimedExecution,
+    CreatedExecution,
     ExecutionDetail,
     ExecutionPage,
     ExecutionRecord,
+    Lease,
     StepDetail,
 )
 from zart.runtime.registry import find_handler, registered_names
 from zart.scheduler.admin import AdminOperations
 from zart.scheduler.schedules import ScheduleOperations
-from zart.scheduler.starts import Target, create, start_request, sync_target, transaction
+from zart.scheduler.starts import (
+    StartRequest,
+    Target,
+    create,
+    create_claimed,
+    start_request,
+    sync_target,
+    transaction,
+)
 from zart.serialization import check_size, to_json
 from zart.worker import Worker, WorkerSettings
+
+#: Seconds between status reads while a worker of this scheduler runs the awaited execution.
+RECHECK_RUNNING_HERE = 1.0
 
 
 class DurableScheduler(AdminOperations, ScheduleOperations):
@@ -87,12 +101,43 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
             max_payload_bytes=self.runtime.max_payload_bytes,
             live_task_names=self._live_task_names,
         )
+        if session is None and (here := self._reserve(request)) is not None:
+            return await self._start_here(request, *here)
         async with transaction(self.engine, session, self.schema) as conn:
             created = await create(
                 conn, request, now=self.clock.now(), channel=self.runtime.channel
             )
         if created.created:
             self._wake_workers(session)
+        return created.execution.execution_id
+
+    def _reserve(self, request: StartRequest) -> tuple[Worker, Lease] | None:
+        """An in-process worker that runs the task and has a slot free, with the lease the
+        start inserts the execution under."""
+        for worker in self._workers:
+            lease = worker.reserve(request.task_name, request.execution_id)
+            if lease is not None:
+                return worker, lease
+        return None
+
+    async def _start_here(self, request: StartRequest, worker: Worker, lease: Lease) -> str:
+        """Start an execution already claimed by ``worker`` of this process: one commit, on
+        the worker's own connections, and the run begins at once, with no claim and no
+        wake-up. Its lease fences it exactly like a claim's: if this process dies, the lease
+        expires and another worker takes it over."""
+        insert = asyncio.ensure_future(create_claimed(self.runtime, request, lease))
+
+        def hand_over(done: asyncio.Future[CreatedExecution]) -> None:
+            created = None if done.cancelled() or done.exception() else done.result()
+            if created is None or not created.created:
+                worker.adopt(None)
+            else:
+                worker.adopt(ClaimedExecution(lease, created.execution))
+
+        insert.add_done_callback(hand_over)
+        # Shielded: a caller cancelled meanwhile does not undo an insert that may commit; what
+        # it started runs all the same.
+        created = await asyncio.shield(insert)
         return created.execution.execution_id
 
     def _wake_workers(self, session: AsyncSession | AsyncConnection | None) -> None:
@@ -218,35 +263,51 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
     ) -> ExecutionRecord:
         """Wait until the execution is completed, failed or cancelled and return its record.
 
-        A worker of this scheduler wakes the wait the moment it ends a run; executions running
-        elsewhere are polled (every 5 ms at first, backing off to 250 ms).
+        While a worker of this scheduler runs the execution, the wait reads nothing: the worker
+        hands over the finished record the moment it ends the run (the status is re-read once
+        a second all the same, for a cancel from elsewhere). Executions running elsewhere are
+        polled (every 5 ms at first, backing off to 250 ms).
         """
         give_up = None if timeout is None else time.monotonic() + timeout
         delay = 0.005
+        read_at = time.monotonic()  # the start's own write counts as the first look
         loop = asyncio.get_running_loop()
         while True:
-            ended: asyncio.Future[None] = loop.create_future()
+            ended: asyncio.Future[ExecutionRecord | None] = loop.create_future()
             waiters = self._waiters.setdefault(execution_id, [])
             waiters.append(ended)  # before reading: an end in between is not missed
             try:
-                record = await self.status(execution_id)
-                if record.is_terminal:
-                    return record
+                here = self._runs_here(execution_id)
+                if not here or time.monotonic() - read_at >= RECHECK_RUNNING_HERE:
+                    read_at = time.monotonic()
+                    record = await self.status(execution_id)
+                    if record.is_terminal:
+                        return record
                 if give_up is not None and time.monotonic() >= give_up:
                     raise WaitTimedOut(execution_id, timeout or 0.0)
-                pause = delay if give_up is None else min(delay, give_up - time.monotonic())
+                pause = RECHECK_RUNNING_HERE if here else delay
+                if give_up is not None:
+                    pause = min(pause, give_up - time.monotonic())
                 await asyncio.wait([ended], timeout=max(pause, 0.0))
+                if ended.done() and (final := ended.result()) is not None and final.is_terminal:
+                    return final
             finally:
                 if ended in waiters:
                     waiters.remove(ended)
                 if not waiters:
                     self._waiters.pop(execution_id, None)
-            delay = min(delay * 2, 0.25)
+            if not here:
+                delay = min(delay * 2, 0.25)
 
-    def _run_ended(self, execution_id: str) -> None:
+    def _runs_here(self, execution_id: str) -> bool:
+        return any(worker.runs(execution_id) for worker in self._workers)
+
+    def _run_ended(self, execution_id: str, record: ExecutionRecord | None) -> None:
+        """A worker of this scheduler ended a run of ``execution_id``: finished (``record``
+        terminal), suspended, or let go of (``None``)."""
         for ended in self._waiters.get(execution_id, []):
             if not ended.done():
-                ended.set_result(None)
+                ended.set_result(record)
 
     # -- changing ---------------------------------------------------------------------------
 

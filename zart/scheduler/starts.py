@@ -20,8 +20,8 @@ from zart.errors import ConfigurationError, InvalidPayload, UnknownTask
 from zart.repositories import executions as executions_repo
 from zart.repositories import wakeups
 from zart.repositories import workers as workers_repo
-from zart.repositories.records import CreatedExecution
-from zart.runtime.execution import DEFAULT_MAX_PAYLOAD_BYTES
+from zart.repositories.records import CreatedExecution, Lease
+from zart.runtime.execution import DEFAULT_MAX_PAYLOAD_BYTES, Runtime
 from zart.runtime.registry import DurableHandler, find_handler
 from zart.scheduler.base import LIVE_WORKER_WINDOW
 from zart.serialization import check_size, to_json
@@ -121,9 +121,17 @@ async def start_request(
 
 
 async def create(
-    conn: AsyncConnection, request: StartRequest, *, now: datetime, channel: str
+    conn: AsyncConnection,
+    request: StartRequest,
+    *,
+    now: datetime,
+    channel: str,
+    lease: Lease | None = None,
 ) -> CreatedExecution:
-    """Insert the execution (idempotently) and queue its wake-up, in ``conn``'s transaction."""
+    """Insert the execution (idempotently) and queue its wake-up, in ``conn``'s transaction.
+
+    With ``lease`` (an in-process worker's, :meth:`zart.worker.Worker.reserve`) it is inserted
+    already claimed by that worker and wakes nobody."""
     created = await executions_repo.create_execution(
         conn,
         execution_id=request.execution_id,
@@ -131,10 +139,35 @@ async def create(
         payload=request.payload,
         now=now,
         deadline_at=None if request.timeout is None else now + request.timeout,
+        lease=lease,
     )
-    if created.created:  # sent at commit: the caller's, with session=
+    if created.created and lease is None:  # sent at commit: the caller's, with session=
         await wakeups.notify(conn, channel, request.task_name)
     return created
+
+
+async def create_claimed(runtime: Runtime, request: StartRequest, lease: Lease) -> CreatedExecution:
+    """Insert the execution already claimed with ``lease`` (an in-process worker's), committed
+    on the worker's own connections: a single autocommit statement on PostgreSQL's driver
+    connection, one hop to SQLite's writer thread."""
+    now = runtime.clock.now()
+    values: dict[str, Any] = {
+        "execution_id": request.execution_id,
+        "task_name": request.task_name,
+        "payload": request.payload,
+        "now": now,
+        "deadline_at": None if request.timeout is None else now + request.timeout,
+        "lease": lease,
+    }
+    if (driver := runtime.driver) is not None:
+        async with driver.connection() as session:
+            return await executions_repo.create_execution_driver(session, **values)
+    if (writer := runtime.sqlite_writer) is not None:
+        return await writer.transaction(
+            lambda session: executions_repo.create_execution_sqlite(session, **values)
+        )
+    async with runtime.engine.begin() as conn:  # pragma: no cover - a worker opened one
+        return await executions_repo.create_execution(conn, **values)
 
 
 def enqueue(

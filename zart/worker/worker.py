@@ -43,7 +43,7 @@ from zart.repositories import steps as steps_repo
 from zart.repositories import timers as timers_repo
 from zart.repositories import wakeups
 from zart.repositories import workers as workers_repo
-from zart.repositories.records import ClaimedExecution, Lease, StepRecord
+from zart.repositories.records import ClaimedExecution, ExecutionRecord, Lease, StepRecord
 from zart.runtime.execution import Runtime, execute
 from zart.runtime.registry import find_handler
 from zart.schedules.loop import DeclaredSchedule, ScheduleLoop
@@ -126,7 +126,7 @@ class Worker:
         settings: WorkerSettings | None = None,
         *,
         worker_id: str | None = None,
-        on_finished: Callable[[str], None] | None = None,
+        on_finished: Callable[[str, ExecutionRecord | None], None] | None = None,
     ) -> None:
         self.runtime = runtime
         self.task_names = sorted(set(task_names))
@@ -139,9 +139,16 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._on_finished = on_finished
         self._in_flight: dict[str, tuple[asyncio.Task[Any], Lease]] = {}
+        #: Slots promised to starts of this process that insert their execution already
+        #: claimed (:meth:`reserve`), until they hand it over (:meth:`adopt`).
+        self._reserved = 0
+        #: Whether the last claim filled every free slot: more may be ready, so a freed slot
+        #: claims again at once. Otherwise a run's end changes nothing claimable.
+        self._backlog = False
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._started = False
         self._stop_task: asyncio.Task[None] | None = None
         #: Server pid of the listening connection while it is up (PostgreSQL), for operators.
@@ -289,13 +296,50 @@ class Worker:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    def runs(self, execution_id: str) -> bool:
+        """Whether ``execution_id`` is running on this worker now."""
+        return execution_id in self._in_flight
+
+    # -- starts of this process -----------------------------------------------------------
+
+    def reserve(self, task_name: str, execution_id: str) -> Lease | None:
+        """A lease for an execution this process is about to start, when this worker runs
+        ``task_name`` and has a slot free: the start inserts the execution already claimed
+        with it (one commit, no claim, no wake-up) and hands it over with :meth:`adopt`.
+        ``None``: start it unclaimed, for whichever worker claims it."""
+        if (
+            not self._loops
+            or self._stopping.is_set()
+            or task_name not in self.task_names
+            or len(self._in_flight) + self._reserved >= self.settings.concurrency
+        ):
+            return None
+        self._reserved += 1
+        expires_at = self.runtime.clock.now() + timedelta(seconds=self.settings.lease_timeout)
+        return Lease(execution_id, str(uuid.uuid4()), self.worker_id, expires_at)
+
+    def adopt(self, claimed: ClaimedExecution | None) -> None:
+        """Run an execution inserted with a lease from :meth:`reserve`; ``None``: the start
+        inserted nothing (an existing id, an error), and the slot is free again."""
+        self._reserved -= 1
+        if claimed is None:
+            if self._backlog:  # the slot it held may be what ready work waits for
+                self._wake.set()
+            return
+        if self._stopping.is_set():  # too late to run it here: let another worker have it
+            task = asyncio.create_task(self._release([claimed.lease]), name="zart-hand-back")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return
+        self._spawn(claimed, {})
+
     # -- claim loop -----------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
         while not self._stopping.is_set():
             # Cleared before claiming: a wake-up that arrives during the claim is not lost.
             self._wake.clear()
-            free = self.settings.concurrency - len(self._in_flight)
+            free = self.settings.concurrency - len(self._in_flight) - self._reserved
             pause = self.settings.poll_interval
             if free > 0:
                 try:
@@ -307,6 +351,8 @@ class Worker:
                         pause = await self._until_next_due(pause, now)
                 except TRANSIENT_ERRORS as exc:
                     log("claim_failed", f"claim failed: {exc}", level=30, worker_id=self.worker_id)
+            else:  # full: whatever woke us may be ready work waiting for a slot
+                self._backlog = True
             # Ready work beyond the free slots waits for a slot (its end sets the wake event).
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), pause)
@@ -350,6 +396,7 @@ class Worker:
                     lease_timeout=lease_timeout,
                 )
                 if not claimed:
+                    self._backlog = False
                     return 0
                 woken = _woken_runs(claimed)
                 if woken:
@@ -376,6 +423,7 @@ class Worker:
                 raise
         else:  # start() opens one or the other before the claim loop runs
             raise RuntimeError("the worker claims on connections start() opens; none is open")
+        self._backlog = len(claimed) >= free
         for item in claimed:
             self._spawn(item, outcomes.get(item.execution.run_id, {}))
         return len(claimed)
@@ -402,16 +450,23 @@ class Worker:
         entry = self._in_flight.get(execution_id)
         if entry is not None and entry[0] is task:  # not a new run of it claimed since
             del self._in_flight[execution_id]
-        self._wake.set()
-        if not task.cancelled() and task.exception() is not None:
-            log(
-                "execution_crashed",
-                f"execution task crashed: {task.exception()!r}",
-                level=40,
-                execution_id=execution_id,
-            )
+        record: ExecutionRecord | None = None
+        if not task.cancelled():
+            if task.exception() is not None:
+                log(
+                    "execution_crashed",
+                    f"execution task crashed: {task.exception()!r}",
+                    level=40,
+                    execution_id=execution_id,
+                )
+            else:
+                record = task.result()
+        # Claim again when ready work may wait for this slot, and re-plan the next wake-up
+        # when the run suspended or let go of the execution some other way.
+        if self._backlog or record is None or not record.is_terminal:
+            self._wake.set()
         if self._on_finished is not None:
-            self._on_finished(execution_id)
+            self._on_finished(execution_id, record)
 
     # -- listener loop (PostgreSQL) -------------------------------------------------------
 
