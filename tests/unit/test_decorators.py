@@ -58,6 +58,21 @@ def test_placeholders_are_filled_from_bound_arguments_and_defaults() -> None:
     assert ship(Order()).named("custom").name == "custom"
 
 
+def test_every_way_of_passing_arguments_gives_the_same_name() -> None:
+    @zart.step("fee-{region}-{amount}")
+    async def fee(amount: int, region: str) -> None: ...
+
+    @zart.step("tag-{label}")
+    async def tag(label: str, *extra: str, **options: Any) -> None: ...
+
+    # All positional (bound without inspect), by keyword, mixed: one name.
+    assert fee(5, "eu").name == fee(amount=5, region="eu").name == fee(5, region="eu").name
+    assert fee(5, "eu").name == "fee-eu-5"
+    assert tag("a", "b", c=1).name == tag("a").name == "tag-a"
+    with pytest.raises(TypeError):
+        _ = fee(5).name  # a missing argument is the caller's error, as with bind()
+
+
 def test_named_needs_a_name() -> None:
     @zart.step("plain")
     async def plain() -> None: ...

@@ -41,11 +41,16 @@ class StepDefinition:
     signature: inspect.Signature
     placeholders: frozenset[str]
     transactional: bool = False
+    #: The parameters, in order, when every one is a plain positional one (no ``*args``,
+    #: ``**kwargs`` or keyword-only): a call passing all of them positionally binds by zip.
+    positional: tuple[str, ...] | None = None
 
     def resolve_name(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         """The step name for one call: ``{placeholders}`` filled from the bound arguments."""
         if not self.placeholders:
             return self.name
+        if not kwargs and self.positional is not None and len(args) == len(self.positional):
+            return self.name.format_map(dict(zip(self.positional, args, strict=True)))
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         return self.name.format_map(bound.arguments)
@@ -215,7 +220,15 @@ def define_step(
             signature=signature,
             placeholders=_placeholders(name, signature),
             transactional=transactional,
+            positional=_plain_positional(signature),
         )
         return StepFunction(definition)
 
     return decorate  # type: ignore[return-value]
+
+
+def _plain_positional(signature: inspect.Signature) -> tuple[str, ...] | None:
+    plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if all(p.kind in plain for p in signature.parameters.values()):
+        return tuple(signature.parameters)
+    return None

@@ -2,7 +2,8 @@
 earliest next fire time or the poll interval, whichever comes first.
 
 Every worker runs it; the fire key makes that safe (see :mod:`zart.repositories.schedules`).
-One tick is one transaction: take the due schedules (locked), decide with the pure
+While no schedule is due, the loop only reads the earliest next fire time. One tick is one
+transaction: take the due schedules (locked), decide with the pure
 :func:`~zart.schedules.plans.plan_firings` which fire times to fire, apply the overlap
 policy, record each firing and create its execution (with its NOTIFY, so workers claim it at
 once), and advance ``next_fire_at``. Only the loop reads the clock.
@@ -122,11 +123,16 @@ class ScheduleLoop:
         while not stopping.is_set():
             due: datetime | None = None
             try:
-                report = await self.tick()
-                if report.more:  # a full batch: more schedules may be due right now
-                    continue
+                # One read while nothing is due: the tick's write transaction (which locks the
+                # due schedules) only when the earliest fire time has come.
                 async with self._reads.connect() as conn:
                     due = await schedules_repo.earliest_next_fire_at(conn)
+                if due is not None and due <= self.clock.now():
+                    report = await self.tick()
+                    if report.more:  # a full batch: more schedules may be due right now
+                        continue
+                    if report.started or report.cancelled:  # fired: the next fire time moved
+                        continue
             except TRANSIENT_ERRORS as exc:
                 log("schedules_tick_failed", f"schedules tick failed: {exc}", level=30)
             await self._wait(stopping, poll_interval, due)

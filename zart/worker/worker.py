@@ -48,6 +48,10 @@ from zart.runtime.execution import Runtime, execute
 from zart.runtime.registry import find_handler
 from zart.schedules.loop import DeclaredSchedule, ScheduleLoop
 
+#: Seconds the worker's copy of the pause rules may age at most (beyond a short poll
+#: interval). A change made in this process, or announced by NOTIFY, is reloaded at once.
+PAUSE_RULES_AGE = 1.0
+
 #: Seconds the listener's liveness probe may take before its connection counts as lost.
 PROBE_TIMEOUT = 5.0
 
@@ -345,7 +349,7 @@ class Worker:
                 try:
                     now = self.runtime.clock.now()
                     await self.runtime.pause_rules.refresh(
-                        self._reads, now, max_age=self.settings.poll_interval
+                        self._reads, now, max_age=max(self.settings.poll_interval, PAUSE_RULES_AGE)
                     )
                     if await self._claim(free, now) < free:  # idle: sleep till the next due time
                         pause = await self._until_next_due(pause, now)
