@@ -471,3 +471,51 @@ async def test_a_group_of_finishes_is_fenced_item_by_item(engine: AsyncEngine) -
     assert run_rows_now[failed.run_id].status == "failed"
     assert run_rows_now[failed.run_id].error == {"kind": "x"}
     assert run_rows_now[lost.run_id].completed_at is None
+
+
+@pytest.mark.postgresql_only
+async def test_a_group_whose_first_result_is_a_list_is_stored_as_json(
+    engine: AsyncEngine,
+) -> None:
+    """The group statements pass each column as one array: a JSON cell that is itself a list
+    (here the first item's result, and the first finish's) is one element, not a sub-array."""
+    async with engine.begin() as conn:
+        first = await new_execution(conn)
+        second = await new_execution(conn)
+        leases = {
+            c.execution.execution_id: c.lease
+            for c in await executions.claim_ready_executions(
+                conn,
+                worker_id="w",
+                task_names=["onboarding"],
+                limit=10,
+                now=T0,
+                lease_timeout=LEASE,
+            )
+        }
+    driver = DriverConnections(engine)
+    try:
+        async with driver.connection() as session:
+            stored = await steps.record_step_outcomes_driver(
+                session,
+                [
+                    (leases[first.execution_id], completed_step(first.run_id, "a", [1, 2]), None),
+                    (leases[second.execution_id], completed_step(second.run_id, "a", None), None),
+                ],
+                now=T0,
+            )
+            finished = await executions.finish_executions_driver(
+                session,
+                [
+                    (leases[first.execution_id], ExecutionStatus.COMPLETED, [[1], "x"], None),
+                    (leases[second.execution_id], ExecutionStatus.COMPLETED, None, None),
+                ],
+                now=T0,
+            )
+    finally:
+        await driver.close()
+    assert [getattr(r, "result", r) for r in stored] == [[1, 2], None]
+    assert [getattr(r, "result", r) for r in finished] == [[[1], "x"], None]
+    async with engine.connect() as conn:
+        assert (await steps.load_run_outcomes(conn, first.run_id))["a"].result == [1, 2]
+
