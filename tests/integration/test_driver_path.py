@@ -31,6 +31,7 @@ from zart.models import (
 )
 from zart.repositories import executions, raw, steps, timers, wakeups
 from zart.repositories.records import AttemptOutcome, Lease
+from zart.runtime.checkpoints import checkpoint_batcher
 
 step_rows = table_of(StepRow)
 attempt_rows = table_of(StepAttemptRow)
@@ -519,3 +520,45 @@ async def test_a_group_whose_first_result_is_a_list_is_stored_as_json(
     async with engine.connect() as conn:
         assert (await steps.load_run_outcomes(conn, first.run_id))["a"].result == [1, 2]
 
+
+@pytest.mark.postgresql_only
+async def test_a_cancelled_caller_leaves_its_group_and_its_outcome_stored(
+    engine: AsyncEngine,
+) -> None:
+    """A caller cancelled while its checkpoint waits in a group loses only its own answer:
+    the group is written, the cancelled run's outcome included (its step did run)."""
+    async with engine.begin() as conn:
+        runs = [await new_execution(conn) for _ in range(3)]
+        leases = {
+            c.execution.execution_id: c.lease
+            for c in await executions.claim_ready_executions(
+                conn,
+                worker_id="w",
+                task_names=["onboarding"],
+                limit=10,
+                now=T0,
+                lease_timeout=LEASE,
+            )
+        }
+    driver = DriverConnections(engine)
+    batcher = checkpoint_batcher(driver, lambda: T0)
+    try:
+        tasks = [
+            asyncio.create_task(
+                batcher.submit((leases[run.execution_id], completed_step(run.run_id, "a", i), None))
+            )
+            for i, run in enumerate(runs)
+        ]
+        await asyncio.sleep(0)  # the first writes alone; the other two queue behind it
+        tasks[2].cancel()
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        for _ in range(100):  # the group the cancelled one was in goes on without it
+            if not batcher._busy:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await driver.close()
+    assert [getattr(r, "result", r) for r in done[:2]] == [0, 1]
+    assert isinstance(done[2], asyncio.CancelledError)
+    async with engine.connect() as conn:
+        assert (await steps.load_run_outcomes(conn, runs[2].run_id))["a"].result == 2

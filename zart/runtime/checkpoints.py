@@ -127,9 +127,11 @@ class GroupCommitter:
         self._pending.append(_Pending(lease, outcome, attempt, timer, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain(), name="zart-checkpoint-writer")
-        # Shielded: a run cancelled meanwhile does not cancel a write others share; its own
-        # outcome is still stored (the step did run).
-        return await asyncio.shield(future)
+        # Each caller has a future of its own: a run cancelled meanwhile cancels only that
+        # future (settling skips it), never the write others share, and its outcome is still
+        # stored (the step did run). So no shield, whose extra future and callbacks every
+        # checkpoint paid for.
+        return await future
 
     async def _drain(self) -> None:
         while self._pending:
@@ -224,8 +226,8 @@ class DriverBatcher(Generic[Item, R]):
         if self._busy:
             future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
             self._pending.append(_Queued(item, future))
-            # Shielded: a run cancelled meanwhile does not cancel a write others share.
-            return await asyncio.shield(future)
+            # Its own future (see GroupCommitter.write): a cancelled run cancels only that.
+            return await future
         self._busy = True
         try:
             async with self._driver.connection() as session:
