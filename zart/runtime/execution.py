@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import logging
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -33,7 +34,7 @@ from zart.errors import (
     StepTimedOut,
     ZartError,
 )
-from zart.logs import log
+from zart.logs import log, logger
 from zart.models import AttemptStatus, ExecutionStatus, StepKind, StepStatus, TimerKind
 from zart.repositories import executions as executions_repo
 from zart.repositories import steps as steps_repo
@@ -556,7 +557,8 @@ class _StepAttempts:
             await self.state.checkpoint(outcome, attempt)
         else:
             await self.state.checkpoint_in(transaction, outcome, attempt)
-        log("step_succeeded", f"step {self.name!r} succeeded", **self._fields())
+        if logger.isEnabledFor(logging.INFO):  # not even the message when filtered out
+            log("step_succeeded", f"step {self.name!r} succeeded", **self._fields())
         return value
 
     async def _failed_attempt(self, error: Exception, started: datetime) -> bool:
