@@ -18,6 +18,7 @@ import cProfile
 import io
 import os
 import pstats
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -85,10 +86,45 @@ def _trace(worker: Any) -> list[tuple[str, float, float, int]]:
     return events
 
 
-async def profile(url: str, count: int, concurrency: int, profiler: str, trace: bool) -> str:
+def _cpu_of(pid: int) -> float:
+    tick = os.sysconf("SC_CLK_TCK")
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
+def _extra_workers(url: str, count: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` more worker processes (``zart worker bench.wake``), beside this one's."""
+    command = [sys.executable, "-m", "zart", "worker", "bench.wake"]
+    options = ["--concurrency", str(concurrency), "--database-url", url]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return [
+        subprocess.Popen([*command, *options], env=env, stdout=subprocess.DEVNULL)
+        for _ in range(count)
+    ]
+
+
+def _start_profiler(profiler: str) -> Any:
+    if profiler == "cprofile":
+        found = cProfile.Profile()
+        found.enable()
+        return found
+    if profiler == "pyinstrument":
+        from pyinstrument import Profiler
+
+        sampler = Profiler(interval=0.001, async_mode="disabled")
+        sampler.start()
+        return sampler
+    return None
+
+
+async def profile(
+    url: str, count: int, concurrency: int, profiler: str, trace: bool, extra_workers: int = 0
+) -> str:
     scheduler = zart.DurableScheduler(url, inline_wait_limit=0)
     starter = zart.DurableScheduler(url)
     out: list[str] = []
+    others = _extra_workers(url, extra_workers, concurrency)
     try:
         await scheduler.migrate()
         async with scheduler.run_worker(concurrency=concurrency) as worker:
@@ -102,29 +138,32 @@ async def profile(url: str, count: int, concurrency: int, profiler: str, trace: 
             await asyncio.sleep(due - 0.5 - time.time())
             batches = _count_claims(worker)
             timeline = _trace(worker) if trace else None
-            prof: Any = None
-            if profiler == "cprofile":
-                prof = cProfile.Profile()
-                prof.enable()
-            elif profiler == "pyinstrument":
-                from pyinstrument import Profiler
-
-                prof = Profiler(interval=0.001, async_mode="disabled")
-                prof.start()
+            prof = _start_profiler(profiler)
             server = await _postmaster(starter)
             server_cpu = _cpu_of_children(server)
+            others_cpu = sum(_cpu_of(other.pid) for other in others)
             cpu = time.process_time()
             await _until_count(starter, sleeper.name, "completed", count, 0.05)
             cpu = time.process_time() - cpu
             server_cpu = _cpu_of_children(server) - server_cpu
-            if profiler == "cprofile":
-                prof.disable()
-            elif profiler == "pyinstrument":
+            others_cpu = sum(_cpu_of(other.pid) for other in others) - others_cpu
+            if profiler == "pyinstrument":
                 prof.stop()
+            elif profiler == "cprofile":
+                prof.disable()
         lags, _ = await _lags(scheduler, due)
     finally:
+        for other in others:
+            other.terminate()
+        for other in others:
+            other.wait(30)
         await starter.close()
         await scheduler.close()
+    if others:
+        out.append(
+            f"{len(others)} more worker processes: {others_cpu / count * 1e6:,.0f} µs of"
+            " their CPU per resumed execution (not in the window CPU below)"
+        )
     claims = [n for n in batches if n > 0]
     out.append(
         f"window CPU {cpu:.2f} s = {cpu / count * 1e6:,.0f} µs per resumed execution"
@@ -162,6 +201,9 @@ def main() -> None:
     parser.add_argument(
         "--profiler", choices=("cprofile", "pyinstrument", "none"), default="cprofile"
     )
+    parser.add_argument(
+        "--extra-workers", type=int, default=0, help="more worker processes (zart worker)"
+    )
     parser.add_argument("--trace", action="store_true", help="a timeline of the statements")
     parser.add_argument("--url", help="an existing database instead of a throwaway server")
     arguments = parser.parse_args()
@@ -186,6 +228,7 @@ def main() -> None:
                     arguments.concurrency,
                     arguments.profiler,
                     arguments.trace,
+                    arguments.extra_workers,
                 )
             )
         )
