@@ -232,7 +232,9 @@ class RunState:
     parked_holding: int = 0  # busy regions held by branches already parked
     suspending: bool = False
     awaited_events: set[str] = field(default_factory=set)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when a busy region ends, for parked branches; made by the first park() only (most
+    # runs never park, and an Event per run was a measurable share of a resume's CPU).
+    _changed: asyncio.Event | None = None
 
     @asynccontextmanager
     async def busy(self) -> AsyncIterator[None]:
@@ -245,7 +247,8 @@ class RunState:
             yield
         finally:
             self.active -= 1
-            self._changed.set()
+            if self._changed is not None:
+                self._changed.set()
 
     async def park(self, *, holding: int = 0) -> NoReturn:
         """Unwind this branch to wait durably, once no other branch is busy, so every step in
@@ -254,6 +257,8 @@ class RunState:
         regions the caller itself is inside."""
         self.suspending = True
         self.parked_holding += holding
+        if self._changed is None:
+            self._changed = asyncio.Event()
         while True:
             self._changed.clear()
             # Busy regions of parked branches do not count: they will never end on their own.
