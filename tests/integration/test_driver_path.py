@@ -562,3 +562,65 @@ async def test_a_cancelled_caller_leaves_its_group_and_its_outcome_stored(
     assert isinstance(done[2], asyncio.CancelledError)
     async with engine.connect() as conn:
         assert (await steps.load_run_outcomes(conn, runs[2].run_id))["a"].result == 2
+
+
+@pytest.mark.postgresql_only
+async def test_a_grouped_retry_keeps_the_rows_position_and_creation(engine: AsyncEngine) -> None:
+    """A group checkpoint returns only what the row kept (id, position, created_at); the
+    record it builds from the item must equal the stored row, a retry's overwrite included."""
+    later = T0 + timedelta(seconds=5)
+    async with engine.begin() as conn:
+        first = await new_execution(conn)
+        other = await new_execution(conn)
+        leases = {
+            c.execution.execution_id: c.lease
+            for c in await executions.claim_ready_executions(
+                conn,
+                worker_id="w",
+                task_names=["onboarding"],
+                limit=10,
+                now=T0,
+                lease_timeout=LEASE,
+            )
+        }
+        waiting = steps.StepOutcome(
+            run_id=first.run_id,
+            name="a",
+            kind=StepKind.STEP,
+            status=StepStatus.WAITING,
+            position=0,
+            attempts=1,
+            error={"kind": "business"},
+            wake_at=T0,
+        )
+        await steps.record_step_outcome(conn, leases[first.execution_id], waiting, now=T0)
+    retried = steps.StepOutcome(
+        run_id=first.run_id,
+        name="a",
+        kind=StepKind.STEP,
+        status=StepStatus.COMPLETED,
+        position=3,
+        attempts=2,
+        result={"z": 1, "a": [1.5, "x"]},
+        completed_at=later,
+    )
+    driver = DriverConnections(engine)
+    try:
+        async with driver.connection() as session:
+            stored = await steps.record_step_outcomes_driver(
+                session,
+                [
+                    (leases[first.execution_id], retried, None),
+                    (leases[other.execution_id], completed_step(other.run_id, "b", 7, 2), None),
+                ],
+                now=later,
+            )
+    finally:
+        await driver.close()
+    record, fresh = stored
+    assert not isinstance(record, BaseException)
+    assert not isinstance(fresh, BaseException)
+    assert (record.position, record.created_at, record.updated_at) == (0, T0, later)
+    async with engine.connect() as conn:
+        assert (await steps.load_run_outcomes(conn, first.run_id))["a"] == record
+        assert (await steps.load_run_outcomes(conn, other.run_id))["b"] == fresh
