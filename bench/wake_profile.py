@@ -31,7 +31,14 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import text  # noqa: E402
 
 import zart  # noqa: E402
-from bench.wake import _count_claims, _lags, _start_many, _until_count, sleeper  # noqa: E402
+from bench.wake import (  # noqa: E402
+    WAKE_POLL,
+    _count_claims,
+    _lags,
+    _start_many,
+    _until_count,
+    sleeper,
+)
 from tests.pg_server import connect_existing, start_postgres  # noqa: E402
 
 
@@ -143,7 +150,7 @@ async def profile(
             server_cpu = _cpu_of_children(server)
             others_cpu = sum(_cpu_of(other.pid) for other in others)
             cpu = time.process_time()
-            await _until_count(starter, sleeper.name, "completed", count, 0.05)
+            await _until_count(starter, sleeper.name, "completed", count, WAKE_POLL)
             cpu = time.process_time() - cpu
             server_cpu = _cpu_of_children(server) - server_cpu
             others_cpu = sum(_cpu_of(other.pid) for other in others) - others_cpu
