@@ -1,15 +1,18 @@
-"""Writing checkpoints: one at a time on PostgreSQL, group-committed on SQLite.
+"""Writing checkpoints (and, on PostgreSQL, finishes): group commit on both backends.
 
-On PostgreSQL a checkpoint is one fenced statement run in autocommit: one round trip, one
-commit, and PostgreSQL already shares WAL flushes between concurrent commits.
+PostgreSQL (:class:`DriverBatcher`): a write arriving while none is being written is one
+fenced autocommit statement by its caller; those arriving meanwhile, from other runs, go out
+together in one statement, each fenced by its own lease. What that saves is the worker's CPU
+and round trips (PostgreSQL shares WAL flushes between concurrent commits anyway).
 
-SQLite has one writer and, durable (``synchronous=FULL``), pays an fsync per commit. There the
-checkpoints that arrive while one transaction is being written wait for it and then go out
-together in the next transaction: one fsync for all of them. A lone checkpoint is written at
-once, so sequential runs wait for nothing; each caller still returns only after its outcome is
-committed, so nothing is acknowledged early. (Grouping on PostgreSQL would take row locks of
-several executions in one transaction, in no fixed order, and could deadlock with heartbeats;
-it is not needed there.)
+SQLite (:class:`GroupCommitter`) has one writer and, durable (``synchronous=FULL``), pays an
+fsync per commit. There the checkpoints that arrive while one transaction is being written
+wait for it and then go out together in the next transaction: one fsync for all of them.
+
+Either way a lone write waits for nothing, and each caller returns only after its own write
+committed, so nothing is acknowledged early. Statements that lock several execution rows lock
+them in ``execution_id`` order, as heartbeats do, so they cannot deadlock (see
+docs/architecture.md §3).
 """
 
 from __future__ import annotations
