@@ -748,17 +748,26 @@ def _check_plain_key(data: dict[str, Any], key: str) -> None:
 # --------------------------------------------------------------------------- size
 
 
+_SMALL_INT = 10**18  # ints within this are measured without the encoder (their repr)
+
+
 def check_size(data: JSONValue, limit_bytes: int, *, name: str = "value") -> int:
     """Return the size in bytes of ``data`` as compact UTF-8 JSON text.
 
     Raises :class:`SerializationError` naming the size and the limit when it is larger than
     ``limit_bytes``, or when ``data`` is not JSON (for instance nan, which :func:`encode` tags).
     """
-    try:
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise SerializationError(f"{name}: not JSON: {exc}") from exc
-    size = len(text.encode("utf-8"))
+    kind = type(data)
+    if data is None or kind is bool:  # the common tiny results: no JSON encoder run
+        size = 4 if data is None or data is True else 5
+    elif kind is int and -_SMALL_INT < data < _SMALL_INT:  # type: ignore[operator]
+        size = len(repr(data))
+    else:
+        try:
+            text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(f"{name}: not JSON: {exc}") from exc
+        size = len(text.encode("utf-8"))
     if size > limit_bytes:
         raise SerializationError(
             f"{name} is {size:,} bytes of JSON, over the limit of {limit_bytes:,} bytes"

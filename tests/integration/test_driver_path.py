@@ -31,6 +31,7 @@ from zart.models import (
 )
 from zart.repositories import executions, raw, steps, timers, wakeups
 from zart.repositories.records import AttemptOutcome, Lease
+from zart.runtime.checkpoints import checkpoint_batcher
 
 step_rows = table_of(StepRow)
 attempt_rows = table_of(StepAttemptRow)
@@ -471,3 +472,155 @@ async def test_a_group_of_finishes_is_fenced_item_by_item(engine: AsyncEngine) -
     assert run_rows_now[failed.run_id].status == "failed"
     assert run_rows_now[failed.run_id].error == {"kind": "x"}
     assert run_rows_now[lost.run_id].completed_at is None
+
+
+@pytest.mark.postgresql_only
+async def test_a_group_whose_first_result_is_a_list_is_stored_as_json(
+    engine: AsyncEngine,
+) -> None:
+    """The group statements pass each column as one array: a JSON cell that is itself a list
+    (here the first item's result, and the first finish's) is one element, not a sub-array."""
+    async with engine.begin() as conn:
+        first = await new_execution(conn)
+        second = await new_execution(conn)
+        leases = {
+            c.execution.execution_id: c.lease
+            for c in await executions.claim_ready_executions(
+                conn,
+                worker_id="w",
+                task_names=["onboarding"],
+                limit=10,
+                now=T0,
+                lease_timeout=LEASE,
+            )
+        }
+    driver = DriverConnections(engine)
+    try:
+        async with driver.connection() as session:
+            stored = await steps.record_step_outcomes_driver(
+                session,
+                [
+                    (leases[first.execution_id], completed_step(first.run_id, "a", [1, 2]), None),
+                    (leases[second.execution_id], completed_step(second.run_id, "a", None), None),
+                ],
+                now=T0,
+            )
+            finished = await executions.finish_executions_driver(
+                session,
+                [
+                    (leases[first.execution_id], ExecutionStatus.COMPLETED, [[1], "x"], None),
+                    (leases[second.execution_id], ExecutionStatus.COMPLETED, None, None),
+                ],
+                now=T0,
+            )
+    finally:
+        await driver.close()
+    assert [getattr(r, "result", r) for r in stored] == [[1, 2], None]
+    assert [getattr(r, "result", r) for r in finished] == [[[1], "x"], None]
+    async with engine.connect() as conn:
+        assert (await steps.load_run_outcomes(conn, first.run_id))["a"].result == [1, 2]
+
+
+@pytest.mark.postgresql_only
+async def test_a_cancelled_caller_leaves_its_group_and_its_outcome_stored(
+    engine: AsyncEngine,
+) -> None:
+    """A caller cancelled while its checkpoint waits in a group loses only its own answer:
+    the group is written, the cancelled run's outcome included (its step did run)."""
+    async with engine.begin() as conn:
+        runs = [await new_execution(conn) for _ in range(3)]
+        leases = {
+            c.execution.execution_id: c.lease
+            for c in await executions.claim_ready_executions(
+                conn,
+                worker_id="w",
+                task_names=["onboarding"],
+                limit=10,
+                now=T0,
+                lease_timeout=LEASE,
+            )
+        }
+    driver = DriverConnections(engine)
+    batcher = checkpoint_batcher(driver, lambda: T0)
+    try:
+        tasks = [
+            asyncio.create_task(
+                batcher.submit((leases[run.execution_id], completed_step(run.run_id, "a", i), None))
+            )
+            for i, run in enumerate(runs)
+        ]
+        await asyncio.sleep(0)  # the first writes alone; the other two queue behind it
+        tasks[2].cancel()
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        for _ in range(100):  # the group the cancelled one was in goes on without it
+            if not batcher._busy:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await driver.close()
+    assert [getattr(r, "result", r) for r in done[:2]] == [0, 1]
+    assert isinstance(done[2], asyncio.CancelledError)
+    async with engine.connect() as conn:
+        assert (await steps.load_run_outcomes(conn, runs[2].run_id))["a"].result == 2
+
+
+@pytest.mark.postgresql_only
+async def test_a_grouped_retry_keeps_the_rows_position_and_creation(engine: AsyncEngine) -> None:
+    """A group checkpoint returns only what the row kept (id, position, created_at); the
+    record it builds from the item must equal the stored row, a retry's overwrite included."""
+    later = T0 + timedelta(seconds=5)
+    async with engine.begin() as conn:
+        first = await new_execution(conn)
+        other = await new_execution(conn)
+        leases = {
+            c.execution.execution_id: c.lease
+            for c in await executions.claim_ready_executions(
+                conn,
+                worker_id="w",
+                task_names=["onboarding"],
+                limit=10,
+                now=T0,
+                lease_timeout=LEASE,
+            )
+        }
+        waiting = steps.StepOutcome(
+            run_id=first.run_id,
+            name="a",
+            kind=StepKind.STEP,
+            status=StepStatus.WAITING,
+            position=0,
+            attempts=1,
+            error={"kind": "business"},
+            wake_at=T0,
+        )
+        await steps.record_step_outcome(conn, leases[first.execution_id], waiting, now=T0)
+    retried = steps.StepOutcome(
+        run_id=first.run_id,
+        name="a",
+        kind=StepKind.STEP,
+        status=StepStatus.COMPLETED,
+        position=3,
+        attempts=2,
+        result={"z": 1, "a": [1.5, "x"]},
+        completed_at=later,
+    )
+    driver = DriverConnections(engine)
+    try:
+        async with driver.connection() as session:
+            stored = await steps.record_step_outcomes_driver(
+                session,
+                [
+                    (leases[first.execution_id], retried, None),
+                    (leases[other.execution_id], completed_step(other.run_id, "b", 7, 2), None),
+                ],
+                now=later,
+            )
+    finally:
+        await driver.close()
+    record, fresh = stored
+    assert not isinstance(record, BaseException)
+    assert not isinstance(fresh, BaseException)
+    assert (record.position, record.created_at, record.updated_at) == (0, T0, later)
+    async with engine.connect() as conn:
+        assert (await steps.load_run_outcomes(conn, first.run_id))["a"] == record
+        assert (await steps.load_run_outcomes(conn, other.run_id))["b"] == fresh

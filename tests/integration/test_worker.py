@@ -12,6 +12,7 @@ import zart
 from tests.integration.runtime_helpers import count, times
 from zart import DurableScheduler
 from zart.repositories import executions as executions_repo
+from zart.worker import worker as worker_module
 
 in_flight: dict[str, int] = {"now": 0, "max": 0}
 #: execution_id -> set once its "hold" step is running
@@ -146,3 +147,45 @@ async def test_heartbeats_go_on_while_shutdown_waits(scheduler: DurableScheduler
     assert record.status is zart.ExecutionStatus.COMPLETED
     assert record.claim_count == 1
     assert times(execution_id, "hold") == 1
+
+
+all_started = {"expected": 0, "started": 0}
+#: set by the test (an Event belongs to its test's loop)
+everyone: dict[str, asyncio.Event] = {}
+
+
+@zart.durable("worker-together")
+async def together(data: dict[str, int]) -> int:
+    all_started["started"] += 1
+    if all_started["started"] >= all_started["expected"]:
+        everyone["in"].set()
+    await asyncio.wait_for(everyone["in"].wait(), 10)  # no run ends before all were claimed
+    return data["n"]
+
+
+async def test_a_backlog_is_claimed_in_chunks_one_right_after_the_other(
+    scheduler: DurableScheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More ready executions than a claim takes at once (CLAIM_CHUNK) and free slots for
+    them: the claim loop takes the next chunk at once, not after a poll or a run's end
+    (here no run ends before all of them were claimed, and the poll is 30 s away)."""
+    monkeypatch.setattr(worker_module, "CLAIM_CHUNK", 2)
+    all_started.update(expected=13, started=0)
+    everyone["in"] = asyncio.Event()
+    ids = [await scheduler.start(together, {"n": n}) for n in range(13)]
+    async with scheduler.run_worker(concurrency=20, poll_interval=30) as worker:
+        batches: list[int] = []
+        claim = worker._claim
+
+        async def counted(free: int, now: Any) -> int:
+            taken = await claim(free, now)
+            batches.append(taken)
+            return taken
+
+        worker._claim = counted  # type: ignore[method-assign]
+        worker.wake()
+        results = [await scheduler.wait(eid, timeout=15) for eid in ids]
+    assert results == list(range(13))
+    taken = [n for n in batches if n]
+    assert max(taken) <= 2
+    assert sum(taken) == 13

@@ -755,6 +755,15 @@ def test_check_size_returns_compact_utf8_size() -> None:
     assert check_size("é", 100) == 4  # two quotes and two UTF-8 bytes
 
 
+@pytest.mark.parametrize("value", [None, True, False, 0, -7, 123456789, 10**17, -(10**17), 10**40])
+def test_check_size_of_scalars_is_their_json_size(value: object) -> None:
+    """Small scalars are measured without the JSON encoder: the same size, the same limit."""
+    size = len(json.dumps(value))
+    assert check_size(value, 1000) == size
+    with pytest.raises(SerializationError, match=f"is {size:,} bytes of JSON"):
+        check_size(value, size - 1, name="result")
+
+
 def test_check_size_refuses_large_values() -> None:
     with pytest.raises(SerializationError, match=r"result is 1,002 bytes of JSON.*limit of 1,000"):
         check_size("x" * 1000, 1000, name="result")

@@ -275,12 +275,12 @@ async def record_step_outcomes_driver(
         "group_checkpoint", _group_checkpoint_statement, session.dialect, session.schema_map
     )
     rows = await statement.fetch(session.connection, {f"g_{k}": v for k, v in columns.items()})
-    stored = {(row["run_id"], row["name"]): _record_of(row) for row in rows}
+    stored = {(row["run_id"], row["name"]): row for row in rows}
     results: list[StepRecord | LeaseLost | NonDeterministicReplay] = []
     for lease, outcome, _attempt in items:
-        record = stored.get((outcome.run_id, outcome.name))
-        if record is not None:
-            results.append(record)
+        row = stored.get((outcome.run_id, outcome.name))
+        if row is not None:
+            results.append(_written(row, lease, outcome, now))
             continue
         held = raw.compiled(
             "lease_held", _lease_held_statement, session.dialect, session.schema_map
@@ -296,6 +296,31 @@ async def record_step_outcomes_driver(
                 )
             )
     return results
+
+
+def _written(
+    row: Mapping[str, Any], lease: Lease, outcome: StepOutcome, now: datetime
+) -> StepRecord:
+    """The record a group checkpoint stored: what the item wrote, plus what the row kept or
+    was given (its id; on a retry's overwrite, its first ``position`` and ``created_at``).
+    The statement returns only those, so the JSON just written is not sent back and decoded."""
+    return StepRecord(
+        step_id=row["step_id"],
+        run_id=outcome.run_id,
+        execution_id=lease.execution_id,
+        name=outcome.name,
+        kind=outcome.kind,
+        status=outcome.status,
+        result=outcome.result,
+        error=outcome.error,
+        attempts=outcome.attempts,
+        position=row["position"],
+        deadline_at=outcome.deadline_at,
+        wake_at=outcome.wake_at,
+        created_at=row["created_at"],
+        updated_at=now,
+        completed_at=outcome.completed_at,
+    )
 
 
 @functools.cache
@@ -357,7 +382,8 @@ def _group_checkpoint_statement() -> Any:
         .returning(attempts.c.attempt_id)
         .cte("attempt")
     )
-    return select(*written.c).add_cte(attempt)
+    kept = ("step_id", "run_id", "name", "position", "created_at")
+    return select(*(written.c[name] for name in kept)).add_cte(attempt)
 
 
 def _lease_held_statement() -> Any:

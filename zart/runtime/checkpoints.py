@@ -1,15 +1,18 @@
-"""Writing checkpoints: one at a time on PostgreSQL, group-committed on SQLite.
+"""Writing checkpoints (and, on PostgreSQL, finishes): group commit on both backends.
 
-On PostgreSQL a checkpoint is one fenced statement run in autocommit: one round trip, one
-commit, and PostgreSQL already shares WAL flushes between concurrent commits.
+PostgreSQL (:class:`DriverBatcher`): a write arriving while none is being written is one
+fenced autocommit statement by its caller; those arriving meanwhile, from other runs, go out
+together in one statement, each fenced by its own lease. What that saves is the worker's CPU
+and round trips (PostgreSQL shares WAL flushes between concurrent commits anyway).
 
-SQLite has one writer and, durable (``synchronous=FULL``), pays an fsync per commit. There the
-checkpoints that arrive while one transaction is being written wait for it and then go out
-together in the next transaction: one fsync for all of them. A lone checkpoint is written at
-once, so sequential runs wait for nothing; each caller still returns only after its outcome is
-committed, so nothing is acknowledged early. (Grouping on PostgreSQL would take row locks of
-several executions in one transaction, in no fixed order, and could deadlock with heartbeats;
-it is not needed there.)
+SQLite (:class:`GroupCommitter`) has one writer and, durable (``synchronous=FULL``), pays an
+fsync per commit. There the checkpoints that arrive while one transaction is being written
+wait for it and then go out together in the next transaction: one fsync for all of them.
+
+Either way a lone write waits for nothing, and each caller returns only after its own write
+committed, so nothing is acknowledged early. Statements that lock several execution rows lock
+them in ``execution_id`` order, as heartbeats do, so they cannot deadlock (see
+docs/architecture.md §3).
 """
 
 from __future__ import annotations
@@ -127,9 +130,11 @@ class GroupCommitter:
         self._pending.append(_Pending(lease, outcome, attempt, timer, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain(), name="zart-checkpoint-writer")
-        # Shielded: a run cancelled meanwhile does not cancel a write others share; its own
-        # outcome is still stored (the step did run).
-        return await asyncio.shield(future)
+        # Each caller has a future of its own: a run cancelled meanwhile cancels only that
+        # future (settling skips it), never the write others share, and its outcome is still
+        # stored (the step did run). So no shield, whose extra future and callbacks every
+        # checkpoint paid for.
+        return await future
 
     async def _drain(self) -> None:
         while self._pending:
@@ -224,8 +229,8 @@ class DriverBatcher(Generic[Item, R]):
         if self._busy:
             future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
             self._pending.append(_Queued(item, future))
-            # Shielded: a run cancelled meanwhile does not cancel a write others share.
-            return await asyncio.shield(future)
+            # Its own future (see GroupCommitter.write): a cancelled run cancels only that.
+            return await future
         self._busy = True
         try:
             async with self._driver.connection() as session:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import uuid
@@ -36,7 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from zart.database import DriverSession, read_only
 from zart.errors import ConfigurationError, LeaseLost
-from zart.logs import log
+from zart.logs import log, logger
 from zart.models import ExecutionStatus
 from zart.repositories import executions as executions_repo
 from zart.repositories import steps as steps_repo
@@ -54,6 +55,13 @@ PAUSE_RULES_AGE = 1.0
 
 #: Seconds the listener's liveness probe may take before its connection counts as lost.
 PROBE_TIMEOUT = 5.0
+
+#: At most this many executions per claim statement. A backlog larger than the free slots
+#: (10,000 sleepers due at once) is claimed in chunks, one right after the other: the runs of
+#: one chunk start while the next chunk's claim is in flight, and their checkpoints reach the
+#: database while later chunks are still being replayed, instead of every slot going through
+#: claim, replay, checkpoint and finish in lockstep with the others.
+CLAIM_CHUNK = 250
 
 #: Errors a loop survives: the database is briefly unreachable. Anything else is a bug.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
@@ -351,8 +359,12 @@ class Worker:
                     await self.runtime.pause_rules.refresh(
                         self._reads, now, max_age=max(self.settings.poll_interval, PAUSE_RULES_AGE)
                     )
-                    if await self._claim(free, now) < free:  # idle: sleep till the next due time
+                    limit = min(free, CLAIM_CHUNK)
+                    taken = await self._claim(limit, now)
+                    if taken < limit:  # idle: sleep till the next due time
                         pause = await self._until_next_due(pause, now)
+                    elif taken < free:  # a backlog and free slots: the next chunk at once
+                        continue
                 except TRANSIENT_ERRORS as exc:
                     log("claim_failed", f"claim failed: {exc}", level=30, worker_id=self.worker_id)
             else:  # full: whatever woke us may be ready work waiting for a slot
@@ -442,13 +454,14 @@ class Worker:
         )
         self._in_flight[execution_id] = (task, claimed.lease)
         task.add_done_callback(lambda done: self._execution_ended(execution_id, done))
-        log(
-            "execution_claimed",
-            "execution claimed",
-            execution_id=execution_id,
-            worker_id=self.worker_id,
-            claim_count=claimed.execution.claim_count,
-        )
+        if logger.isEnabledFor(logging.INFO):
+            log(
+                "execution_claimed",
+                "execution claimed",
+                execution_id=execution_id,
+                worker_id=self.worker_id,
+                claim_count=claimed.execution.claim_count,
+            )
 
     def _execution_ended(self, execution_id: str, task: asyncio.Task[Any]) -> None:
         entry = self._in_flight.get(execution_id)
