@@ -38,7 +38,7 @@ statement_observers: list[Callable[[str], None]] = []
 class RawStatement:
     """A statement compiled for asyncpg: SQL text, parameter order, bind processing."""
 
-    __slots__ = ("_columns", "_defaults", "_names", "_processors", "sql")
+    __slots__ = ("_columns", "_defaults", "_names", "_plan", "_processors", "sql")
 
     def __init__(
         self, statement: ClauseElement, dialect: Dialect, schema_map: Mapping[Any, Any] | None
@@ -55,6 +55,12 @@ class RawStatement:
             name: _array_processor(compiled.binds[name].type, dialect) or processor
             for name, processor in compiled._bind_processors.items()
         }
+        # Per parameter, in order: its processor and what it makes of None, computed once
+        # (a checkpoint's JSON parameters are mostly None: no error, no attempt result).
+        self._plan: tuple[tuple[str, Callable[[Any], Any] | None, Any], ...] = tuple(
+            (name, self._processors.get(name), _none_of(self._processors.get(name)))
+            for name in self._names
+        )
         # For drivers that return plain tuples (sqlite3): each column's name and processor.
         self._columns: list[tuple[str, Callable[[Any], Any] | None]] = [
             (entry[0], entry[3]._cached_result_processor(dialect, None))
@@ -63,11 +69,12 @@ class RawStatement:
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         values: list[Any] = []
-        processors = self._processors
-        for name in self._names:
-            value = params[name] if name in params else self._defaults[name]
-            processor = processors.get(name)
-            values.append(value if processor is None else processor(value))
+        defaults = self._defaults
+        for name, processor, for_none in self._plan:
+            value = params[name] if name in params else defaults[name]
+            if processor is not None:
+                value = for_none if value is None and for_none is not _CALL else processor(value)
+            values.append(value)
         return values
 
     async def fetch(self, driver: Any, params: Mapping[str, Any]) -> list[Any]:
@@ -89,6 +96,21 @@ class RawStatement:
             }
             for row in rows
         ]
+
+
+#: What :func:`_none_of` returns for a processor whose output for None is not fixed.
+_CALL = object()
+
+
+def _none_of(processor: Callable[[Any], Any] | None) -> Any:
+    """A bind processor's output for ``None`` (they are pure functions of their value), or
+    :data:`_CALL` when there is no processor or it refuses ``None``."""
+    if processor is None:
+        return _CALL
+    try:
+        return processor(None)
+    except Exception:  # refuses None: then it is simply called every time
+        return _CALL
 
 
 def _array_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
