@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import zart
-from tests.factories import LEASE, T0, claim_only, completed_step, new_execution
+from tests.factories import LEASE, T0, claim, claim_only, completed_step, new_execution
 from zart import DurableScheduler
 from zart.database import DriverConnections, create_engine, with_schema
 from zart.errors import LeaseLost, NonDeterministicReplay
@@ -318,17 +318,7 @@ async def test_a_group_of_checkpoints_is_fenced_item_by_item(engine: AsyncEngine
         kept = await new_execution(conn)
         lost = await new_execution(conn)
         done = await new_execution(conn)
-        leases = {
-            c.execution.execution_id: c.lease
-            for c in await executions.claim_ready_executions(
-                conn,
-                worker_id="w",
-                task_names=["onboarding"],
-                limit=10,
-                now=T0,
-                lease_timeout=LEASE,
-            )
-        }
+        leases = {c.execution.execution_id: c.lease for c in await claim(conn, worker_id="w")}
         await steps.record_step_outcome(
             conn, leases[done.execution_id], completed_step(done.run_id, "a", "first"), now=T0
         )
@@ -420,17 +410,7 @@ async def test_a_group_of_finishes_is_fenced_item_by_item(engine: AsyncEngine) -
         done = await new_execution(conn)
         failed = await new_execution(conn)
         lost = await new_execution(conn)
-        leases = {
-            c.execution.execution_id: c.lease
-            for c in await executions.claim_ready_executions(
-                conn,
-                worker_id="w",
-                task_names=["onboarding"],
-                limit=10,
-                now=T0,
-                lease_timeout=LEASE,
-            )
-        }
+        leases = {c.execution.execution_id: c.lease for c in await claim(conn, worker_id="w")}
         await conn.execute(
             text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
             {"e": lost.execution_id},
@@ -483,17 +463,7 @@ async def test_a_group_whose_first_result_is_a_list_is_stored_as_json(
     async with engine.begin() as conn:
         first = await new_execution(conn)
         second = await new_execution(conn)
-        leases = {
-            c.execution.execution_id: c.lease
-            for c in await executions.claim_ready_executions(
-                conn,
-                worker_id="w",
-                task_names=["onboarding"],
-                limit=10,
-                now=T0,
-                lease_timeout=LEASE,
-            )
-        }
+        leases = {c.execution.execution_id: c.lease for c in await claim(conn, worker_id="w")}
     driver = DriverConnections(engine)
     try:
         async with driver.connection() as session:
@@ -529,17 +499,7 @@ async def test_a_cancelled_caller_leaves_its_group_and_its_outcome_stored(
     the group is written, the cancelled run's outcome included (its step did run)."""
     async with engine.begin() as conn:
         runs = [await new_execution(conn) for _ in range(3)]
-        leases = {
-            c.execution.execution_id: c.lease
-            for c in await executions.claim_ready_executions(
-                conn,
-                worker_id="w",
-                task_names=["onboarding"],
-                limit=10,
-                now=T0,
-                lease_timeout=LEASE,
-            )
-        }
+        leases = {c.execution.execution_id: c.lease for c in await claim(conn, worker_id="w")}
     driver = DriverConnections(engine)
     batcher = checkpoint_batcher(driver, lambda: T0)
     try:
@@ -572,17 +532,7 @@ async def test_a_grouped_retry_keeps_the_rows_position_and_creation(engine: Asyn
     async with engine.begin() as conn:
         first = await new_execution(conn)
         other = await new_execution(conn)
-        leases = {
-            c.execution.execution_id: c.lease
-            for c in await executions.claim_ready_executions(
-                conn,
-                worker_id="w",
-                task_names=["onboarding"],
-                limit=10,
-                now=T0,
-                lease_timeout=LEASE,
-            )
-        }
+        leases = {c.execution.execution_id: c.lease for c in await claim(conn, worker_id="w")}
         waiting = steps.StepOutcome(
             run_id=first.run_id,
             name="a",
