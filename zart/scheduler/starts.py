@@ -166,8 +166,8 @@ async def create_claimed(runtime: Runtime, request: StartRequest, lease: Lease) 
         return await writer.transaction(
             lambda session: executions_repo.create_execution_sqlite(session, **values)
         )
-    async with runtime.engine.begin() as conn:  # pragma: no cover - a worker opened one
-        return await executions_repo.create_execution(conn, **values)
+    # Worker.reserve hands out leases only once start() opened one or the other.
+    raise RuntimeError("a start was handed to a worker whose connections are not open")
 
 
 def enqueue(
