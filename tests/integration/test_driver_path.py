@@ -236,6 +236,82 @@ async def test_a_claim_completes_due_sleeps_only(engine: AsyncEngine) -> None:
     assert outcomes["retry"].status is StepStatus.WAITING
 
 
+@pytest.mark.postgresql_only
+async def test_a_waking_claim_fires_timers_and_completes_sleeps_of_woken_runs_only(
+    engine: AsyncEngine,
+) -> None:
+    """The worker's claim on PostgreSQL is one autocommit statement: for the runs it brings
+    back from ``waiting`` it fires their due timers and completes their due sleeps; a run it
+    takes over from an expired lease (``running`` before) keeps both for its handler."""
+
+    async def asleep(conn: Any, *, lease_timeout: timedelta = LEASE) -> tuple[Any, Lease]:
+        record = await new_execution(conn)
+        lease = await claim_only(conn, record.execution_id, lease_timeout=lease_timeout)
+        for name, seconds in (("nap", 1), ("later", 60)):
+            outcome = steps.StepOutcome(
+                run_id=record.run_id,
+                name=name,
+                kind=StepKind.SLEEP,
+                status=StepStatus.WAITING,
+                position=0 if name == "nap" else 1,
+                attempts=0,
+                wake_at=T0 + timedelta(seconds=seconds),
+            )
+            await steps.record_step_outcome(conn, lease, outcome, now=T0)
+            await timers.create_timer(
+                conn,
+                execution_id=record.execution_id,
+                run_id=record.run_id,
+                name=name,
+                kind=TimerKind.SLEEP,
+                fire_at=T0 + timedelta(seconds=seconds),
+                now=T0,
+            )
+        return record, lease
+
+    async with engine.begin() as conn:
+        woken, lease = await asleep(conn)
+        await executions.suspend_execution(conn, lease, run_id=woken.run_id, now=T0)
+        # Its worker died mid-sleep: the lease (1 s) expires before the claim below.
+        taken_over, _ = await asleep(conn, lease_timeout=timedelta(seconds=1))
+    now = T0 + timedelta(seconds=2)
+    driver = DriverConnections(engine)
+    try:
+        async with driver.connection() as session:  # autocommit: one statement does it all
+            claimed = await executions.claim_ready_executions_driver(
+                session,
+                worker_id="w",
+                task_names=["onboarding"],
+                limit=10,
+                now=now,
+                lease_timeout=LEASE,
+                wake=True,
+            )
+    finally:
+        await driver.close()
+    previous = {c.execution.execution_id: c.previous_status for c in claimed}
+    assert previous == {
+        woken.execution_id: ExecutionStatus.WAITING,
+        taken_over.execution_id: ExecutionStatus.RUNNING,
+    }
+    async with engine.connect() as conn:
+        woken_steps = await steps.load_run_outcomes(conn, woken.run_id)
+        kept_steps = await steps.load_run_outcomes(conn, taken_over.run_id)
+        woken_pending = [t.name for t in await timers.pending_timers(conn, woken.run_id)]
+        kept_pending = [t.name for t in await timers.pending_timers(conn, taken_over.run_id)]
+    nap = woken_steps["nap"]
+    assert (nap.status, nap.result, nap.attempts, nap.completed_at) == (
+        StepStatus.COMPLETED,
+        None,
+        1,
+        now,
+    )
+    assert woken_steps["later"].status is StepStatus.WAITING  # not due yet
+    assert woken_pending == ["later"]
+    assert {s.status for s in kept_steps.values()} == {StepStatus.WAITING}
+    assert kept_pending == ["nap", "later"]
+
+
 @zart.step("after-nap")
 async def after_nap() -> str:
     return "awake"
@@ -279,34 +355,6 @@ async def test_a_woken_sleeper_passes_its_sleep_without_a_checkpoint(database_ur
     assert nap.completed_at >= nap.wake_at
     # The sleep's wait and the step after it: the sleep's completion rode on the claim.
     assert len(written) == 2, written
-
-
-@pytest.mark.postgresql_only
-async def test_fire_due_timers_on_the_driver(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        record = await new_execution(conn)
-        for name, seconds in (("due", 1), ("later", 60)):
-            await timers.create_timer(
-                conn,
-                execution_id=record.execution_id,
-                run_id=record.run_id,
-                name=name,
-                kind=TimerKind.SLEEP,
-                fire_at=T0 + timedelta(seconds=seconds),
-                now=T0,
-            )
-    driver = DriverConnections(engine)
-    try:
-        async with driver.transaction() as session:
-            fired = await timers.fire_due_timers_driver(
-                session, [record.run_id], now=T0 + timedelta(seconds=2)
-            )
-    finally:
-        await driver.close()
-    async with engine.connect() as conn:
-        pending = await timers.pending_timers(conn, record.run_id)
-    assert fired == 1
-    assert [t.name for t in pending] == ["later"]
 
 
 # -- group commit on PostgreSQL -----------------------------------------------------------------

@@ -49,6 +49,8 @@ from zart.models import (
     table_of,
 )
 from zart.repositories import raw
+from zart.repositories import steps as steps_repo
+from zart.repositories import timers as timers_repo
 from zart.repositories.dialect import is_postgresql
 from zart.repositories.records import (
     ClaimedExecution,
@@ -537,15 +539,27 @@ async def claim_ready_executions_driver(
     limit: int,
     now: datetime,
     lease_timeout: timedelta,
+    wake: bool = False,
 ) -> list[ClaimedExecution]:
     """:func:`claim_ready_executions` on a PostgreSQL driver connection (a
-    :class:`zart.database.DriverSession`, inside the caller's transaction): the same
-    ``FOR UPDATE SKIP LOCKED`` statement, compiled once."""
+    :class:`zart.database.DriverSession`): the same ``FOR UPDATE SKIP LOCKED`` statement,
+    compiled once.
+
+    ``wake``: the same statement also does, for the runs it brings back from ``waiting``, what
+    each would otherwise do one by one: their due timers fire and their due sleeps are
+    completed (:func:`zart.repositories.timers.fire_due_timers`,
+    :func:`zart.repositories.steps.complete_due_sleeps`). One statement, so it can run in
+    autocommit: one round trip and one commit for the whole claim."""
     names = list(task_names)
     if not names or limit <= 0:
         return []
     claim = _ClaimParameters(worker_id, names, limit, now, now + lease_timeout)
-    statement = raw.compiled("claim", _claim_statement_pg, session.dialect, session.schema_map)
+    if wake:
+        statement = raw.compiled(
+            "claim_wake", _claim_wake_statement_pg, session.dialect, session.schema_map
+        )
+    else:
+        statement = raw.compiled("claim", _claim_statement_pg, session.dialect, session.schema_map)
     rows = await statement.fetch(session.connection, claim.postgresql())
     return claim.claimed(rows, {r["execution_id"]: r["previous_status"] for r in rows})
 
@@ -611,6 +625,16 @@ def _claim_update_sqlite() -> Any:
 
 @functools.cache
 def _claim_statement_pg() -> Any:
+    candidates, claimed = _claim_ctes_pg()
+    return select(*claimed.c, candidates.c.previous_status).join_from(
+        claimed, candidates, claimed.c.execution_id == candidates.c.execution_id
+    )
+
+
+@functools.cache
+def _claim_ctes_pg() -> tuple[Any, Any]:
+    """The claim's two CTEs: ``candidates`` (locked, with their previous status) and
+    ``claimed`` (the updated rows)."""
     now = bindparam("now", type_=executions.c.updated_at.type)
     candidates = (
         select(executions.c.execution_id, executions.c.status.label("previous_status"))
@@ -648,9 +672,25 @@ def _claim_statement_pg() -> Any:
         .returning(*executions.c)
         .cte("claimed")
     )
-    return select(*claimed.c, candidates.c.previous_status).join_from(
-        claimed, candidates, claimed.c.execution_id == candidates.c.execution_id
+    return candidates, claimed
+
+
+@functools.cache
+def _claim_wake_statement_pg() -> Any:
+    """:func:`_claim_statement_pg` plus, for the runs it woke (``waiting`` before), their due
+    timers fired and their due sleeps completed, in the same statement. Both updates find the
+    woken runs by an array of their ids, like the claim finds its candidates (see there)."""
+    candidates, claimed = _claim_ctes_pg()
+    woken = (
+        select(claimed.c.current_run_id)
+        .join_from(claimed, candidates, claimed.c.execution_id == candidates.c.execution_id)
+        .where(candidates.c.previous_status == ExecutionStatus.WAITING.value)
+        .cte("woken")
     )
+    woken_runs = any_(func.array(select(woken.c.current_run_id).scalar_subquery()))
+    fired = timers_repo.due_timers_fired(timers.c.run_id == woken_runs).cte("fired")
+    slept = steps_repo.due_sleeps_completed(steps.c.run_id == woken_runs).cte("slept")
+    return _claim_statement_pg().add_cte(fired).add_cte(slept)
 
 
 async def renew_leases(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, String, and_, any_, bindparam, func, select
+from sqlalchemy import Boolean, ColumnElement, String, and_, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -577,7 +577,7 @@ def complete_due_sleeps_sqlite(session: Any, run_ids: Sequence[str], *, now: dat
         return 0
     statement = raw.compiled(
         "complete_due_sleeps",
-        lambda: _complete_sleeps_statement(None),
+        lambda: _complete_sleeps_statement(True),
         session.dialect,
         None,
     )
@@ -598,29 +598,21 @@ async def complete_due_sleeps(
     return len(rows.all())
 
 
-async def complete_due_sleeps_driver(session: Any, run_ids: Sequence[str], *, now: datetime) -> int:
-    """:func:`complete_due_sleeps` on a PostgreSQL driver connection (in its transaction)."""
-    if not run_ids:
-        return 0
-    statement = raw.compiled(
-        "complete_due_sleeps",
-        lambda: _complete_sleeps_statement(True),
-        session.dialect,
-        session.schema_map,
-    )
-    return len(await statement.fetch(session.connection, {"run_ids": list(run_ids), "now": now}))
-
-
 @functools.cache
-def _complete_sleeps_statement(postgresql: bool | None) -> Any:
-    """``postgresql``: True, an array parameter; False, an expanding IN; None, a JSON list
-    (SQLite's writer connection)."""
-    if postgresql:
-        runs = steps.c.run_id == any_(bindparam("run_ids", type_=ARRAY(String)))
-    elif postgresql is None:
+def _complete_sleeps_statement(json_list: bool) -> Any:
+    """``json_list``: the run ids as a JSON list (SQLite's writer connection); otherwise an
+    expanding IN."""
+    if json_list:
         runs = raw.in_json_list(steps.c.run_id, "run_ids")
     else:
         runs = steps.c.run_id.in_(bindparam("run_ids", expanding=True))
+    return due_sleeps_completed(runs).returning(steps.c.step_id)
+
+
+def due_sleeps_completed(runs: ColumnElement[bool]) -> Any:
+    """The UPDATE that completes the due sleeps of the runs ``runs`` selects, at ``:now``:
+    a sleep needs no handler code to end. Shared by :func:`complete_due_sleeps` and the
+    worker's waking claim on PostgreSQL."""
     now = bindparam("now", type_=steps.c.completed_at.type)
     return (
         steps.update()
@@ -638,7 +630,6 @@ def _complete_sleeps_statement(postgresql: bool | None) -> Any:
             updated_at=now,
             completed_at=now,
         )
-        .returning(steps.c.step_id)
     )
 
 

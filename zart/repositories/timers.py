@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, any_, bindparam, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -151,49 +150,31 @@ async def fire_due_timers(
     return [_record(r) for r in rows]
 
 
-async def fire_due_timers_driver(session: Any, run_ids: Sequence[str], *, now: datetime) -> int:
-    """:func:`fire_due_timers` on a PostgreSQL driver connection (in its transaction); how
-    many fired."""
-    if not run_ids:
-        return 0
-    statement = raw.compiled(
-        "fire_due_timers",
-        lambda: (
-            update(timers)
-            .where(
-                timers.c.run_id == any_(bindparam("run_ids", type_=ARRAY(String))),
-                timers.c.fired_at.is_(None),
-                timers.c.fire_at <= bindparam("now", type_=timers.c.fire_at.type),
-            )
-            .values(fired_at=bindparam("now", type_=timers.c.fired_at.type))
-            .returning(timers.c.timer_id)
-        ),
-        session.dialect,
-        session.schema_map,
-    )
-    return len(await statement.fetch(session.connection, {"run_ids": list(run_ids), "now": now}))
-
-
 def fire_due_timers_sqlite(session: Any, run_ids: Sequence[str], *, now: datetime) -> int:
     """:func:`fire_due_timers` on SQLite's writer connection (in its transaction)."""
     if not run_ids:
         return 0
     statement = raw.compiled(
         "fire_due_timers",
-        lambda: (
-            update(timers)
-            .where(
-                raw.in_json_list(timers.c.run_id, "run_ids"),
-                timers.c.fired_at.is_(None),
-                timers.c.fire_at <= bindparam("now", type_=timers.c.fire_at.type),
-            )
-            .values(fired_at=bindparam("now", type_=timers.c.fired_at.type))
-            .returning(timers.c.timer_id)
+        lambda: due_timers_fired(raw.in_json_list(timers.c.run_id, "run_ids")).returning(
+            timers.c.timer_id
         ),
         session.dialect,
         None,
     )
     return len(statement.run(session.connection, {"run_ids": raw.json_list(run_ids), "now": now}))
+
+
+def due_timers_fired(runs: ColumnElement[bool]) -> Any:
+    """The UPDATE that marks the pending timers of the runs ``runs`` selects that are due at
+    ``:now`` as fired. Shared by :func:`fire_due_timers_sqlite` and the worker's waking claim
+    on PostgreSQL."""
+    now = bindparam("now", type_=timers.c.fired_at.type)
+    return (
+        update(timers)
+        .where(runs, timers.c.fired_at.is_(None), timers.c.fire_at <= now)
+        .values(fired_at=now)
+    )
 
 
 def create_timer_sqlite(

@@ -35,7 +35,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.exc import SQLAlchemyError
 
-from zart.database import DriverSession, read_only
+from zart.database import DriverConnections, DriverSession, read_only
 from zart.errors import ConfigurationError, LeaseLost
 from zart.logs import log, logger
 from zart.models import ExecutionStatus
@@ -395,32 +395,21 @@ class Worker:
         return min(longest, max((due - self.runtime.clock.now()).total_seconds(), 0.0))
 
     async def _claim(self, free: int, now: datetime) -> int:
-        """Claim up to ``free`` executions and load their outcomes, in one transaction. The
-        claim also does, for the whole batch at once, what each woken run would otherwise do
-        one by one: its due timers fire and its due sleeps are completed (a due sleep needs no
-        handler code), so a woken sleeper costs no write of its own to get past its sleep."""
+        """Claim up to ``free`` executions and load their outcomes. The claim also does, for
+        the whole batch at once, what each woken run would otherwise do one by one: its due
+        timers fire and its due sleeps are completed (a due sleep needs no handler code), so a
+        woken sleeper costs no write of its own to get past its sleep.
+
+        The claim commits before the handlers start (PostgreSQL: one autocommit statement,
+        then the outcomes are read; SQLite: one transaction on the writer's thread). Should
+        this task be cancelled meanwhile (the worker stops), what it claimed is handed back
+        rather than left to wait for its lease to expire."""
         lease_timeout = timedelta(seconds=self.settings.lease_timeout)
         driver = self.runtime.driver
+        writer = self.runtime.sqlite_writer
         if driver is not None:  # PostgreSQL: the same statements on a driver connection
-            async with driver.transaction() as session:
-                claimed = await executions_repo.claim_ready_executions_driver(
-                    session,
-                    worker_id=self.worker_id,
-                    task_names=self.task_names,
-                    limit=free,
-                    now=now,
-                    lease_timeout=lease_timeout,
-                )
-                if not claimed:
-                    self._backlog = False
-                    return 0
-                woken = _woken_runs(claimed)
-                if woken:
-                    await timers_repo.fire_due_timers_driver(session, woken, now=now)
-                    await steps_repo.complete_due_sleeps_driver(session, woken, now=now)
-                run_ids = [c.execution.run_id for c in claimed]
-                outcomes = await steps_repo.load_outcomes_of_runs_driver(session, run_ids)
-        elif (writer := self.runtime.sqlite_writer) is not None:  # one hop to its thread
+            work = asyncio.ensure_future(self._claim_driver(driver, free, now, lease_timeout))
+        elif writer is not None:  # one hop to its thread
             work = asyncio.ensure_future(
                 writer.transaction(
                     lambda session: _claim_sqlite(
@@ -428,21 +417,48 @@ class Worker:
                     )
                 )
             )
-            try:
-                claimed, outcomes = await asyncio.shield(work)
-            except asyncio.CancelledError:
-                # The thread goes on and may commit the claim: hand back what it took, so
-                # nothing waits for its lease to expire.
-                with contextlib.suppress(Exception):
-                    taken, _ = await work
-                    await self._release([c.lease for c in taken])
-                raise
         else:  # start() opens one or the other before the claim loop runs
             raise RuntimeError("the worker claims on connections start() opens; none is open")
+        try:
+            claimed, outcomes = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # The claim goes on and may commit: hand back what it took, so nothing waits for
+            # its lease to expire.
+            with contextlib.suppress(Exception):
+                taken, _ = await work
+                await self._release([c.lease for c in taken])
+            raise
         self._backlog = len(claimed) >= free
         for item in claimed:
             self._spawn(item, outcomes.get(item.execution.run_id, {}))
         return len(claimed)
+
+    async def _claim_driver(
+        self, driver: DriverConnections, free: int, now: datetime, lease_timeout: timedelta
+    ) -> tuple[list[ClaimedExecution], dict[str, dict[str, StepRecord]]]:
+        """The claim on PostgreSQL: one autocommit statement that claims and wakes, then one
+        read of the claimed runs' outcomes (the claim's lease keeps them from changing). A
+        failed read hands the claimed executions back."""
+        async with driver.connection() as session:
+            claimed = await executions_repo.claim_ready_executions_driver(
+                session,
+                worker_id=self.worker_id,
+                task_names=self.task_names,
+                limit=free,
+                now=now,
+                lease_timeout=lease_timeout,
+                wake=True,
+            )
+            if not claimed:
+                return [], {}
+            try:
+                outcomes = await steps_repo.load_outcomes_of_runs_driver(
+                    session, [c.execution.run_id for c in claimed]
+                )
+            except Exception:
+                await self._release([c.lease for c in claimed])
+                raise
+        return claimed, outcomes
 
     def _spawn(self, claimed: ClaimedExecution, outcomes: dict[str, StepRecord]) -> None:
         execution_id = claimed.execution.execution_id
