@@ -251,6 +251,8 @@ def memory(worker: Any = None) -> dict[str, Any]:
         "python_blocks": blocks,
         "python_blocks_after_gc": sys.getallocatedblocks(),
         "tasks": len(asyncio.all_tasks()),
+        # by name, so a task held while they wait can be told from the worker's own loops
+        "task_names": sorted(task.get_name() for task in asyncio.all_tasks()),
         "in_flight": None if worker is None else worker.in_flight,
     }
 
