@@ -132,7 +132,9 @@ async def fire_due_timers(
     conn: AsyncConnection, run_ids: Sequence[str], *, now: datetime
 ) -> list[TimerRecord]:
     """Mark the pending timers of ``run_ids`` that are due at ``now`` as fired; returns them.
-    The worker calls it in the claim's transaction for runs a wake-up brought back."""
+    The worker does the same, in its claim, for the runs a wake-up brought back (on SQLite
+    :func:`fire_due_timers_sqlite`; on PostgreSQL :func:`due_timers_fired` in the claim's
+    statement)."""
     if not run_ids:
         return []
     rows = await conn.execute(
