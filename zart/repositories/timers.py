@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -138,16 +138,7 @@ async def fire_due_timers(
     if not run_ids:
         return []
     rows = await conn.execute(
-        update(timers)
-        .where(
-            and_(
-                timers.c.run_id.in_(list(run_ids)),
-                timers.c.fired_at.is_(None),
-                timers.c.fire_at <= now,
-            )
-        )
-        .values(fired_at=now)
-        .returning(*timers.c)
+        due_timers_fired(timers.c.run_id.in_(list(run_ids))).returning(*timers.c), {"now": now}
     )
     return [_record(r) for r in rows]
 
