@@ -215,7 +215,9 @@ def _wake_rows(columns: Columns) -> list[Row]:
         (f"{n} sleepers: RSS MiB, before (trimmed)", memory("before"), 1),
         (f"{n} sleepers: RSS MiB, all waiting", memory("all_waiting"), 1),
         (f"{n} sleepers: RSS MiB, N/5 more waiting", memory("more_waiting"), 1),
-        (f"{n} sleepers: RSS MiB, just before due", memory("just_before_due"), 1),
+        (f"{n} sleepers: RSS MiB, end of the wait", memory("just_before_due"), 1),
+        (f"{n} sleepers: held ahead at due", memory("held_at_due", "held"), 0),
+        (f"{n} sleepers: RSS MiB, held ahead at due", memory("held_at_due", "rss_mib"), 1),
         (f"{n} sleepers: RSS MiB, all finished", memory("all_finished"), 1),
         (f"{n} sleepers: RSS MiB, peak", memory("all_finished", "peak_rss_mib"), 1),
         (
@@ -416,7 +418,10 @@ def _wake_verdicts(columns: Columns) -> list[dict[str, str]]:
         )
     else:  # results from before the names were recorded: the total count's growth
         runs_held = max(0, waiting["tasks"] - before["tasks"])
-    held = runs_held, max(m["in_flight"] or 0 for m in (waiting, *wait_samples))
+    held = (
+        runs_held,
+        max((m["in_flight"] or 0) + (m.get("held") or 0) for m in (waiting, *wait_samples)),
+    )
     grew = (more["rss_trimmed_mib"] or more["rss_mib"]) - (
         waiting["rss_trimmed_mib"] or waiting["rss_mib"]
     )

@@ -27,11 +27,14 @@ time").
   (``/proc/self/status`` VmRSS, also after ``gc.collect()`` and glibc ``malloc_trim``),
   Python's allocated blocks (``sys.getallocatedblocks``) and asyncio task count are sampled
   before the start, once all are ``waiting``, after N/5 more sleepers joined them (does
-  memory grow with sleepers?), every second of the wait, and once all finished. The wake lag
-  of each execution is the stored ``completed_at`` of the step after its sleep (the resumed
-  handler ran past the sleep and its next step is durable) - ``due``; the sleep step's own
-  ``completed_at`` (stamped by the claim that took the run back, which completes due sleeps in
-  bulk) - ``due`` is reported beside it as the claim lag.
+  memory grow with sleepers?), every second of the wait until a second before the worker's
+  ``claim_ahead`` window (default 2 s before due, where it claims the sleepers and holds
+  them in memory on purpose), once more just before due (how many it holds, and what they
+  cost) and once all finished. The wake lag of each execution is the stored ``completed_at``
+  of the step after its sleep (the resumed handler ran past the sleep and its next step is
+  durable) - ``due``; the sleep step's own ``completed_at`` (stamped by the statement that
+  woke the run, which completes due sleeps in bulk) - ``due`` is reported beside it as the
+  claim lag.
 
 Run by ``bench.run`` as ``python -m bench.wake --target JSON --out FILE --phase wake|sleepers``.
 """
@@ -254,6 +257,8 @@ def memory(worker: Any = None) -> dict[str, Any]:
         # by name, so a task held while they wait can be told from the worker's own loops
         "task_names": sorted(task.get_name() for task in asyncio.all_tasks()),
         "in_flight": None if worker is None else worker.in_flight,
+        # executions claimed ahead of their due time, held in memory to start then
+        "held": None if worker is None else worker.held,
     }
 
 
@@ -343,12 +348,17 @@ async def sleepers(target: Target) -> dict[str, Any]:
                 starter, pilot_sleeper.name, "waiting", pilot + extra, 0.1
             )
             samples["more_waiting"] = memory(worker)
+            # The wait: until a second before the worker claims them ahead (its claim_ahead
+            # window before due, where it holds them in memory on purpose, measured apart).
+            ahead = worker.settings.claim_ahead
             during: list[dict[str, Any]] = []
-            while time.time() < due - 1.5:
-                await asyncio.sleep(min(1.0, due - 1.5 - time.time()))
+            while time.time() < due - ahead - 1.0:
+                await asyncio.sleep(min(1.0, due - ahead - 1.0 - time.time()))
                 during.append(memory(worker))
             samples["during_wait"] = during
             samples["just_before_due"] = memory(worker)
+            await asyncio.sleep(max(0.0, due - 0.1 - time.time()))
+            samples["held_at_due"] = memory(worker)
             await asyncio.sleep(max(0.0, due - time.time()))
             batches = _count_claims(worker)
             with counter.counting() as statements:
@@ -386,6 +396,7 @@ async def sleepers(target: Target) -> dict[str, Any]:
             "more_sleepers": extra,
             "counts_when_waiting": waiting_counts,
             "due_after_start_s": due - began,
+            "claim_ahead_s": ahead,
             # Idle time before due once everything slept (negative: due came too early, and
             # the lags are not a wake-up's).
             "slack_s": due - settled_at,

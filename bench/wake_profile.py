@@ -40,6 +40,7 @@ from bench.wake import (  # noqa: E402
     sleeper,
 )
 from tests.pg_server import connect_existing, start_postgres  # noqa: E402
+from zart.repositories import executions as executions_repo  # noqa: E402
 
 
 def _cpu_of_children(parent: int) -> float:
@@ -88,6 +89,8 @@ def _trace(worker: Any) -> list[tuple[str, float, float, int]]:
 
     runtime = worker.runtime
     wrap(worker, "_claim", "claim", lambda args, result: result)
+    wrap(worker, "_claim_ahead", "claim ahead", lambda args, result: worker.held)
+    wrap(executions_repo, "wake_held_driver", "wake held", lambda args, _: len(args[1]))
     wrap(runtime._driver_group, "_commit", "checkpoints", lambda args, _: len(args[0]))
     wrap(runtime._finishes, "_commit", "finishes", lambda args, _: len(args[0]))
     return events
@@ -142,9 +145,9 @@ async def profile(
             out.append(f"started and suspended {count} in {time.perf_counter() - began:.1f} s")
             if time.time() > due - 1.0:
                 raise RuntimeError("due came before all were asleep; start fewer")
+            timeline = _trace(worker) if trace else None  # from here: claims ahead too
             await asyncio.sleep(due - 0.5 - time.time())
             batches = _count_claims(worker)
-            timeline = _trace(worker) if trace else None
             prof = _start_profiler(profiler)
             server = await _postmaster(starter)
             server_cpu = _cpu_of_children(server)

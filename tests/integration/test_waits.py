@@ -18,7 +18,9 @@ from zart.models import StepStatus, TimerKind
 from zart.repositories import steps as steps_repo
 from zart.repositories import timers as timers_repo
 
-WORKER = {"poll_interval": 0.02, "lease_timeout": 5.0}
+# claim_ahead=0: these tests watch a short sleep suspend, which a worker claiming sleepers due
+# within its claim_ahead window would take back at once (tests/integration/test_claim_ahead.py).
+WORKER = {"poll_interval": 0.02, "lease_timeout": 5.0, "claim_ahead": 0.0}
 
 
 @pytest.fixture

@@ -58,6 +58,7 @@ from zart.repositories.records import (
     ExecutionPage,
     ExecutionRecord,
     Lease,
+    StepRecord,
 )
 
 executions = table_of(ExecutionRow)
@@ -649,12 +650,17 @@ def _claim_ctes_pg() -> tuple[Any, Any]:
         .cte("candidates")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
+    return candidates, _claimed_cte(candidates)
+
+
+def _claimed_cte(candidates: Any) -> Any:
+    """The UPDATE that leases the locked ``candidates`` (a CTE with their ``execution_id``)."""
     # The UPDATE finds the candidates by primary key (an array of their ids) rather than by
     # joining them: a join let PostgreSQL hash them against a scan of the whole table (~10 ms
     # per claim on 10,000 rows, more the more are stored), and a table whose statistics say
     # it is tiny could get a nested loop over such scans. Their previous status is joined to
     # the RETURNING rows, both at most `limit` long.
-    claimed = (
+    return (
         update(executions)
         .where(
             executions.c.execution_id
@@ -666,13 +672,12 @@ def _claim_ctes_pg() -> tuple[Any, Any]:
             lease_owner=bindparam("worker_id"),
             claimable_at=bindparam("expires_at", type_=executions.c.claimable_at.type),
             claim_count=executions.c.claim_count + 1,
-            updated_at=now,
+            updated_at=bindparam("now", type_=executions.c.updated_at.type),
             version=executions.c.version + 1,
         )
         .returning(*executions.c)
         .cte("claimed")
     )
-    return candidates, claimed
 
 
 @functools.cache
@@ -691,6 +696,202 @@ def _claim_wake_statement_pg() -> Any:
     fired = timers_repo.due_timers_fired(timers.c.run_id == woken_runs).cte("fired")
     slept = steps_repo.due_sleeps_completed(steps.c.run_id == woken_runs).cte("slept")
     return _claim_statement_pg().add_cte(fired).add_cte(slept)
+
+
+async def claim_ahead_driver(
+    session: Any,
+    *,
+    worker_id: str,
+    task_names: Iterable[str],
+    limit: int,
+    now: datetime,
+    horizon: datetime,
+    lease_timeout: timedelta,
+) -> list[tuple[ClaimedExecution, datetime]]:
+    """Claim up to ``limit`` waiting executions that become due by ``horizon`` (a little after
+    ``now``), before they are due, each with the time it is due: the worker holds them and
+    starts them then, so a crowd of sleepers due at the same instant costs no claim when it
+    comes. Only waits a timer ends are taken: a run waiting for an event stays where an event
+    wakes it at once. Nothing is woken: its timers fire and its sleeps complete when it starts
+    (:func:`wake_held_driver`). PostgreSQL, on a driver connection; one autocommit statement."""
+    names = list(task_names)
+    if not names or limit <= 0:
+        return []
+    claim = _ClaimParameters(worker_id, names, limit, now, now + lease_timeout)
+    statement = raw.compiled(
+        "claim_ahead", _claim_ahead_statement_pg, session.dialect, session.schema_map
+    )
+    rows = await statement.fetch(session.connection, {**claim.postgresql(), "horizon": horizon})
+    claimed = claim.claimed(rows, {r["execution_id"]: r["previous_status"] for r in rows})
+    return [(c, r["due_at"]) for c, r in zip(claimed, rows, strict=True)]
+
+
+@functools.cache
+def _claim_ahead_statement_pg() -> Any:
+    waits_for_event = (
+        select(steps.c.step_id)
+        .where(
+            steps.c.run_id == executions.c.current_run_id,
+            steps.c.kind == StepKind.EVENT.value,
+            steps.c.status == StepStatus.WAITING.value,
+        )
+        .exists()
+    )
+    candidates = (
+        select(
+            executions.c.execution_id,
+            executions.c.status.label("previous_status"),
+            executions.c.claimable_at.label("due_at"),
+        )
+        .where(
+            executions.c.claimable_at <= bindparam("horizon", type_=executions.c.claimable_at.type),
+            executions.c.task_name == any_(bindparam("task_names", type_=ARRAY(String))),
+            executions.c.status == ExecutionStatus.WAITING.value,
+            ~waits_for_event,
+        )
+        .order_by(executions.c.claimable_at)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+        .cte("candidates")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    claimed = _claimed_cte(candidates)
+    return select(*claimed.c, candidates.c.previous_status, candidates.c.due_at).join_from(
+        claimed, candidates, claimed.c.execution_id == candidates.c.execution_id
+    )
+
+
+async def wake_held_driver(
+    session: Any, leases: Sequence[Lease], *, now: datetime
+) -> dict[str, list[StepRecord]]:
+    """For executions claimed ahead (:func:`claim_ahead_driver`) that are now due: fire their
+    runs' due timers and complete their due sleeps, as the waking claim does, in one
+    autocommit statement. Returns, for each execution whose lease still holds, the sleeps it
+    completed; one missing from the result was cancelled or taken over meanwhile, and nothing
+    of it changed."""
+    if not leases:
+        return {}
+    statement = raw.compiled(
+        "wake_held", _wake_held_statement_pg, session.dialect, session.schema_map
+    )
+    rows = await statement.fetch(
+        session.connection,
+        {
+            "h_execution_id": [lease.execution_id for lease in leases],
+            "h_token": [lease.token for lease in leases],
+            "now": now,
+        },
+    )
+    held: dict[str, list[StepRecord]] = {}
+    for row in rows:
+        completed = held.setdefault(row["held_execution_id"], [])
+        if row["step_id"] is not None:
+            completed.append(steps_repo.record_of(row))
+    return held
+
+
+@functools.cache
+def _wake_held_statement_pg() -> Any:
+    items = (
+        func.unnest(
+            bindparam("h_execution_id", type_=ARRAY(String)),
+            bindparam("h_token", type_=ARRAY(String)),
+        )
+        .table_valued("execution_id", "token")
+        .render_derived(name="items")
+    )
+    held = (
+        select(
+            executions.c.execution_id.label("held_execution_id"),
+            executions.c.current_run_id.label("held_run_id"),
+        )
+        .join(
+            items,
+            and_(
+                executions.c.execution_id == items.c.execution_id,
+                executions.c.lease_token == items.c.token,
+            ),
+        )
+        .where(executions.c.status == ExecutionStatus.RUNNING.value)
+        .cte("held")
+    )
+    held_runs = any_(func.array(select(held.c.held_run_id).scalar_subquery()))
+    fired = timers_repo.due_timers_fired(timers.c.run_id == held_runs).cte("fired")
+    slept = (
+        steps_repo.due_sleeps_completed(steps.c.run_id == held_runs)
+        .returning(*steps.c)
+        .cte("slept")
+    )
+    return (
+        select(held.c.held_execution_id, *slept.c)
+        .select_from(held.outerjoin(slept, slept.c.run_id == held.c.held_run_id))
+        .add_cte(fired)
+    )
+
+
+async def release_held_driver(
+    session: Any, held: Sequence[tuple[Lease, datetime]], *, now: datetime
+) -> int:
+    """Give back executions claimed ahead and not started (the worker stops): ``waiting``
+    again until the time each is due, as they were. Fenced; returns how many were still
+    held."""
+    if not held:
+        return 0
+    statement = raw.compiled(
+        "release_held", _release_held_statement_pg, session.dialect, session.schema_map
+    )
+    rows = await statement.fetch(
+        session.connection,
+        {
+            "r_execution_id": [lease.execution_id for lease, _ in held],
+            "r_token": [lease.token for lease, _ in held],
+            "r_due_at": [due_at for _, due_at in held],
+            "now": now,
+        },
+    )
+    return len(rows)
+
+
+@functools.cache
+def _release_held_statement_pg() -> Any:
+    items = (
+        func.unnest(
+            bindparam("r_execution_id", type_=ARRAY(String)),
+            bindparam("r_token", type_=ARRAY(String)),
+            bindparam("r_due_at", type_=ARRAY(executions.c.claimable_at.type)),
+        )
+        .table_valued("execution_id", "token", "due_at")
+        .render_derived(name="items")
+    )
+    # Locked in execution_id order and updated by primary key, like the group finish.
+    locked = (
+        select(executions.c.execution_id, items.c.due_at)
+        .join(
+            items,
+            and_(
+                executions.c.execution_id == items.c.execution_id,
+                executions.c.lease_token == items.c.token,
+            ),
+        )
+        .where(executions.c.status == ExecutionStatus.RUNNING.value)
+        .order_by(executions.c.execution_id)
+        .with_for_update(of=executions)
+        .cte("locked")
+    )
+    now = bindparam("now", type_=executions.c.updated_at.type)
+    return (
+        update(executions)
+        .where(executions.c.execution_id == locked.c.execution_id)
+        .values(
+            status=ExecutionStatus.WAITING.value,
+            lease_token=None,
+            lease_owner=None,
+            updated_at=now,
+            version=executions.c.version + 1,
+            claimable_at=locked.c.due_at,
+        )
+        .returning(executions.c.execution_id)
+    )
 
 
 async def renew_leases(

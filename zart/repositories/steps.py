@@ -52,10 +52,10 @@ class StepOutcome:
 
 
 def _record(row: Row[Any]) -> StepRecord:
-    return _record_of(row._mapping)
+    return record_of(row._mapping)
 
 
-def _record_of(m: Mapping[Any, Any]) -> StepRecord:
+def record_of(m: Mapping[Any, Any]) -> StepRecord:
     """A step record from a row's mapping (an SQLAlchemy row's, or an asyncpg record)."""
     return StepRecord(
         step_id=m["step_id"],
@@ -202,7 +202,7 @@ async def record_step_outcome_driver(
             f"step {outcome.name!r} already has a completed outcome in run {outcome.run_id};"
             " a completed outcome is never overwritten"
         )
-    return _record_of(rows[0])
+    return record_of(rows[0])
 
 
 def record_step_outcome_sqlite(
@@ -238,7 +238,7 @@ def record_step_outcome_sqlite(
             f"step {outcome.name!r} already has a completed outcome in run {outcome.run_id};"
             " a completed outcome is never overwritten"
         )
-    record = _record_of(rows[0])
+    record = record_of(rows[0])
     if attempt is not None:
         insert = raw.compiled("attempt", _attempt_statement, session.dialect, None)
         insert.run(session.connection, {**params, "step_id": record.step_id})
@@ -549,7 +549,7 @@ async def load_outcomes_of_runs_driver(
         session.schema_map,
     )
     for row in await statement.fetch(session.connection, {"run_ids": list(run_ids)}):
-        found[row["run_id"]][row["name"]] = _record_of(row)
+        found[row["run_id"]][row["name"]] = record_of(row)
     return found
 
 
@@ -567,7 +567,7 @@ def load_outcomes_of_runs_sqlite(
         None,
     )
     for row in statement.run(session.connection, {"run_ids": raw.json_list(run_ids)}):
-        found[row["run_id"]][row["name"]] = _record_of(row)
+        found[row["run_id"]][row["name"]] = record_of(row)
     return found
 
 

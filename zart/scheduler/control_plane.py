@@ -369,10 +369,13 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         poll_interval: float = 0.5,
         heartbeat_interval: float | None = None,
         shutdown_timeout: float = 30.0,
+        claim_ahead: float = 2.0,
+        claim_ahead_limit: int = 10_000,
     ) -> AsyncIterator[Worker]:
         """Run a worker in this process while the block runs (apps, tests, scripts).
 
         It runs every durable handler registered in this process, or ``task_names``.
+        ``claim_ahead`` (seconds) and ``claim_ahead_limit``: see :class:`WorkerSettings`.
         """
         settings = WorkerSettings(
             concurrency=concurrency,
@@ -380,6 +383,8 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
             heartbeat_interval=heartbeat_interval,
             poll_interval=poll_interval,
             shutdown_timeout=shutdown_timeout,
+            claim_ahead=claim_ahead,
+            claim_ahead_limit=claim_ahead_limit,
         )
         worker = Worker(
             self.runtime, task_names or registered_names(), settings, on_finished=self._run_ended

@@ -22,13 +22,16 @@ limit, then cancel the rest and hand their leases back so another worker resumes
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import heapq
+import itertools
 import logging
 import os
 import socket
 import uuid
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,6 +66,9 @@ PROBE_TIMEOUT = 5.0
 #: claim, replay, checkpoint and finish in lockstep with the others.
 CLAIM_CHUNK = 250
 
+#: At most this many held executions woken per statement once they are due.
+WAKE_CHUNK = 1000
+
 #: Errors a loop survives: the database is briefly unreachable. Anything else is a bug.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
 #: Errors handing a lease back may meet: someone else owns it already, or the database is away.
@@ -78,6 +84,11 @@ class WorkerSettings:
     heartbeat_interval: float | None = None  # default: a third of the lease timeout
     poll_interval: float = 0.5
     shutdown_timeout: float = 30.0
+    #: Seconds before a timer is due that the worker may claim its waiting execution and hold
+    #: it, to start it the moment it is due (PostgreSQL; 0 turns it off).
+    claim_ahead: float = 2.0
+    #: At most this many executions held that way at once.
+    claim_ahead_limit: int = 10_000
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -90,10 +101,26 @@ class WorkerSettings:
             raise ConfigurationError("heartbeat_interval must be positive and below lease_timeout")
         if self.poll_interval <= 0:
             raise ConfigurationError(f"poll_interval must be positive, not {self.poll_interval}")
+        if self.claim_ahead < 0:
+            raise ConfigurationError(f"claim_ahead must be at least 0, not {self.claim_ahead}")
+        if self.claim_ahead_limit < 0:
+            raise ConfigurationError(
+                f"claim_ahead_limit must be at least 0, not {self.claim_ahead_limit}"
+            )
 
     @property
     def heartbeat_every(self) -> float:
         return self.heartbeat_interval or self.lease_timeout / 3
+
+
+@dataclass(slots=True, eq=False)
+class _Held:
+    """An execution claimed ahead of its due time, waiting in memory to be started then."""
+
+    claimed: ClaimedExecution
+    outcomes: dict[str, StepRecord]
+    due_at: datetime
+    lease: Lease  # the claim's, renewed by the heartbeat while it is held
 
 
 def _woken_runs(claimed: list[ClaimedExecution]) -> list[str]:
@@ -151,6 +178,15 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._on_finished = on_finished
         self._in_flight: dict[str, tuple[asyncio.Task[Any], Lease]] = {}
+        #: Executions claimed ahead of their due time (:meth:`_claim_ahead`), by id, and a
+        #: heap of (due time, tie-breaker, entry) to start them in due order. An entry no
+        #: longer in ``_held`` (aborted, lease lost) is skipped when it comes up.
+        self._held: dict[str, _Held] = {}
+        self._held_due: list[tuple[datetime, int, _Held]] = []
+        self._held_order = itertools.count()
+        #: Held executions that are due and woken, in due order, waiting for a slot.
+        self._ready: collections.deque[_Held] = collections.deque()
+        self._waker: asyncio.Task[None] | None = None
         #: Slots promised to starts of this process that insert their execution already
         #: claimed (:meth:`reserve`), until they hand it over (:meth:`adopt`).
         self._reserved = 0
@@ -254,6 +290,15 @@ class Worker:
         claim, *side_loops = self._loops
         claim.cancel()
         await asyncio.gather(claim, return_exceptions=True)
+        # Runs claimed ahead and not started go back at once, to wait for their due time.
+        if self._waker is not None:
+            self._waker.cancel()
+            await asyncio.gather(self._waker, return_exceptions=True)
+        held = list(self._held.values())
+        self._held.clear()
+        self._held_due.clear()
+        self._ready.clear()
+        await self._release_held(held)
         # The heartbeat keeps renewing leases while running executions finish.
         limit = self.settings.shutdown_timeout if timeout is None else timeout
         running = [task for task, _ in self._in_flight.values()]
@@ -292,12 +337,30 @@ class Worker:
             except RELEASE_ERRORS:
                 pass  # someone else owns it, or its lease will simply expire
 
+    async def _release_held(self, held: list[_Held]) -> None:
+        """Give executions claimed ahead back as they were: waiting until their due time."""
+        driver = self.runtime.driver
+        if not held or driver is None:
+            return
+        try:
+            async with driver.connection() as session:
+                for start in range(0, len(held), CLAIM_CHUNK):
+                    await executions_repo.release_held_driver(
+                        session,
+                        [(h.lease, h.due_at) for h in held[start : start + CLAIM_CHUNK]],
+                        now=self.runtime.clock.now(),
+                    )
+        except RELEASE_ERRORS:
+            pass  # their leases will simply expire
+
     def wake(self) -> None:
         """Look for ready executions now (called when one is started in this process)."""
         self._wake.set()
 
     def abort(self, execution_id: str) -> bool:
         """Stop running ``execution_id`` here at once (it was cancelled). True if it ran here."""
+        if self._held.pop(execution_id, None) is not None:  # never started: nothing to stop
+            return True
         entry = self._in_flight.get(execution_id)
         if entry is None:
             return False
@@ -307,6 +370,11 @@ class Worker:
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
+
+    @property
+    def held(self) -> int:
+        """Executions claimed ahead of their due time, waiting here to start."""
+        return len(self._held)
 
     def runs(self, execution_id: str) -> bool:
         """Whether ``execution_id`` is running on this worker now."""
@@ -359,9 +427,14 @@ class Worker:
                     await self.runtime.pause_rules.refresh(
                         self._reads, now, max_age=max(self.settings.poll_interval, PAUSE_RULES_AGE)
                     )
+                    started = self._start_ready(free)
+                    if started:  # due runs held here go first; then look again
+                        continue
                     limit = min(free, CLAIM_CHUNK)
                     taken = await self._claim(limit, now)
-                    if taken < limit:  # idle: sleep till the next due time
+                    if taken < limit:  # idle: claim what is due soon, sleep till the next
+                        if await self._claim_ahead(now):
+                            continue  # there may be more
                         pause = await self._until_next_due(pause, now)
                     elif taken < free:  # a backlog and free slots: the next chunk at once
                         continue
@@ -390,9 +463,154 @@ class Worker:
         else:
             async with self._reads.connect() as conn:
                 due = await wakeups.next_claimable_at(conn, self.task_names, after=now)
+        ahead = timedelta(seconds=self._ahead())
+        if due is not None and ahead and due > now + ahead:
+            due -= ahead  # claimed ahead then; what is due sooner cannot be (an event wait)
+        held = self._next_held()
+        if held is not None and (due is None or held < due):
+            due = held
         if due is None:
             return longest
         return min(longest, max((due - self.runtime.clock.now()).total_seconds(), 0.0))
+
+    # -- claiming ahead ---------------------------------------------------------------------
+
+    def _ahead(self) -> float:
+        """Seconds ahead of a timer this worker claims its execution now; 0: it doesn't
+        (turned off, SQLite, or as many held as allowed)."""
+        if self.runtime.driver is None or len(self._held) >= self.settings.claim_ahead_limit:
+            return 0.0
+        return self.settings.claim_ahead
+
+    async def _claim_ahead(self, now: datetime) -> bool:
+        """Claim waiting executions whose timer is due within ``claim_ahead`` seconds, load
+        their outcomes, and hold them here until they are due (:meth:`_wake_due`,
+        :meth:`_start_ready`). A crowd of sleepers due at the same instant is then claimed in
+        the seconds before it, rather than all at once when it comes. True when the batch was
+        full: there may be more."""
+        driver = self.runtime.driver
+        ahead = self._ahead()
+        if driver is None or not ahead:
+            return False
+        limit = min(self.settings.claim_ahead_limit - len(self._held), CLAIM_CHUNK)
+        horizon = now + timedelta(seconds=ahead)
+        lease_timeout = timedelta(seconds=self.settings.lease_timeout)
+
+        async def claim() -> list[tuple[ClaimedExecution, datetime, dict[str, StepRecord]]]:
+            async with driver.connection() as session:
+                got = await executions_repo.claim_ahead_driver(
+                    session,
+                    worker_id=self.worker_id,
+                    task_names=self.task_names,
+                    limit=limit,
+                    now=now,
+                    horizon=horizon,
+                    lease_timeout=lease_timeout,
+                )
+                if not got:
+                    return []
+                try:
+                    outcomes = await steps_repo.load_outcomes_of_runs_driver(
+                        session, [c.execution.run_id for c, _ in got]
+                    )
+                except Exception:
+                    await self._release_held([_Held(c, {}, due, c.lease) for c, due in got])
+                    raise
+            return [(c, due, outcomes.get(c.execution.run_id, {})) for c, due in got]
+
+        work = asyncio.ensure_future(claim())
+        try:
+            got = await asyncio.shield(work)
+        except asyncio.CancelledError:  # the worker stops: hand back what the claim took
+            with contextlib.suppress(Exception):
+                taken = await work
+                await self._release_held([_Held(c, o, due, c.lease) for c, due, o in taken])
+            raise
+        for claimed, due_at, outcomes in got:
+            entry = _Held(claimed, outcomes, due_at, claimed.lease)
+            self._held[claimed.execution.execution_id] = entry
+            heapq.heappush(self._held_due, (due_at, next(self._held_order), entry))
+        if got:
+            log(
+                "executions_claimed_ahead",
+                f"claimed {len(got)} waiting executions ahead of their due time",
+                level=logging.DEBUG,
+                worker_id=self.worker_id,
+                held=len(self._held),
+            )
+        return len(got) >= limit
+
+    def _next_held(self) -> datetime | None:
+        """When the first execution held here is due (stale heap entries dropped)."""
+        while self._held_due:
+            due_at, _, entry = self._held_due[0]
+            if self._held.get(entry.claimed.execution.execution_id) is entry:
+                return due_at
+            heapq.heappop(self._held_due)
+        return None
+
+    def _start_ready(self, free: int) -> int:
+        """Start up to ``free`` held executions that are due and woken (:meth:`_wake_due`),
+        in due order; start the waking of the next ones when some are due. Returns how many
+        were taken off the queue (one no longer held is skipped)."""
+        taken = 0
+        while taken < free and self._ready:
+            entry = self._ready.popleft()
+            taken += 1
+            execution_id = entry.claimed.execution.execution_id
+            if self._held.get(execution_id) is entry:
+                del self._held[execution_id]
+                self._spawn(replace(entry.claimed, lease=entry.lease), entry.outcomes)
+        due = self._next_held()
+        if due is not None and due <= self.runtime.clock.now() and self._waker is None:
+            self._waker = asyncio.create_task(self._wake_due(), name="zart-worker-waker")
+            self._waker.add_done_callback(self._waker_ended)
+        return taken
+
+    def _waker_ended(self, task: asyncio.Task[None]) -> None:
+        self._waker = None
+        if not task.cancelled() and task.exception() is not None:
+            log("wake_failed", f"waking held runs failed: {task.exception()!r}", level=40)
+        self._wake.set()  # more may have come due meanwhile
+
+    async def _wake_due(self) -> None:
+        """While held executions are due: a chunk at a time, one statement fires their due
+        timers and completes their due sleeps (what the waking claim does), and they join
+        the queue the claim loop starts them from as slots free up. Apart from the claim
+        loop, so the runs of one chunk start while the next chunk is being woken. One whose
+        lease was lost meanwhile (cancelled, taken over) is dropped."""
+        driver = self.runtime.driver
+        while driver is not None:
+            now = self.runtime.clock.now()
+            batch: list[_Held] = []
+            while len(batch) < WAKE_CHUNK:
+                due_at = self._next_held()
+                if due_at is None or due_at > now:
+                    break
+                batch.append(heapq.heappop(self._held_due)[2])
+            if not batch:
+                return
+            woke: dict[str, list[StepRecord]] | None = None
+            try:
+                async with driver.connection() as session:
+                    woke = await executions_repo.wake_held_driver(
+                        session, [h.lease for h in batch], now=now
+                    )
+            except TRANSIENT_ERRORS as exc:  # the runs complete their due sleeps themselves
+                log("wake_failed", f"waking held runs failed: {exc}", level=30)
+            for entry in batch:
+                execution_id = entry.claimed.execution.execution_id
+                if self._held.get(execution_id) is not entry:
+                    continue  # aborted meanwhile
+                if woke is not None:
+                    completed = woke.get(execution_id)
+                    if completed is None:  # its lease is gone: cancelled or taken over
+                        del self._held[execution_id]
+                        continue
+                    for step in completed:
+                        entry.outcomes[step.name] = step
+                self._ready.append(entry)
+            self._wake.set()
 
     async def _claim(self, free: int, now: datetime) -> int:
         """Claim up to ``free`` executions and load their outcomes. The claim also does, for
@@ -582,8 +800,13 @@ class Worker:
                 )
 
     async def _heartbeat(self) -> None:
-        leases = [lease for _, lease in self._in_flight.values()]
         now = self.runtime.clock.now()
+        leases = [lease for _, lease in self._in_flight.values()]
+        # A held execution runs nothing, so its lease is renewed only when it would otherwise
+        # expire before the next heartbeat: most are started before that.
+        settings = self.settings
+        renew_by = now + timedelta(seconds=settings.lease_timeout - settings.heartbeat_every)
+        leases += [h.lease for h in self._held.values() if h.lease.expires_at <= renew_by]
         async with self.runtime.engine.begin() as conn:
             renewed, lost = await executions_repo.renew_leases(
                 conn, leases, now=now, lease_timeout=timedelta(seconds=self.settings.lease_timeout)
@@ -593,7 +816,13 @@ class Worker:
             entry = self._in_flight.get(lease.execution_id)
             if entry is not None:
                 self._in_flight[lease.execution_id] = (entry[0], lease)
+            held = self._held.get(lease.execution_id)
+            if held is not None and held.lease.token == lease.token:
+                held.lease = lease
         for lease in lost:
+            held = self._held.get(lease.execution_id)
+            if held is not None and held.lease.token == lease.token:
+                del self._held[lease.execution_id]  # cancelled or taken over: not ours to start
             entry = self._in_flight.get(lease.execution_id)
             if entry is not None and entry[1].token == lease.token:
                 log(

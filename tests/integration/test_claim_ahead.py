@@ -1,0 +1,189 @@
+"""Claiming ahead (PostgreSQL): a worker claims a sleeper in the ``claim_ahead`` seconds before
+it is due, holds it without running anything, and starts it when it is due. What it holds goes
+back to ``waiting`` when it stops, and one cancelled meanwhile is never started."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+import zart
+from tests.integration.runtime_helpers import count, times
+from zart import DurableScheduler
+from zart.models import StepStatus
+from zart.repositories import steps as steps_repo
+from zart.repositories import timers as timers_repo
+from zart.worker import WorkerSettings
+
+pytestmark = pytest.mark.postgresql_only
+
+WORKER: dict[str, Any] = {"poll_interval": 0.02, "lease_timeout": 5.0}
+
+
+@pytest.fixture
+async def suspending(database_url: str) -> AsyncIterator[DurableScheduler]:
+    """A scheduler on which every wait suspends (nothing waits in memory)."""
+    async with DurableScheduler(database_url, inline_wait_limit=0) as scheduler:
+        yield scheduler
+
+
+@zart.step("ahead-before")
+async def before() -> None:
+    count("ahead-before")
+
+
+@zart.step("ahead-after")
+async def after() -> str:
+    count("ahead-after")
+    return "awake"
+
+
+@zart.durable("ahead-nap")
+async def nap(data: dict[str, float]) -> str:
+    await before()
+    await zart.sleep_until("nap", datetime.fromtimestamp(data["due"], UTC))
+    return await after()
+
+
+@zart.durable("ahead-approval")
+async def approval(data: dict[str, float]) -> Any:
+    return await zart.wait_for_event("approved", timeout=data["timeout"])
+
+
+async def _until(check: Callable[[], bool], what: str) -> None:
+    for _ in range(1000):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never {what}")
+
+
+async def _status(scheduler: DurableScheduler, execution_id: str) -> zart.ExecutionStatus:
+    return (await scheduler.status(execution_id)).status
+
+
+async def _until_status(
+    scheduler: DurableScheduler, execution_id: str, status: zart.ExecutionStatus
+) -> zart.ExecutionRecord:
+    for _ in range(500):
+        record = await scheduler.status(execution_id)
+        if record.status is status:
+            return record
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{execution_id} never became {status}: {record.status}")
+
+
+async def _steps(scheduler: DurableScheduler, execution_id: str) -> dict[str, Any]:
+    run_id = (await scheduler.status(execution_id)).run_id
+    async with scheduler.engine.connect() as conn:
+        return {s.name: s for s in await steps_repo.list_steps(conn, run_id)}
+
+
+async def test_a_sleeper_due_soon_is_held_then_started_when_due(
+    suspending: DurableScheduler,
+) -> None:
+    async with suspending.run_worker(**WORKER, claim_ahead=1.5) as worker:
+        due = time.time() + 3.0
+        execution_id = await suspending.start(nap, {"due": due})
+        # More than claim_ahead away: it suspends and waits without a lease, like any sleeper.
+        waiting = await _until_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        assert waiting.lease_owner is None
+        assert worker.held == 0
+        await _until(lambda: worker.held == 1, "held")
+        assert time.time() < due
+        held = await suspending.status(execution_id)
+        assert held.status is zart.ExecutionStatus.RUNNING
+        assert held.lease_owner == worker.worker_id
+        assert worker.in_flight == 0  # held, not running: no slot taken
+        assert times(execution_id, "ahead-after") == 0
+        assert await suspending.wait(execution_id, timeout=10) == "awake"
+        assert worker.held == 0
+
+    steps = await _steps(suspending, execution_id)
+    assert waiting.claimable_at is not None
+    assert steps["nap"].status is StepStatus.COMPLETED
+    assert steps["nap"].completed_at >= waiting.claimable_at  # never before it was due
+    assert steps["ahead-after"].completed_at.timestamp() >= due
+    assert times(execution_id, "ahead-before") == 1
+    assert times(execution_id, "ahead-after") == 1
+    assert (await suspending.status(execution_id)).claim_count == 2
+    async with suspending.engine.connect() as conn:  # its timer fired when it was woken
+        assert await timers_repo.pending_timers(conn, waiting.run_id) == []
+
+
+async def test_a_stopping_worker_gives_what_it_holds_back_to_wait(
+    suspending: DurableScheduler,
+) -> None:
+    async with suspending.run_worker(**WORKER, claim_ahead=10.0) as worker:
+        due = time.time() + 3.0
+        execution_id = await suspending.start(nap, {"due": due})
+        await _until(lambda: worker.held == 1, "held")
+    assert time.time() < due, "the machine was too slow for this test to mean anything"
+    released = await suspending.status(execution_id)
+    assert released.status is zart.ExecutionStatus.WAITING
+    assert released.lease_owner is None
+    wake_at = (await _steps(suspending, execution_id))["nap"].wake_at
+    assert released.claimable_at == wake_at  # due when it was, not at once
+
+    async with suspending.run_worker(**WORKER, claim_ahead=0.0):
+        assert await suspending.wait(execution_id, timeout=10) == "awake"
+    assert times(execution_id, "ahead-before") == 1
+    assert times(execution_id, "ahead-after") == 1
+
+
+async def test_a_held_execution_cancelled_elsewhere_is_never_started(
+    suspending: DurableScheduler, database_url: str
+) -> None:
+    async with (
+        DurableScheduler(database_url) as elsewhere,  # no in-process abort reaches the worker
+        suspending.run_worker(**WORKER, claim_ahead=10.0) as worker,
+    ):
+        due = time.time() + 1.5
+        execution_id = await suspending.start(nap, {"due": due})
+        await _until(lambda: worker.held == 1, "held")
+        assert await elsewhere.cancel(execution_id)
+        # When it comes due, waking it finds the lease gone and drops it.
+        await _until(lambda: worker.held == 0, "dropped")
+        assert time.time() >= due
+        await asyncio.sleep(0.2)
+        assert worker.in_flight == 0
+    assert await _status(suspending, execution_id) is zart.ExecutionStatus.CANCELLED
+    assert times(execution_id, "ahead-after") == 0
+    assert (await _steps(suspending, execution_id))["nap"].status is StepStatus.WAITING
+
+
+async def test_a_held_execution_cancelled_here_is_dropped_at_once(
+    suspending: DurableScheduler,
+) -> None:
+    async with suspending.run_worker(**WORKER, claim_ahead=10.0) as worker:
+        execution_id = await suspending.start(nap, {"due": time.time() + 5.0})
+        await _until(lambda: worker.held == 1, "held")
+        assert await suspending.cancel(execution_id)
+        assert worker.held == 0
+    assert await _status(suspending, execution_id) is zart.ExecutionStatus.CANCELLED
+    assert times(execution_id, "ahead-after") == 0
+
+
+async def test_an_event_wait_is_not_claimed_ahead(suspending: DurableScheduler) -> None:
+    """An event wakes a waiting execution at once; one held by a worker would wait for its
+    deadline instead. So a wait for an event stays waiting, even with its deadline near."""
+    async with suspending.run_worker(**WORKER, claim_ahead=10.0) as worker:
+        execution_id = await suspending.start(approval, {"timeout": 5.0})
+        await _until_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        await asyncio.sleep(0.3)  # a few claim-loop turns
+        assert worker.held == 0
+        assert await _status(suspending, execution_id) is zart.ExecutionStatus.WAITING
+        await suspending.offer_event(execution_id, "approved", {"by": "ada"})
+        assert await suspending.wait(execution_id, timeout=10) == {"by": "ada"}
+
+
+def test_claim_ahead_cannot_be_negative() -> None:
+    with pytest.raises(zart.ConfigurationError, match="claim_ahead must be at least 0"):
+        WorkerSettings(claim_ahead=-1.0)
+    with pytest.raises(zart.ConfigurationError, match="claim_ahead_limit must be at least 0"):
+        WorkerSettings(claim_ahead_limit=-1)
