@@ -13,7 +13,15 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import zart
-from tests.factories import LEASE, T0, claim, claim_only, completed_step, new_execution
+from tests.factories import (
+    LEASE,
+    T0,
+    claim,
+    claim_only,
+    completed_step,
+    new_execution,
+    new_id,
+)
 from zart import DurableScheduler
 from zart.database import DriverConnections, create_engine, with_schema
 from zart.errors import LeaseLost, NonDeterministicReplay
@@ -30,12 +38,21 @@ from zart.models import (
     table_of,
 )
 from zart.repositories import executions, raw, steps, timers, wakeups
-from zart.repositories.records import AttemptOutcome, Lease
+from zart.repositories.records import AttemptOutcome, ClaimedExecution, ExecutionRecord, Lease
 from zart.runtime.checkpoints import checkpoint_batcher
+from zart.runtime.execution import execute
 
 step_rows = table_of(StepRow)
 attempt_rows = table_of(StepAttemptRow)
 run_rows = table_of(RunRow)
+
+COMPLETED = ExecutionStatus.COMPLETED
+FAILED = ExecutionStatus.FAILED
+
+
+def _of(claimed: ClaimedExecution) -> tuple[Lease, ExecutionRecord]:
+    """The lease and the claimed record a finish is given."""
+    return claimed.lease, claimed.execution
 
 
 async def _count(engine: AsyncEngine, table: Any) -> int:
@@ -109,10 +126,12 @@ async def test_driver_claim_and_finish_are_fenced(engine: AsyncEngine) -> None:
         assert all(c.previous_status is ExecutionStatus.SCHEDULED for c in claimed)
         assert all(c.execution.status is ExecutionStatus.RUNNING for c in claimed)
         leases = {c.execution.execution_id: c.lease for c in claimed}
+        records = {c.execution.execution_id: c.execution for c in claimed}
         async with driver.connection() as session:
             done = await executions.finish_execution_driver(
                 session,
                 leases[first.execution_id],
+                execution=records[first.execution_id],
                 status=ExecutionStatus.COMPLETED,
                 result={"ok": [1]},
                 now=T0,
@@ -122,6 +141,7 @@ async def test_driver_claim_and_finish_are_fenced(engine: AsyncEngine) -> None:
                 await executions.finish_execution_driver(
                     session,
                     Lease(lease.execution_id, "stale", lease.owner, lease.expires_at),
+                    execution=records[second.execution_id],
                     status=ExecutionStatus.FAILED,
                     error={"kind": "x"},
                     now=T0,
@@ -131,6 +151,7 @@ async def test_driver_claim_and_finish_are_fenced(engine: AsyncEngine) -> None:
     assert done.status is ExecutionStatus.COMPLETED
     assert done.result == {"ok": [1]}
     async with engine.connect() as conn:
+        assert done == await executions.get_execution(conn, first.execution_id)
         stored = await executions.get_execution(conn, second.execution_id)
         run = (await conn.execute(select(run_rows).where(run_rows.c.run_id == first.run_id))).one()
     assert stored is not None
@@ -458,7 +479,7 @@ async def test_a_group_of_finishes_is_fenced_item_by_item(engine: AsyncEngine) -
         done = await new_execution(conn)
         failed = await new_execution(conn)
         lost = await new_execution(conn)
-        leases = {c.execution.execution_id: c.lease for c in await claim(conn, worker_id="w")}
+        claimed = {c.execution.execution_id: c for c in await claim(conn, worker_id="w")}
         await conn.execute(
             text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
             {"e": lost.execution_id},
@@ -469,9 +490,9 @@ async def test_a_group_of_finishes_is_fenced_item_by_item(engine: AsyncEngine) -
             results = await executions.finish_executions_driver(
                 session,
                 [
-                    (leases[done.execution_id], ExecutionStatus.COMPLETED, {"r": [1]}, None),
-                    (leases[failed.execution_id], ExecutionStatus.FAILED, None, {"kind": "x"}),
-                    (leases[lost.execution_id], ExecutionStatus.COMPLETED, 3, None),
+                    (*_of(claimed[done.execution_id]), COMPLETED, {"r": [1]}, None),
+                    (*_of(claimed[failed.execution_id]), FAILED, None, {"kind": "x"}),
+                    (*_of(claimed[lost.execution_id]), COMPLETED, 3, None),
                 ],
                 now=T0,
             )
@@ -503,6 +524,154 @@ async def test_a_group_of_finishes_is_fenced_item_by_item(engine: AsyncEngine) -
 
 
 @pytest.mark.postgresql_only
+async def test_a_group_finish_returns_what_a_read_of_the_rows_gives(engine: AsyncEngine) -> None:
+    """The group finish reads back only what the database decides (the version, the times):
+    the rest of each record is the claimed one and the values written, and must be field for
+    field what reading the row gives, whatever happened to the row under the lease."""
+    payload = {"user": {"id": 7, "tags": ["a", "ü"]}, "ratio": 2.5}
+    async with engine.begin() as conn:
+        done = await new_execution(conn, payload=payload)
+        failed = (
+            await executions.create_execution(
+                conn,
+                execution_id=new_id(),
+                task_name="onboarding",
+                payload=[1, None],
+                now=T0,
+                deadline_at=T0 + timedelta(hours=1),
+            )
+        ).execution
+        lost = await new_execution(conn)
+        await conn.execute(  # as a schedule firing stores it
+            text("UPDATE zart_executions SET fire_time = :t WHERE execution_id = :e"),
+            {"t": T0 - timedelta(minutes=5), "e": done.execution_id},
+        )
+    result = {"b": [1, 2.5, "x", None, True, -3], "a": {"nested": "ü", "big": 10**20}}
+    error = {
+        "kind": "handler_failed",
+        "message": "boom",
+        "error": {"type": "builtins:ValueError", "args": {"$zart": "tuple", "v": ["boom"]}},
+    }
+    later = T0 + timedelta(seconds=7, microseconds=123456)
+    driver = DriverConnections(engine)
+    try:
+        async with driver.connection() as session:
+            claimed = {
+                c.execution.execution_id: c
+                for c in await executions.claim_ready_executions_driver(
+                    session,
+                    worker_id="w",
+                    task_names=["onboarding"],
+                    limit=10,
+                    now=T0,
+                    lease_timeout=LEASE,
+                )
+            }
+        async with engine.begin() as conn:
+            # A heartbeat moves claimable_at under the lease; another worker takes `lost`.
+            renewed, _ = await executions.renew_leases(
+                conn,
+                [c.lease for c in claimed.values()],
+                now=T0 + timedelta(seconds=5),
+                lease_timeout=LEASE,
+            )
+            assert len(renewed) == 3
+            await conn.execute(
+                text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
+                {"e": lost.execution_id},
+            )
+            before = await executions.get_execution(conn, lost.execution_id)
+        async with driver.connection() as session:
+            ok, bad, refused = await executions.finish_executions_driver(
+                session,
+                [
+                    (*_of(claimed[done.execution_id]), COMPLETED, result, None),
+                    (*_of(claimed[failed.execution_id]), FAILED, None, error),
+                    (*_of(claimed[lost.execution_id]), COMPLETED, 1, None),
+                ],
+                now=later,
+            )
+    finally:
+        await driver.close()
+    async with engine.connect() as conn:
+        stored = {
+            e.execution_id: await executions.get_execution(conn, e.execution_id)
+            for e in (done, failed, lost)
+        }
+    assert isinstance(refused, LeaseLost)
+    assert refused.execution_id == lost.execution_id
+    assert stored[lost.execution_id] == before  # nothing changed
+    assert ok == stored[done.execution_id]
+    assert bad == stored[failed.execution_id]
+    assert not isinstance(ok, LeaseLost)
+    assert not isinstance(bad, LeaseLost)
+    # The fields the record takes from the claim are not trivially equal.
+    assert (ok.status, ok.payload, ok.result, ok.error) == (COMPLETED, payload, result, None)
+    assert (ok.fire_time, ok.completed_at, ok.updated_at) == (
+        T0 - timedelta(minutes=5),
+        later,
+        later,
+    )
+    assert (ok.claimable_at, ok.lease_owner, ok.claim_count) == (None, None, 1)
+    assert (bad.status, bad.result, bad.error) == (FAILED, None, error)
+    assert bad.deadline_at == T0 + timedelta(hours=1)
+    assert bad.version == claimed[failed.execution_id].execution.version + 1
+
+
+@zart.durable("driver-timed", timeout="1h")
+async def timed(data: dict[str, Any]) -> dict[str, Any]:
+    return {"seen": data, "ratio": 0.1}
+
+
+@zart.durable("driver-timed-failing", timeout="1h")
+async def timed_failing(data: dict[str, Any]) -> None:
+    raise ValueError(data["why"])
+
+
+@pytest.mark.postgresql_only
+async def test_a_run_returns_its_finished_execution_as_stored(database_url: str) -> None:
+    """The runtime's finish hands on the record the claim returned, not the run's copy of it
+    (which carries the deadline of the handler's timeout when none is stored)."""
+    async with DurableScheduler(database_url) as scheduler:
+        runtime = scheduler.runtime
+        now = scheduler.clock.now()
+        async with scheduler.engine.begin() as conn:  # started by name, no deadline stored
+            for task_name, payload in (("driver-timed", {"a": 1}), ("driver-timed-failing", {})):
+                await executions.create_execution(
+                    conn,
+                    execution_id=new_id(),
+                    task_name=task_name,
+                    payload={"why": "no", **payload},
+                    now=now,
+                )
+        runtime.open_driver()
+        try:
+            driver = runtime.driver
+            assert driver is not None
+            async with driver.connection() as session:
+                claimed = await executions.claim_ready_executions_driver(
+                    session,
+                    worker_id="w",
+                    task_names=["driver-timed", "driver-timed-failing"],
+                    limit=10,
+                    now=now,
+                    lease_timeout=LEASE,
+                )
+            handlers = {"driver-timed": timed, "driver-timed-failing": timed_failing}
+            finished = [
+                await execute(runtime, handlers[c.execution.task_name], c, {}) for c in claimed
+            ]
+        finally:
+            await runtime.close_driver()
+        async with scheduler.engine.connect() as conn:
+            for record in finished:
+                assert record is not None
+                assert record.deadline_at is None
+                assert record == await executions.get_execution(conn, record.execution_id)
+    assert sorted(r.status for r in finished if r is not None) == [COMPLETED, FAILED]
+
+
+@pytest.mark.postgresql_only
 async def test_a_group_whose_first_result_is_a_list_is_stored_as_json(
     engine: AsyncEngine,
 ) -> None:
@@ -511,7 +680,8 @@ async def test_a_group_whose_first_result_is_a_list_is_stored_as_json(
     async with engine.begin() as conn:
         first = await new_execution(conn)
         second = await new_execution(conn)
-        leases = {c.execution.execution_id: c.lease for c in await claim(conn, worker_id="w")}
+        claimed = {c.execution.execution_id: c for c in await claim(conn, worker_id="w")}
+    leases = {execution_id: c.lease for execution_id, c in claimed.items()}
     driver = DriverConnections(engine)
     try:
         async with driver.connection() as session:
@@ -526,8 +696,8 @@ async def test_a_group_whose_first_result_is_a_list_is_stored_as_json(
             finished = await executions.finish_executions_driver(
                 session,
                 [
-                    (leases[first.execution_id], ExecutionStatus.COMPLETED, [[1], "x"], None),
-                    (leases[second.execution_id], ExecutionStatus.COMPLETED, None, None),
+                    (*_of(claimed[first.execution_id]), COMPLETED, [[1], "x"], None),
+                    (*_of(claimed[second.execution_id]), COMPLETED, None, None),
                 ],
                 now=T0,
             )

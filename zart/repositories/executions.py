@@ -1155,6 +1155,7 @@ async def finish_execution_driver(
     session: Any,
     lease: Lease,
     *,
+    execution: ExecutionRecord,
     status: Literal[ExecutionStatus.COMPLETED, ExecutionStatus.FAILED],
     result: Any = None,
     error: Any = None,
@@ -1162,9 +1163,13 @@ async def finish_execution_driver(
 ) -> ExecutionRecord:
     """:func:`finish_execution` on a PostgreSQL driver connection in autocommit: the execution
     and its run in **one** statement (a data-modifying CTE), so one round trip and one commit.
-    Fenced the same way: raises :class:`LeaseLost`, having changed nothing."""
+    Fenced the same way: raises :class:`LeaseLost`, having changed nothing.
+
+    ``execution`` is the record the claim behind ``lease`` returned: the finished record is
+    made of it and the values written (see :func:`_finished`), not read back."""
     if status not in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED):
         raise ValueError(f"finish_execution records completed or failed, not {status!r}")
+    _check_claimed(lease, execution)
     statement = raw.compiled("finish", _finish_statement_pg, session.dialect, session.schema_map)
     rows = await statement.fetch(
         session.connection,
@@ -1179,7 +1184,7 @@ async def finish_execution_driver(
     )
     if not rows:
         raise LeaseLost(lease.execution_id)
-    return _record_of(rows[0])
+    return _finished(execution, status, result, error, rows[0])
 
 
 def finish_execution_sqlite(
@@ -1252,17 +1257,19 @@ def _finish_run_sqlite() -> Any:
 
 async def finish_executions_driver(
     session: Any,
-    items: Sequence[tuple[Lease, ExecutionStatus, Any, Any]],
+    items: Sequence[tuple[Lease, ExecutionRecord, ExecutionStatus, Any, Any]],
     *,
     now: datetime,
 ) -> list[ExecutionRecord | LeaseLost]:
     """:func:`finish_execution_driver` for several executions in **one** statement (group
-    commit): items are ``(lease, completed_or_failed, result, error)``; per item, in order, the
-    finished execution or ``LeaseLost`` (that one changed nothing). The rows are locked in
-    ``execution_id`` order, like every statement that locks several of them."""
-    for _lease, status, _result, _error in items:
+    commit): items are ``(lease, claimed_execution, completed_or_failed, result, error)``; per
+    item, in order, the finished execution or ``LeaseLost`` (that one changed nothing). The
+    rows are locked in ``execution_id`` order, like every statement that locks several of
+    them."""
+    for lease, execution, status, _result, _error in items:
         if status not in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED):
             raise ValueError(f"finish_execution records completed or failed, not {status!r}")
+        _check_claimed(lease, execution)
     statement = raw.compiled(
         "finish_many", _finish_many_statement_pg, session.dialect, session.schema_map
     )
@@ -1271,18 +1278,73 @@ async def finish_executions_driver(
         {
             "g_execution_id": [lease.execution_id for lease, *_ in items],
             "g_token": [lease.token for lease, *_ in items],
-            "g_status": [status.value for _, status, *_ in items],
+            "g_status": [status.value for _, _, status, *_ in items],
             "g_result": [result for *_, result, _ in items],
             "g_error": [error for *_, error in items],
             "now": now,
         },
     )
-    finished = {row["execution_id"]: _record_of(row) for row in rows}
+    finished = {row["execution_id"]: row for row in rows}
     results: list[ExecutionRecord | LeaseLost] = []
-    for lease, *_ in items:
-        record = finished.get(lease.execution_id)
-        results.append(LeaseLost(lease.execution_id) if record is None else record)
+    for lease, execution, status, result, error in items:
+        row = finished.get(lease.execution_id)
+        results.append(
+            LeaseLost(lease.execution_id)
+            if row is None
+            else _finished(execution, status, result, error, row)
+        )
     return results
+
+
+def _check_claimed(lease: Lease, execution: ExecutionRecord) -> None:
+    if execution.execution_id != lease.execution_id:
+        raise ValueError(
+            f"the record of {execution.execution_id!r} given to finish {lease.execution_id!r}"
+        )
+
+
+def _finished(
+    execution: ExecutionRecord,
+    status: ExecutionStatus,
+    result: Any,
+    error: Any,
+    row: Mapping[str, Any],
+) -> ExecutionRecord:
+    """The record a driver finish statement made of ``execution``, without reading it back.
+
+    The statement returns only what the database decides (:func:`_finished_columns`): the
+    rest is the claimed record, which no other statement changes while the lease is held (a
+    heartbeat moves ``claimable_at``, which the finish clears; whatever else writes the row
+    clears the lease, and the finish then raises :class:`LeaseLost`), and the values written.
+    Reading the JSON columns back cost a decode each (``payload``, ``result``, ``error``) per
+    finished execution. ``result`` and ``error`` are the plain JSON the runtime wrote, equal
+    (``==``) to what JSONB gives back, which orders object keys its own way and gives floats of
+    magnitude 1e16 and more back as ints."""
+    return ExecutionRecord(
+        execution_id=execution.execution_id,
+        task_name=execution.task_name,
+        status=status,
+        payload=execution.payload,
+        result=result,
+        error=error,
+        run_id=execution.run_id,
+        run_count=execution.run_count,
+        created_at=execution.created_at,
+        updated_at=row["updated_at"],
+        completed_at=row["completed_at"],
+        deadline_at=execution.deadline_at,
+        claimable_at=None,
+        lease_owner=None,
+        claim_count=execution.claim_count,
+        version=row["version"],
+        fire_time=execution.fire_time,
+    )
+
+
+def _finished_columns(finished: Any) -> tuple[Any, ...]:
+    """What a driver finish statement returns of the ``finished`` rows (see :func:`_finished`)."""
+    c = finished.c
+    return (c.execution_id, c.version, c.updated_at, c.completed_at)
 
 
 @functools.cache
@@ -1344,7 +1406,7 @@ def _finish_many_statement_pg() -> Any:
         .returning(runs.c.run_id)
         .cte("run")
     )
-    return select(*finished.c).add_cte(run)
+    return select(*_finished_columns(finished)).add_cte(run)
 
 
 @functools.cache
@@ -1381,7 +1443,7 @@ def _finish_statement_pg() -> Any:
         .returning(runs.c.run_id)
         .cte("run")
     )
-    return select(*finished.c).add_cte(run)
+    return select(*_finished_columns(finished)).add_cte(run)
 
 
 async def _finish_run(

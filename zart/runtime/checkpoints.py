@@ -287,7 +287,8 @@ def checkpoint_batcher(
     return DriverBatcher(driver, one, many, "zart-checkpoint-group")
 
 
-Finish = tuple[Lease, ExecutionStatus, Any, Any]
+#: ``(lease, claimed_execution, completed_or_failed, result, error)``.
+Finish = tuple[Lease, ExecutionRecord, ExecutionStatus, Any, Any]
 
 
 def finish_batcher(
@@ -297,10 +298,11 @@ def finish_batcher(
     (:func:`executions_repo.finish_executions_driver`)."""
 
     async def one(session: DriverSession, item: Finish) -> ExecutionRecord:
-        lease, status, result, error = item
+        lease, execution, status, result, error = item
         return await executions_repo.finish_execution_driver(
             session,
             lease,
+            execution=execution,
             status=status,  # type: ignore[arg-type]
             result=result,
             error=error,

@@ -147,16 +147,18 @@ class Runtime:
     async def finish(
         self,
         lease: Lease,
+        execution: ExecutionRecord,
         status: Literal[ExecutionStatus.COMPLETED, ExecutionStatus.FAILED],
         result: Any,
         error: Any,
     ) -> ExecutionRecord | None:
         """PostgreSQL, while a worker runs: record a run's end, grouped with the ends of
         other runs arriving meanwhile (one statement); ``None`` elsewhere (the caller writes
-        it)."""
+        it). ``execution``: the record the claim behind ``lease`` returned, of which the
+        finished one is made (:func:`executions_repo.finish_executions_driver`)."""
         if self._finishes is None:
             return None
-        return await self._finishes.submit((lease, status, result, error))
+        return await self._finishes.submit((lease, execution, status, result, error))
 
     async def write_checkpoint(
         self,
@@ -676,7 +678,7 @@ async def execute(
     finally:
         current_run.reset(token)
     try:
-        return await _finish(state, result)
+        return await _finish(state, result, claimed.execution)
     except LeaseLost as exc:
         log("lease_lost", f"execution finished, but its lease was lost: {exc}", **fields)
         return None
@@ -812,7 +814,9 @@ def _error(kind: str, error: BaseException) -> dict[str, Any]:
     return {"kind": kind, "message": str(error), "error": encode_exception(error)}
 
 
-async def _finish(state: RunState, outcome: _Outcome) -> ExecutionRecord:
+async def _finish(state: RunState, outcome: _Outcome, claimed: ExecutionRecord) -> ExecutionRecord:
+    """Record the run's end. ``claimed``: the execution as the claim returned it (the run's
+    ``state.execution`` may carry a deadline computed from the handler, not stored)."""
     fields: dict[str, Any] = {
         "execution_id": state.execution.execution_id,
         "task": state.execution.task_name,
@@ -849,7 +853,7 @@ async def _finish(state: RunState, outcome: _Outcome) -> ExecutionRecord:
     )
     result = outcome.result if isinstance(outcome, _Completed) else None
     error = outcome.error if isinstance(outcome, _Failed) else None
-    grouped = await state.runtime.finish(state.lease, status, result, error)
+    grouped = await state.runtime.finish(state.lease, claimed, status, result, error)
     if grouped is not None:  # PostgreSQL: one statement in autocommit, maybe shared
         record = grouped
     elif (writer := state.runtime.sqlite_writer) is not None:  # one hop to its thread
