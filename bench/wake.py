@@ -54,6 +54,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 import zart
+import zart.worker
 from bench.measure import StatementCounter, Target, parse_arguments, write_figures
 from zart.models import ExecutionRow, StepRow, table_of
 from zart.repositories.steps import list_steps
@@ -319,6 +320,8 @@ async def sleepers(target: Target) -> dict[str, Any]:
         await scheduler.migrate()
         samples["process_start"] = memory()
         async with scheduler.run_worker(concurrency=concurrency) as worker:
+            # The worker process set up as `zart worker` sets up its own (docs/workers.md).
+            frozen = zart.worker.freeze_startup_objects()
             # Pilot: the worker's 1000-way peak is reached before "before", and the time to
             # start and suspend one execution is measured to place the due time.
             pilot = min(PILOT, concurrency, count)
@@ -397,6 +400,7 @@ async def sleepers(target: Target) -> dict[str, Any]:
             "counts_when_waiting": waiting_counts,
             "due_after_start_s": due - began,
             "claim_ahead_s": ahead,
+            "frozen_objects": frozen,  # zart.worker.freeze_startup_objects()
             # Idle time before due once everything slept (negative: due came too early, and
             # the lags are not a wake-up's).
             "slack_s": due - settled_at,

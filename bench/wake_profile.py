@@ -31,6 +31,7 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import text  # noqa: E402
 
 import zart  # noqa: E402
+import zart.worker  # noqa: E402
 from bench.wake import (  # noqa: E402
     WAKE_POLL,
     _count_claims,
@@ -138,6 +139,7 @@ async def profile(
     try:
         await scheduler.migrate()
         async with scheduler.run_worker(concurrency=concurrency) as worker:
+            zart.worker.freeze_startup_objects()  # as `zart worker` and bench.wake do
             due = time.time() + 10.0 + count * 0.004
             began = time.perf_counter()
             await _start_many(starter, sleeper, count, due)

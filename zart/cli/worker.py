@@ -15,6 +15,7 @@ from zart.cli.common import DatabaseUrl, Schema, fail, run_reporting_errors
 from zart.database import DEFAULT_DATABASE_URL
 from zart.runtime.registry import registered_names
 from zart.scheduler import DurableScheduler
+from zart.worker import freeze_startup_objects
 
 
 def import_modules(modules: list[str]) -> list[str]:
@@ -84,6 +85,8 @@ def worker(
                 task_names=names,
             ) as running,
         ):
+            # This process is the worker's: what it holds now lives as long as it does.
+            freeze_startup_objects()
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
