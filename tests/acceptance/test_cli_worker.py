@@ -59,3 +59,19 @@ def test_a_worker_on_an_unreachable_database_is_one_error_line(tmp_path: Path) -
     assert result.returncode == 1
     assert result.stderr.startswith("error: cannot connect to postgresql+asyncpg://")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("option", ["--claim-ahead", "--claim-ahead-limit"])
+def test_a_negative_claim_ahead_is_refused_before_anything_runs(option: str) -> None:
+    result = zart(
+        "worker",
+        "tests.acceptance.crash_flow",
+        option,
+        "-1",
+        "--database-url",
+        "postgresql+asyncpg://postgres@127.0.0.1:1/none",  # never reached
+    )
+
+    assert result.returncode == 2
+    assert option in result.stderr
+    assert "cannot connect" not in result.stderr

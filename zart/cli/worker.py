@@ -65,6 +65,21 @@ def worker(
             help="Seconds running executions get to finish on SIGINT/SIGTERM.",
         ),
     ] = 30.0,
+    claim_ahead: Annotated[
+        float,
+        typer.Option(
+            envvar="ZART_CLAIM_AHEAD",
+            min=0,
+            help="Seconds before a timer is due that its waiting execution may be claimed and"
+            " held, to start it the moment it is due (PostgreSQL; 0: never).",
+        ),
+    ] = 2.0,
+    claim_ahead_limit: Annotated[
+        int,
+        typer.Option(
+            envvar="ZART_CLAIM_AHEAD_LIMIT", min=0, help="At most this many executions held so."
+        ),
+    ] = 10_000,
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
     schema: Schema = None,
 ) -> None:
@@ -82,6 +97,8 @@ def worker(
                 lease_timeout=lease_timeout,
                 poll_interval=poll_interval,
                 shutdown_timeout=shutdown_timeout,
+                claim_ahead=claim_ahead,
+                claim_ahead_limit=claim_ahead_limit,
                 task_names=names,
             ) as running,
         ):
