@@ -20,6 +20,14 @@ def _get(columns: Columns, column: str, *path: str) -> Any:
     return node
 
 
+def _held_at_due(memory: dict[str, Any]) -> str:
+    """``; N held ahead at due (RSS X MiB)`` when the sample exists (results since claim_ahead)."""
+    sample = memory.get("held_at_due")
+    if not sample or sample.get("held") is None:
+        return ""
+    return f"; {sample['held']:,} claimed ahead and held at due, RSS {sample['rss_mib']:.1f} MiB"
+
+
 def _fmt(value: Any, digits: int = 0) -> str:
     if value is None:
         return "—"
@@ -442,7 +450,7 @@ def _wake_verdicts(columns: Columns) -> list[dict[str, str]]:
             flat,
             f"RSS (trimmed) {min(rss):.1f}-{max(rss):.1f} MiB over the {len(rss)} samples of"
             f" the wait; {extra:,} more sleepers: {grew:+.1f} MiB and {more_blocks:+,} Python"
-            f" blocks; {held[0]} runs' tasks and {held[1]} executions in flight while"
+            f" blocks; {held[0]} runs' tasks and {held[1]} executions in flight or held while"
             f" waiting ({waiting['tasks'] - before['tasks']:+} asyncio tasks in all)."
             f" {before['rss_trimmed_mib']:.1f} MiB before (after a warm-up of"
             f" {sleepers['pilot']['count']:,}, left asleep), {waiting['rss_trimmed_mib']:.1f}"
@@ -463,7 +471,7 @@ def _wake_verdicts(columns: Columns) -> list[dict[str, str]]:
             f" {lag['max'] / 1e3:.2f} s, all finished {sleepers['last_finished_after_due_s']:.1f}"
             f" s after due ({sleepers['resumed_per_s']:.0f} resumed/s; worker concurrency"
             f" {sleepers['concurrency']:,}, mean claim batch"
-            f" {_fmt(sleepers.get('mean_claim_batch'))})"
+            f" {_fmt(sleepers.get('mean_claim_batch'))}{_held_at_due(memory)})"
             + ("" if in_time else "; NOT all were asleep when due came: no verdict"),
         )
     )
