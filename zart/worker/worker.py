@@ -482,6 +482,8 @@ class Worker:
         if due is not None and ahead and due > now + ahead:
             due -= ahead  # claimed ahead then; what is due sooner cannot be (an event wait)
         held = self._next_held()
+        if held is not None and held <= now and self._waker is not None:
+            held = None  # being woken: the waker sets the wake event as each chunk is ready
         if held is not None and (due is None or held < due):
             due = held
         if due is None:
