@@ -790,6 +790,22 @@ async def wake_held_driver(
     return held
 
 
+def _still_leased(items: Any, *columns: Any) -> Any:
+    """``columns`` of the executions ``items`` (with ``execution_id`` and ``token``) names
+    that are still ``running`` under those leases: the fence of every group statement."""
+    return (
+        select(*columns)
+        .join(
+            items,
+            and_(
+                executions.c.execution_id == items.c.execution_id,
+                executions.c.lease_token == items.c.token,
+            ),
+        )
+        .where(executions.c.status == ExecutionStatus.RUNNING.value)
+    )
+
+
 @functools.cache
 def _wake_held_statement_pg() -> Any:
     items = (
@@ -800,21 +816,11 @@ def _wake_held_statement_pg() -> Any:
         .table_valued("execution_id", "token")
         .render_derived(name="items")
     )
-    held = (
-        select(
-            executions.c.execution_id.label("held_execution_id"),
-            executions.c.current_run_id.label("held_run_id"),
-        )
-        .join(
-            items,
-            and_(
-                executions.c.execution_id == items.c.execution_id,
-                executions.c.lease_token == items.c.token,
-            ),
-        )
-        .where(executions.c.status == ExecutionStatus.RUNNING.value)
-        .cte("held")
-    )
+    held = _still_leased(
+        items,
+        executions.c.execution_id.label("held_execution_id"),
+        executions.c.current_run_id.label("held_run_id"),
+    ).cte("held")
     held_runs = any_(func.array(select(held.c.held_run_id).scalar_subquery()))
     fired = timers_repo.due_timers_fired(timers.c.run_id == held_runs).cte("fired")
     slept = (
@@ -865,15 +871,7 @@ def _release_held_statement_pg() -> Any:
     )
     # Locked in execution_id order and updated by primary key, like the group finish.
     locked = (
-        select(executions.c.execution_id, items.c.due_at)
-        .join(
-            items,
-            and_(
-                executions.c.execution_id == items.c.execution_id,
-                executions.c.lease_token == items.c.token,
-            ),
-        )
-        .where(executions.c.status == ExecutionStatus.RUNNING.value)
+        _still_leased(items, executions.c.execution_id, items.c.due_at)
         .order_by(executions.c.execution_id)
         .with_for_update(of=executions)
         .cte("locked")
@@ -1364,15 +1362,9 @@ def _finish_many_statement_pg() -> Any:
     # table by primary key. Joining ``items`` there as well let the planner, which guesses 10
     # rows for an unnest, filter ``items`` once per updated row: quadratic in the batch.
     locked = (
-        select(executions.c.execution_id, items.c.status, items.c.result, items.c.error)
-        .join(
-            items,
-            and_(
-                executions.c.execution_id == items.c.execution_id,
-                executions.c.lease_token == items.c.token,
-            ),
+        _still_leased(
+            items, executions.c.execution_id, items.c.status, items.c.result, items.c.error
         )
-        .where(executions.c.status == ExecutionStatus.RUNNING.value)
         .order_by(executions.c.execution_id)
         .with_for_update(of=executions)
         .cte("locked")
