@@ -31,10 +31,10 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.exc import SQLAlchemyError
@@ -69,6 +69,8 @@ CLAIM_CHUNK = 250
 
 #: At most this many held executions woken per statement once they are due.
 WAKE_CHUNK = 1000
+
+T = TypeVar("T")
 
 #: Errors a loop survives: the database is briefly unreachable. Anything else is a bug.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
@@ -136,6 +138,18 @@ class _Held:
     outcomes: dict[str, StepRecord]
     due_at: datetime
     lease: Lease  # the claim's, renewed by the heartbeat while it is held
+
+
+async def _handing_back(work: asyncio.Future[T], hand_back: Callable[[T], Awaitable[None]]) -> T:
+    """The result of a claim ``work``. Should the caller be cancelled meanwhile (the worker
+    stops), the claim goes on and may commit: what it took is handed back, so nothing waits
+    for its lease to expire."""
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await hand_back(await work)
+        raise
 
 
 def _woken_runs(claimed: list[ClaimedExecution]) -> list[str]:
@@ -535,14 +549,10 @@ class Worker:
                     raise
             return [(c, due, outcomes.get(c.execution.run_id, {})) for c, due in got]
 
-        work = asyncio.ensure_future(claim())
-        try:
-            got = await asyncio.shield(work)
-        except asyncio.CancelledError:  # the worker stops: hand back what the claim took
-            with contextlib.suppress(Exception):
-                taken = await work
-                await self._release_held([_Held(c, o, due, c.lease) for c, due, o in taken])
-            raise
+        got = await _handing_back(
+            asyncio.ensure_future(claim()),
+            lambda taken: self._release_held([_Held(c, o, due, c.lease) for c, due, o in taken]),
+        )
         for claimed, due_at, outcomes in got:
             entry = _Held(claimed, outcomes, due_at, claimed.lease)
             self._held[claimed.execution.execution_id] = entry
@@ -654,15 +664,9 @@ class Worker:
             )
         else:  # start() opens one or the other before the claim loop runs
             raise RuntimeError("the worker claims on connections start() opens; none is open")
-        try:
-            claimed, outcomes = await asyncio.shield(work)
-        except asyncio.CancelledError:
-            # The claim goes on and may commit: hand back what it took, so nothing waits for
-            # its lease to expire.
-            with contextlib.suppress(Exception):
-                taken, _ = await work
-                await self._release([c.lease for c in taken])
-            raise
+        claimed, outcomes = await _handing_back(
+            work, lambda taken: self._release([c.lease for c in taken[0]])
+        )
         self._backlog = len(claimed) >= free
         for item in claimed:
             self._spawn(item, outcomes.get(item.execution.run_id, {}))
