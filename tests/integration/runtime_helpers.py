@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 import zart
+from zart.repositories import steps as steps_repo
 
 #: (execution_id, label) -> how many times the body ran
 runs: defaultdict[tuple[str, str], int] = defaultdict(int)
@@ -53,3 +54,22 @@ async def pass_gate() -> None:
 
 
 FAST_WORKER = {"poll_interval": 0.02, "lease_timeout": 5.0, "concurrency": 16}
+
+
+async def wait_for_status(
+    scheduler: zart.DurableScheduler, execution_id: str, status: zart.ExecutionStatus
+) -> zart.ExecutionRecord:
+    """Poll ``execution_id`` until it has ``status`` (for up to ~5 s); its record then."""
+    for _ in range(500):
+        record = await scheduler.status(execution_id)
+        if record.status is status:
+            return record
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{execution_id} never became {status}: {record.status}")
+
+
+async def steps_of(scheduler: zart.DurableScheduler, execution_id: str) -> dict[str, Any]:
+    """The current run's step records of ``execution_id``, by name."""
+    run_id = (await scheduler.status(execution_id)).run_id
+    async with scheduler.engine.connect() as conn:
+        return {s.name: s for s in await steps_repo.list_steps(conn, run_id)}

@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 
 import zart
-from tests.integration.runtime_helpers import count, times
+from tests.integration.runtime_helpers import count, steps_of, times, wait_for_status
 from zart import DurableScheduler
 from zart.models import StepStatus
-from zart.repositories import steps as steps_repo
 from zart.repositories import timers as timers_repo
 from zart.worker import WorkerSettings
 
@@ -67,23 +66,6 @@ async def _status(scheduler: DurableScheduler, execution_id: str) -> zart.Execut
     return (await scheduler.status(execution_id)).status
 
 
-async def _until_status(
-    scheduler: DurableScheduler, execution_id: str, status: zart.ExecutionStatus
-) -> zart.ExecutionRecord:
-    for _ in range(500):
-        record = await scheduler.status(execution_id)
-        if record.status is status:
-            return record
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{execution_id} never became {status}: {record.status}")
-
-
-async def _steps(scheduler: DurableScheduler, execution_id: str) -> dict[str, Any]:
-    run_id = (await scheduler.status(execution_id)).run_id
-    async with scheduler.engine.connect() as conn:
-        return {s.name: s for s in await steps_repo.list_steps(conn, run_id)}
-
-
 async def test_a_sleeper_due_soon_is_held_then_started_when_due(
     suspending: DurableScheduler,
 ) -> None:
@@ -91,7 +73,7 @@ async def test_a_sleeper_due_soon_is_held_then_started_when_due(
         due = time.time() + 3.0
         execution_id = await suspending.start(nap, {"due": due})
         # More than claim_ahead away: it suspends and waits without a lease, like any sleeper.
-        waiting = await _until_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        waiting = await wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
         assert waiting.lease_owner is None
         assert worker.held == 0
         await _until(lambda: worker.held == 1, "held")
@@ -104,7 +86,7 @@ async def test_a_sleeper_due_soon_is_held_then_started_when_due(
         assert await suspending.wait(execution_id, timeout=10) == "awake"
         assert worker.held == 0
 
-    steps = await _steps(suspending, execution_id)
+    steps = await steps_of(suspending, execution_id)
     assert waiting.claimable_at is not None
     assert steps["nap"].status is StepStatus.COMPLETED
     assert steps["nap"].completed_at >= waiting.claimable_at  # never before it was due
@@ -127,7 +109,7 @@ async def test_a_stopping_worker_gives_what_it_holds_back_to_wait(
     released = await suspending.status(execution_id)
     assert released.status is zart.ExecutionStatus.WAITING
     assert released.lease_owner is None
-    wake_at = (await _steps(suspending, execution_id))["nap"].wake_at
+    wake_at = (await steps_of(suspending, execution_id))["nap"].wake_at
     assert released.claimable_at == wake_at  # due when it was, not at once
 
     async with suspending.run_worker(**WORKER, claim_ahead=0.0):
@@ -154,7 +136,7 @@ async def test_a_held_execution_cancelled_elsewhere_is_never_started(
         assert worker.in_flight == 0
     assert await _status(suspending, execution_id) is zart.ExecutionStatus.CANCELLED
     assert times(execution_id, "ahead-after") == 0
-    assert (await _steps(suspending, execution_id))["nap"].status is StepStatus.WAITING
+    assert (await steps_of(suspending, execution_id))["nap"].status is StepStatus.WAITING
 
 
 async def test_a_held_execution_cancelled_here_is_dropped_at_once(
@@ -174,7 +156,7 @@ async def test_an_event_wait_is_not_claimed_ahead(suspending: DurableScheduler) 
     deadline instead. So a wait for an event stays waiting, even with its deadline near."""
     async with suspending.run_worker(**WORKER, claim_ahead=10.0) as worker:
         execution_id = await suspending.start(approval, {"timeout": 5.0})
-        await _until_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        await wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
         await asyncio.sleep(0.3)  # a few claim-loop turns
         assert worker.held == 0
         assert await _status(suspending, execution_id) is zart.ExecutionStatus.WAITING

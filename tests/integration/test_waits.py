@@ -12,10 +12,9 @@ import pytest
 from pydantic import BaseModel
 
 import zart
-from tests.integration.runtime_helpers import count, seen, times
+from tests.integration.runtime_helpers import count, seen, steps_of, times, wait_for_status
 from zart import DurableScheduler
 from zart.models import StepStatus, TimerKind
-from zart.repositories import steps as steps_repo
 from zart.repositories import timers as timers_repo
 
 # claim_ahead=0: these tests watch a short sleep suspend, which a worker claiming sleepers due
@@ -28,23 +27,6 @@ async def suspending(database_url: str) -> AsyncIterator[DurableScheduler]:
     """A scheduler on which every wait suspends (nothing waits in memory)."""
     async with DurableScheduler(database_url, inline_wait_limit=0) as scheduler:
         yield scheduler
-
-
-async def _steps(scheduler: DurableScheduler, execution_id: str) -> dict[str, Any]:
-    run_id = (await scheduler.status(execution_id)).run_id
-    async with scheduler.engine.connect() as conn:
-        return {s.name: s for s in await steps_repo.list_steps(conn, run_id)}
-
-
-async def _wait_for_status(
-    scheduler: DurableScheduler, execution_id: str, status: zart.ExecutionStatus
-) -> zart.ExecutionRecord:
-    for _ in range(500):
-        record = await scheduler.status(execution_id)
-        if record.status is status:
-            return record
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{execution_id} never became {status}: {record.status}")
 
 
 # -- sleep -------------------------------------------------------------------------------------
@@ -71,7 +53,7 @@ async def nap(data: dict[str, float]) -> str:
 async def test_a_sleep_suspends_without_a_lease_and_resumes(suspending: DurableScheduler) -> None:
     async with suspending.run_worker(**WORKER) as worker:
         execution_id = await suspending.start(nap, {"seconds": 0.6})
-        waiting = await _wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        waiting = await wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
         assert waiting.lease_owner is None
         assert waiting.claimable_at is not None
         assert worker.in_flight == 0  # no slot held while it sleeps
@@ -79,7 +61,7 @@ async def test_a_sleep_suspends_without_a_lease_and_resumes(suspending: DurableS
 
     assert times(execution_id, "before-nap") == 1
     assert times(execution_id, "after-nap") == 1
-    steps = await _steps(suspending, execution_id)
+    steps = await steps_of(suspending, execution_id)
     assert steps["nap"].status is StepStatus.COMPLETED
     assert (await suspending.status(execution_id)).claim_count == 2
     async with suspending.engine.connect() as conn:
@@ -89,7 +71,7 @@ async def test_a_sleep_suspends_without_a_lease_and_resumes(suspending: DurableS
 async def test_a_worker_restarted_during_a_sleep_resumes_it(suspending: DurableScheduler) -> None:
     async with suspending.run_worker(**WORKER):
         execution_id = await suspending.start(nap, {"seconds": 0.8})
-        waiting = await _wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        waiting = await wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
     # No worker at all for a while; then a new one picks the sleeper up at its due time.
     await asyncio.sleep(0.2)
     async with suspending.run_worker(**WORKER):
@@ -108,7 +90,7 @@ async def test_a_short_sleep_stays_in_memory(scheduler: DurableScheduler) -> Non
         assert await scheduler.wait(execution_id, timeout=10) == "awake"
 
     assert (await scheduler.status(execution_id)).claim_count == 1  # never suspended
-    assert (await _steps(scheduler, execution_id))["nap"].wake_at is not None
+    assert (await steps_of(scheduler, execution_id))["nap"].wake_at is not None
 
 
 @zart.durable("waits-sleep-until-past")
@@ -153,7 +135,7 @@ async def long_backoff(data: dict[str, Any]) -> int:
 async def test_a_long_retry_back_off_suspends(suspending: DurableScheduler) -> None:
     async with suspending.run_worker(**WORKER) as worker:
         execution_id = await suspending.start(long_backoff, {})
-        waiting = await _wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        waiting = await wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
         assert worker.in_flight == 0
         async with suspending.engine.connect() as conn:
             (timer,) = await timers_repo.pending_timers(conn, waiting.run_id)
@@ -193,7 +175,7 @@ async def approval(data: dict[str, Any]) -> str:
 async def test_an_event_during_the_wait_resumes_it(suspending: DurableScheduler) -> None:
     async with suspending.run_worker(**WORKER):
         execution_id = await suspending.start(approval, {})
-        waiting = await _wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        waiting = await wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
         assert waiting.claimable_at is None  # nothing but the event can wake it
         await suspending.offer_event(
             execution_id, "manager-approval", Decision(approved=True, reviewer="ana")
@@ -223,7 +205,7 @@ async def test_no_event_before_the_timeout_raises_event_timeout(
         execution_id = await suspending.start(approval, {"timeout": 0.3})
         assert await suspending.wait(execution_id, timeout=10) == "timed out"
 
-    step = (await _steps(suspending, execution_id))["manager-approval"]
+    step = (await steps_of(suspending, execution_id))["manager-approval"]
     assert step.status is StepStatus.FAILED
     assert step.error["kind"] == "event_timeout"  # an explicit state, not a sentinel payload
     with pytest.raises(zart.EventNotAccepted):
@@ -244,7 +226,7 @@ async def test_a_timed_out_wait_raises_again_on_replay(suspending: DurableSchedu
     async with suspending.run_worker(**WORKER):
         execution_id = await suspending.start(timeout_then_replay, {})
         for _ in range(500):  # until the wait has timed out (the run now sleeps in "after")
-            steps = await _steps(suspending, execution_id)
+            steps = await steps_of(suspending, execution_id)
             if "after" in steps:
                 break
             await asyncio.sleep(0.01)
@@ -278,7 +260,7 @@ async def test_an_event_that_does_not_fit_the_model_fails_clearly(
 ) -> None:
     async with suspending.run_worker(**WORKER):
         execution_id = await suspending.start(approval, {})
-        await _wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        await wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
         await suspending.offer_event(execution_id, "manager-approval", {"approved": "maybe"})
         with pytest.raises(zart.ExecutionFailed) as failed:
             await suspending.wait(execution_id, timeout=10)
@@ -321,7 +303,7 @@ async def test_parallel_branches_suspend_together_and_resume(
 ) -> None:
     async with suspending.run_worker(**WORKER):
         execution_id = await suspending.start(parallel_waits, {})
-        await _wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        await wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
         await suspending.offer_event(execution_id, "go", "event!")
         assert await suspending.wait(execution_id, timeout=10) == ["event!", 2, 3]
 
@@ -344,8 +326,8 @@ async def test_waits_registered_at_the_same_moment_are_all_stored(
 ) -> None:
     async with suspending.run_worker(**WORKER):
         execution_id = await suspending.start(simultaneous, {})
-        waiting = await _wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
-        steps = await _steps(suspending, execution_id)
+        waiting = await wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        steps = await steps_of(suspending, execution_id)
         assert {name: s.status for name, s in steps.items()} == {
             "pause": StepStatus.WAITING,
             "signal": StepStatus.WAITING,
