@@ -1,28 +1,49 @@
-"""``freeze_startup_objects``: what a worker process calls once it has started."""
+"""``freeze_startup_objects``: what a worker process calls once it has started.
+
+Checked in a process of its own: the collection it starts with would otherwise also collect
+whatever earlier tests left behind, and freezing is the whole process's state."""
 
 from __future__ import annotations
 
-import gc
-import weakref
+import subprocess
+import sys
+import textwrap
 
-from zart.worker import freeze_startup_objects
+SCRIPT = textwrap.dedent(
+    """
+    import gc
+    import weakref
+
+    from zart.worker import freeze_startup_objects
 
 
-class _Node:
-    def __init__(self) -> None:
-        self.me = self  # a reference cycle: only the cyclic collector frees it
+    class Node:
+        def __init__(self):
+            self.me = self  # a reference cycle: only the cyclic collector frees it
+
+
+    garbage = Node()
+    gone = weakref.ref(garbage)
+    del garbage
+    kept = Node()
+    frozen = freeze_startup_objects()
+    print("collected first:", gone() is None)
+    print("count returned:", frozen == gc.get_freeze_count() > 0)
+    print("kept out of reach:", not any(obj is kept for obj in gc.get_objects()))
+    gc.unfreeze()
+    print("back after unfreeze:", any(obj is kept for obj in gc.get_objects()))
+    """
+)
 
 
 def test_it_collects_garbage_first_then_freezes_what_is_left() -> None:
-    garbage = _Node()
-    gone = weakref.ref(garbage)
-    del garbage
-    kept = _Node()
-    try:
-        frozen = freeze_startup_objects()
-        assert gone() is None  # collected, not frozen for the life of the process
-        assert frozen == gc.get_freeze_count() > 0
-        assert not any(obj is kept for obj in gc.get_objects())  # out of the collector's reach
-    finally:
-        gc.unfreeze()
-    assert any(obj is kept for obj in gc.get_objects())
+    run = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        "collected first: True",
+        "count returned: True",
+        "kept out of reach: True",
+        "back after unfreeze: True",
+    ]

@@ -140,6 +140,17 @@ class _Held:
     lease: Lease  # the claim's, renewed by the heartbeat while it is held
 
 
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Wait until ``event`` is set, at most ``seconds``.
+
+    Not :func:`asyncio.wait_for`: on Python 3.11 it swallows a cancel that lands just as what
+    it waits for is done (gh-86296), and a loop :meth:`Worker.stop` cancels would then run on
+    for ever. :func:`asyncio.timeout` lets that cancel through."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+
+
 async def _handing_back(work: asyncio.Future[T], hand_back: Callable[[T], Awaitable[None]]) -> T:
     """The result of a claim ``work``. Should the caller be cancelled meanwhile (the worker
     stops), the claim goes on and may commit: what it took is handed back, so nothing waits
@@ -472,8 +483,7 @@ class Worker:
             else:  # full: whatever woke us may be ready work waiting for a slot
                 self._backlog = True
             # Ready work beyond the free slots waits for a slot (its end sets the wake event).
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), pause)
+            await _wait(self._wake, pause)
 
     async def _until_next_due(self, longest: float, now: datetime) -> float:
         """Seconds until the next execution becomes claimable after ``now`` (the claim's time,
@@ -755,8 +765,7 @@ class Worker:
                 )
             # A wake-up may have been missed while not listening: look now, then reconnect.
             self._wake.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.settings.poll_interval)
+            await _wait(self._stopping, self.settings.poll_interval)
             if self._stopping.is_set():
                 return
 
@@ -782,15 +791,16 @@ class Worker:
                 worker_id=self.worker_id,
                 channel=self.runtime.channel,
             )
-            while not lost.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), self.settings.lease_timeout / 3)
+            while not lost.is_set() and not self._stopping.is_set():
+                await _wait(lost, self.settings.lease_timeout / 3)
                 if not lost.is_set():  # notices a silently dropped link
                     try:
-                        await asyncio.wait_for(connection.execute("SELECT 1"), PROBE_TIMEOUT)
+                        async with asyncio.timeout(PROBE_TIMEOUT):
+                            await connection.execute("SELECT 1")
                     except TimeoutError:
                         raise OSError("the listening connection stopped answering") from None
-            raise OSError("the listening connection was closed")
+            if lost.is_set():
+                raise OSError("the listening connection was closed")
         finally:
             self.listener_pid = None
             with contextlib.suppress(Exception):
@@ -808,8 +818,7 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         never = asyncio.Event()  # nothing hurries a heartbeat; the wait is the interval
         while True:  # runs on during a graceful shutdown; stop() cancels it last
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(never.wait(), self.settings.heartbeat_every)
+            await _wait(never, self.settings.heartbeat_every)
             try:
                 await self._heartbeat()
             except TRANSIENT_ERRORS as exc:
