@@ -91,7 +91,7 @@ def _trace(worker: Any) -> list[tuple[str, float, float, int]]:
     runtime = worker.runtime
     wrap(worker, "_claim", "claim", lambda args, result: result)
     wrap(worker, "_claim_ahead", "claim ahead", lambda args, result: worker.held)
-    wrap(executions_repo, "wake_held_driver", "wake held", lambda args, _: len(args[1]))
+    wrap(executions_repo, "still_held_driver", "held leases checked", lambda args, _: len(args[1]))
     wrap(runtime._driver_group, "_commit", "checkpoints", lambda args, _: len(args[0]))
     wrap(runtime._finishes, "_commit", "finishes", lambda args, _: len(args[0]))
     return events

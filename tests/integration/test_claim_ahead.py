@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +15,9 @@ import pytest
 import zart
 from tests.integration.runtime_helpers import count, steps_of, times, wait_for_status
 from zart import DurableScheduler
+from zart.database import DriverConnections
 from zart.models import StepStatus
+from zart.repositories import executions as executions_repo
 from zart.repositories import timers as timers_repo
 from zart.worker import WorkerSettings
 
@@ -98,6 +100,55 @@ async def test_a_sleeper_due_soon_is_held_then_started_when_due(
         assert await timers_repo.pending_timers(conn, waiting.run_id) == []
 
 
+async def test_a_sleeper_claimed_ahead_is_ready_to_start_yet_never_resumed_before_due(
+    suspending: DurableScheduler,
+) -> None:
+    """The claim ahead completes the sleep at its wake time and fires its timer, so starting
+    it when due writes nothing. Should its holder die, no one may resume it before it is
+    due: its lease expiry (a short one here) or a renewal must not make it claimable sooner."""
+    async with suspending.run_worker(**WORKER, claim_ahead=0.0):
+        due = time.time() + 2.5
+        execution_id = await suspending.start(nap, {"due": due})
+        waiting = await wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+    assert waiting.claimable_at is not None
+    driver = DriverConnections(suspending.engine)
+    try:
+        async with driver.connection() as session:  # a worker that dies right after
+            now = datetime.now(UTC)
+            [(claimed, due_at)] = await executions_repo.claim_ahead_driver(
+                session,
+                worker_id="doomed",
+                task_names=[nap.name],
+                limit=10,
+                now=now,
+                horizon=now + timedelta(seconds=10),
+                lease_timeout=timedelta(seconds=0.2),
+            )
+    finally:
+        await driver.close()
+    assert due_at == waiting.claimable_at
+    held = await suspending.status(execution_id)
+    assert held.claimable_at == due_at  # not its lease expiry, 0.2 s from now
+    async with suspending.engine.begin() as conn:
+        renewed, _ = await executions_repo.renew_leases(
+            conn, [claimed.lease], now=datetime.now(UTC), lease_timeout=timedelta(seconds=0.2)
+        )
+    assert renewed
+    assert (await suspending.status(execution_id)).claimable_at == due_at
+    nap_step = (await steps_of(suspending, execution_id))["nap"]
+    assert nap_step.status is StepStatus.COMPLETED
+    assert nap_step.completed_at == nap_step.wake_at == due_at
+    async with suspending.engine.connect() as conn:
+        assert await timers_repo.pending_timers(conn, waiting.run_id) == []
+
+    async with suspending.run_worker(**WORKER, claim_ahead=0.0):  # takes it over when due
+        assert await suspending.wait(execution_id, timeout=10) == "awake"
+    steps = await steps_of(suspending, execution_id)
+    assert steps["ahead-after"].completed_at.timestamp() >= due
+    assert (await suspending.status(execution_id)).claim_count == 3
+    assert times(execution_id, "ahead-after") == 1
+
+
 async def test_a_stopping_worker_gives_what_it_holds_back_to_wait(
     suspending: DurableScheduler,
 ) -> None:
@@ -136,7 +187,7 @@ async def test_a_held_execution_cancelled_elsewhere_is_never_started(
         assert worker.in_flight == 0
     assert await _status(suspending, execution_id) is zart.ExecutionStatus.CANCELLED
     assert times(execution_id, "ahead-after") == 0
-    assert (await steps_of(suspending, execution_id))["nap"].status is StepStatus.WAITING
+    assert "ahead-after" not in await steps_of(suspending, execution_id)
 
 
 async def test_a_held_execution_cancelled_here_is_dropped_at_once(

@@ -58,7 +58,6 @@ from zart.repositories.records import (
     ExecutionPage,
     ExecutionRecord,
     Lease,
-    StepRecord,
 )
 
 executions = table_of(ExecutionRow)
@@ -653,8 +652,13 @@ def _claim_ctes_pg() -> tuple[Any, Any]:
     return candidates, _claimed_cte(candidates)
 
 
-def _claimed_cte(candidates: Any) -> Any:
-    """The UPDATE that leases the locked ``candidates`` (a CTE with their ``execution_id``)."""
+def _lease_expiry() -> Any:
+    return bindparam("expires_at", type_=executions.c.claimable_at.type)
+
+
+def _claimed_cte(candidates: Any, claimable_at: Any = None) -> Any:
+    """The UPDATE that leases the locked ``candidates`` (a CTE with their ``execution_id``);
+    ``claimable_at`` defaults to the lease's expiry."""
     # The UPDATE finds the candidates by primary key (an array of their ids) rather than by
     # joining them: a join let PostgreSQL hash them against a scan of the whole table (~10 ms
     # per claim on 10,000 rows, more the more are stored), and a table whose statistics say
@@ -670,7 +674,7 @@ def _claimed_cte(candidates: Any) -> Any:
             status=ExecutionStatus.RUNNING.value,
             lease_token=bindparam("token"),
             lease_owner=bindparam("worker_id"),
-            claimable_at=bindparam("expires_at", type_=executions.c.claimable_at.type),
+            claimable_at=_lease_expiry() if claimable_at is None else claimable_at,
             claim_count=executions.c.claim_count + 1,
             updated_at=bindparam("now", type_=executions.c.updated_at.type),
             version=executions.c.version + 1,
@@ -712,8 +716,15 @@ async def claim_ahead_driver(
     ``now``), before they are due, each with the time it is due: the worker holds them and
     starts them then, so a crowd of sleepers due at the same instant costs no claim when it
     comes. Only waits a timer ends are taken: a run waiting for an event stays where an event
-    wakes it at once. Nothing is woken: its timers fire and its sleeps complete when it starts
-    (:func:`wake_held_driver`). PostgreSQL, on a driver connection; one autocommit statement."""
+    wakes it at once.
+
+    The same statement does what waking them will need, ahead of time: the timers due by
+    then are marked fired at their fire time, and the sleeps due by then completed at their
+    wake time (a sleep runs no handler code), so starting them when due writes nothing. That
+    is safe because nothing can resume them before they are due: the holder starts them then,
+    and should it die, they become claimable again at their lease expiry or their due time,
+    whichever is later (also after a renewal, :func:`renew_leases`). PostgreSQL, on a driver
+    connection; one autocommit statement."""
     names = list(task_names)
     if not names or limit <= 0:
         return []
@@ -755,39 +766,44 @@ def _claim_ahead_statement_pg() -> Any:
         .cte("candidates")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
-    claimed = _claimed_cte(candidates)
-    return select(*claimed.c, candidates.c.previous_status, candidates.c.due_at).join_from(
-        claimed, candidates, claimed.c.execution_id == candidates.c.execution_id
+    # Never claimable again before it is due, even should the lease expire sooner.
+    claimed = _claimed_cte(candidates, func.greatest(_lease_expiry(), executions.c.claimable_at))
+    ahead = (
+        select(claimed.c.current_run_id.label("run_id"), candidates.c.due_at)
+        .join_from(claimed, candidates, claimed.c.execution_id == candidates.c.execution_id)
+        .cte("ahead")
+    )
+    fired = timers_repo.due_timers_fired(
+        timers.c.run_id == ahead.c.run_id, due=ahead.c.due_at, fired_at=timers.c.fire_at
+    ).cte("fired")
+    slept = steps_repo.due_sleeps_completed(
+        steps.c.run_id == ahead.c.run_id, due=ahead.c.due_at, completed_at=steps.c.wake_at
+    ).cte("slept")
+    return (
+        select(*claimed.c, candidates.c.previous_status, candidates.c.due_at)
+        .join_from(claimed, candidates, claimed.c.execution_id == candidates.c.execution_id)
+        .add_cte(fired)
+        .add_cte(slept)
     )
 
 
-async def wake_held_driver(
-    session: Any, leases: Sequence[Lease], *, now: datetime
-) -> dict[str, list[StepRecord]]:
-    """For executions claimed ahead (:func:`claim_ahead_driver`) that are now due: fire their
-    runs' due timers and complete their due sleeps, as the waking claim does, in one
-    autocommit statement. Returns, for each execution whose lease still holds, the sleeps it
-    completed; one missing from the result was cancelled or taken over meanwhile, and nothing
-    of it changed."""
+async def still_held_driver(session: Any, leases: Sequence[Lease]) -> set[str]:
+    """Of executions claimed ahead (:func:`claim_ahead_driver`), those whose lease still
+    holds: one missing was cancelled or taken over while it was held. One read, the fence
+    a held execution passes before it is started."""
     if not leases:
-        return {}
+        return set()
     statement = raw.compiled(
-        "wake_held", _wake_held_statement_pg, session.dialect, session.schema_map
+        "still_held", _still_held_statement_pg, session.dialect, session.schema_map
     )
     rows = await statement.fetch(
         session.connection,
         {
             "h_execution_id": [lease.execution_id for lease in leases],
             "h_token": [lease.token for lease in leases],
-            "now": now,
         },
     )
-    held: dict[str, list[StepRecord]] = {}
-    for row in rows:
-        completed = held.setdefault(row["held_execution_id"], [])
-        if row["step_id"] is not None:
-            completed.append(steps_repo.record_of(row))
-    return held
+    return {row["execution_id"] for row in rows}
 
 
 def _still_leased(items: Any, *columns: Any) -> Any:
@@ -807,7 +823,7 @@ def _still_leased(items: Any, *columns: Any) -> Any:
 
 
 @functools.cache
-def _wake_held_statement_pg() -> Any:
+def _still_held_statement_pg() -> Any:
     items = (
         func.unnest(
             bindparam("h_execution_id", type_=ARRAY(String)),
@@ -816,23 +832,7 @@ def _wake_held_statement_pg() -> Any:
         .table_valued("execution_id", "token")
         .render_derived(name="items")
     )
-    held = _still_leased(
-        items,
-        executions.c.execution_id.label("held_execution_id"),
-        executions.c.current_run_id.label("held_run_id"),
-    ).cte("held")
-    held_runs = any_(func.array(select(held.c.held_run_id).scalar_subquery()))
-    fired = timers_repo.due_timers_fired(timers.c.run_id == held_runs).cte("fired")
-    slept = (
-        steps_repo.due_sleeps_completed(steps.c.run_id == held_runs)
-        .returning(*steps.c)
-        .cte("slept")
-    )
-    return (
-        select(held.c.held_execution_id, *slept.c)
-        .select_from(held.outerjoin(slept, slept.c.run_id == held.c.held_run_id))
-        .add_cte(fired)
-    )
+    return _still_leased(items, executions.c.execution_id)
 
 
 async def release_held_driver(
@@ -924,7 +924,13 @@ async def renew_leases(
         rows = await conn.execute(
             update(executions)
             .where(executions.c.execution_id.in_(locked.scalar_subquery()))
-            .values(claimable_at=expires_at)
+            # Never sooner than it was: one claimed ahead stays unclaimable until it is due.
+            .values(
+                claimable_at=case(
+                    (executions.c.claimable_at > expires_at, executions.c.claimable_at),
+                    else_=literal(expires_at, type_=executions.c.claimable_at.type),
+                )
+            )
             .returning(executions.c.execution_id, executions.c.lease_token)
         )
         held.update((r.execution_id, r.lease_token) for r in rows)

@@ -609,10 +609,13 @@ def _complete_sleeps_statement(json_list: bool) -> Any:
     return due_sleeps_completed(runs).returning(steps.c.step_id)
 
 
-def due_sleeps_completed(runs: ColumnElement[bool]) -> Any:
-    """The UPDATE that completes the due sleeps of the runs ``runs`` selects, at ``:now``:
-    a sleep needs no handler code to end. Shared by :func:`complete_due_sleeps` and the
-    worker's waking claim on PostgreSQL."""
+def due_sleeps_completed(
+    runs: ColumnElement[bool], due: Any = None, completed_at: Any = None
+) -> Any:
+    """The UPDATE that completes the sleeps of the runs ``runs`` selects that are due by
+    ``due`` (default: ``:now``), stamped ``completed_at`` (default: ``:now``): a sleep needs
+    no handler code to end. Shared by :func:`complete_due_sleeps`, the worker's waking claim
+    and its claim ahead on PostgreSQL."""
     now = bindparam("now", type_=steps.c.completed_at.type)
     return (
         steps.update()
@@ -620,7 +623,7 @@ def due_sleeps_completed(runs: ColumnElement[bool]) -> Any:
             runs,
             steps.c.kind == StepKind.SLEEP.value,
             steps.c.status == StepStatus.WAITING.value,
-            steps.c.wake_at <= now,
+            steps.c.wake_at <= (now if due is None else due),
         )
         .values(
             status=StepStatus.COMPLETED.value,
@@ -628,7 +631,7 @@ def due_sleeps_completed(runs: ColumnElement[bool]) -> Any:
             result=bindparam("sleep_result", None, type_=steps.c.result.type),
             attempts=1,
             updated_at=now,
-            completed_at=now,
+            completed_at=now if completed_at is None else completed_at,
         )
     )
 

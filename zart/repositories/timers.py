@@ -158,15 +158,16 @@ def fire_due_timers_sqlite(session: Any, run_ids: Sequence[str], *, now: datetim
     return len(statement.run(session.connection, {"run_ids": raw.json_list(run_ids), "now": now}))
 
 
-def due_timers_fired(runs: ColumnElement[bool]) -> Any:
-    """The UPDATE that marks the pending timers of the runs ``runs`` selects that are due at
-    ``:now`` as fired. Shared by :func:`fire_due_timers_sqlite` and the worker's waking claim
-    on PostgreSQL."""
+def due_timers_fired(runs: ColumnElement[bool], due: Any = None, fired_at: Any = None) -> Any:
+    """The UPDATE that marks the pending timers of the runs ``runs`` selects that are due by
+    ``due`` (default: ``:now``) as fired at ``fired_at`` (default: ``:now``). Shared by
+    :func:`fire_due_timers_sqlite`, the worker's waking claim and its claim ahead on
+    PostgreSQL."""
     now = bindparam("now", type_=timers.c.fired_at.type)
     return (
         update(timers)
-        .where(runs, timers.c.fired_at.is_(None), timers.c.fire_at <= now)
-        .values(fired_at=now)
+        .where(runs, timers.c.fired_at.is_(None), timers.c.fire_at <= (now if due is None else due))
+        .values(fired_at=now if fired_at is None else fired_at)
     )
 
 

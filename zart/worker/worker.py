@@ -67,7 +67,7 @@ PROBE_TIMEOUT = 5.0
 #: claim, replay, checkpoint and finish in lockstep with the others.
 CLAIM_CHUNK = 250
 
-#: At most this many held executions woken per statement once they are due.
+#: At most this many held executions whose leases one read checks once they are due.
 WAKE_CHUNK = 1000
 
 T = TypeVar("T")
@@ -611,11 +611,11 @@ class Worker:
         self._wake.set()  # more may have come due meanwhile
 
     async def _wake_due(self) -> None:
-        """While held executions are due: a chunk at a time, one statement fires their due
-        timers and completes their due sleeps (what the waking claim does), and they join
-        the queue the claim loop starts them from as slots free up. Apart from the claim
-        loop, so the runs of one chunk start while the next chunk is being woken. One whose
-        lease was lost meanwhile (cancelled, taken over) is dropped."""
+        """While held executions are due: a chunk at a time, one read checks that their leases
+        still hold, and they join the queue the claim loop starts them from as slots free up
+        (their due timers fired and their due sleeps completed when they were claimed ahead).
+        Apart from the claim loop, so the runs of one chunk start while the next chunk is
+        checked. One whose lease was lost meanwhile (cancelled, taken over) is dropped."""
         driver = self.runtime.driver
         while driver is not None:
             now = self.runtime.clock.now()
@@ -627,25 +627,21 @@ class Worker:
                 batch.append(heapq.heappop(self._held_due)[2])
             if not batch:
                 return
-            woke: dict[str, list[StepRecord]] | None = None
+            held: set[str] | None = None
             try:
                 async with driver.connection() as session:
-                    woke = await executions_repo.wake_held_driver(
-                        session, [h.lease for h in batch], now=now
+                    held = await executions_repo.still_held_driver(
+                        session, [h.lease for h in batch]
                     )
-            except TRANSIENT_ERRORS as exc:  # the runs complete their due sleeps themselves
-                log("wake_failed", f"waking held runs failed: {exc}", level=30)
+            except TRANSIENT_ERRORS as exc:  # their first checkpoint is fenced all the same
+                log("wake_failed", f"checking held leases failed: {exc}", level=30)
             for entry in batch:
                 execution_id = entry.claimed.execution.execution_id
                 if self._held.get(execution_id) is not entry:
                     continue  # aborted meanwhile
-                if woke is not None:
-                    completed = woke.get(execution_id)
-                    if completed is None:  # its lease is gone: cancelled or taken over
-                        del self._held[execution_id]
-                        continue
-                    for step in completed:
-                        entry.outcomes[step.name] = step
+                if held is not None and execution_id not in held:
+                    del self._held[execution_id]  # its lease is gone: cancelled or taken over
+                    continue
                 self._ready.append(entry)
             self._wake.set()
 
