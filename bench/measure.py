@@ -46,7 +46,12 @@ class Plan:
     resume_sizes: tuple[int, ...] = RESUME_SIZES
     wake_repetitions: int = 50  # events offered / timers due, one waiting execution at a time
     sleepers: int = 10_000  # executions asleep at once (0: the sleepers workload is skipped)
-    sleepers_concurrency: int = 1000  # the worker's concurrency in the sleepers workload
+    #: The worker's concurrency in the sleepers workload; None: one slot per sleeper, so what
+    #: is measured is the wake-up, not how fast fewer slots get through the crowd.
+    sleepers_concurrency: int | None = None
+    #: The same crowd again on a worker with this many slots (0: skipped): it resumes them as
+    #: fast as that worker completes whole runs (phase ``sleepers-slots``).
+    sleepers_slots: int = 1000
 
 
 @dataclass(frozen=True)
@@ -94,11 +99,16 @@ class Arguments:
 
 
 def parse_arguments() -> Arguments:
-    """``--target JSON --out FILE --phase round|extras|wake|sleepers [--record-resume N]``."""
+    """``--target JSON --out FILE --phase round|extras|wake|sleepers|sleepers-slots
+    [--record-resume N]``."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--target", required=True, help="a Target as JSON")
     parser.add_argument("--out", required=True, type=Path, help="where to write the figures")
-    parser.add_argument("--phase", choices=("round", "extras", "wake", "sleepers"), default="round")
+    parser.add_argument(
+        "--phase",
+        choices=("round", "extras", "wake", "sleepers", "sleepers-slots"),
+        default="round",
+    )
     parser.add_argument("--record-resume", type=int, help="DBOS: record N steps, then die")
     arguments = parser.parse_args()
     return Arguments(

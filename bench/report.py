@@ -207,9 +207,9 @@ def _wake_rows(columns: Columns) -> list[Row]:
         return rows
     n = f"{max(counts):,}" if len(counts) == 1 else "N"
 
-    def sleepers(*path: str, scale: float = 1.0) -> Callable[[str], Any]:
+    def sleepers(*path: str, scale: float = 1.0, phase: str = "sleepers") -> Callable[[str], Any]:
         def value(backend: str) -> Any:
-            found = _get(columns, f"zart-{backend}", "sleepers", *path)
+            found = _get(columns, f"zart-{backend}", phase, *path)
             return None if found is None else found * scale
 
         return value
@@ -250,9 +250,41 @@ def _wake_rows(columns: Columns) -> list[Row]:
         (f"{n} sleepers: resumed within 1 s", sleepers("within_1s"), 0),
         (f"{n} sleepers: last finished after due, s", sleepers("last_finished_after_due_s"), 1),
         (f"{n} sleepers: mean claim batch", sleepers("mean_claim_batch"), 0),
+        (f"{n} sleepers: worker concurrency", sleepers("concurrency"), 0),
     ):
         rows.append(_zart_row(columns, label, value, digits))
+    slots = {_get(columns, f"zart-{b}", "sleepers_slots", "concurrency") for b, _ in BACKENDS}
+    slots -= {None}
+    if slots:
+        on = f"{n} sleepers on {max(slots):,} slots" if len(slots) == 1 else f"{n} on fewer slots"
+        for label, value, digits in (
+            (
+                f"{on}: wake lag p50, s",
+                sleepers("lag_ms", "p50", scale=1e-3, phase="sleepers_slots"),
+                2,
+            ),
+            (
+                f"{on}: last resumed after due, s",
+                sleepers("last_resumed_after_due_s", phase="sleepers_slots"),
+                2,
+            ),
+            (f"{on}: resumed within 1 s", sleepers("within_1s", phase="sleepers_slots"), 0),
+            (f"{on}: resumed per s", sleepers("resumed_per_s", phase="sleepers_slots"), 0),
+        ):
+            rows.append(_zart_row(columns, label, value, digits))
     return rows
+
+
+def _on_fewer_slots(columns: Columns) -> str:
+    """The same crowd on a worker with fewer slots than sleepers, for the wake-up verdict."""
+    crowd = _get(columns, "zart-postgresql", "sleepers_slots")
+    if not crowd:
+        return ""
+    return (
+        f"; on {crowd['concurrency']:,} slots, where each slot must finish a run before the"
+        f" next sleeper resumes: {crowd['within_1s']:,} within 1 s, last"
+        f" {crowd['last_resumed_after_due_s']:.2f} s, {crowd['resumed_per_s']:.0f} resumed/s"
+    )
 
 
 def _wake_figure(columns: Columns, kind: str, key: str, stat: str) -> Callable[[str], Any]:
@@ -472,6 +504,7 @@ def _wake_verdicts(columns: Columns) -> list[dict[str, str]]:
             f" s after due ({sleepers['resumed_per_s']:.0f} resumed/s; worker concurrency"
             f" {sleepers['concurrency']:,}, mean claim batch"
             f" {_fmt(sleepers.get('mean_claim_batch'))}{_held_at_due(memory)})"
+            + _on_fewer_slots(columns)
             + ("" if in_time else "; NOT all were asleep when due came: no verdict"),
         )
     )

@@ -75,6 +75,7 @@ QUICK = Plan(
     wake_repetitions=5,
     sleepers=200,
     sleepers_concurrency=100,
+    sleepers_slots=50,
 )
 
 
@@ -196,6 +197,9 @@ def _later_phases(target: Target, phases: tuple[str, ...]) -> list[tuple[str, st
         later.append(("wake", "wake-ups (event, timer)", WAKE_MODULE))
     if target.system == "zart" and "sleepers" in phases and target.plan.sleepers > 0:
         later.append(("sleepers", f"{target.plan.sleepers:,} sleepers", WAKE_MODULE))
+        if target.plan.sleepers_slots > 0:
+            label = f"{target.plan.sleepers:,} sleepers on {target.plan.sleepers_slots:,} slots"
+            later.append(("sleepers-slots", label, WAKE_MODULE))
     return later
 
 

@@ -19,8 +19,11 @@ time").
     falls 0.1 s after the last start, when the worker is idle.
 
 - **sleepers**: ``N`` (10,000) executions of ``await zart.sleep_until("due", due)`` then one
-  cheap step, all with the same ``due`` (from the payload), on one in-process worker with
-  ``concurrency=1000``. They are started with concurrent ``scheduler.start`` calls (16 in
+  cheap step, all with the same ``due`` (from the payload), on one in-process worker with a
+  slot for each (``concurrency=N``: what is measured is how fast they wake, not how fast
+  fewer slots get through them; phase ``sleepers-slots`` runs the same crowd again on
+  ``concurrency=1000``, where each slot must finish a run before the next sleeper resumes,
+  and reports that apart). They are started with concurrent ``scheduler.start`` calls (16 in
   flight, from a second scheduler); a pilot of 1,000 (another task name, due in an hour, left
   waiting) first warms the worker up to its 1000-way peak and measures how long starting and
   suspending takes, and ``due`` is set far enough ahead from that. The worker's RSS
@@ -32,11 +35,12 @@ time").
   them in memory on purpose), once more just before due (how many it holds, and what they
   cost) and once all finished. The wake lag of each execution is the stored ``completed_at``
   of the step after its sleep (the resumed handler ran past the sleep and its next step is
-  durable) - ``due``; the sleep step's own ``completed_at`` (stamped by the statement that
-  woke the run, which completes due sleeps in bulk) - ``due`` is reported beside it as the
-  claim lag.
+  durable) - ``due``; the sleep step's own ``completed_at`` - ``due`` is reported beside it
+  as the claim lag (0 for a sleep completed by the worker's claim ahead, which stamps it with
+  its wake time).
 
-Run by ``bench.run`` as ``python -m bench.wake --target JSON --out FILE --phase wake|sleepers``.
+Run by ``bench.run`` as ``python -m bench.wake --target JSON --out FILE --phase
+wake|sleepers|sleepers-slots``.
 """
 
 from __future__ import annotations
@@ -104,6 +108,9 @@ async def _sleep_then_step(data: dict[str, Any]) -> int:
 
 sleeper = zart.durable("bench-sleeper")(_sleep_then_step)
 pilot_sleeper = zart.durable("bench-sleeper-pilot")(_sleep_then_step)
+#: The same crowd again, on a worker with fewer slots than sleepers (its own task name, so
+#: the figures read only its executions).
+slots_sleeper = zart.durable("bench-sleeper-slots")(_sleep_then_step)
 
 
 def percentiles(values: list[float]) -> dict[str, Any]:
@@ -309,9 +316,13 @@ async def _until_count(
         await asyncio.sleep(every)
 
 
-async def sleepers(target: Target) -> dict[str, Any]:
+async def sleepers(
+    target: Target, handler: Any = sleeper, concurrency: int | None = None
+) -> dict[str, Any]:
+    """N sleepers of ``handler`` due at once, on one worker with ``concurrency`` slots
+    (default: the plan's, else one per sleeper); the figures of the module docstring."""
     count = target.plan.sleepers
-    concurrency = target.plan.sleepers_concurrency
+    concurrency = concurrency or target.plan.sleepers_concurrency or count
     scheduler = zart.DurableScheduler(target.url, inline_wait_limit=0)
     starter = zart.DurableScheduler(target.url)  # its own pool; no in-process wake shortcut
     samples: dict[str, Any] = {}
@@ -339,10 +350,10 @@ async def sleepers(target: Target) -> dict[str, Any]:
             began = time.time()
             extra = count // 5  # a later wave, to see whether more sleepers cost more memory
             due = began + DUE_MARGIN * per_execution * (count + extra) + DUE_SLACK_S
-            start_s = await _start_many(starter, sleeper, count, due)
+            start_s = await _start_many(starter, handler, count, due)
             all_started = time.time()
             waiting_at, waiting_counts = await _until_count(
-                starter, sleeper.name, "waiting", count, 0.25
+                starter, handler.name, "waiting", count, 0.25
             )
             samples["all_waiting"] = memory(worker)
             # N/5 more sleepers (due in an hour, like the pilot's): does memory grow with them?
@@ -369,60 +380,58 @@ async def sleepers(target: Target) -> dict[str, Any]:
                 # execution row, run by the server the worker is measured on. When the last
                 # one finished comes from the stored completed_at, not from the poll.
                 noticed_at, final_counts = await _until_count(
-                    starter, sleeper.name, "completed", count, WAKE_POLL
+                    starter, handler.name, "completed", count, WAKE_POLL
                 )
             counter.events.clear()  # the counter's own log of statements is no worker memory
             samples["all_finished"] = memory(worker)
             await asyncio.sleep(1.0)
             samples["settled"] = memory(worker)
-        lags, finishes = await _lags(scheduler, due)
-        claim_lags, _ = await _lags(scheduler, due, "due")
+        lags, finishes = await _lags(scheduler, due, task_name=handler.name)
+        claim_lags, _ = await _lags(scheduler, due, "due", task_name=handler.name)
     finally:
         counter.close()
         await starter.close()
         await scheduler.close()
     claims = [n for n in batches if n > 0]
     return {
-        "sleepers": {
-            "count": count,
-            "concurrency": concurrency,
-            "start": f"scheduler.start, {START_IN_FLIGHT} concurrent calls",
-            "pilot": {
-                "count": pilot,
-                "start_s": pilot_start_s,
-                "start_and_suspend_ms_per_execution": per_execution * 1e3,
-            },
-            "start_s": start_s,
-            "starts_per_s": count / start_s,
-            "all_started_after_s": all_started - began,
-            "all_waiting_after_s": waiting_at - began,
-            "more_sleepers": extra,
-            "counts_when_waiting": waiting_counts,
-            "due_after_start_s": due - began,
-            "claim_ahead_s": ahead,
-            "frozen_objects": frozen,  # zart.worker.freeze_startup_objects()
-            # Idle time before due once everything slept (negative: due came too early, and
-            # the lags are not a wake-up's).
-            "slack_s": due - settled_at,
-            "lag_ms": percentiles(lags),
-            "claim_lag_ms": percentiles(claim_lags),
-            "last_resumed_after_due_s": max(lags) / 1e3,
-            "last_finished_after_due_s": max(finishes),
-            "all_completed_noticed_after_due_s": noticed_at - due,
-            "resumed_per_s": count / max(max(lags) / 1e3, 1e-9),
-            "within_1s": sum(1 for lag in lags if lag <= 1000.0),
-            "final_counts": final_counts,
-            # The worker's statements from due time until all completed.
-            "wake_statements_per_execution": {
-                kind: n / count for kind, n in sorted(statements.items())
-            },
-            # The worker's claims from due time on: how many, and how many executions each took.
-            "claims": len(claims),
-            "empty_claims": len(batches) - len(claims),
-            "mean_claim_batch": sum(claims) / len(claims) if claims else None,
-            "claim_batches": claims,
-            "memory": samples,
-        }
+        "count": count,
+        "concurrency": concurrency,
+        "start": f"scheduler.start, {START_IN_FLIGHT} concurrent calls",
+        "pilot": {
+            "count": pilot,
+            "start_s": pilot_start_s,
+            "start_and_suspend_ms_per_execution": per_execution * 1e3,
+        },
+        "start_s": start_s,
+        "starts_per_s": count / start_s,
+        "all_started_after_s": all_started - began,
+        "all_waiting_after_s": waiting_at - began,
+        "more_sleepers": extra,
+        "counts_when_waiting": waiting_counts,
+        "due_after_start_s": due - began,
+        "claim_ahead_s": ahead,
+        "frozen_objects": frozen,  # zart.worker.freeze_startup_objects()
+        # Idle time before due once everything slept (negative: due came too early, and
+        # the lags are not a wake-up's).
+        "slack_s": due - settled_at,
+        "lag_ms": percentiles(lags),
+        "claim_lag_ms": percentiles(claim_lags),
+        "last_resumed_after_due_s": max(lags) / 1e3,
+        "last_finished_after_due_s": max(finishes),
+        "all_completed_noticed_after_due_s": noticed_at - due,
+        "resumed_per_s": count / max(max(lags) / 1e3, 1e-9),
+        "within_1s": sum(1 for lag in lags if lag <= 1000.0),
+        "final_counts": final_counts,
+        # The worker's statements from due time until all completed.
+        "wake_statements_per_execution": {
+            kind: n / count for kind, n in sorted(statements.items())
+        },
+        # The worker's claims from due time on: how many, and how many executions each took.
+        "claims": len(claims),
+        "empty_claims": len(batches) - len(claims),
+        "mean_claim_batch": sum(claims) / len(claims) if claims else None,
+        "claim_batches": claims,
+        "memory": samples,
     }
 
 
@@ -442,7 +451,10 @@ def _count_claims(worker: Any) -> list[int]:
 
 
 async def _lags(
-    scheduler: zart.DurableScheduler, due: float, step: str = "after"
+    scheduler: zart.DurableScheduler,
+    due: float,
+    step: str = "after",
+    task_name: str = sleeper.name,
 ) -> tuple[list[float], list[float]]:
     """Per execution: the completion of its step ``step`` - due (ms) (``after``: the step after
     the sleep; ``due``: the sleep itself); its completion - due (s)."""
@@ -450,7 +462,7 @@ async def _lags(
         rows = await conn.execute(
             select(steps.c.completed_at, executions.c.completed_at)
             .join(executions, executions.c.execution_id == steps.c.execution_id)
-            .where(executions.c.task_name == sleeper.name, steps.c.name == step)
+            .where(executions.c.task_name == task_name, steps.c.name == step)
         )
         pairs = [(step_done.timestamp(), done.timestamp()) for step_done, done in rows]
     return [(s - due) * 1e3 for s, _ in pairs], [d - due for _, d in pairs]
@@ -460,7 +472,10 @@ async def measure(target: Target, phase: str) -> dict[str, Any]:
     if phase == "wake":
         return await wake(target)
     if phase == "sleepers":
-        return await sleepers(target)
+        return {"sleepers": await sleepers(target)}
+    if phase == "sleepers-slots":
+        slots = target.plan.sleepers_slots
+        return {"sleepers_slots": await sleepers(target, slots_sleeper, slots)}
     raise ValueError(f"unknown phase {phase!r}")
 
 
