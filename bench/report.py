@@ -488,7 +488,7 @@ def _wake_verdicts(columns: Columns) -> list[dict[str, str]]:
             f" {sleepers['pilot']['count']:,}, left asleep), {waiting['rss_trimmed_mib']:.1f}"
             f" all waiting ({blocks:+,} Python blocks), {after['rss_trimmed_mib']:.1f} all"
             f" finished, peak {after['peak_rss_mib']:.1f}: the first rise is the allocator's"
-            f" high-water mark of the start/suspend burst ({sleepers['concurrency']:,} in"
+            f" high-water mark of the start/suspend burst (up to {sleepers['concurrency']:,} in"
             " flight), not held objects",
         )
     )
