@@ -168,3 +168,10 @@ async def scheduler(database_url: str) -> AsyncIterator[DurableScheduler]:
     """A scheduler on a fresh database of its own (no worker running yet)."""
     async with DurableScheduler(database_url) as scheduler:
         yield scheduler
+
+
+@pytest.fixture
+async def suspending(database_url: str) -> AsyncIterator[DurableScheduler]:
+    """A scheduler on which every wait suspends (nothing waits in memory)."""
+    async with DurableScheduler(database_url, inline_wait_limit=0) as scheduler:
+        yield scheduler

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,13 +24,6 @@ from zart.worker import WorkerSettings
 pytestmark = pytest.mark.postgresql_only
 
 WORKER: dict[str, Any] = {"poll_interval": 0.02, "lease_timeout": 5.0}
-
-
-@pytest.fixture
-async def suspending(database_url: str) -> AsyncIterator[DurableScheduler]:
-    """A scheduler on which every wait suspends (nothing waits in memory)."""
-    async with DurableScheduler(database_url, inline_wait_limit=0) as scheduler:
-        yield scheduler
 
 
 @zart.step("ahead-before")

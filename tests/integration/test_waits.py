@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -20,13 +19,6 @@ from zart.repositories import timers as timers_repo
 # claim_ahead=0: these tests watch a short sleep suspend, which a worker claiming sleepers due
 # within its claim_ahead window would take back at once (tests/integration/test_claim_ahead.py).
 WORKER = {"poll_interval": 0.02, "lease_timeout": 5.0, "claim_ahead": 0.0}
-
-
-@pytest.fixture
-async def suspending(database_url: str) -> AsyncIterator[DurableScheduler]:
-    """A scheduler on which every wait suspends (nothing waits in memory)."""
-    async with DurableScheduler(database_url, inline_wait_limit=0) as scheduler:
-        yield scheduler
 
 
 # -- sleep -------------------------------------------------------------------------------------
