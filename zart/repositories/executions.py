@@ -822,6 +822,18 @@ def _still_leased(items: Any, *columns: Any) -> Any:
     )
 
 
+def _locked_still_leased(items: Any, *columns: Any) -> Any:
+    """:func:`_still_leased` as the CTE ``locked``: those rows locked in ``execution_id``
+    order, as every multi-row locker locks them, so two never deadlock. The statement then
+    updates them by primary key and takes their new values from ``columns``."""
+    return (
+        _still_leased(items, *columns)
+        .order_by(executions.c.execution_id)
+        .with_for_update(of=executions)
+        .cte("locked")
+    )
+
+
 @functools.cache
 def _still_held_statement_pg() -> Any:
     items = (
@@ -869,13 +881,7 @@ def _release_held_statement_pg() -> Any:
         .table_valued("execution_id", "token", "due_at")
         .render_derived(name="items")
     )
-    # Locked in execution_id order and updated by primary key, like the group finish.
-    locked = (
-        _still_leased(items, executions.c.execution_id, items.c.due_at)
-        .order_by(executions.c.execution_id)
-        .with_for_update(of=executions)
-        .cte("locked")
-    )
+    locked = _locked_still_leased(items, executions.c.execution_id, items.c.due_at)
     now = bindparam("now", type_=executions.c.updated_at.type)
     return (
         update(executions)
@@ -1367,13 +1373,8 @@ def _finish_many_statement_pg() -> Any:
     # The new values ride along with the locked ids, so the update below joins one CTE to the
     # table by primary key. Joining ``items`` there as well let the planner, which guesses 10
     # rows for an unnest, filter ``items`` once per updated row: quadratic in the batch.
-    locked = (
-        _still_leased(
-            items, executions.c.execution_id, items.c.status, items.c.result, items.c.error
-        )
-        .order_by(executions.c.execution_id)
-        .with_for_update(of=executions)
-        .cte("locked")
+    locked = _locked_still_leased(
+        items, executions.c.execution_id, items.c.status, items.c.result, items.c.error
     )
     finished = (
         update(executions)
