@@ -163,6 +163,18 @@ async def _handing_back(work: asyncio.Future[T], hand_back: Callable[[T], Awaita
         raise
 
 
+async def _outcomes_or_hand_back(
+    session: DriverSession, runs: list[str], hand_back: Callable[[], Awaitable[None]]
+) -> dict[str, dict[str, StepRecord]]:
+    """The recorded outcomes of the claimed ``runs`` (the claim's lease keeps them from
+    changing); should the read fail, what was claimed is handed back at once."""
+    try:
+        return await steps_repo.load_outcomes_of_runs_driver(session, runs)
+    except Exception:
+        await hand_back()
+        raise
+
+
 def _woken_runs(claimed: list[ClaimedExecution]) -> list[str]:
     """The runs a wake-up (a due timer, an event) brought back: they were waiting."""
     return [c.execution.run_id for c in claimed if c.previous_status is ExecutionStatus.WAITING]
@@ -550,13 +562,11 @@ class Worker:
                 )
                 if not got:
                     return []
-                try:
-                    outcomes = await steps_repo.load_outcomes_of_runs_driver(
-                        session, [c.execution.run_id for c, _ in got]
-                    )
-                except Exception:
-                    await self._release_held([_Held(c, {}, due, c.lease) for c, due in got])
-                    raise
+                outcomes = await _outcomes_or_hand_back(
+                    session,
+                    [c.execution.run_id for c, _ in got],
+                    lambda: self._release_held([_Held(c, {}, due, c.lease) for c, due in got]),
+                )
             return [(c, due, outcomes.get(c.execution.run_id, {})) for c, due in got]
 
         got = await _handing_back(
@@ -696,13 +706,11 @@ class Worker:
             )
             if not claimed:
                 return [], {}
-            try:
-                outcomes = await steps_repo.load_outcomes_of_runs_driver(
-                    session, [c.execution.run_id for c in claimed]
-                )
-            except Exception:
-                await self._release([c.lease for c in claimed])
-                raise
+            outcomes = await _outcomes_or_hand_back(
+                session,
+                [c.execution.run_id for c in claimed],
+                lambda: self._release([c.lease for c in claimed]),
+            )
         return claimed, outcomes
 
     def _spawn(self, claimed: ClaimedExecution, outcomes: dict[str, StepRecord]) -> None:
