@@ -43,6 +43,7 @@ from zart.errors import (
     RetryExhausted,
     RunNotFound,
     ScheduleNotFound,
+    SchemaMissing,
     SerializationError,
     StepNotFound,
     StepTimedOut,
@@ -86,6 +87,7 @@ from zart.runtime.steps import (
 from zart.runtime.transactions import session, use_session
 from zart.runtime.waits import sleep, sleep_until, wait_for_event
 from zart.scheduler import DurableScheduler, enqueue
+from zart.settings import Settings
 
 __version__ = "0.1.0"
 
@@ -175,7 +177,9 @@ __all__ = [
     "RunRecord",
     "ScheduleNotFound",
     "ScheduleRecord",
+    "SchemaMissing",
     "SerializationError",
+    "Settings",
     "StepAttemptRecord",
     "StepCall",
     "StepDetail",

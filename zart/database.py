@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Dialect, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, ExceptionContext, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from zart.errors import ConfigurationError
+from zart.errors import ConfigurationError, SchemaMissing
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///zart.db"
 
@@ -91,6 +91,30 @@ def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
         return engine
     engine_options.setdefault("pool_pre_ping", False)
     return create_async_engine(parsed, **engine_options)
+
+
+_MISSING_TABLE = re.compile(
+    r"no such table: (?:\w+\.)?(?P<sqlite>zart_\w+)"  # SQLite
+    r'|relation "(?:\w+\.)?(?P<pg>zart_\w+)" does not exist'  # PostgreSQL
+)
+
+
+def explain_missing_tables(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` (a view of it: the application's own engine is left as it was) on which a
+    statement that meets a missing Zart table raises :class:`~zart.errors.SchemaMissing`,
+    saying how to create the tables, rather than the driver's ``no such table`` error."""
+    view = engine.execution_options()
+    url = engine.url.render_as_string(hide_password=True)
+    schema = schema_of(engine)
+
+    @event.listens_for(view.sync_engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        found = _MISSING_TABLE.search(str(context.original_exception))
+        if found is not None:
+            table = found["sqlite"] or found["pg"]
+            raise SchemaMissing(table, url, schema) from context.sqlalchemy_exception
+
+    return view
 
 
 def read_only(engine: AsyncEngine) -> AsyncEngine:

@@ -7,7 +7,7 @@
   :class:`InvalidExecutionState`.
 - Schedules: :class:`InvalidSchedule` (a configuration error), :class:`ScheduleNotFound`.
 - Storage: :class:`LeaseLost` (a fenced write refused because another worker took over),
-  :class:`MigrationError`.
+  :class:`MigrationError` and its :class:`SchemaMissing` (Zart's tables not created yet).
 - Runtime: :class:`OutsideExecution`, :class:`NoStepTransaction` (``zart.session()`` outside a
   transactional step), the step failures and replay errors below.
 """
@@ -25,6 +25,21 @@ class ConfigurationError(ZartError):
 
 class MigrationError(ZartError):
     """The database schema could not be migrated or is not at the expected revision."""
+
+
+class SchemaMissing(MigrationError):
+    """Zart's tables are not in the database (``table`` is the one a statement needed): run
+    ``zart db upgrade`` or ``await scheduler.migrate()`` first."""
+
+    def __init__(self, table: str, url: str, schema: str | None = None) -> None:
+        self.table = table
+        self.url = url
+        self.schema = schema
+        where = url if schema is None else f"{url}, schema {schema!r}"
+        super().__init__(
+            f"Zart's tables are missing from {where} (no table {table}): create them with"
+            " `zart db upgrade` or `await scheduler.migrate()`"
+        )
 
 
 class InvalidPayload(ZartError, ValueError):

@@ -4,7 +4,6 @@ optional in-process worker."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from zart.api.errors import ApiError, error_response, install_error_handlers
 from zart.api.routes import DEFAULT_MAX_BODY_BYTES, create_router
 from zart.database import DEFAULT_DATABASE_URL
 from zart.scheduler import DurableScheduler
+from zart.settings import load_settings
 
 #: Seconds /readyz waits for the database before answering 503.
 READY_TIMEOUT = 5.0
@@ -41,32 +41,38 @@ class ApiSettings:
 
     @classmethod
     def from_env(cls) -> ApiSettings:
+        """From :class:`zart.Settings` (the ``ZART_*`` variables)."""
+        settings = load_settings()
         return cls(
-            database_url=os.environ.get("ZART_DATABASE_URL", DEFAULT_DATABASE_URL),
-            schema=os.environ.get("ZART_SCHEMA") or None,
-            api_token=os.environ.get("ZART_API_TOKEN") or None,
+            database_url=settings.database_url,
+            schema=settings.database_schema,
+            api_token=settings.api_token,
         )
 
 
 def create_app(
-    settings: ApiSettings | None = None, *, scheduler: DurableScheduler | None = None
+    settings: ApiSettings | None = None,
+    *,
+    scheduler: DurableScheduler | None = None,
+    close_scheduler: bool = False,
 ) -> FastAPI:
     """The Zart HTTP API app: every route of :func:`~zart.api.create_router`, ``/healthz``
     (the process answers) and ``/readyz`` (the database answers, else 503), the OpenAPI
     document at ``/openapi.json``, and the error envelope for every error.
 
-    Give ``scheduler`` to serve one you already have (it stays yours to close); otherwise the
-    app makes one from ``settings`` and closes it at shutdown.
+    Give ``scheduler`` to serve one you already have (it stays yours to close, unless
+    ``close_scheduler``: then it is closed at shutdown with its engine); otherwise the app
+    makes one from ``settings`` and closes it at shutdown.
     """
     settings = settings or ApiSettings.from_env()
-    owned = scheduler is None
+    owned = scheduler is None or close_scheduler
     served = scheduler or DurableScheduler(settings.database_url, schema=settings.schema)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             if owned:
-                stack.push_async_callback(served.close)
+                stack.push_async_callback(served.close, dispose_engine=True)
             if settings.with_worker:
                 await stack.enter_async_context(
                     served.run_worker(**settings.worker_options)  # type: ignore[arg-type]

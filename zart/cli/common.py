@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -38,6 +41,17 @@ Schema = Annotated[
         "--schema",
         envvar="ZART_SCHEMA",
         help="PostgreSQL schema holding Zart's tables (default: the connection's search path).",
+    ),
+]
+App = Annotated[
+    str | None,
+    typer.Option(
+        "--app",
+        envvar="ZART_APP",
+        metavar="MODULE:ATTR",
+        help="The application's DurableScheduler (e.g. myapp.zart:scheduler), or a function"
+        " returning one: its engine, pool, schema, settings and handlers are used.",
+        show_default=False,
     ),
 ]
 JsonOutput = Annotated[
@@ -91,6 +105,41 @@ def run_on_scheduler(
     return run_reporting_errors(url, run)
 
 
+def load_app(target: str) -> DurableScheduler:
+    """The application's :class:`DurableScheduler` named ``MODULE:ATTR`` (an instance, or a
+    function taking no argument that returns one), imported from the working directory too;
+    one ``error:`` line when it cannot be had."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        fail(f"--app takes MODULE:ATTR (e.g. myapp.zart:scheduler), not {target!r}")
+    try:
+        found: Any = import_module(module_name, "the --app module")
+        for part in attribute.split("."):
+            try:
+                found = getattr(found, part)
+            except AttributeError:
+                fail(f"--app {target}: module {module_name!r} has no attribute {attribute!r}")
+        if not isinstance(found, DurableScheduler) and callable(found):
+            found = found()
+    except ZartError as exc:  # the application's settings or handlers do not fit
+        fail(f"--app {target}: {exc}")
+    if not isinstance(found, DurableScheduler):
+        fail(f"--app {target} is a {type(found).__name__}, not a zart.DurableScheduler")
+    return found
+
+
+def import_module(name: str, what: str = "module") -> ModuleType:
+    """Import ``name`` (from the working directory too, like ``python -m``), or one
+    ``error:`` line."""
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        fail(f"cannot import {what} {name!r}: {exc}")
+
+
 def parse_json(text: str, what: str = "payload") -> Any:
     """``text`` as JSON, or one ``error:`` line naming ``what`` is wrong with it."""
     try:
@@ -134,6 +183,11 @@ def _require_sqlite_file(url: str) -> None:
         return
     if not path.startswith("file:") and not Path(path).exists():
         fail(f"no SQLite database at {path}; `zart db upgrade` creates one")
+
+
+def shown_url(scheduler: DurableScheduler) -> str:
+    """The URL of the scheduler's database, without its password, for error lines."""
+    return scheduler.engine.url.render_as_string(hide_password=True)
 
 
 def _shown(url: str) -> str:

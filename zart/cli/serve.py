@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from typing import Annotated
 
 import typer
 
-from zart.cli.common import DatabaseUrl, Schema, fail
-from zart.cli.worker import import_modules
+from zart.cli.common import App, DatabaseUrl, Schema, fail
+from zart.cli.worker import Modules, app_or_url
 from zart.database import DEFAULT_DATABASE_URL
 
 
@@ -24,9 +23,8 @@ def is_loopback(host: str) -> bool:
 
 
 def serve(
-    modules: Annotated[
-        list[str], typer.Argument(help="Modules whose import registers durable handlers.")
-    ],
+    modules: Modules = None,
+    app: App = None,
     host: Annotated[
         str, typer.Option(envvar="ZART_HOST", help="Address to bind (loopback by default).")
     ] = "127.0.0.1",
@@ -50,6 +48,9 @@ def serve(
 ) -> None:
     """Serve the HTTP API until SIGINT or SIGTERM.
 
+    With --app, it serves the application's DurableScheduler (its engine,
+    schema and settings).
+
     Every route but /healthz and /readyz requires 'Authorization: Bearer $ZART_API_TOKEN' when
     ZART_API_TOKEN is set. A non-loopback --host needs a token (or --insecure).
     """
@@ -59,20 +60,24 @@ def serve(
         from zart.api import ApiSettings, create_app
     except ImportError as exc:  # pragma: no cover - depends on the installation
         fail(f"zart serve needs the api extra (pip install 'zart[api]'): {exc}")
-    token = os.environ.get("ZART_API_TOKEN") or None
+    scheduler = app_or_url(app, modules, database_url, schema)
+    token = scheduler.settings.api_token  # ZART_API_TOKEN, unless the app's settings say
     if token is None and not is_loopback(host) and not insecure:
         fail(
             f"refusing to serve on {host} without ZART_API_TOKEN; set a token, bind 127.0.0.1,"
             " or pass --insecure"
         )
-    import_modules(modules)
     settings = ApiSettings(
-        database_url=database_url, schema=schema, api_token=token, with_worker=with_worker
+        database_url=scheduler.settings.database_url,
+        schema=scheduler.schema,
+        api_token=token,
+        with_worker=with_worker,
     )
-    app = create_app(settings)
+    # The process ends with the server: the scheduler (and an app's engine) close with it.
+    served = create_app(settings, scheduler=scheduler, close_scheduler=True)
     typer.echo(
         f"serving the Zart API on http://{host}:{port}"
         f"{' with a worker' if with_worker else ''}{'' if token else ' (no auth)'}",
         err=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+    uvicorn.run(served, host=host, port=port, log_level="warning", lifespan="on")

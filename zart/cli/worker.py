@@ -1,104 +1,164 @@
-"""``zart worker MODULE...``: run a worker for the durable handlers those modules register."""
+"""``zart worker MODULE...`` / ``zart worker --app MODULE:ATTR``: run a worker for the durable
+handlers those modules register, on the database of the settings or of the application's
+own :class:`~zart.DurableScheduler`."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
+import contextlib
 import signal
-import sys
-from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
-from zart.cli.common import DatabaseUrl, Schema, fail, run_reporting_errors
+from zart.cli.common import (
+    App,
+    DatabaseUrl,
+    Schema,
+    fail,
+    import_module,
+    load_app,
+    run_reporting_errors,
+    shown_url,
+)
 from zart.database import DEFAULT_DATABASE_URL
 from zart.runtime.registry import registered_names
 from zart.scheduler import DurableScheduler
 from zart.worker import freeze_startup_objects
 
+Modules = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Modules whose import registers durable handlers (with --app: more of them).",
+        show_default=False,
+    ),
+]
+
 
 def import_modules(modules: list[str]) -> list[str]:
     """Import each module (from the working directory too, like ``python -m``) so its
     decorators register handlers; return the registered task names."""
-    cwd = str(Path.cwd())
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
     for name in modules:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            fail(f"cannot import module {name!r}: {exc}")
+        import_module(name)
     names = registered_names()
     if not names:
         fail(f"no durable handler is registered by {', '.join(modules)}")
     return names
 
 
+def app_or_url(
+    app: str | None, modules: list[str] | None, database_url: str, schema: str | None
+) -> DurableScheduler:
+    """The scheduler a command runs on: the application's (``--app``), else one on
+    ``database_url``. The application's scheduler names its database itself, so a
+    ``--database-url`` or ``--schema`` given on the command line beside ``--app`` is refused
+    (the environment's ``ZART_DATABASE_URL`` is the app's to read)."""
+    if app is None:
+        if not modules:
+            fail("give MODULES whose import registers durable handlers, or --app MODULE:ATTR")
+        import_modules(modules)
+        return DurableScheduler(database_url, schema=schema)
+    context = click.get_current_context()
+    for option, flag in (("database_url", "--database-url"), ("schema", "--schema")):
+        if context.get_parameter_source(option) is click.core.ParameterSource.COMMANDLINE:
+            fail(f"--app and {flag}: the application's scheduler names its database itself")
+    scheduler = load_app(app)
+    if modules:
+        import_modules(modules)
+    elif not registered_names():
+        fail(f"no durable handler is registered by importing {app.partition(':')[0]}")
+    return scheduler
+
+
 def worker(
-    modules: Annotated[
-        list[str], typer.Argument(help="Modules whose import registers durable handlers.")
-    ],
+    modules: Modules = None,
+    app: App = None,
     concurrency: Annotated[
-        int,
-        typer.Option(envvar="ZART_CONCURRENCY", min=1, help="Executions run at once."),
-    ] = 64,
+        int | None,
+        typer.Option(
+            min=1,
+            help="Executions run at once (default: ZART_CONCURRENCY, else 64).",
+            show_default=False,
+        ),
+    ] = None,
     lease_timeout: Annotated[
-        float,
+        float | None,
         typer.Option(
-            envvar="ZART_LEASE_TIMEOUT",
             min=0.1,
-            help="Seconds a claim lasts without a heartbeat before another worker may take over.",
+            help="Seconds a claim lasts without a heartbeat before another worker may take over"
+            " (default: ZART_LEASE_TIMEOUT, else 30).",
+            show_default=False,
         ),
-    ] = 30.0,
+    ] = None,
     poll_interval: Annotated[
-        float,
+        float | None,
         typer.Option(
-            envvar="ZART_POLL_INTERVAL", min=0.01, help="Seconds between claims when idle."
+            min=0.01,
+            help="Seconds between claims when idle (default: ZART_POLL_INTERVAL, else 0.5).",
+            show_default=False,
         ),
-    ] = 0.5,
+    ] = None,
     shutdown_timeout: Annotated[
-        float,
+        float | None,
         typer.Option(
-            envvar="ZART_SHUTDOWN_TIMEOUT",
             min=0,
-            help="Seconds running executions get to finish on SIGINT/SIGTERM.",
+            help="Seconds running executions get to finish on SIGINT/SIGTERM"
+            " (default: ZART_SHUTDOWN_TIMEOUT, else 30).",
+            show_default=False,
         ),
-    ] = 30.0,
+    ] = None,
     claim_ahead: Annotated[
-        float,
+        float | None,
         typer.Option(
-            envvar="ZART_CLAIM_AHEAD",
             min=0,
             help="Seconds before a timer is due that its waiting execution may be claimed and"
-            " held, to start it the moment it is due (PostgreSQL; 0: never).",
+            " held, to start it the moment it is due (PostgreSQL; 0: never; default:"
+            " ZART_CLAIM_AHEAD, else 2).",
+            show_default=False,
         ),
-    ] = 2.0,
+    ] = None,
     claim_ahead_limit: Annotated[
-        int,
+        int | None,
         typer.Option(
-            envvar="ZART_CLAIM_AHEAD_LIMIT", min=0, help="At most this many executions held so."
+            min=0,
+            help="At most this many executions held so (default: ZART_CLAIM_AHEAD_LIMIT,"
+            " else 10000).",
+            show_default=False,
         ),
-    ] = 10_000,
+    ] = None,
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
     schema: Schema = None,
 ) -> None:
     """Run a worker until SIGINT or SIGTERM, then shut down gracefully.
 
-    Executions still running after the shutdown timeout are handed back to another worker.
+    With --app, the worker runs on the application's DurableScheduler: its
+    engine (pool, connect_args), schema, settings and the handlers its
+    import registers. Options not given come from its zart.Settings
+    (ZART_* variables). Executions still running after the shutdown
+    timeout are handed back to another worker.
     """
-    names = import_modules(modules)
+    scheduler = app_or_url(app, modules, database_url, schema)
+    names = registered_names()
+    options = scheduler.settings.worker_settings(
+        concurrency=concurrency,
+        lease_timeout=lease_timeout,
+        poll_interval=poll_interval,
+        shutdown_timeout=shutdown_timeout,
+        claim_ahead=claim_ahead,
+        claim_ahead_limit=claim_ahead_limit,
+    )
 
     async def serve() -> None:
         async with (
-            DurableScheduler(database_url, schema=schema) as scheduler,
+            contextlib.aclosing(_Closing(scheduler)),
             scheduler.run_worker(
-                concurrency=concurrency,
-                lease_timeout=lease_timeout,
-                poll_interval=poll_interval,
-                shutdown_timeout=shutdown_timeout,
-                claim_ahead=claim_ahead,
-                claim_ahead_limit=claim_ahead_limit,
+                concurrency=options.concurrency,
+                lease_timeout=options.lease_timeout,
+                poll_interval=options.poll_interval,
+                shutdown_timeout=options.shutdown_timeout,
+                claim_ahead=options.claim_ahead,
+                claim_ahead_limit=options.claim_ahead_limit,
                 task_names=names,
             ) as running,
         ):
@@ -110,7 +170,7 @@ def worker(
                 loop.add_signal_handler(signum, stop.set)
             typer.echo(
                 f"worker {running.worker_id} running {', '.join(names)}"
-                f" (concurrency {concurrency}); Ctrl-C stops it",
+                f" (concurrency {options.concurrency}); Ctrl-C stops it",
                 err=True,
             )
             stopped = asyncio.create_task(running.wait_stopped(), name="zart-worker-stopped")
@@ -123,4 +183,15 @@ def worker(
                 stopped.cancel()
             typer.echo("stopping: waiting for running executions", err=True)
 
-    run_reporting_errors(database_url, serve)
+    run_reporting_errors(shown_url(scheduler), serve)
+
+
+class _Closing:
+    """Closes the scheduler when the worker ends, with its engine: the process ends here, so
+    the application's engine, which its scheduler only borrows, goes too."""
+
+    def __init__(self, scheduler: DurableScheduler) -> None:
+        self._scheduler = scheduler
+
+    async def aclose(self) -> None:
+        await self._scheduler.close(dispose_engine=True)

@@ -14,14 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 from zart.clock import SYSTEM_CLOCK, Clock
-from zart.database import DEFAULT_DATABASE_URL, create_engine, read_only, with_schema
-from zart.durations import parse_duration
+from zart.database import create_engine, explain_missing_tables, read_only, with_schema
 from zart.errors import ConfigurationError
 from zart.migrations import upgrade
 from zart.repositories import wakeups
 from zart.repositories import workers as workers_repo
 from zart.repositories.records import ExecutionRecord
-from zart.runtime.execution import DEFAULT_INLINE_WAIT_LIMIT, DEFAULT_MAX_PAYLOAD_BYTES, Runtime
+from zart.runtime.execution import Runtime
+from zart.settings import Settings, load_settings
 from zart.worker import Worker
 
 #: A worker counts as alive (for starts by name) if it heartbeated this recently.
@@ -39,23 +39,32 @@ class SchedulerBase:
         engine: AsyncEngine | None = None,
         schema: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
-        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-        inline_wait_limit: timedelta | float | str = DEFAULT_INLINE_WAIT_LIMIT,
+        max_payload_bytes: int | None = None,
+        inline_wait_limit: timedelta | float | str | None = None,
+        settings: Settings | None = None,
     ) -> None:
         if url is not None and engine is not None:
             raise ConfigurationError("give a database URL or an engine, not both")
+        self.settings = load_settings(
+            settings,
+            database_url=url,
+            database_schema=schema,
+            max_payload_bytes=max_payload_bytes,
+            inline_wait_limit=inline_wait_limit,
+        )
+        schema = self.settings.database_schema
         self._owns_engine = engine is None
-        base = engine if engine is not None else create_engine(url or DEFAULT_DATABASE_URL)
+        base = engine if engine is not None else create_engine(self.settings.database_url)
         self._base_engine = base
         self.schema = schema
-        self.engine = with_schema(base, schema)
+        self.engine = explain_missing_tables(with_schema(base, schema))
         self._reads = read_only(self.engine)
         self.clock = clock
         self.runtime = Runtime(
             self.engine,
             clock,
-            max_payload_bytes,
-            parse_duration(inline_wait_limit, name="inline_wait_limit"),
+            self.settings.max_payload_bytes,
+            self.settings.inline_wait_limit,
             channel=wakeups.channel_for(schema),
         )
         self._workers: list[Worker] = []
@@ -76,14 +85,17 @@ class SchedulerBase:
     ) -> None:
         await self.close()
 
-    async def close(self) -> None:
-        """Stop in-process workers and release the engine (if this scheduler created it)."""
+    async def close(self, *, dispose_engine: bool | None = None) -> None:
+        """Stop in-process workers and release the engine: if this scheduler created it
+        (``dispose_engine=None``), or whenever ``dispose_engine`` is true (a process that
+        ends with the scheduler, such as ``zart worker --app``, releases the application's
+        engine too)."""
         if self._closed:
             return
         self._closed = True
         for worker in list(self._workers):
             await worker.stop()
-        if self._owns_engine:
+        if self._owns_engine if dispose_engine is None else dispose_engine:
             await self._base_engine.dispose()
 
     async def migrate(self) -> None:

@@ -56,7 +56,7 @@ from zart.scheduler.starts import (
     transaction,
 )
 from zart.serialization import check_size, to_json
-from zart.worker import Worker, WorkerSettings
+from zart.worker import Worker
 
 #: Seconds between status reads while a worker of this scheduler runs the awaited execution.
 RECHECK_RUNNING_HERE = 1.0
@@ -362,22 +362,25 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
     @asynccontextmanager
     async def run_worker(
         self,
-        concurrency: int = 64,
-        lease_timeout: float = 30.0,
+        concurrency: int | None = None,
+        lease_timeout: float | None = None,
         *,
         task_names: list[str] | None = None,
-        poll_interval: float = 0.5,
+        poll_interval: float | None = None,
         heartbeat_interval: float | None = None,
-        shutdown_timeout: float = 30.0,
-        claim_ahead: float = 2.0,
-        claim_ahead_limit: int = 10_000,
+        shutdown_timeout: float | None = None,
+        claim_ahead: float | None = None,
+        claim_ahead_limit: int | None = None,
     ) -> AsyncIterator[Worker]:
         """Run a worker in this process while the block runs (apps, tests, scripts).
 
-        It runs every durable handler registered in this process, or ``task_names``.
-        ``claim_ahead`` (seconds) and ``claim_ahead_limit``: see :class:`WorkerSettings`.
+        It runs every durable handler registered in this process, or ``task_names``. An
+        option not given comes from the scheduler's :class:`~zart.Settings` (``ZART_*``;
+        defaults: concurrency 64, lease_timeout 30 s, poll_interval 0.5 s, shutdown_timeout
+        30 s). ``claim_ahead`` (seconds) and ``claim_ahead_limit``: see
+        :class:`WorkerSettings`.
         """
-        settings = WorkerSettings(
+        settings = self.settings.worker_settings(
             concurrency=concurrency,
             lease_timeout=lease_timeout,
             heartbeat_interval=heartbeat_interval,

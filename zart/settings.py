@@ -1,0 +1,117 @@
+"""``zart.Settings``: the one source of Zart's settings, for the application's
+``DurableScheduler``, the worker and the ``zart`` command line alike.
+
+Every field reads the environment variable ``ZART_<FIELD>`` (``ZART_DATABASE_URL``,
+``ZART_CONCURRENCY``, ...; the schema is ``ZART_SCHEMA``) and can be given in code instead::
+
+    settings = zart.Settings()                                  # from the environment
+    settings = zart.Settings(database_url="postgresql+asyncpg://app@db/app", concurrency=16)
+    scheduler = zart.DurableScheduler(settings=settings)
+
+What is given in code wins over the environment, which wins over the defaults. A value that
+does not fit raises :class:`~zart.ConfigurationError` naming the variable.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from zart.database import DEFAULT_DATABASE_URL
+from zart.durations import parse_duration
+from zart.errors import ConfigurationError
+from zart.runtime.execution import DEFAULT_INLINE_WAIT_LIMIT, DEFAULT_MAX_PAYLOAD_BYTES
+from zart.worker import WorkerSettings
+
+__all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+
+ENV_PREFIX = "ZART_"
+
+_WORKER_DEFAULTS = WorkerSettings()
+
+
+class Settings(BaseSettings):
+    """Zart's settings (frozen). Each field's environment variable is ``ZART_`` and its name
+    in capitals; :func:`load_settings` turns a bad value into a
+    :class:`~zart.ConfigurationError`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", populate_by_name=True
+    )
+
+    #: SQLAlchemy URL of Zart's database (ignored by a scheduler given ``engine=``).
+    database_url: str = DEFAULT_DATABASE_URL
+    #: PostgreSQL schema of Zart's tables (``ZART_SCHEMA``; ``schema=`` in code works too).
+    database_schema: str | None = Field(
+        default=None, validation_alias=AliasChoices("database_schema", "schema", "ZART_SCHEMA")
+    )
+    #: Largest stored payload, step result or captured value, in bytes of JSON.
+    max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, ge=1)
+    #: Waits (sleeps, retry back-offs, short event waits) at most this long keep their worker
+    #: slot and lease in memory; longer ones suspend the execution.
+    inline_wait_limit: timedelta = DEFAULT_INLINE_WAIT_LIMIT
+    #: Bearer token of the HTTP API (``zart serve``); ``None``: no auth.
+    api_token: str | None = Field(default=None, repr=False)
+    #: The application's scheduler, ``MODULE:ATTRIBUTE`` (``zart worker --app``).
+    app: str | None = None
+    # -- the worker (``run_worker`` and ``zart worker``): see :class:`zart.worker.WorkerSettings`
+    concurrency: int = _WORKER_DEFAULTS.concurrency
+    lease_timeout: float = _WORKER_DEFAULTS.lease_timeout
+    heartbeat_interval: float | None = _WORKER_DEFAULTS.heartbeat_interval
+    poll_interval: float = _WORKER_DEFAULTS.poll_interval
+    shutdown_timeout: float = _WORKER_DEFAULTS.shutdown_timeout
+    claim_ahead: float = _WORKER_DEFAULTS.claim_ahead
+    claim_ahead_limit: int = _WORKER_DEFAULTS.claim_ahead_limit
+
+    @field_validator("inline_wait_limit", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        return parse_duration(value, name="inline_wait_limit")
+
+    @field_validator("database_schema", "api_token", "app", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _worker_fits(self) -> Settings:
+        self.worker_settings()  # WorkerSettings checks the worker's options, once for all
+        return self
+
+    def worker_settings(self, **given: Any) -> WorkerSettings:
+        """The worker's options: these settings, with ``given`` (non-``None``) on top."""
+        values = {name: getattr(self, name) for name in _WORKER_FIELDS}
+        values.update({name: value for name, value in given.items() if value is not None})
+        return WorkerSettings(**values)
+
+
+_WORKER_FIELDS = tuple(WorkerSettings.__dataclass_fields__)
+
+
+def load_settings(base: Settings | None = None, **given: Any) -> Settings:
+    """``base`` (or the environment, when ``None``) with the ``given`` values that are not
+    ``None`` on top, checked; a bad value raises :class:`~zart.ConfigurationError` naming it."""
+    chosen = {name: value for name, value in given.items() if value is not None}
+    try:
+        if base is None:
+            return Settings(**chosen)
+        if not chosen:
+            return base
+        return Settings(**{**base.model_dump(), **chosen})
+    except ValidationError as exc:
+        raise ConfigurationError(_problems(exc)) from None
+
+
+def _problems(error: ValidationError) -> str:
+    problems = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"])
+        name = Settings.model_fields.get(where)
+        variable = "ZART_SCHEMA" if where == "database_schema" else ENV_PREFIX + where.upper()
+        label = f"{where} ({variable})" if name is not None else where or "settings"
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        problems.append(f"{label}: {message}")
+    return "invalid Zart settings: " + "; ".join(problems)
