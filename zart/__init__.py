@@ -76,7 +76,7 @@ from zart.runtime.outcomes import (
     StepFailed,
     ZartErr,
 )
-from zart.runtime.registry import DurableHandler, durable
+from zart.runtime.registry import DurableHandler, ExecutionId, durable
 from zart.runtime.steps import (
     StepCall,
     StepDecorator,
@@ -86,7 +86,7 @@ from zart.runtime.steps import (
 )
 from zart.runtime.transactions import session, use_session
 from zart.runtime.waits import sleep, sleep_until, wait_for_event
-from zart.scheduler import DurableScheduler, enqueue
+from zart.scheduler import DurableScheduler, SyncScheduler, enqueue
 from zart.settings import Settings
 
 __version__ = "0.1.0"
@@ -151,6 +151,7 @@ __all__ = [
     "ExecutionDetail",
     "ExecutionFailed",
     "ExecutionFailure",
+    "ExecutionId",
     "ExecutionInfo",
     "ExecutionNotFound",
     "ExecutionPage",
@@ -188,6 +189,7 @@ __all__ = [
     "StepNotFound",
     "StepRecord",
     "StepTimedOut",
+    "SyncScheduler",
     "UnknownTask",
     "WaitTimedOut",
     "ZartErr",

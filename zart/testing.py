@@ -36,15 +36,18 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from zart.durations import parse_duration
 from zart.errors import ConfigurationError, WaitTimedOut, ZartError
 from zart.models import ExecutionStatus, StepKind, StepStatus
 from zart.repositories import steps as steps_repo
 from zart.repositories.records import ExecutionRecord
+from zart.runtime.registry import ExecutionId
 from zart.scheduler import DurableScheduler
 from zart.worker import Worker
+
+R = TypeVar("R")
 
 #: Where a :class:`FakeClock` starts unless told otherwise: a fixed instant, so that the
 #: timestamps a test sees are the same on every run.
@@ -173,6 +176,20 @@ def clock_of(scheduler: DurableScheduler) -> FakeClock:
     return clock
 
 
+@overload
+async def run_to_completion(
+    scheduler: DurableScheduler,
+    execution_id: ExecutionId[R],
+    *,
+    timeout: float = 30.0,  # noqa: ASYNC109
+) -> R: ...
+@overload
+async def run_to_completion(
+    scheduler: DurableScheduler,
+    execution_id: str,
+    *,
+    timeout: float = 30.0,  # noqa: ASYNC109
+) -> Any: ...
 async def run_to_completion(
     scheduler: DurableScheduler,
     execution_id: str,

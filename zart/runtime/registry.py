@@ -21,6 +21,7 @@ from zart.serialization import from_json, to_json
 
 P = ParamSpec("P")
 R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 
 OnFailure = Callable[[Any, ExecutionFailure], Any]
 
@@ -124,6 +125,15 @@ class DurableHandler(Generic[P, R]):
 
     def result_from_json(self, data: Any) -> Any:
         return from_json(data, self.output_type)
+
+
+class ExecutionId(str, Generic[R_co]):
+    """An execution id, as ``start`` returns it: a plain ``str`` at run time, which also tells
+    a type checker what the execution's handler returns, so that
+    ``await scheduler.wait(execution_id)`` is typed as that (``ExecutionId[Any]`` for a start
+    by task name)."""
+
+    __slots__ = ()
 
 
 _registry: dict[str, DurableHandler[..., Any]] = {}

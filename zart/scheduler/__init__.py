@@ -5,5 +5,6 @@ synchronous code inside the caller's transaction)."""
 from zart.scheduler.base import LIVE_WORKER_WINDOW
 from zart.scheduler.control_plane import DurableScheduler
 from zart.scheduler.starts import Target, enqueue
+from zart.scheduler.sync import SyncScheduler
 
-__all__ = ["LIVE_WORKER_WINDOW", "DurableScheduler", "Target", "enqueue"]
+__all__ = ["LIVE_WORKER_WINDOW", "DurableScheduler", "SyncScheduler", "Target", "enqueue"]

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -43,7 +43,7 @@ from zart.repositories.records import (
     Lease,
     StepDetail,
 )
-from zart.runtime.registry import find_handler, registered_names
+from zart.runtime.registry import DurableHandler, ExecutionId, find_handler, registered_names
 from zart.scheduler.admin import AdminOperations
 from zart.scheduler.schedules import ScheduleOperations
 from zart.scheduler.starts import (
@@ -55,8 +55,12 @@ from zart.scheduler.starts import (
     sync_target,
     transaction,
 )
+from zart.scheduler.sync import SyncScheduler
 from zart.serialization import check_size, to_json
 from zart.worker import Worker
+
+In = TypeVar("In")
+R = TypeVar("R")
 
 #: Seconds between status reads while a worker of this scheduler runs the awaited execution.
 RECHECK_RUNNING_HERE = 1.0
@@ -73,6 +77,33 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
 
     # -- starting ---------------------------------------------------------------------------
 
+    @overload
+    async def start(
+        self,
+        handler: DurableHandler[[In], R],
+        payload: In,
+        *,
+        execution_id: str | None = None,
+        session: AsyncSession | AsyncConnection | None = None,
+    ) -> ExecutionId[R]: ...
+    @overload
+    async def start(
+        self,
+        handler: DurableHandler[[], R],
+        payload: None = None,
+        *,
+        execution_id: str | None = None,
+        session: AsyncSession | AsyncConnection | None = None,
+    ) -> ExecutionId[R]: ...
+    @overload
+    async def start(
+        self,
+        handler: str,
+        payload: Any = None,
+        *,
+        execution_id: str | None = None,
+        session: AsyncSession | AsyncConnection | None = None,
+    ) -> ExecutionId[Any]: ...
     async def start(
         self,
         handler: Target,
@@ -80,7 +111,7 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         *,
         execution_id: str | None = None,
         session: AsyncSession | AsyncConnection | None = None,
-    ) -> str:
+    ) -> ExecutionId[Any]:
         """Start an execution of ``handler`` (a durable handler or its task name) and return
         its id.
 
@@ -93,6 +124,10 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         in-process workers). On PostgreSQL Zart's statements run under a savepoint, so an
         error here (a duplicate id with another payload) leaves the caller's transaction
         usable. See ``docs/transactions.md``.
+
+        The id returned is an :class:`~zart.ExecutionId` (a ``str``) typed with the handler's
+        result, and the payload is typed as the handler's input: a type checker catches a
+        wrong input and a misused result (a start by task name is typed ``Any``).
         """
         request = await start_request(
             handler,
@@ -102,14 +137,14 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
             live_task_names=self._live_task_names,
         )
         if session is None and (here := self._reserve(request)) is not None:
-            return await self._start_here(request, *here)
+            return ExecutionId(await self._start_here(request, *here))
         async with transaction(self.engine, session, self.schema) as conn:
             created = await create(
                 conn, request, now=self.clock.now(), channel=self.runtime.channel
             )
         if created.created:
             self._wake_workers(session)
-        return created.execution.execution_id
+        return ExecutionId(created.execution.execution_id)
 
     def _reserve(self, request: StartRequest) -> tuple[Worker, Lease] | None:
         """An in-process worker that runs the task and has a slot free, with the lease the
@@ -242,6 +277,10 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         async with self._reads.connect() as conn:
             return await executions_repo.count_executions_by_status(conn)
 
+    @overload
+    async def wait(self, execution_id: ExecutionId[R], timeout: float | None = 30.0) -> R: ...
+    @overload
+    async def wait(self, execution_id: str, timeout: float | None = 30.0) -> Any: ...
     async def wait(self, execution_id: str, timeout: float | None = 30.0) -> Any:
         """Wait for the execution to finish and return the handler's result.
 
@@ -356,6 +395,15 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
                 await wakeups.notify(conn, self.runtime.channel, delivery.task_name)
         if delivery.woke:
             self._wake_workers(session)
+
+    # -- synchronous callers ----------------------------------------------------------------
+
+    def sync(self) -> SyncScheduler:
+        """This scheduler behind blocking calls (``start``, ``status``, ``wait``,
+        ``offer_event``, ``cancel``) for synchronous code; see :class:`~zart.SyncScheduler`.
+        Call it outside any event loop, before the scheduler is used: from then on it belongs
+        to the facade, which closes it."""
+        return SyncScheduler(self)
 
     # -- workers ----------------------------------------------------------------------------
 
