@@ -23,6 +23,11 @@ import it from your tests::
 An event without a timeout cannot be reached by moving the clock: deliver it with
 ``scheduler.offer_event(...)`` (an event offered before the execution gets to its wait is kept
 for it); :func:`run_to_completion` raises :class:`WaitingForEvent` rather than hang.
+
+``durable_test_scheduler(engine=app_engine)`` runs on the application's engine and tables;
+every block starts with Zart's tables empty; cron schedules fire only where a test asks
+(``schedules=True`` and :func:`fire_schedules`). Fixtures for pytest:
+:mod:`zart.pytest_plugin`. The whole recipe: ``docs/testing.md``.
 """
 
 from __future__ import annotations
@@ -32,19 +37,23 @@ import heapq
 import itertools
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from zart.durations import parse_duration
 from zart.errors import ConfigurationError, WaitTimedOut, ZartError
 from zart.models import ExecutionStatus, StepKind, StepStatus
+from zart.repositories import reset as reset_repo
 from zart.repositories import steps as steps_repo
 from zart.repositories.records import ExecutionRecord
-from zart.runtime.registry import ExecutionId
+from zart.runtime.registry import ExecutionId, find_handler
 from zart.scheduler import DurableScheduler
+from zart.schedules.loop import DeclaredSchedule
 from zart.worker import Worker
 
 R = TypeVar("R")
@@ -320,13 +329,28 @@ async def _waiting_for_event(
 
 @asynccontextmanager
 async def durable_test_scheduler(
-    url: str | None = None, *, start: datetime | None = None, **worker_options: Any
+    url: str | None = None,
+    *,
+    engine: AsyncEngine | None = None,
+    schema: str | None = None,
+    start: datetime | None = None,
+    schedules: bool | Iterable[str] = False,
+    **worker_options: Any,
 ) -> AsyncIterator[DurableScheduler]:
     """A migrated :class:`~zart.DurableScheduler` on a :class:`FakeClock`, with a worker
     running in this process: what a test suite needs to run durable handlers.
 
-    - ``url``: the database; by default a new SQLite file in a temporary directory, removed
-      on exit. A database you name is migrated and kept.
+    - ``engine``: the application's engine (its test database, where its own tables are), so
+      that transactional steps and ``start(..., session=...)`` see the application's tables;
+      it stays open. Or ``url``: a database of Zart's own. By default a new SQLite file in a
+      temporary directory, removed on exit.
+    - Each block starts from a clean slate: Zart's tables are emptied when it is entered
+      (the application's tables are the application's to reset), so nothing one test stored
+      (executions, schedules and their next fire times, events) is seen by the next.
+    - ``schedules``: cron schedules fire only in a test that asks for them. ``False`` (the
+      default): none is stored or fired. ``True`` (every declared schedule of a registered
+      handler) or task names (those): stored when the block is entered; they fire when the
+      test calls :func:`fire_schedules`, which returns the executions they started.
     - ``start``: where the clock starts (default :data:`DEFAULT_START`). ``scheduler.clock`` is
       the :class:`FakeClock`; :func:`clock_of` returns it typed as one.
     - ``worker_options``: passed to :meth:`~zart.DurableScheduler.run_worker` (the default poll
@@ -336,19 +360,67 @@ async def durable_test_scheduler(
     Every wait suspends the execution (``inline_wait_limit=0``), none is held in memory, so
     which virtual time each step sees does not depend on how fast the test machine is.
     """
+    if url is not None and engine is not None:
+        raise ConfigurationError("give durable_test_scheduler a URL or an engine, not both")
     directory: Path | None = None
-    if url is None:
+    if url is None and engine is None:
         directory = Path(tempfile.mkdtemp(prefix="zart-test-"))
         url = f"sqlite+aiosqlite:///{(directory / 'zart.db').as_posix()}"
     try:
         clock = FakeClock(start)
-        async with DurableScheduler(url, clock=clock, inline_wait_limit=0) as scheduler:
+        async with DurableScheduler(
+            url, engine=engine, schema=schema, clock=clock, inline_wait_limit=0
+        ) as scheduler:
             await scheduler.migrate()
-            async with scheduler.run_worker(**{**_TEST_WORKER_OPTIONS, **worker_options}):
+            async with scheduler.engine.begin() as conn:
+                await reset_repo.delete_all_rows(conn)
+            options = {**_TEST_WORKER_OPTIONS, **worker_options, "schedules": False}
+            async with scheduler.run_worker(**options) as worker:
+                await worker.schedules.sync(_declared(schedules, worker.task_names))
                 yield scheduler
     finally:
         if directory is not None:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def _declared(wanted: bool | Iterable[str], running: Sequence[str]) -> list[DeclaredSchedule]:
+    if wanted is False:
+        return []
+    names = list(running) if wanted is True else list(wanted)
+    declared = []
+    for name in names:
+        handler = find_handler(name)
+        if handler is None or handler.schedule is None:
+            if wanted is True:
+                continue
+            raise ConfigurationError(
+                f"schedules=: no durable handler {name!r} with a declared schedule is registered"
+            )
+        declared.append(DeclaredSchedule(name, handler.schedule))
+    return declared
+
+
+async def fire_schedules(
+    scheduler: DurableScheduler, at: datetime | None = None
+) -> list[ExecutionId[Any]]:
+    """Fire the schedules due at ``at`` and return the executions they started (ready to
+    await with :func:`run_to_completion`), in one tick, now: no waiting for a poll.
+
+    The :class:`FakeClock` first moves to ``at``: by default to the earliest next fire time of
+    the stored schedules when that lies ahead (so ``fire_schedules(scheduler)`` fires the
+    next one), else it stays where it is (after ``clock_of(scheduler).advance_to(...)``).
+    Each schedule's catch-up and overlap policies apply as in production.
+    """
+    clock = clock_of(scheduler)
+    worker = _workers_of(scheduler)[0]
+    if at is None:
+        upcoming = [s.next_fire_at for s in await scheduler.list_schedules() if not s.paused]
+        due = [when for when in upcoming if when is not None]
+        at = max(min(due), clock.now()) if due else clock.now()
+    clock.advance_to(at)
+    report = await worker.schedules.tick()
+    _wake(_workers_of(scheduler))
+    return [ExecutionId(execution_id) for execution_id in report.started]
 
 
 __all__ = [
@@ -357,6 +429,7 @@ __all__ = [
     "WaitingForEvent",
     "clock_of",
     "durable_test_scheduler",
+    "fire_schedules",
     "run_to_completion",
     "run_until_waiting",
 ]

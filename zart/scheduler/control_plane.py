@@ -419,6 +419,7 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         shutdown_timeout: float | None = None,
         claim_ahead: float | None = None,
         claim_ahead_limit: int | None = None,
+        schedules: bool = True,
     ) -> AsyncIterator[Worker]:
         """Run a worker in this process while the block runs (apps, tests, scripts).
 
@@ -426,7 +427,9 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         option not given comes from the scheduler's :class:`~zart.Settings` (``ZART_*``;
         defaults: concurrency 64, lease_timeout 30 s, poll_interval 0.5 s, shutdown_timeout
         30 s). ``claim_ahead`` (seconds) and ``claim_ahead_limit``: see
-        :class:`WorkerSettings`.
+        :class:`WorkerSettings`. ``schedules=False``: this worker neither stores the
+        handlers' declared cron schedules nor fires any (``zart.testing`` fires them on
+        request).
         """
         settings = self.settings.worker_settings(
             concurrency=concurrency,
@@ -438,7 +441,11 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
             claim_ahead_limit=claim_ahead_limit,
         )
         worker = Worker(
-            self.runtime, task_names or registered_names(), settings, on_finished=self._run_ended
+            self.runtime,
+            task_names or registered_names(),
+            settings,
+            on_finished=self._run_ended,
+            schedules=schedules,
         )
         await worker.start()
         self._workers.append(worker)

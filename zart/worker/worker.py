@@ -218,8 +218,11 @@ class Worker:
         *,
         worker_id: str | None = None,
         on_finished: Callable[[str, ExecutionRecord | None], None] | None = None,
+        schedules: bool = True,
     ) -> None:
         self.runtime = runtime
+        #: Whether this worker stores its handlers' declared schedules and fires due ones.
+        self.fires_schedules = schedules
         self.task_names = sorted(set(task_names))
         if not self.task_names:
             raise ConfigurationError(
@@ -280,7 +283,8 @@ class Worker:
                 concurrency=self.settings.concurrency,
                 now=self.runtime.clock.now(),
             )
-        await self.schedules.sync(self._declared_schedules())
+        if self.fires_schedules:
+            await self.schedules.sync(self._declared_schedules())
         self.runtime.open_driver()
         self._loops = [
             self._supervise("claim", self._claim_loop),
@@ -288,7 +292,8 @@ class Worker:
         ]
         if self.runtime.engine.dialect.name == "postgresql":
             self._loops.append(self._supervise("listener", self._listen_loop))
-        self._loops.append(self._supervise("schedules", self._schedules_loop))
+        if self.fires_schedules:
+            self._loops.append(self._supervise("schedules", self._schedules_loop))
         log(
             "worker_started",
             f"worker {self.worker_id} started",
