@@ -1,9 +1,19 @@
-"""examples/fastapi_app driven over HTTP (ASGI, its lifespan running its worker): a request
-inserts a user and starts its onboarding in one transaction, and the workflow finishes."""
+"""examples/fastapi_app as its users run it: a request inserts a user and starts its
+onboarding in one transaction; the workflow runs in the web process's own worker, or in a
+real ``zart worker --app`` process on the application's engine; and the example's own pytest
+suite passes on the application's tables (``durable_test_scheduler(engine=)``)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 import zart
@@ -11,11 +21,20 @@ from examples.fastapi_app.app import create_app
 from examples.fastapi_app.models import Credit, User
 from zart.models import ExecutionRow
 
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "fastapi_app"
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """This process's environment without any ZART_* variable: the example needs none."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZART_", "APP_"))}
+    return {**env, **extra}
+
 
 async def test_a_signup_request_commits_the_user_and_its_workflow_together(
     database_url: str,
 ) -> None:
-    app = create_app(database_url)
+    app = create_app(database_url, run_worker=True)
     scheduler: zart.DurableScheduler = app.state.scheduler
     async with (
         app.router.lifespan_context(app),
@@ -49,3 +68,67 @@ async def test_a_signup_request_commits_the_user_and_its_workflow_together(
             credits = await conn.scalar(select(func.count()).select_from(Credit))
             starts = await conn.scalar(select(func.count()).select_from(ExecutionRow))
         assert (users, credits, starts) == (1, 1, 1)
+
+
+@pytest.fixture
+def app_worker(database_url: str) -> Iterator[subprocess.Popen[str]]:
+    """``zart worker --app examples.fastapi_app.durable:scheduler`` with only the
+    application's own setting, APP_DATABASE_URL: no ZART_DATABASE_URL."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "zart", "worker", "--app", "examples.fastapi_app.durable:scheduler"],
+        cwd=ROOT,
+        env=environment(APP_DATABASE_URL=database_url),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stderr is not None
+        started = worker.stderr.readline()  # "worker ... running ..." once it is up
+        assert "running user-onboarding" in started, started
+        yield worker
+    finally:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=60)
+        if worker.stderr is not None:
+            worker.stderr.close()
+
+
+async def test_the_worker_process_runs_on_the_apps_scheduler(
+    database_url: str, app_worker: subprocess.Popen[str]
+) -> None:
+    app = create_app(database_url, run_worker=False)  # the web process: no worker of its own
+    scheduler: zart.DurableScheduler = app.state.scheduler
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as http,
+    ):
+        assert scheduler.workers == ()
+        created = await http.post("/users", json={"email": "grace@example.com"})
+        assert created.status_code == 201, created.text
+        execution_id = created.json()["execution_id"]
+
+        result = await scheduler.wait(execution_id, timeout=30)
+
+        assert result == "grace@example.com onboarded with 10 credits"
+        record = await scheduler.status(execution_id)
+        assert record.lease_owner is None and record.claim_count == 1
+    app_worker.send_signal(signal.SIGTERM)
+    assert app_worker.wait(timeout=60) == 0
+    assert app_worker.stderr is not None
+    assert "stopping: waiting for running executions" in app_worker.stderr.read()
+
+
+def test_the_examples_own_suite_passes_on_the_apps_tables(database_url: str) -> None:
+    suite = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=EXAMPLE,
+        env=environment(APP_TEST_DATABASE_URL=database_url),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert suite.returncode == 0, suite.stdout + suite.stderr
+    assert "3 passed" in suite.stdout, suite.stdout

@@ -9,7 +9,6 @@ import contextlib
 import signal
 from typing import Annotated
 
-import click
 import typer
 
 from zart.cli.common import (
@@ -48,7 +47,11 @@ def import_modules(modules: list[str]) -> list[str]:
 
 
 def app_or_url(
-    app: str | None, modules: list[str] | None, database_url: str, schema: str | None
+    context: typer.Context,
+    app: str | None,
+    modules: list[str] | None,
+    database_url: str,
+    schema: str | None,
 ) -> DurableScheduler:
     """The scheduler a command runs on: the application's (``--app``), else one on
     ``database_url``. The application's scheduler names its database itself, so a
@@ -59,9 +62,9 @@ def app_or_url(
             fail("give MODULES whose import registers durable handlers, or --app MODULE:ATTR")
         import_modules(modules)
         return DurableScheduler(database_url, schema=schema)
-    context = click.get_current_context()
     for option, flag in (("database_url", "--database-url"), ("schema", "--schema")):
-        if context.get_parameter_source(option) is click.core.ParameterSource.COMMANDLINE:
+        source = context.get_parameter_source(option)
+        if source is not None and source.name == "COMMANDLINE":
             fail(f"--app and {flag}: the application's scheduler names its database itself")
     scheduler = load_app(app)
     if modules:
@@ -72,6 +75,7 @@ def app_or_url(
 
 
 def worker(
+    context: typer.Context,
     modules: Modules = None,
     app: App = None,
     concurrency: Annotated[
@@ -138,7 +142,7 @@ def worker(
     (ZART_* variables). Executions still running after the shutdown
     timeout are handed back to another worker.
     """
-    scheduler = app_or_url(app, modules, database_url, schema)
+    scheduler = app_or_url(context, app, modules, database_url, schema)
     names = registered_names()
     options = scheduler.settings.worker_settings(
         concurrency=concurrency,
