@@ -1,7 +1,7 @@
 """Durations and retry policies, as written in decorators and configuration.
 
 A duration is a ``timedelta``, a number of seconds (int or float), or a string with one unit:
-``"250ms"``, ``"2s"``, ``"1.5s"``, ``"5m"``, ``"1h"``, ``"1d"``. A retry policy is written
+``"250ms"``, ``"2s"``, ``"1.5s"``, ``"5m"``, ``"1h"``, ``"1d"`` (or none: ``"30"`` is seconds). A retry policy is written
 ``fixed(N, DELAY)``, ``exponential(N, DELAY)`` or ``exponential(N, DELAY, max=DELAY)``, where N
 is the number of retries *after* the first try: ``fixed(2, 1s)`` allows attempts 0, 1 and 2,
 waiting one second before each retry.
@@ -23,7 +23,7 @@ _DURATION_FORMS = (
     "a timedelta, a number of seconds >= 0, or a string like '250ms', '2s', '1.5s', '5m', "
     "'1h' or '1d'"
 )
-_DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?|\.\d+)(?P<unit>ms|s|m|h|d)")
+_DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?|\.\d+)(?P<unit>ms|s|m|h|d)?")
 _UNITS = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 _RETRY_FORMS = (
@@ -38,8 +38,9 @@ _MAX_ARGUMENT = re.compile(r"max\s*=\s*(?P<value>.*)", re.DOTALL)
 def parse_duration(value: timedelta | float | int | str, *, name: str = "duration") -> timedelta:
     """Read a duration: a ``timedelta``, seconds as int or float, or ``"<number><unit>"``.
 
-    Units are ``ms``, ``s``, ``m`` (minutes), ``h`` and ``d``; the number may have a fraction
-    (``"1.5s"``) and the string may have surrounding whitespace. Raises
+    Units are ``ms``, ``s``, ``m`` (minutes), ``h`` and ``d``; a number without a unit is
+    seconds, as a number is (``"0"``, ``"30"``: environment variables); the number may have a
+    fraction (``"1.5s"``) and the string may have surrounding whitespace. Raises
     :class:`~zart.errors.ConfigurationError` naming ``name`` for a negative, non-finite or
     malformed value, a bool, or a string without a known unit.
     """
@@ -53,7 +54,7 @@ def parse_duration(value: timedelta | float | int | str, *, name: str = "duratio
         match = _DURATION.fullmatch(value.strip())
         if match is None:
             raise _bad_duration(name, value)
-        amount, unit = float(match["number"]), _UNITS[match["unit"]]
+        amount, unit = float(match["number"]), _UNITS[match["unit"] or "s"]
     else:
         if not math.isfinite(value) or value < 0:
             raise _bad_duration(name, value, "it must be finite and >= 0")

@@ -32,6 +32,10 @@ from zart.errors import ConfigurationError
         ("0.25d", timedelta(hours=6)),
         ("  30s\n", timedelta(seconds=30)),
         ("007s", timedelta(seconds=7)),
+        # No unit: seconds, as a number is ("0" from an environment variable, issue #21).
+        ("0", timedelta(0)),
+        ("5", timedelta(seconds=5)),
+        ("1.5", timedelta(seconds=1.5)),
     ],
 )
 def test_accepted_durations(value: Any, expected: timedelta) -> None:
@@ -43,7 +47,6 @@ def test_accepted_durations(value: Any, expected: timedelta) -> None:
     [
         "",
         "   ",
-        "5",
         "s",
         "-1s",
         "+1s",
@@ -155,7 +158,7 @@ def test_parse_retry_passes_policies_and_none() -> None:
         ("fixed(3, )", "a DELAY is missing"),
         ("fixed(3, 1x)", "'1x' is not a duration"),
         ("fixed(3, -1s)", "'-1s' is not a duration"),
-        ("fixed(3, 1)", "'1' is not a duration"),
+        ("fixed(3, 1x)", "'1x' is not a duration"),
         ("fixed(3, 1s, max=5s)", "max= only applies to exponential"),
         ("exponential(3, 1s, cap=5s)", "the third argument must be max=DELAY"),
         ("exponential(3, 1s, max=)", "a DELAY is missing"),
