@@ -158,7 +158,7 @@ def test_parse_retry_passes_policies_and_none() -> None:
         ("fixed(3, )", "a DELAY is missing"),
         ("fixed(3, 1x)", "'1x' is not a duration"),
         ("fixed(3, -1s)", "'-1s' is not a duration"),
-        ("fixed(3, 1x)", "'1x' is not a duration"),
+        ("fixed(3, 1xs)", "'1xs' is not a duration"),
         ("fixed(3, 1s, max=5s)", "max= only applies to exponential"),
         ("exponential(3, 1s, cap=5s)", "the third argument must be max=DELAY"),
         ("exponential(3, 1s, max=)", "a DELAY is missing"),
