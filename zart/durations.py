@@ -2,9 +2,9 @@
 
 A duration is a ``timedelta``, a number of seconds (int or float), or a string with one unit:
 ``"250ms"``, ``"2s"``, ``"1.5s"``, ``"5m"``, ``"1h"``, ``"1d"`` (or none: ``"30"`` is seconds).
-A retry policy is written ``fixed(N, DELAY)``, ``exponential(N, DELAY)`` or ``exponential(N, DELAY, max=DELAY)``, where N
-is the number of retries *after* the first try: ``fixed(2, 1s)`` allows attempts 0, 1 and 2,
-waiting one second before each retry.
+A retry policy is written ``fixed(N, DELAY)``, ``exponential(N, DELAY)`` or
+``exponential(N, DELAY, max=DELAY)``, where N is the number of retries *after* the first try:
+``fixed(2, 1s)`` allows attempts 0, 1 and 2, waiting one second before each retry.
 """
 
 from __future__ import annotations
