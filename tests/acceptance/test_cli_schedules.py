@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -92,16 +93,26 @@ def test_pause_and_resume(two_schedules: str, tmp_path: Path) -> None:
     )
 
     assert paused.returncode == 0, paused.stderr
-    assert " paused " in paused.stdout.splitlines()[1]
+    row = paused.stdout.splitlines()[1]
+    assert " paused " in row
+    # A paused schedule fires at no time: no next fire time, past or future, is shown.
+    assert re.search(r" paused +- ", row), row
     assert stored(two_schedules)["nightly"].paused
     assert not stored(two_schedules)["berlin-morning"].paused
+    listed = zart_cli("schedules", "list", "--json", "--database-url", two_schedules, cwd=tmp_path)
+    by_name = {s["name"]: s for s in json.loads(listed.stdout)}
+    assert by_name["nightly"]["next_fire_at"] is None
+    assert by_name["berlin-morning"]["next_fire_at"] is not None
 
     resumed = zart_cli(
         "schedules", "resume", "nightly", "--json", "--database-url", two_schedules, cwd=tmp_path
     )
 
     assert resumed.returncode == 0, resumed.stderr
-    assert json.loads(resumed.stdout)[0]["paused"] is False
+    document = json.loads(resumed.stdout)  # the schedule, one object, not a list of one
+    assert document["name"] == "nightly"
+    assert document["paused"] is False
+    assert document["next_fire_at"] is not None
     assert not stored(two_schedules)["nightly"].paused
 
 

@@ -44,7 +44,14 @@ def _when(value: datetime | None) -> str:
     return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _next_fire(record: ScheduleRecord) -> datetime | None:
+    """When it fires next: never while paused (the stored time, from before the pause, may
+    well be past; resuming computes a new one)."""
+    return None if record.paused else record.next_fire_at
+
+
 def _as_json(record: ScheduleRecord) -> dict[str, Any]:
+    next_fire = _next_fire(record)
     return {
         "name": record.name,
         "task_name": record.task_name,
@@ -54,7 +61,7 @@ def _as_json(record: ScheduleRecord) -> dict[str, Any]:
         "overlap": record.overlap.value,
         "catchup": record.catchup.value,
         "paused": record.paused,
-        "next_fire_at": None if record.next_fire_at is None else record.next_fire_at.isoformat(),
+        "next_fire_at": None if next_fire is None else next_fire.isoformat(),
         "last_fire_at": None if record.last_fire_at is None else record.last_fire_at.isoformat(),
     }
 
@@ -67,7 +74,7 @@ def _table(records: Sequence[ScheduleRecord]) -> str:
             r.cron,
             r.timezone,
             "paused" if r.paused else "active",
-            _when(r.next_fire_at),
+            _when(_next_fire(r)),
             _when(r.last_fire_at),
         )
         for r in records
@@ -88,6 +95,14 @@ def _show(records: Sequence[ScheduleRecord], as_json: bool) -> None:
         typer.echo("no schedules")
 
 
+def _show_one(record: ScheduleRecord, as_json: bool) -> None:
+    """A command about one schedule prints that schedule: one JSON object, or a table row."""
+    if as_json:
+        typer.echo(json.dumps(_as_json(record), indent=2))
+    else:
+        typer.echo(_table([record]))
+
+
 @app.command(name="list")
 def list_(
     as_json: Json = False, database_url: DatabaseUrl = DEFAULT_DATABASE_URL, schema: Schema = None
@@ -104,7 +119,7 @@ def pause(
     schema: Schema = None,
 ) -> None:
     """Stop firing NAME until it is resumed (running executions go on)."""
-    _show([_call(database_url, schema, lambda s: s.pause_schedule(name))], as_json)
+    _show_one(_call(database_url, schema, lambda s: s.pause_schedule(name)), as_json)
 
 
 @app.command()
@@ -115,7 +130,7 @@ def resume(
     schema: Schema = None,
 ) -> None:
     """Fire NAME again, from its next fire time (paused times are not caught up)."""
-    _show([_call(database_url, schema, lambda s: s.resume_schedule(name))], as_json)
+    _show_one(_call(database_url, schema, lambda s: s.resume_schedule(name)), as_json)
 
 
 @app.command()
@@ -158,7 +173,7 @@ def add(
             catchup=catchup,
         )
 
-    _show([_call(database_url, schema, action)], as_json)
+    _show_one(_call(database_url, schema, action), as_json)
 
 
 @app.command()
