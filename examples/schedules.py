@@ -10,10 +10,11 @@ Two schedules:
   the run finishes and the following hour fires again. Then it is paused and resumed.
 
 The script runs on virtual time (``zart.testing.durable_test_scheduler``), so the days pass at
-once; its SQLite file ``schedules.db`` is kept for you to look at (``zart schedules list
---database-url sqlite+aiosqlite:///schedules.db``). In production the same code runs on a real
-scheduler: every worker fires due schedules, and each fire time starts exactly one execution
-however many workers run.
+once, and fires each schedule with ``zart.testing.fire_schedules``, which hands back the
+execution a firing started (no polling); its SQLite file ``schedules.db`` is kept for you to
+look at (``zart schedules list --database-url sqlite+aiosqlite:///schedules.db``). In
+production the same code runs on a real scheduler: every worker fires due schedules, and each
+fire time starts exactly one execution however many workers run.
 
     python examples/schedules.py
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import zart
-from zart.testing import clock_of, durable_test_scheduler, run_until_waiting
+from zart.testing import clock_of, durable_test_scheduler, fire_schedules, run_until_waiting
 
 DATABASE = Path("schedules.db")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -58,40 +59,38 @@ def execution_id(schedule: zart.ScheduleRecord) -> str:
     return f"{schedule.name}@{schedule.next_fire_at:%Y-%m-%dT%H:%M:%SZ}"
 
 
-async def fire_next(scheduler: zart.DurableScheduler, name: str) -> str:
-    """Move the virtual clock to the schedule's next fire time; return the execution id the
-    firing starts, once a worker's schedules loop has started it."""
+async def fire_next(scheduler: zart.DurableScheduler, name: str) -> tuple[str, list[str]]:
+    """Fire the schedule's next fire time on the virtual clock: the execution id that fire
+    time names, and the executions it started (none when its overlap policy skipped it)."""
     schedule = await scheduler.get_schedule(name)
-    assert schedule.next_fire_at is not None
-    clock_of(scheduler).advance_to(schedule.next_fire_at)
-    for _ in range(2000):  # until a schedules loop has ticked (at most 10 s)
-        if (await scheduler.get_schedule(name)).next_fire_at != schedule.next_fire_at:
-            break
-        await asyncio.sleep(0.005)
-    return execution_id(schedule)
+    started = await fire_schedules(scheduler, at=schedule.next_fire_at)
+    return execution_id(schedule), started
 
 
 async def main() -> None:
     start = datetime(2030, 10, 25, 12, tzinfo=UTC)
-    async with durable_test_scheduler(f"sqlite+aiosqlite:///{DATABASE}", start=start) as scheduler:
+    async with durable_test_scheduler(
+        f"sqlite+aiosqlite:///{DATABASE}", start=start, schedules=["nightly-report"]
+    ) as scheduler:
         print("nightly-report (30 2 * * *, Europe/Berlin), over the night the clocks go back:")
         for _ in range(3):
-            fired = await fire_next(scheduler, "nightly-report")
+            _, [fired] = await fire_next(scheduler, "nightly-report")
             print(f"  {fired}: {await scheduler.wait(fired)}")
 
         print("\nhourly-sync (0 * * * *, overlap=skip):")
         await scheduler.add_schedule(
             "hourly-sync", hourly_sync, "0 * * * *", payload={"source": "crm"}, overlap="skip"
         )
-        first = await fire_next(scheduler, "hourly-sync")
+        _, [first] = await fire_next(scheduler, "hourly-sync")
         waiting = await run_until_waiting(scheduler, first)
         print(f"  {first}: {waiting.status.value} for 'upstream-ready'")
-        skipped = await fire_next(scheduler, "hourly-sync")
+        skipped, started = await fire_next(scheduler, "hourly-sync")
+        assert started == []
         stored = await scheduler.list_executions(task_name="hourly-sync")
         print(f"  {skipped}: skipped, the previous run is unfinished ({stored.total} execution)")
         await scheduler.offer_event(first, "upstream-ready", {"ok": True})
         print(f"  {first}: {await scheduler.wait(first)} after the event")
-        third = await fire_next(scheduler, "hourly-sync")
+        _, [third] = await fire_next(scheduler, "hourly-sync")
         print(f"  {third}: started, the previous run having finished")
 
         paused = await scheduler.pause_schedule("hourly-sync")

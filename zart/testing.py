@@ -47,9 +47,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zart.durations import parse_duration
 from zart.errors import ConfigurationError, WaitTimedOut, ZartError
-from zart.models import ExecutionStatus, StepKind, StepStatus
+from zart.models import ExecutionStatus, StepKind
 from zart.repositories import reset as reset_repo
-from zart.repositories import steps as steps_repo
 from zart.repositories.records import ExecutionRecord
 from zart.runtime.registry import ExecutionId, find_handler
 from zart.scheduler import DurableScheduler
@@ -317,13 +316,8 @@ def _wake(workers: Sequence[Worker]) -> None:
 async def _waiting_for_event(
     scheduler: DurableScheduler, record: ExecutionRecord
 ) -> WaitingForEvent:
-    async with scheduler.engine.connect() as conn:
-        steps = await steps_repo.list_steps(conn, record.run_id)
-    events = [
-        step.name
-        for step in steps
-        if step.kind is StepKind.EVENT and step.status is StepStatus.WAITING
-    ]
+    waits = (await scheduler.pending_waits([record])).get(record.execution_id, ())
+    events = [step.name for step in waits if step.kind is StepKind.EVENT]
     return WaitingForEvent(record.execution_id, events)
 
 

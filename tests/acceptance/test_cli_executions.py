@@ -148,7 +148,9 @@ def test_a_worker_runs_what_the_cli_starts_and_the_cli_shows_it(database_url: st
     assert record["completedAt"] >= record["scheduledAt"]
 
     listed = ok(zart(database_url, "list", "--sort-by", "task_name", "--asc")).splitlines()
-    assert listed[0].split() == ["EXECUTION", "ID", "TASK", "STATUS", "RUNS", "CREATED", "TOOK"]
+    assert listed[0].split() == [
+        *["EXECUTION", "ID", "TASK", "STATUS", "RUNS", "CREATED", "TOOK", "WAITS", "FOR"]
+    ]
     assert [line.split()[:4] for line in listed[1:3]] == [
         ["doomed-1", "doomed", "failed", "1"],
         ["greet-1", "greet", "completed", "1"],

@@ -86,9 +86,13 @@ class SessionScheduler:
             handler, payload, execution_id=execution_id, session=self.session
         )
 
-    async def offer_event(self, execution_id: str, name: str, payload: Any = None) -> None:
+    async def offer_event(
+        self, execution_id: str, name: str, payload: Any = None, *, sender: str | None = None
+    ) -> None:
         """:meth:`DurableScheduler.offer_event` in the request's transaction."""
-        await self.scheduler.offer_event(execution_id, name, payload, session=self.session)
+        await self.scheduler.offer_event(
+            execution_id, name, payload, session=self.session, sender=sender
+        )
 
     async def status(self, execution_id: str) -> ExecutionRecord:
         """:meth:`DurableScheduler.status`."""

@@ -8,6 +8,8 @@ exit code 1, with nothing stored.
 
 from __future__ import annotations
 
+import getpass
+import socket
 from typing import Annotated
 
 import typer
@@ -38,17 +40,37 @@ def send(
             "--payload", help="""The event's payload as JSON, e.g. '{"approved": true}'."""
         ),
     ],
+    sender: Annotated[
+        str | None,
+        typer.Option(
+            "--sender",
+            envvar="ZART_EVENT_SENDER",
+            help="Who sends it, stored with the event and shown by `zart show`"
+            " (default: USER@HOST via zart event send).",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonOutput = False,
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
     schema: Schema = None,
 ) -> None:
     """Deliver the event NAME with its JSON payload to an execution."""
     data = parse_json(payload, "event payload")
+    sent_by = (sender or f"{_user()}@{socket.gethostname()} via zart event send")[:255]
     run_on_scheduler(
-        database_url, schema, lambda scheduler: scheduler.offer_event(execution_id, name, data)
+        database_url,
+        schema,
+        lambda scheduler: scheduler.offer_event(execution_id, name, data, sender=sent_by),
     )
     if json_output:
         accepted = EventAccepted(durable_execution_id=execution_id, event=name, payload=data)
         typer.echo(dumps(accepted))
     else:
         typer.echo(f"event {name!r} delivered to execution {execution_id}")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return "unknown"

@@ -12,7 +12,6 @@ interrupted with Ctrl-C.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -41,7 +40,7 @@ from zart.errors import (
     WaitTimedOut,
 )
 from zart.models import ExecutionStatus
-from zart.repositories.records import ExecutionRecord
+from zart.repositories.records import ExecutionPage, ExecutionRecord
 from zart.scheduler import DurableScheduler
 from zart.wire import Detail, Execution, ExecutionList, Stats
 
@@ -192,12 +191,17 @@ def status(
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
     schema: Schema = None,
 ) -> None:
-    """Print an execution's status, times and result or error."""
-    record = run_on_scheduler(database_url, schema, lambda s: s.status(execution_id))
+    """Print an execution's status, times, what it waits for, and its result or error."""
+
+    async def action(scheduler: DurableScheduler) -> tuple[ExecutionRecord, Any]:
+        record = await scheduler.status(execution_id)
+        return record, (await scheduler.pending_waits([record])).get(execution_id, ())
+
+    record, waits = run_on_scheduler(database_url, schema, action)
     if json_output:
         typer.echo(dumps(Execution.of(record)))
     else:
-        _echo_lines(timeline.summary_lines(record))
+        _echo_lines(timeline.summary_lines(record, waits))
 
 
 def show(
@@ -279,10 +283,9 @@ def list_(
     schema: Schema = None,
 ) -> None:
     """List executions, newest first, with the total number that match."""
-    page = run_on_scheduler(
-        database_url,
-        schema,
-        lambda s: s.list_executions(
+
+    async def action(scheduler: DurableScheduler) -> tuple[ExecutionPage, Any]:
+        page = await scheduler.list_executions(
             status=status,
             task_name=task,
             created_from=created_from,
@@ -292,8 +295,10 @@ def list_(
             descending=not ascending,
             limit=limit,
             offset=offset,
-        ),
-    )
+        )
+        return page, {} if json_output else await scheduler.pending_waits(page.items)
+
+    page, waits = run_on_scheduler(database_url, schema, action)
     if json_output:
         typer.echo(
             dumps(
@@ -319,10 +324,13 @@ def list_(
             timeline.duration(record.created_at, record.completed_at)
             if record.completed_at
             else "-",
+            "; ".join(timeline.wait_text(step) for step in waits.get(record.execution_id, ()))
+            or "-",
         ]
         for record in page.items
     ]
-    _echo_lines(timeline.table(["EXECUTION ID", "TASK", "STATUS", "RUNS", "CREATED", "TOOK"], rows))
+    headers = ["EXECUTION ID", "TASK", "STATUS", "RUNS", "CREATED", "TOOK", "WAITS FOR"]
+    _echo_lines(timeline.table(headers, rows))
     last = offset + len(page.items)
     typer.echo(f"{offset + 1}-{last} of {page.total} executions")
 
@@ -398,12 +406,12 @@ def _finish(
         )
         raise typer.Exit(EXIT_TIMED_OUT)
     if record.status is ExecutionStatus.FAILED:
-        fail(f"execution {name!r} failed: {timeline.error_text(record.error, limit=None)}")
+        fail(f"execution {name!r} failed: {timeline.error_text(record.error)}")
     if record.status is ExecutionStatus.CANCELLED:
         fail(f"execution {name!r} was cancelled")
     if not json_output:
         took = timeline.duration(record.created_at, record.completed_at or record.updated_at)
-        typer.echo(f"completed after {took}; result: {_full_json(record.result)}")
+        typer.echo(f"completed after {took}; result: {timeline.value_text(record.result, None)}")
 
 
 def _interrupted() -> None:
@@ -456,7 +464,3 @@ def stats(
 def _echo_lines(lines: Iterable[str]) -> None:
     for line in lines:
         typer.echo(line)
-
-
-def _full_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)

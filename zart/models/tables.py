@@ -216,6 +216,8 @@ class EventRow(Base):
     payload: Mapped[Any] = mapped_column(JSONValue)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Who sent it, as the sender said (``zart event send`` names the user and host).
+    sender: Mapped[str | None] = mapped_column(String(ID))
 
     __table_args__ = (UniqueConstraint("execution_id", "name"),)
 

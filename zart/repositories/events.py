@@ -27,11 +27,18 @@ def _record(row: Row[Any]) -> EventRecord:
         payload=m["payload"],
         received_at=m["received_at"],
         consumed_at=m["consumed_at"],
+        sender=m["sender"],
     )
 
 
 async def deliver_event(
-    conn: AsyncConnection, *, execution_id: str, name: str, payload: Any, now: datetime
+    conn: AsyncConnection,
+    *,
+    execution_id: str,
+    name: str,
+    payload: Any,
+    now: datetime,
+    sender: str | None = None,
 ) -> EventDelivery:
     """Store an event for an execution; wake the execution if its current run waits for it.
 
@@ -49,7 +56,13 @@ async def deliver_event(
     row = (
         await conn.execute(
             insert_ignoring_conflicts(conn, events, ["execution_id", "name"])
-            .values(execution_id=execution_id, name=name, payload=payload, received_at=now)
+            .values(
+                execution_id=execution_id,
+                name=name,
+                payload=payload,
+                received_at=now,
+                sender=sender,
+            )
             .returning(*events.c)
         )
     ).first()
@@ -66,6 +79,16 @@ async def get_event(conn: AsyncConnection, execution_id: str, name: str) -> Even
         )
     ).first()
     return None if row is None else _record(row)
+
+
+async def list_events(conn: AsyncConnection, execution_id: str) -> list[EventRecord]:
+    """Every event delivered to the execution, in the order they arrived."""
+    rows = await conn.execute(
+        select(events)
+        .where(events.c.execution_id == execution_id)
+        .order_by(events.c.received_at, events.c.event_id)
+    )
+    return [_record(row) for row in rows]
 
 
 async def consume_event(

@@ -156,6 +156,8 @@ class ExecutionDetail:
     runs: tuple[RunRecord, ...]
     run_id: str
     steps: tuple[StepDetail, ...]
+    #: Every event delivered to the execution, in the order they arrived.
+    events: tuple[EventRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +179,7 @@ class EventRecord:
     payload: Any
     received_at: datetime
     consumed_at: datetime | None
+    sender: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -644,6 +644,19 @@ async def list_steps(conn: AsyncConnection, run_id: str) -> list[StepRecord]:
     return [_record(r) for r in rows]
 
 
+async def list_waiting_steps(conn: AsyncConnection, run_ids: Sequence[str]) -> list[StepRecord]:
+    """The steps still waiting (a sleep, an event, a retry back-off) in the given runs, in
+    timeline order: what waiting executions wait for."""
+    if not run_ids:
+        return []
+    rows = await conn.execute(
+        select(steps)
+        .where(steps.c.run_id.in_(list(run_ids)), steps.c.status == StepStatus.WAITING.value)
+        .order_by(steps.c.run_id, steps.c.position, steps.c.step_id)
+    )
+    return [_record(r) for r in rows]
+
+
 async def list_step_attempts(
     conn: AsyncConnection, step_ids: Sequence[int]
 ) -> dict[int, list[StepAttemptRecord]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar, overload
@@ -42,6 +42,7 @@ from zart.repositories.records import (
     ExecutionRecord,
     Lease,
     StepDetail,
+    StepRecord,
 )
 from zart.runtime.registry import DurableHandler, ExecutionId, find_handler, registered_names
 from zart.scheduler.admin import AdminOperations
@@ -253,7 +254,8 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         ``run_id``, the current run by default.
 
         Raises :class:`~zart.ExecutionNotFound`, or :class:`~zart.RunNotFound` when the
-        execution has no run ``run_id``. Four queries, whatever the number of steps.
+        execution has no run ``run_id``. Five queries, whatever the number of steps (the last
+        reads the execution's events, with their arrival times and senders).
         """
         async with self._reads.begin() as conn:
             execution = await executions_repo.get_execution(conn, execution_id)
@@ -265,12 +267,30 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
                 raise RunNotFound(execution_id, shown)
             steps = await steps_repo.list_steps(conn, shown)
             attempts = await steps_repo.list_step_attempts(conn, [s.step_id for s in steps])
+            events = await events_repo.list_events(conn, execution_id)
         return ExecutionDetail(
             execution=execution,
             runs=tuple(runs),
             run_id=shown,
             steps=tuple(StepDetail(s, tuple(attempts[s.step_id])) for s in steps),
+            events=tuple(events),
         )
+
+    async def pending_waits(
+        self, executions: Iterable[ExecutionRecord]
+    ) -> dict[str, tuple[StepRecord, ...]]:
+        """What each of the ``waiting`` executions given waits for: its current run's waiting
+        steps (sleeps, event waits with their deadlines in ``wake_at``, retry back-offs), by
+        execution id. One query, whatever the number of executions."""
+        waiting = {
+            e.run_id: e.execution_id for e in executions if e.status is ExecutionStatus.WAITING
+        }
+        async with self._reads.connect() as conn:
+            steps = await steps_repo.list_waiting_steps(conn, list(waiting))
+        found: dict[str, list[StepRecord]] = {execution_id: [] for execution_id in waiting.values()}
+        for step in steps:
+            found[waiting[step.run_id]].append(step)
+        return {execution_id: tuple(items) for execution_id, items in found.items()}
 
     async def stats(self) -> dict[ExecutionStatus, int]:
         """How many executions are in each status (every status present, zero when none)."""
@@ -374,22 +394,35 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         payload: Any = None,
         *,
         session: AsyncSession | AsyncConnection | None = None,
+        sender: str | None = None,
     ) -> None:
         """Deliver the event ``name`` to an execution; a ``zart.wait_for_event(name)`` there
         returns ``payload`` (JSON, a pydantic model or a dataclass). The event is stored and the
         execution woken in one transaction (the caller's, with ``session=``); an event offered
-        before the execution reaches its wait is kept for it.
+        before the execution reaches its wait is kept for it. ``sender`` (who sent it, up to
+        255 characters) is stored with it for ``zart show``.
 
         Raises :class:`~zart.ExecutionNotFound`, :class:`~zart.EventNotAccepted` (finished or
         cancelled) or :class:`~zart.EventAlreadyDelivered`, storing nothing.
         """
         if not isinstance(name, str) or not name:
             raise InvalidPayload("an event needs a non-empty name")
+        if sender is not None and (
+            not isinstance(sender, str) or not 0 < len(sender) <= 255 or "\x00" in sender
+        ):
+            raise InvalidPayload(
+                "an event's sender must be a string of 1 to 255 characters without NUL"
+            )
         data = to_json(payload, name="event payload")
         check_size(data, self.runtime.max_payload_bytes, name="event payload")
         async with transaction(self.engine, session, self.schema) as conn:
             delivery = await events_repo.deliver_event(
-                conn, execution_id=execution_id, name=name, payload=data, now=self.clock.now()
+                conn,
+                execution_id=execution_id,
+                name=name,
+                payload=data,
+                now=self.clock.now(),
+                sender=sender,
             )
             if delivery.woke:
                 await wakeups.notify(conn, self.runtime.channel, delivery.task_name)

@@ -103,9 +103,11 @@ class SyncScheduler:
         """:meth:`DurableScheduler.wait`: blocks this thread until the execution finishes."""
         return self._call(self.scheduler.wait(execution_id, timeout))
 
-    def offer_event(self, execution_id: str, name: str, payload: Any = None) -> None:
+    def offer_event(
+        self, execution_id: str, name: str, payload: Any = None, *, sender: str | None = None
+    ) -> None:
         """:meth:`DurableScheduler.offer_event`."""
-        self._call(self.scheduler.offer_event(execution_id, name, payload))
+        self._call(self.scheduler.offer_event(execution_id, name, payload, sender=sender))
 
     def cancel(self, execution_id: str) -> bool:
         """:meth:`DurableScheduler.cancel`."""
