@@ -121,8 +121,9 @@ def _run_lines(runs: Sequence[RunRecord], shown: str) -> Iterator[str]:
 
 def _timeline_lines(detail: ExecutionDetail) -> Iterator[str]:
     record = detail.execution
-    yield (f"Step timeline: {len(detail.steps)} steps, in the order they ran ('at' counts from the")
-    yield "start of the execution; 'took' spans all attempts, waits between retries included)"
+    yield f"Step timeline: {len(detail.steps)} steps, in the order they ran ('at' counts from"
+    yield "the start of the execution; 'took' spans all attempts, waits between retries"
+    yield "included)"
     yield STEP_ROW.format("#", "step", "status", "attempts", "at", "took")
     events = {event.name: event for event in detail.events}
     for number, item in enumerate(detail.steps, start=1):
