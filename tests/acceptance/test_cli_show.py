@@ -81,11 +81,13 @@ async def test_an_event_wait_its_arrival_and_sender(database_url: str) -> None:
 
 
 async def test_a_cancelled_executions_wait_is_no_longer_pending(database_url: str) -> None:
-    async with zart.DurableScheduler(database_url, inline_wait_limit=0) as scheduler:
-        async with scheduler.run_worker(task_names=[order.name], **WORKER):
-            execution_id = await scheduler.start(order, "desk", execution_id="order-2")
-            await waiting(scheduler, execution_id)
-            assert await scheduler.cancel(execution_id)
+    async with (
+        zart.DurableScheduler(database_url, inline_wait_limit=0) as scheduler,
+        scheduler.run_worker(task_names=[order.name], **WORKER),
+    ):
+        execution_id = await scheduler.start(order, "desk", execution_id="order-2")
+        await waiting(scheduler, execution_id)
+        assert await scheduler.cancel(execution_id)
 
     shown = await cli(database_url, "show", execution_id)
     status = await cli(database_url, "status", execution_id)
@@ -97,13 +99,15 @@ async def test_a_cancelled_executions_wait_is_no_longer_pending(database_url: st
 
 
 async def test_a_long_error_wraps_and_is_never_cut(database_url: str) -> None:
-    async with zart.DurableScheduler(database_url, inline_wait_limit=0) as scheduler:
-        async with scheduler.run_worker(task_names=[order.name], **WORKER):
-            execution_id = await scheduler.start(order, "vase", execution_id="order-3")
-            await waiting(scheduler, execution_id)
-            await scheduler.offer_event(execution_id, "approval", "refused")
-            record = await scheduler.wait_finished(execution_id, timeout=30)
-            assert record.status is ExecutionStatus.FAILED
+    async with (
+        zart.DurableScheduler(database_url, inline_wait_limit=0) as scheduler,
+        scheduler.run_worker(task_names=[order.name], **WORKER),
+    ):
+        execution_id = await scheduler.start(order, "vase", execution_id="order-3")
+        await waiting(scheduler, execution_id)
+        await scheduler.offer_event(execution_id, "approval", "refused")
+        record = await scheduler.wait_finished(execution_id, timeout=30)
+        assert record.status is ExecutionStatus.FAILED
 
     shown = await cli(database_url, "show", execution_id)
     status = await cli(database_url, "status", execution_id)
