@@ -15,6 +15,7 @@ from tests.integration.runtime_helpers import count, seen, steps_of, times, wait
 from zart import DurableScheduler
 from zart.models import StepStatus, TimerKind
 from zart.repositories import timers as timers_repo
+from zart.testing import FakeClock, run_to_completion
 
 # claim_ahead=0: these tests watch a short sleep suspend, which a worker claiming sleepers due
 # within its claim_ahead window would take back at once (tests/integration/test_claim_ahead.py).
@@ -313,23 +314,26 @@ async def simultaneous(data: dict[str, Any]) -> list[Any]:
     )
 
 
-async def test_waits_registered_at_the_same_moment_are_all_stored(
-    suspending: DurableScheduler,
-) -> None:
-    async with suspending.run_worker(**WORKER):
-        execution_id = await suspending.start(simultaneous, {})
-        waiting = await wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
-        steps = await steps_of(suspending, execution_id)
+async def test_waits_registered_at_the_same_moment_are_all_stored(database_url: str) -> None:
+    # On a FakeClock: the sleep cannot come due (and its timer be fired by a claim) between
+    # the suspension and the look at the timers, however loaded the machine is.
+    async with (
+        DurableScheduler(database_url, clock=FakeClock(), inline_wait_limit=0) as frozen,
+        frozen.run_worker(**WORKER),
+    ):
+        execution_id = await frozen.start(simultaneous, {})
+        waiting = await wait_for_status(frozen, execution_id, zart.ExecutionStatus.WAITING)
+        steps = await steps_of(frozen, execution_id)
         assert {name: s.status for name, s in steps.items()} == {
             "pause": StepStatus.WAITING,
             "signal": StepStatus.WAITING,
         }
-        async with suspending.engine.connect() as conn:
+        async with frozen.engine.connect() as conn:
             pending = await timers_repo.pending_timers(conn, waiting.run_id)
         assert sorted(t.kind for t in pending) == sorted([TimerKind.SLEEP, TimerKind.EVENT_TIMEOUT])
         assert waiting.claimable_at == steps["pause"].wake_at  # the earlier of the two timers
-        await suspending.offer_event(execution_id, "signal", "go")
-        assert await suspending.wait(execution_id, timeout=10) == [None, "go"]
+        await frozen.offer_event(execution_id, "signal", "go")
+        assert await run_to_completion(frozen, execution_id, timeout=10) == [None, "go"]
 
 
 @zart.step("backoff-{n}", retry="fixed(1, 300ms)")
