@@ -55,7 +55,7 @@ def installed_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     offline = ["--no-deps", "--no-index"]
     build = [*pip, "wheel", *offline, "--no-build-isolation", "-w", str(wheels)]
     run([*build, str(REPOSITORY_ROOT)], cwd=work)
-    (wheel,) = wheels.glob("zart-*.whl")
+    (wheel,) = wheels.glob("zart_durable-*.whl")
 
     venv = work / "venv"
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=work)

@@ -7,7 +7,7 @@
 - :func:`lifespan`, :func:`session_scheduler` and :class:`SessionScheduler` — Zart inside
   your own FastAPI app (``docs/fastapi.md``).
 
-Needs the ``api`` extra: ``pip install 'zart[api]'``.
+Needs the ``api`` extra: ``pip install 'zart-durable[api]'``.
 """
 
 from zart.api.app import ApiSettings, create_app

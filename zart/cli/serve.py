@@ -60,7 +60,7 @@ def serve(
 
         from zart.api import ApiSettings, create_app
     except ImportError as exc:  # pragma: no cover - depends on the installation
-        fail(f"zart serve needs the api extra (pip install 'zart[api]'): {exc}")
+        fail(f"zart serve needs the api extra (pip install 'zart-durable[api]'): {exc}")
     scheduler = app_or_url(context, app, modules, database_url, schema)
     token = scheduler.settings.api_token  # ZART_API_TOKEN, unless the app's settings say
     if token is None and not is_loopback(host) and not insecure:

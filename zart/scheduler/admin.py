@@ -128,8 +128,9 @@ class AdminOperations(SchedulerBase):
     ) -> NewRun:
         """Start a new run (``trigger="selective_rerun"``) that keeps the stored outcomes of
         ``preserve_steps`` (copied with their attempts in the same transaction) and runs every
-        other step again. Steps that did not complete (failed, waiting) are always rerun, and
-        a step named in both lists is refused. Raises :class:`~zart.ExecutionNotFound` or
+        other step again, named in ``rerun_steps`` or not (only what is preserved is kept).
+        Steps that did not complete (failed, waiting) are always rerun, and a step named in
+        both lists is refused. Raises :class:`~zart.ExecutionNotFound` or
         :class:`~zart.InvalidPayload` for a name the current run does not have.
         """
         rerun, preserve = set(rerun_steps), set(preserve_steps)
