@@ -144,25 +144,17 @@ def worker(
     """
     scheduler = app_or_url(context, app, modules, database_url, schema)
     names = registered_names()
-    options = scheduler.settings.worker_settings(
-        concurrency=concurrency,
-        lease_timeout=lease_timeout,
-        poll_interval=poll_interval,
-        shutdown_timeout=shutdown_timeout,
-        claim_ahead=claim_ahead,
-        claim_ahead_limit=claim_ahead_limit,
-    )
-
     async def serve() -> None:
         async with (
             contextlib.aclosing(_Closing(scheduler)),
+            # Options not given (None) come from the scheduler's settings.
             scheduler.run_worker(
-                concurrency=options.concurrency,
-                lease_timeout=options.lease_timeout,
-                poll_interval=options.poll_interval,
-                shutdown_timeout=options.shutdown_timeout,
-                claim_ahead=options.claim_ahead,
-                claim_ahead_limit=options.claim_ahead_limit,
+                concurrency=concurrency,
+                lease_timeout=lease_timeout,
+                poll_interval=poll_interval,
+                shutdown_timeout=shutdown_timeout,
+                claim_ahead=claim_ahead,
+                claim_ahead_limit=claim_ahead_limit,
                 task_names=names,
             ) as running,
         ):
@@ -174,7 +166,7 @@ def worker(
                 loop.add_signal_handler(signum, stop.set)
             typer.echo(
                 f"worker {running.worker_id} running {', '.join(names)}"
-                f" (concurrency {options.concurrency}); Ctrl-C stops it",
+                f" (concurrency {running.settings.concurrency}); Ctrl-C stops it",
                 err=True,
             )
             stopped = asyncio.create_task(running.wait_stopped(), name="zart-worker-stopped")
