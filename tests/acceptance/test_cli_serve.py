@@ -3,6 +3,7 @@ and runs executions with ``--with-worker``, and the refusal of a public bind wit
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -14,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from examples.fastapi_app.database import create_app_engine
+from examples.fastapi_app.models import Base, User
 from tests.acceptance.test_cli_worker import ROOT, zart
 
 
@@ -24,24 +27,11 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture
-def server(database_url: str) -> Iterator[str]:
+def served(arguments: list[str], env: dict[str, str]) -> Iterator[str]:
+    """``zart serve ARGUMENTS --port N`` until it answers; its base URL."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZART_")}
-    env["ZART_API_TOKEN"] = "t0ken"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "zart",
-            "serve",
-            "tests.acceptance.crash_flow",
-            "--port",
-            str(port),
-            "--with-worker",
-            "--database-url",
-            database_url,
-        ],
+        [sys.executable, "-m", "zart", "serve", *arguments, "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -62,6 +52,45 @@ def server(database_url: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.communicate(timeout=30)  # closes the pipe too
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZART_")}
+    env["ZART_API_TOKEN"] = "t0ken"
+    arguments = ["tests.acceptance.crash_flow", "--with-worker", "--database-url", database_url]
+    yield from served(arguments, env)
+
+
+def test_serve_app_serves_the_applications_scheduler(database_url: str) -> None:
+    """``--app``: the application's engine (APP_DATABASE_URL) and handlers, no ZART_* at all."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZART_", "APP_"))}
+    env["APP_DATABASE_URL"] = database_url
+    arguments = ["--app", "examples.fastapi_app.durable:scheduler", "--with-worker"]
+    asyncio.run(_application_tables_with_a_user(database_url))
+    for base in served(arguments, env):
+        assert httpx.get(f"{base}/readyz").text == "ok"
+        started = httpx.post(
+            f"{base}/api/v1/executions",
+            json={"taskName": "user-onboarding", "payload": {"user_id": 1, "email": "a@b.c"}},
+        )
+        assert started.status_code == 201, started.text
+        execution_id = started.json()["durableExecutionId"]
+        finished = httpx.get(
+            f"{base}/api/v1/executions/{execution_id}/wait", params={"timeoutSecs": 30}, timeout=40
+        )
+        assert finished.json()["status"] == "completed", finished.text
+        assert finished.json()["result"] == "a@b.c onboarded with 10 credits"
+
+
+async def _application_tables_with_a_user(database_url: str) -> None:
+    engine = create_app_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+            await conn.execute(User.__table__.insert().values(id=1, email="a@b.c"))
+    finally:
+        await engine.dispose()
 
 
 def test_serve_answers_health_checks_and_runs_executions(server: str, tmp_path: Path) -> None:

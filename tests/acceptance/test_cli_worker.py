@@ -75,3 +75,60 @@ def test_a_negative_claim_ahead_is_refused_before_anything_runs(option: str) -> 
     assert result.returncode == 2
     assert option in result.stderr
     assert "cannot connect" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--app", "examples.fastapi_app.durable"], "--app takes MODULE:ATTR"),
+        (["--app", "no_such_app:scheduler"], "cannot import the --app module 'no_such_app'"),
+        (
+            ["--app", "examples.fastapi_app.durable:nothing"],
+            "--app examples.fastapi_app.durable:nothing: module 'examples.fastapi_app.durable'"
+            " has no attribute 'nothing'",
+        ),
+        (
+            ["--app", "examples.fastapi_app.durable:scheduler_for"],  # a function needing an arg
+            "--app examples.fastapi_app.durable:scheduler_for is a function, not a",
+        ),
+        (
+            ["--app", "examples.fastapi_app.database:DEFAULT_DATABASE_URL"],
+            "--app examples.fastapi_app.database:DEFAULT_DATABASE_URL is a str, not a"
+            " zart.DurableScheduler",
+        ),
+        (
+            [
+                "--app",
+                "examples.fastapi_app.durable:scheduler",
+                "--database-url",
+                "sqlite+aiosqlite:///other.db",
+            ],
+            "--app and --database-url: the application's scheduler names its database itself",
+        ),
+    ],
+)
+def test_a_bad_app_is_one_error_line(arguments: list[str], message: str) -> None:
+    result = zart("worker", *arguments)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: {message}"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_an_app_whose_settings_do_not_fit_is_one_error_line() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZART_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "zart", "worker", "--app", "examples.fastapi_app.durable:scheduler"],
+        cwd=ROOT,
+        env={**env, "ZART_CONCURRENCY": "none"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "error: --app examples.fastapi_app.durable:scheduler: invalid Zart settings:"
+        " concurrency (ZART_CONCURRENCY)"
+    ), result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import json
 import sys
 import threading
@@ -119,13 +120,23 @@ def load_app(target: str) -> DurableScheduler:
                 found = getattr(found, part)
             except AttributeError:
                 fail(f"--app {target}: module {module_name!r} has no attribute {attribute!r}")
-        if not isinstance(found, DurableScheduler) and callable(found):
+        if inspect.isroutine(found) and _takes_nothing(found):  # a factory
             found = found()
     except ZartError as exc:  # the application's settings or handlers do not fit
         fail(f"--app {target}: {exc}")
     if not isinstance(found, DurableScheduler):
         fail(f"--app {target} is a {type(found).__name__}, not a zart.DurableScheduler")
     return found
+
+
+def _takes_nothing(function: Callable[..., Any]) -> bool:
+    try:
+        inspect.signature(function).bind()
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin): let the call say
+        return True
+    return True
 
 
 def import_module(name: str, what: str = "module") -> ModuleType:

@@ -144,6 +144,7 @@ def worker(
     """
     scheduler = app_or_url(context, app, modules, database_url, schema)
     names = registered_names()
+
     async def serve() -> None:
         async with (
             contextlib.aclosing(_Closing(scheduler)),
