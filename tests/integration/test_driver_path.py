@@ -21,6 +21,7 @@ from tests.factories import (
     completed_step,
     new_execution,
     new_id,
+    run_on,
 )
 from zart import DurableScheduler
 from zart.database import DriverConnections, create_engine, with_schema
@@ -37,7 +38,7 @@ from zart.models import (
     TimerKind,
     table_of,
 )
-from zart.repositories import executions, raw, steps, timers, wakeups
+from zart.repositories import executions, leases, raw, steps, timers, wakeups
 from zart.repositories.records import AttemptOutcome, ClaimedExecution, ExecutionRecord, Lease
 from zart.runtime.checkpoints import checkpoint_batcher
 from zart.runtime.execution import execute
@@ -93,7 +94,7 @@ async def test_a_driver_checkpoint_stores_what_the_engine_path_stores(engine: As
     assert written.completed_at == T0
     assert written.created_at == T0
     async with engine.connect() as conn:  # committed, and read back the same by SQLAlchemy
-        assert await steps.load_run_outcomes(conn, record.run_id) == {"a": written}
+        assert await run_on(conn, steps.load_run_outcomes, record.run_id) == {"a": written}
     assert loaded == {record.run_id: {"a": written}, "none": {}}
     assert await _count(engine, attempt_rows) == 1
     assert await _count(engine, step_rows) == 1  # the fenced-out "b" wrote nothing
@@ -151,8 +152,8 @@ async def test_driver_claim_and_finish_are_fenced(engine: AsyncEngine) -> None:
     assert done.status is ExecutionStatus.COMPLETED
     assert done.result == {"ok": [1]}
     async with engine.connect() as conn:
-        assert done == await executions.get_execution(conn, first.execution_id)
-        stored = await executions.get_execution(conn, second.execution_id)
+        assert done == await run_on(conn, executions.get_execution, first.execution_id)
+        stored = await run_on(conn, executions.get_execution, second.execution_id)
         run = (await conn.execute(select(run_rows).where(run_rows.c.run_id == first.run_id))).one()
     assert stored is not None
     assert stored.status is ExecutionStatus.RUNNING
@@ -210,7 +211,7 @@ async def test_driver_statements_follow_the_configured_schema(database_url: str)
         assert seen
         assert "jobs.zart_steps" in seen[0]
         async with engine.connect() as conn:
-            assert set(await steps.load_run_outcomes(conn, record.run_id)) == {"a"}
+            assert set(await run_on(conn, steps.load_run_outcomes, record.run_id)) == {"a"}
         async with base.connect() as conn:  # nothing in the default schema's tables
             assert await conn.scalar(select(func.count()).select_from(step_rows)) == 0
     finally:
@@ -241,10 +242,13 @@ async def test_a_claim_completes_due_sleeps_only(engine: AsyncEngine) -> None:
             waiting("later", StepKind.SLEEP, 60),
             waiting("retry", StepKind.STEP, 1),
         ):
-            await steps.record_step_outcome(conn, lease, outcome, now=T0)
+            await run_on(conn, steps.record_step_outcome, lease, outcome, now=T0)
         now = T0 + timedelta(seconds=2)
-        assert await steps.complete_due_sleeps(conn, [record.run_id, "other-run"], now=now) == 1
-        outcomes = await steps.load_run_outcomes(conn, record.run_id)
+        assert (
+            await run_on(conn, steps.complete_due_sleeps, [record.run_id, "other-run"], now=now)
+            == 1
+        )
+        outcomes = await run_on(conn, steps.load_run_outcomes, record.run_id)
     due = outcomes["due"]
     assert (due.status, due.result, due.attempts, due.completed_at) == (
         StepStatus.COMPLETED,
@@ -278,9 +282,10 @@ async def test_a_waking_claim_fires_timers_and_completes_sleeps_of_woken_runs_on
                 attempts=0,
                 wake_at=T0 + timedelta(seconds=seconds),
             )
-            await steps.record_step_outcome(conn, lease, outcome, now=T0)
-            await timers.create_timer(
+            await run_on(conn, steps.record_step_outcome, lease, outcome, now=T0)
+            await run_on(
                 conn,
+                timers.create_timer,
                 execution_id=record.execution_id,
                 run_id=record.run_id,
                 name=name,
@@ -292,7 +297,7 @@ async def test_a_waking_claim_fires_timers_and_completes_sleeps_of_woken_runs_on
 
     async with engine.begin() as conn:
         woken, lease = await asleep(conn)
-        await executions.suspend_execution(conn, lease, run_id=woken.run_id, now=T0)
+        await run_on(conn, leases.suspend_execution, lease, run_id=woken.run_id, now=T0)
         # Its worker died mid-sleep: the lease (1 s) expires before the claim below.
         taken_over, _ = await asleep(conn, lease_timeout=timedelta(seconds=1))
     now = T0 + timedelta(seconds=2)
@@ -316,10 +321,12 @@ async def test_a_waking_claim_fires_timers_and_completes_sleeps_of_woken_runs_on
         taken_over.execution_id: ExecutionStatus.RUNNING,
     }
     async with engine.connect() as conn:
-        woken_steps = await steps.load_run_outcomes(conn, woken.run_id)
-        kept_steps = await steps.load_run_outcomes(conn, taken_over.run_id)
-        woken_pending = [t.name for t in await timers.pending_timers(conn, woken.run_id)]
-        kept_pending = [t.name for t in await timers.pending_timers(conn, taken_over.run_id)]
+        woken_steps = await run_on(conn, steps.load_run_outcomes, woken.run_id)
+        kept_steps = await run_on(conn, steps.load_run_outcomes, taken_over.run_id)
+        woken_pending = [t.name for t in await run_on(conn, timers.pending_timers, woken.run_id)]
+        kept_pending = [
+            t.name for t in await run_on(conn, timers.pending_timers, taken_over.run_id)
+        ]
     nap = woken_steps["nap"]
     assert (nap.status, nap.result, nap.attempts, nap.completed_at) == (
         StepStatus.COMPLETED,
@@ -365,8 +372,8 @@ async def test_a_woken_sleeper_passes_its_sleep_without_a_checkpoint(database_ur
             raw.statement_observers.remove(count)
             event.remove(scheduler.engine.sync_engine, "before_cursor_execute", counted)
         async with scheduler.engine.connect() as conn:
-            timeline = await steps.load_run_outcomes(
-                conn, (await scheduler.status(execution_id)).run_id
+            timeline = await run_on(
+                conn, steps.load_run_outcomes, (await scheduler.status(execution_id)).run_id
             )
     assert result == "awake"
     nap = timeline["nap"]
@@ -388,8 +395,12 @@ async def test_a_group_of_checkpoints_is_fenced_item_by_item(engine: AsyncEngine
         lost = await new_execution(conn)
         done = await new_execution(conn)
         leases = {c.execution.execution_id: c.lease for c in await claim(conn, worker_id="w")}
-        await steps.record_step_outcome(
-            conn, leases[done.execution_id], completed_step(done.run_id, "a", "first"), now=T0
+        await run_on(
+            conn,
+            steps.record_step_outcome,
+            leases[done.execution_id],
+            completed_step(done.run_id, "a", "first"),
+            now=T0,
         )
         await conn.execute(  # someone else took `lost` over
             text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
@@ -423,10 +434,12 @@ async def test_a_group_of_checkpoints_is_fenced_item_by_item(engine: AsyncEngine
     assert second.result is None
     assert second.position == 1
     async with engine.connect() as conn:
-        assert await steps.load_run_outcomes(conn, kept.run_id) == {"a": first, "b": second}
-        assert await steps.load_run_outcomes(conn, lost.run_id) == {}
-        assert (await steps.load_run_outcomes(conn, done.run_id))["a"].result == "first"
-        stored_attempts = await steps.list_step_attempts(conn, [first.step_id, second.step_id])
+        assert await run_on(conn, steps.load_run_outcomes, kept.run_id) == {"a": first, "b": second}
+        assert await run_on(conn, steps.load_run_outcomes, lost.run_id) == {}
+        assert (await run_on(conn, steps.load_run_outcomes, done.run_id))["a"].result == "first"
+        stored_attempts = await run_on(
+            conn, steps.list_step_attempts, [first.step_id, second.step_id]
+        )
     assert [a.attempt_number for a in stored_attempts[first.step_id]] == [0]
     assert stored_attempts[second.step_id] == []
 
@@ -464,7 +477,11 @@ async def test_concurrent_checkpoints_share_statements_on_postgresql(database_ur
             raw.statement_observers.remove(seen)
         async with scheduler.engine.connect() as conn:
             counts = [
-                len(await steps.load_run_outcomes(conn, (await scheduler.status(eid)).run_id))
+                len(
+                    await run_on(
+                        conn, steps.load_run_outcomes, (await scheduler.status(eid)).run_id
+                    )
+                )
                 for eid in ids
             ]
     assert results == [45] * 32
@@ -505,7 +522,7 @@ async def test_a_group_of_finishes_is_fenced_item_by_item(engine: AsyncEngine) -
     assert (bad.status, bad.error) == (ExecutionStatus.FAILED, {"kind": "x"})
     assert isinstance(refused, LeaseLost)
     async with engine.connect() as conn:
-        untouched = await executions.get_execution(conn, lost.execution_id)
+        untouched = await run_on(conn, executions.get_execution, lost.execution_id)
         run_rows_now = {
             row.run_id: row
             for row in await conn.execute(
@@ -532,8 +549,9 @@ async def test_a_group_finish_returns_what_a_read_of_the_rows_gives(engine: Asyn
     async with engine.begin() as conn:
         done = await new_execution(conn, payload=payload)
         failed = (
-            await executions.create_execution(
+            await run_on(
                 conn,
+                executions.create_execution,
                 execution_id=new_id(),
                 task_name="onboarding",
                 payload=[1, None],
@@ -569,8 +587,9 @@ async def test_a_group_finish_returns_what_a_read_of_the_rows_gives(engine: Asyn
             }
         async with engine.begin() as conn:
             # A heartbeat moves claimable_at under the lease; another worker takes `lost`.
-            renewed, _ = await executions.renew_leases(
+            renewed, _ = await run_on(
                 conn,
+                leases.renew_leases,
                 [c.lease for c in claimed.values()],
                 now=T0 + timedelta(seconds=5),
                 lease_timeout=LEASE,
@@ -580,7 +599,7 @@ async def test_a_group_finish_returns_what_a_read_of_the_rows_gives(engine: Asyn
                 text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
                 {"e": lost.execution_id},
             )
-            before = await executions.get_execution(conn, lost.execution_id)
+            before = await run_on(conn, executions.get_execution, lost.execution_id)
         async with driver.connection() as session:
             ok, bad, refused = await executions.finish_executions_driver(
                 session,
@@ -595,7 +614,7 @@ async def test_a_group_finish_returns_what_a_read_of_the_rows_gives(engine: Asyn
         await driver.close()
     async with engine.connect() as conn:
         stored = {
-            e.execution_id: await executions.get_execution(conn, e.execution_id)
+            e.execution_id: await run_on(conn, executions.get_execution, e.execution_id)
             for e in (done, failed, lost)
         }
     assert isinstance(refused, LeaseLost)
@@ -637,8 +656,9 @@ async def test_a_run_returns_its_finished_execution_as_stored(database_url: str)
         now = scheduler.clock.now()
         async with scheduler.engine.begin() as conn:  # started by name, no deadline stored
             for task_name, payload in (("driver-timed", {"a": 1}), ("driver-timed-failing", {})):
-                await executions.create_execution(
+                await run_on(
                     conn,
+                    executions.create_execution,
                     execution_id=new_id(),
                     task_name=task_name,
                     payload={"why": "no", **payload},
@@ -667,7 +687,7 @@ async def test_a_run_returns_its_finished_execution_as_stored(database_url: str)
             for record in finished:
                 assert record is not None
                 assert record.deadline_at is None
-                assert record == await executions.get_execution(conn, record.execution_id)
+                assert record == await run_on(conn, executions.get_execution, record.execution_id)
     assert sorted(r.status for r in finished if r is not None) == [COMPLETED, FAILED]
 
 
@@ -706,7 +726,7 @@ async def test_a_group_whose_first_result_is_a_list_is_stored_as_json(
     assert [getattr(r, "result", r) for r in stored] == [[1, 2], None]
     assert [getattr(r, "result", r) for r in finished] == [[[1], "x"], None]
     async with engine.connect() as conn:
-        assert (await steps.load_run_outcomes(conn, first.run_id))["a"].result == [1, 2]
+        assert (await run_on(conn, steps.load_run_outcomes, first.run_id))["a"].result == [1, 2]
 
 
 @pytest.mark.postgresql_only
@@ -739,7 +759,7 @@ async def test_a_cancelled_caller_leaves_its_group_and_its_outcome_stored(
     assert [getattr(r, "result", r) for r in done[:2]] == [0, 1]
     assert isinstance(done[2], asyncio.CancelledError)
     async with engine.connect() as conn:
-        assert (await steps.load_run_outcomes(conn, runs[2].run_id))["a"].result == 2
+        assert (await run_on(conn, steps.load_run_outcomes, runs[2].run_id))["a"].result == 2
 
 
 @pytest.mark.postgresql_only
@@ -761,7 +781,7 @@ async def test_a_grouped_retry_keeps_the_rows_position_and_creation(engine: Asyn
             error={"kind": "business"},
             wake_at=T0,
         )
-        await steps.record_step_outcome(conn, leases[first.execution_id], waiting, now=T0)
+        await run_on(conn, steps.record_step_outcome, leases[first.execution_id], waiting, now=T0)
     retried = steps.StepOutcome(
         run_id=first.run_id,
         name="a",
@@ -790,5 +810,5 @@ async def test_a_grouped_retry_keeps_the_rows_position_and_creation(engine: Asyn
     assert not isinstance(fresh, BaseException)
     assert (record.position, record.created_at, record.updated_at) == (0, T0, later)
     async with engine.connect() as conn:
-        assert (await steps.load_run_outcomes(conn, first.run_id))["a"] == record
-        assert (await steps.load_run_outcomes(conn, other.run_id))["b"] == fresh
+        assert (await run_on(conn, steps.load_run_outcomes, first.run_id))["a"] == record
+        assert (await run_on(conn, steps.load_run_outcomes, other.run_id))["b"] == fresh

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 import zart
-from tests.factories import T0, claim, completed_step, new_execution
+from tests.factories import T0, claim, completed_step, new_execution, run_on
 from zart import DurableScheduler
 from zart.database import SQLiteWriter, create_engine
 from zart.errors import LeaseLost
@@ -109,8 +109,8 @@ async def test_a_refused_checkpoint_does_not_fail_its_writer_group(sqlite_url: s
             return_exceptions=True,
         )
         async with engine.connect() as conn:
-            stored = await steps_repo.load_run_outcomes(conn, kept.run_id)
-            nothing = await steps_repo.load_run_outcomes(conn, lost.run_id)
+            stored = await run_on(conn, steps_repo.load_run_outcomes, kept.run_id)
+            nothing = await run_on(conn, steps_repo.load_run_outcomes, lost.run_id)
     finally:
         await writer.close()
         await engine.dispose()

@@ -90,21 +90,25 @@ LOCK = Statement(
 )
 RETRY_STEP = Statement(
     "retry_step",
-    lambda _d: update(steps)
-    .where(steps.c.step_id == bindparam("step_id"))
-    .values(
-        status=StepStatus.WAITING.value,
-        wake_at=None,
-        deadline_at=None,
-        completed_at=None,
-        updated_at=_now(steps.c.updated_at),
+    lambda _d: (
+        update(steps)
+        .where(steps.c.step_id == bindparam("step_id"))
+        .values(
+            status=StepStatus.WAITING.value,
+            wake_at=None,
+            deadline_at=None,
+            completed_at=None,
+            updated_at=_now(steps.c.updated_at),
+        )
     ),
 )
 REOPEN_RUN = Statement(
     "reopen_run",
-    lambda _d: update(runs)
-    .where(runs.c.run_id == bindparam("run_id"))
-    .values(status=ExecutionStatus.SCHEDULED.value, result=None, error=None, completed_at=None),
+    lambda _d: (
+        update(runs)
+        .where(runs.c.run_id == bindparam("run_id"))
+        .values(status=ExecutionStatus.SCHEDULED.value, result=None, error=None, completed_at=None)
+    ),
 )
 REOPEN = Statement(
     "reopen_execution", lambda _d: update(executions).where(_execution()).values(_reopened())
@@ -117,9 +121,11 @@ LAST_RUN_INDEX = Statement(
 )
 CLOSE_RUN = Statement(
     "close_run",
-    lambda d: update(runs)
-    .where(runs.c.run_id == bindparam("run_id"), one_of(runs.c.status, "active", d))
-    .values(status=ExecutionStatus.CANCELLED.value, completed_at=_now(runs.c.completed_at)),
+    lambda d: (
+        update(runs)
+        .where(runs.c.run_id == bindparam("run_id"), one_of(runs.c.status, "active", d))
+        .values(status=ExecutionStatus.CANCELLED.value, completed_at=_now(runs.c.completed_at))
+    ),
 )
 NEW_RUN = Statement(
     "new_run",
@@ -136,15 +142,17 @@ NEW_RUN = Statement(
 )
 COPY_STEP = Statement(
     "copy_step",
-    lambda _d: steps.insert()
-    .from_select(
-        ["run_id", *_STEP_COPIED],
-        select(
-            bindparam("run_id", type_=steps.c.run_id.type),
-            *(steps.c[c] for c in _STEP_COPIED),
-        ).where(steps.c.step_id == bindparam("step_id")),
-    )
-    .returning(steps.c.step_id),
+    lambda _d: (
+        steps.insert()
+        .from_select(
+            ["run_id", *_STEP_COPIED],
+            select(
+                bindparam("run_id", type_=steps.c.run_id.type),
+                *(steps.c[c] for c in _STEP_COPIED),
+            ).where(steps.c.step_id == bindparam("step_id")),
+        )
+        .returning(steps.c.step_id)
+    ),
 )
 COPY_ATTEMPTS = Statement(
     "copy_attempts",
@@ -158,31 +166,33 @@ COPY_ATTEMPTS = Statement(
 )
 OFFER_EVENTS_AGAIN = Statement(
     "offer_events_again",
-    lambda d: update(events)
-    .where(
-        events.c.execution_id == bindparam("execution_id"),
-        events.c.consumed_at.is_not(None),
-        ~one_of(events.c.name, "kept", d),
-    )
-    .values(consumed_at=None),
+    lambda d: (
+        update(events)
+        .where(
+            events.c.execution_id == bindparam("execution_id"),
+            events.c.consumed_at.is_not(None),
+            ~one_of(events.c.name, "kept", d),
+        )
+        .values(consumed_at=None)
+    ),
 )
 START_RUN = Statement(
     "start_new_run",
-    lambda _d: update(executions)
-    .where(_execution())
-    .values(
-        _reopened(
-            current_run_id=bindparam("run_id"),
-            run_count=executions.c.run_count + 1,
-            payload=bindparam("payload", type_=executions.c.payload.type),
+    lambda _d: (
+        update(executions)
+        .where(_execution())
+        .values(
+            _reopened(
+                current_run_id=bindparam("run_id"),
+                run_count=executions.c.run_count + 1,
+                payload=bindparam("payload", type_=executions.c.payload.type),
+            )
         )
     ),
 )
 
 
-def lock_execution_record(
-    backend: Backend, execution_id: str
-) -> Operation[ExecutionRecord | None]:
+def lock_execution_record(backend: Backend, execution_id: str) -> Operation[ExecutionRecord | None]:
     """The execution, its row locked for the rest of the transaction (``None``: unknown)."""
     yield LOCK, {"execution_id": execution_id}
     return (yield from get_execution(backend, execution_id))
@@ -231,26 +241,34 @@ def start_new_run(
     run_index = int(last[0]["last"] or 0) + 1 if last else 1
     run_id = str(uuid.uuid4())
     yield CLOSE_RUN, {"run_id": execution.run_id, "active": ACTIVE_VALUES, "now": now}
-    yield NEW_RUN, {
-        "run_id": run_id,
-        "execution_id": execution_id,
-        "run_index": run_index,
-        "payload": payload,
-        "trigger": trigger.value,
-        "triggered_by": triggered_by,
-        "now": now,
-    }
+    yield (
+        NEW_RUN,
+        {
+            "run_id": run_id,
+            "execution_id": execution_id,
+            "run_index": run_index,
+            "payload": payload,
+            "trigger": trigger.value,
+            "triggered_by": triggered_by,
+            "now": now,
+        },
+    )
     for step in preserved:  # each step with its attempts, from the rows themselves
         copied = yield COPY_STEP, {"run_id": run_id, "step_id": step.step_id}
         yield COPY_ATTEMPTS, {"new_step_id": copied[0]["step_id"], "step_id": step.step_id}
     kept_events = [s.name for s in preserved if s.kind is StepKind.EVENT]
     yield OFFER_EVENTS_AGAIN, {"execution_id": execution_id, "kept": kept_events}
-    yield START_RUN, {
-        "execution_id": execution_id,
-        "run_id": run_id,
-        "payload": payload,
-        "deadline_at": deadline_at,
-        "now": now,
-    }
-    found = [r for r in (yield from runs_repo.list_runs(backend, execution_id)) if r.run_id == run_id]
+    yield (
+        START_RUN,
+        {
+            "execution_id": execution_id,
+            "run_id": run_id,
+            "payload": payload,
+            "deadline_at": deadline_at,
+            "now": now,
+        },
+    )
+    found = [
+        r for r in (yield from runs_repo.list_runs(backend, execution_id)) if r.run_id == run_id
+    ]
     return found[0]

@@ -238,10 +238,12 @@ CLAIM_AND_WAKE = Statement("claim", _claim_and_wake)
 CLAIM_DUE = Statement("claim_due", _candidates)
 CLAIM_UPDATE = Statement(
     "claim_update",
-    lambda d: update(executions)
-    .where(one_of(executions.c.execution_id, "ids", d))
-    .values(_leased())
-    .returning(*executions.c),
+    lambda d: (
+        update(executions)
+        .where(one_of(executions.c.execution_id, "ids", d))
+        .values(_leased())
+        .returning(*executions.c)
+    ),
 )
 CLAIM_AHEAD = Statement("claim_ahead", _claim_ahead)
 STILL_HELD = Statement(
@@ -255,11 +257,12 @@ RELEASE_HELD = Statement("release_held", _release_held)
 
 class OutcomesNotLoaded(Exception):
     """A claim committed, but reading its runs' outcomes failed (``__cause__``): what it
-    claimed (``claimed``), for the worker to hand back rather than wait out the leases."""
+    took (``taken``, as the claim returns it), for the worker to hand back rather than wait
+    out the leases."""
 
-    def __init__(self, claimed: Sequence[Lease]) -> None:
+    def __init__(self, taken: Sequence[Any]) -> None:
         super().__init__("the claimed executions' outcomes could not be read")
-        self.claimed = list(claimed)
+        self.taken = list(taken)
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,11 +338,11 @@ def claim_ready_executions(
 
 
 def _outcomes_of(
-    backend: Backend, claimed: Sequence[ClaimedExecution]
+    backend: Backend, claimed: Sequence[ClaimedExecution], taken: Sequence[Any]
 ) -> Operation[dict[str, dict[str, StepRecord]]]:
     """The outcomes of the claimed runs: complete and final, since the claim's new leases keep
     every earlier owner's checkpoint out and this is a new statement. Should the read fail,
-    :class:`OutcomesNotLoaded` says what was claimed."""
+    :class:`OutcomesNotLoaded` says what was ``taken``."""
     if not claimed:
         return {}
     try:
@@ -349,7 +352,7 @@ def _outcomes_of(
             )
         )
     except Exception as exc:
-        raise OutcomesNotLoaded([c.lease for c in claimed]) from exc
+        raise OutcomesNotLoaded(taken) from exc
 
 
 @autocommit
@@ -372,7 +375,7 @@ def claim_and_load(
         now=now,
         lease_timeout=lease_timeout,
     )
-    return claimed, (yield from _outcomes_of(backend, claimed))
+    return claimed, (yield from _outcomes_of(backend, claimed, claimed))
 
 
 @autocommit
@@ -406,7 +409,7 @@ def claim_ahead(
     found = yield CLAIM_AHEAD, claim.params(horizon=horizon)
     claimed = claim.claimed(found, {r["execution_id"]: r["previous_status"] for r in found})
     ahead = [(c, r["due_at"]) for c, r in zip(claimed, found, strict=True)]
-    return ahead, (yield from _outcomes_of(backend, claimed))
+    return ahead, (yield from _outcomes_of(backend, claimed, ahead))
 
 
 @autocommit
@@ -416,10 +419,13 @@ def still_held(backend: Backend, leases: Sequence[Lease]) -> Operation[set[str]]
     execution passes before it is started."""
     if not leases:
         return set()
-    found = yield STILL_HELD, {
-        "h_execution_id": [lease.execution_id for lease in leases],
-        "h_token": [lease.token for lease in leases],
-    }
+    found = yield (
+        STILL_HELD,
+        {
+            "h_execution_id": [lease.execution_id for lease in leases],
+            "h_token": [lease.token for lease in leases],
+        },
+    )
     return {row["execution_id"] for row in found}
 
 
@@ -432,10 +438,13 @@ def release_held(
     ``execution_id`` order and updated by primary key; returns how many were still held."""
     if not held:
         return 0
-    found = yield RELEASE_HELD, {
-        "r_execution_id": [lease.execution_id for lease, _ in held],
-        "r_token": [lease.token for lease, _ in held],
-        "r_due_at": [due_at for _, due_at in held],
-        "now": now,
-    }
+    found = yield (
+        RELEASE_HELD,
+        {
+            "r_execution_id": [lease.execution_id for lease, _ in held],
+            "r_token": [lease.token for lease, _ in held],
+            "r_due_at": [due_at for _, due_at in held],
+            "now": now,
+        },
+    )
     return len(found)

@@ -8,26 +8,28 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 
 from zart.errors import EventAlreadyDelivered, EventNotAccepted, ExecutionNotFound
-from zart.models import EventRow, table_of
-from zart.repositories import rows, wakeups
+from zart.models import EventRow, StepKind, StepStatus, table_of
+from zart.repositories import rows, steps, timers, wakeups
 from zart.repositories.executions import lock_execution, wake_execution
 from zart.repositories.executors import Backend, Operation, reads
-from zart.repositories.records import EventDelivery, EventRecord
+from zart.repositories.records import EventDelivery, EventRecord, Lease
 from zart.repositories.statements import Statement, upsert
 
 events = table_of(EventRow)
 
 DELIVER = Statement(
     "deliver_event",
-    lambda d: upsert(events, d)
-    .values(
-        execution_id=bindparam("execution_id"),
-        name=bindparam("name"),
-        payload=bindparam("payload", type_=events.c.payload.type),
-        received_at=bindparam("now", type_=events.c.received_at.type),
-    )
-    .on_conflict_do_nothing(index_elements=["execution_id", "name"])
-    .returning(*events.c),
+    lambda d: (
+        upsert(events, d)
+        .values(
+            execution_id=bindparam("execution_id"),
+            name=bindparam("name"),
+            payload=bindparam("payload", type_=events.c.payload.type),
+            received_at=bindparam("now", type_=events.c.received_at.type),
+        )
+        .on_conflict_do_nothing(index_elements=["execution_id", "name"])
+        .returning(*events.c)
+    ),
 )
 GET = Statement(
     "get_event",
@@ -37,14 +39,16 @@ GET = Statement(
 )
 CONSUME = Statement(
     "consume_event",
-    lambda _d: update(events)
-    .where(
-        events.c.execution_id == bindparam("execution_id"),
-        events.c.name == bindparam("name"),
-        events.c.consumed_at.is_(None),
-    )
-    .values(consumed_at=bindparam("now", type_=events.c.consumed_at.type))
-    .returning(*events.c),
+    lambda _d: (
+        update(events)
+        .where(
+            events.c.execution_id == bindparam("execution_id"),
+            events.c.name == bindparam("name"),
+            events.c.consumed_at.is_(None),
+        )
+        .values(consumed_at=bindparam("now", type_=events.c.consumed_at.type))
+        .returning(*events.c)
+    ),
 )
 
 
@@ -94,3 +98,35 @@ def consume_event(
     consumed already)."""
     found = yield CONSUME, {"execution_id": execution_id, "name": name, "now": now}
     return rows.event(found[0]) if found else None
+
+
+def take_event(
+    backend: Backend,
+    lease: Lease,
+    *,
+    run_id: str,
+    name: str,
+    position: int,
+    deadline: bool,
+    now: datetime,
+) -> Operation[EventRecord | None]:
+    """A wait for the event ``name`` takes it, in one transaction: the event consumed, the
+    wait's step stored ``completed`` with its payload (fenced by ``lease``) and, when the wait
+    has a ``deadline``, its timer called off. ``None`` when the event has not arrived."""
+    event = yield from consume_event(backend, lease.execution_id, name, now=now)
+    if event is None:
+        return None
+    done = steps.StepOutcome(
+        run_id=run_id,
+        name=name,
+        kind=StepKind.EVENT,
+        status=StepStatus.COMPLETED,
+        position=position,
+        attempts=1,
+        result=event.payload,
+        completed_at=now,
+    )
+    yield from steps.record_step_outcome(backend, lease, done, now=now)
+    if deadline:
+        yield from timers.cancel_timer(backend, run_id, name, now=now)
+    return event

@@ -25,7 +25,7 @@ from zart.models import (
     table_of,
 )
 from zart.repositories import rows, runs, wakeups
-from zart.repositories.executors import Backend, Operation, reads
+from zart.repositories.executors import Backend, Operation, autocommit, reads
 from zart.repositories.records import CreatedExecution, ExecutionPage, ExecutionRecord, Lease
 from zart.repositories.statements import Statement, one_of, upsert
 
@@ -157,25 +157,29 @@ COUNT_BY_STATUS = Statement(
 )
 CANCEL = Statement(
     "cancel_execution",
-    lambda d: update(executions)
-    .where(
-        executions.c.execution_id == bindparam("execution_id"),
-        one_of(executions.c.status, "active", d),
-    )
-    .values(
-        leaving_worker(
-            ExecutionStatus.CANCELLED.value,
-            claimable_at=None,
-            completed_at=bindparam("now", type_=executions.c.completed_at.type),
+    lambda d: (
+        update(executions)
+        .where(
+            executions.c.execution_id == bindparam("execution_id"),
+            one_of(executions.c.status, "active", d),
         )
-    )
-    .returning(*executions.c),
+        .values(
+            leaving_worker(
+                ExecutionStatus.CANCELLED.value,
+                claimable_at=None,
+                completed_at=bindparam("now", type_=executions.c.completed_at.type),
+            )
+        )
+        .returning(*executions.c)
+    ),
 )
 LOCK = Statement(
     "lock_execution",
-    lambda _d: select(executions.c.status, executions.c.task_name)
-    .where(executions.c.execution_id == bindparam("execution_id"))
-    .with_for_update(),
+    lambda _d: (
+        select(executions.c.status, executions.c.task_name)
+        .where(executions.c.execution_id == bindparam("execution_id"))
+        .with_for_update()
+    ),
 )
 WAKE = Statement("wake_execution", lambda _d: _wake(for_event=False))
 WAKE_FOR_EVENT = Statement("wake_execution_for_event", lambda _d: _wake(for_event=True))
@@ -201,6 +205,7 @@ def _first_claim(lease: Lease | None, claimable_at: datetime) -> dict[str, Any]:
     }
 
 
+@autocommit
 def create_execution(
     backend: Backend,
     *,
@@ -219,7 +224,9 @@ def create_execution(
     An existing execution with the same task and payload is returned with ``created=False``;
     one with a different task or payload raises :class:`ExecutionAlreadyExists`. The insert uses
     ``ON CONFLICT DO NOTHING``, so a duplicate never aborts the caller's transaction.
-    PostgreSQL: one statement (the run rides along as a CTE), so it may run in autocommit.
+    PostgreSQL: one statement (the run rides along as a CTE), so it may run in autocommit
+    (on the worker's connections it is given a ``lease``, never a ``channel``: a NOTIFY
+    belongs in the caller's transaction).
 
     With ``lease`` the execution is inserted already claimed by that lease (``running``, its
     first claim), exactly as a claim (:mod:`.claims`) would leave it: the start of an

@@ -16,7 +16,9 @@ executor.run(operation, *args)``), one statement at a time:
 
 - :class:`ConnectionExecutor`: a caller's SQLAlchemy ``AsyncConnection`` (the control plane,
   ``start(session=...)``, a transactional step's checkpoint), inside whatever transaction the
-  caller holds: it never begins or commits;
+  caller holds: it never begins or commits. The statement goes to the driver compiled, as on
+  the worker's connections (``exec_driver_sql``: the connection's events see it), in the
+  schema the connection translates to;
 - :class:`SyncConnectionExecutor`: a synchronous ``Connection`` (``zart.enqueue``);
 - the worker's own connections (:mod:`zart.repositories.store`): asyncpg connections, or
   SQLite's writer connection, where the operation decides the transaction: it is declared
@@ -45,13 +47,13 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Concatenate, ParamSpec, TypeAlias, TypeVar
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
 from zart.database import in_schema
 from zart.errors import ConfigurationError
-from zart.repositories.statements import Statement
+from zart.repositories.statements import RawStatement, Statement
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -189,6 +191,40 @@ def drive_sync(
         operation.close()
 
 
+class Compiled:
+    """Statements compiled once for one dialect and schema."""
+
+    __slots__ = ("_cache", "_name", "_schema_map", "dialect")
+
+    def __init__(self, dialect: Dialect, schema_map: Mapping[Any, Any] | None) -> None:
+        self.dialect = dialect
+        self._name = dialect.name
+        self._schema_map = schema_map
+        self._cache: dict[Statement, RawStatement] = {}
+
+    def __call__(self, statement: Statement) -> RawStatement:
+        found = self._cache.get(statement)
+        if found is None:
+            construct = statement.construct(self._name)
+            found = RawStatement(construct, self.dialect, self._schema_map)
+            if statement.cached:
+                self._cache[statement] = found
+        return found
+
+
+_compiled: dict[tuple[int, Any], Compiled] = {}
+
+
+def compiled_for(dialect: Dialect, schema_map: Mapping[Any, Any] | None) -> Compiled:
+    """The statements compiled for ``dialect`` and ``schema_map`` (one cache for each pair:
+    every connection of an engine shares its dialect)."""
+    key = (id(dialect), None if not schema_map else tuple(sorted(schema_map.items(), key=repr)))
+    found = _compiled.get(key)
+    if found is None or found.dialect is not dialect:
+        found = _compiled[key] = Compiled(dialect, schema_map)
+    return found
+
+
 class ConnectionExecutor:
     """Runs operations on a caller's ``AsyncConnection``, in its transaction (never ended
     here); its schema translation, events and compiled cache apply."""
@@ -205,10 +241,13 @@ class ConnectionExecutor:
         return await drive(operation(self.backend, *args, **kwargs), self._execute)
 
     async def _execute(self, statement: Statement, params: Mapping[str, Any]) -> Rows:
-        result = await self.connection.execute(
-            statement.construct(self.backend.dialect), dict(params)
+        sync = self.connection.sync_connection
+        assert sync is not None  # an open AsyncConnection has one
+        raw = compiled_for(sync.dialect, sync.get_execution_options().get("schema_translate_map"))(
+            statement
         )
-        return result.mappings().all() if result.returns_rows else []
+        result = await self.connection.exec_driver_sql(raw.sql, raw.parameters(params))
+        return raw.rows(result.all()) if result.returns_rows else []
 
 
 class SyncConnectionExecutor:
@@ -224,8 +263,12 @@ class SyncConnectionExecutor:
         return drive_sync(operation(self.backend, *args, **kwargs), self._execute)
 
     def _execute(self, statement: Statement, params: Mapping[str, Any]) -> Rows:
-        result = self.connection.execute(statement.construct(self.backend.dialect), dict(params))
-        return result.mappings().all() if result.returns_rows else []
+        connection = self.connection
+        raw = compiled_for(
+            connection.dialect, connection.get_execution_options().get("schema_translate_map")
+        )(statement)
+        result = connection.exec_driver_sql(raw.sql, raw.parameters(params))
+        return raw.rows(result.all()) if result.returns_rows else []
 
 
 @contextlib.asynccontextmanager
@@ -258,7 +301,9 @@ async def caller_transaction(
 
 
 @contextlib.contextmanager
-def caller_transaction_sync(connection: Connection, schema: str | None) -> Iterator[SyncConnectionExecutor]:
+def caller_transaction_sync(
+    connection: Connection, schema: str | None
+) -> Iterator[SyncConnectionExecutor]:
     """:func:`caller_transaction` for a synchronous ``Connection``."""
     executor = SyncConnectionExecutor(connection)
     with in_schema(connection, schema):

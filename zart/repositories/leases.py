@@ -18,7 +18,7 @@ from sqlalchemy import String, bindparam, case, func, select, update
 
 from zart.errors import LeaseLost
 from zart.models import EventRow, ExecutionRow, ExecutionStatus, RunRow, TimerRow, table_of
-from zart.repositories import rows, runs, wakeups
+from zart.repositories import rows, runs, wakeups, workers
 from zart.repositories.claims import locked_still_leased, unnested
 from zart.repositories.executions import leaving_worker
 from zart.repositories.executors import Backend, Operation, autocommit
@@ -131,9 +131,7 @@ def _finish(dialect: str) -> Any:
         update(executions)
         .where(*_fenced())
         .values(
-            leaving_worker(
-                status, result=result, error=error, claimable_at=None, completed_at=now
-            )
+            leaving_worker(status, result=result, error=error, claimable_at=None, completed_at=now)
         )
     )
     if dialect != "postgresql":
@@ -199,15 +197,17 @@ def _finish_many(_dialect: str) -> Any:
 RENEW = Statement("renew_leases", _renew)
 RELEASE = Statement(
     "release_lease",
-    lambda _d: update(executions)
-    .where(*_fenced())
-    .values(
-        leaving_worker(
-            ExecutionStatus.SCHEDULED.value,
-            claimable_at=bindparam("claimable_at", type_=executions.c.claimable_at.type),
+    lambda _d: (
+        update(executions)
+        .where(*_fenced())
+        .values(
+            leaving_worker(
+                ExecutionStatus.SCHEDULED.value,
+                claimable_at=bindparam("claimable_at", type_=executions.c.claimable_at.type),
+            )
         )
-    )
-    .returning(executions.c.execution_id),
+        .returning(executions.c.execution_id)
+    ),
 )
 SUSPEND = Statement("suspend", _suspend)
 SUSPEND_WOKEN = Statement("suspend_woken", _suspend_woken)
@@ -230,11 +230,14 @@ def renew_leases(
     held: set[tuple[str, str]] = set()
     for start in range(0, len(leases), RENEW_CHUNK):
         chunk = leases[start : start + RENEW_CHUNK]
-        found = yield RENEW, {
-            "ids": [lease.execution_id for lease in chunk],
-            "tokens": sorted({lease.token for lease in chunk}),
-            "expires_at": expires_at,
-        }
+        found = yield (
+            RENEW,
+            {
+                "ids": [lease.execution_id for lease in chunk],
+                "tokens": sorted({lease.token for lease in chunk}),
+                "expires_at": expires_at,
+            },
+        )
         held.update((r["execution_id"], r["lease_token"]) for r in found)
     renewed = [
         Lease(lease.execution_id, lease.token, lease.owner, expires_at)
@@ -371,14 +374,17 @@ def finish_executions(
             except LeaseLost as lost:
                 results.append(lost)
         return results
-    found = yield FINISH_MANY, {
-        "g_execution_id": [lease.execution_id for lease, *_ in items],
-        "g_token": [lease.token for lease, *_ in items],
-        "g_status": [status.value for _, _, status, *_ in items],
-        "g_result": [result for *_, result, _ in items],
-        "g_error": [error for *_, error in items],
-        "now": now,
-    }
+    found = yield (
+        FINISH_MANY,
+        {
+            "g_execution_id": [lease.execution_id for lease, *_ in items],
+            "g_token": [lease.token for lease, *_ in items],
+            "g_status": [status.value for _, _, status, *_ in items],
+            "g_result": [result for *_, result, _ in items],
+            "g_error": [error for *_, error in items],
+            "now": now,
+        },
+    )
     finished = {row["execution_id"]: row for row in found}
     for lease, execution, status, result, error in items:
         row = finished.get(lease.execution_id)
@@ -422,3 +428,18 @@ def _finished(
         version=row["version"],
         fire_time=execution.fire_time,
     )
+
+
+def heartbeat(
+    backend: Backend,
+    worker_id: str,
+    leases: Sequence[Lease],
+    *,
+    now: datetime,
+    lease_timeout: timedelta,
+) -> Operation[tuple[list[Lease], list[Lease]]]:
+    """A worker's heartbeat, in one transaction: its leases renewed (:func:`renew_leases`:
+    ``(renewed, lost)``) and its ``last_seen_at`` recorded."""
+    renewed = yield from renew_leases(backend, leases, now=now, lease_timeout=lease_timeout)
+    yield from workers.record_worker_heartbeat(backend, worker_id, now=now)
+    return renewed

@@ -40,7 +40,10 @@ def hold_name(rule_id: str) -> str:
 
 def _active() -> list[Any]:
     now = bindparam("now", type_=rules.c.expires_at.type)
-    return [rules.c.deleted_at.is_(None), or_(rules.c.expires_at.is_(None), rules.c.expires_at > now)]
+    return [
+        rules.c.deleted_at.is_(None),
+        or_(rules.c.expires_at.is_(None), rules.c.expires_at > now),
+    ]
 
 
 def _hold(_dialect: str) -> Any:
@@ -64,13 +67,15 @@ def _hold(_dialect: str) -> Any:
 
 CREATE = Statement(
     "create_pause_rule",
-    lambda _d: rules.insert()
-    .values(
-        **{c: bindparam(c) for c in _CREATED},
-        created_at=bindparam("now", type_=rules.c.created_at.type),
-        expires_at=bindparam("expires_at", type_=rules.c.expires_at.type),
-    )
-    .returning(*rules.c),
+    lambda _d: (
+        rules.insert()
+        .values(
+            **{c: bindparam(c) for c in _CREATED},
+            created_at=bindparam("now", type_=rules.c.created_at.type),
+            expires_at=bindparam("expires_at", type_=rules.c.expires_at.type),
+        )
+        .returning(*rules.c)
+    ),
 )
 LIST_ACTIVE = Statement(
     "list_active_pause_rules",
@@ -81,35 +86,43 @@ LIST_ALL = Statement(
 )
 REMOVE = Statement(
     "remove_pause_rule",
-    lambda _d: update(rules)
-    .where(rules.c.rule_id == bindparam("rule_id"), *_active())
-    .values(deleted_at=bindparam("now", type_=rules.c.deleted_at.type), deleted_by=bindparam("by"))
-    .returning(*rules.c),
+    lambda _d: (
+        update(rules)
+        .where(rules.c.rule_id == bindparam("rule_id"), *_active())
+        .values(
+            deleted_at=bindparam("now", type_=rules.c.deleted_at.type), deleted_by=bindparam("by")
+        )
+        .returning(*rules.c)
+    ),
 )
 HOLD = Statement("hold_execution", _hold)
 RELEASE_HOLDS = Statement(
     "release_holds",
-    lambda _d: update(timers)
-    .where(timers.c.name == bindparam("name"), timers.c.fired_at.is_(None))
-    .values(fire_at=bindparam("now", type_=timers.c.fire_at.type))
-    .returning(timers.c.execution_id),
+    lambda _d: (
+        update(timers)
+        .where(timers.c.name == bindparam("name"), timers.c.fired_at.is_(None))
+        .values(fire_at=bindparam("now", type_=timers.c.fire_at.type))
+        .returning(timers.c.execution_id)
+    ),
 )
 WAKE_HELD = Statement(
     "wake_held",
-    lambda d: update(executions)
-    .where(
-        one_of(executions.c.execution_id, "ids", d),
-        executions.c.status == ExecutionStatus.WAITING.value,
-        or_(
-            executions.c.claimable_at.is_(None),
-            executions.c.claimable_at > bindparam("now", type_=executions.c.claimable_at.type),
-        ),
-    )
-    .values(
-        claimable_at=bindparam("now", type_=executions.c.claimable_at.type),
-        version=executions.c.version + 1,
-    )
-    .returning(executions.c.task_name),
+    lambda d: (
+        update(executions)
+        .where(
+            one_of(executions.c.execution_id, "ids", d),
+            executions.c.status == ExecutionStatus.WAITING.value,
+            or_(
+                executions.c.claimable_at.is_(None),
+                executions.c.claimable_at > bindparam("now", type_=executions.c.claimable_at.type),
+            ),
+        )
+        .values(
+            claimable_at=bindparam("now", type_=executions.c.claimable_at.type),
+            version=executions.c.version + 1,
+        )
+        .returning(executions.c.task_name)
+    ),
 )
 
 
@@ -125,16 +138,19 @@ def create_rule(
     expires_at: datetime | None,
     now: datetime,
 ) -> Operation[PauseRuleRecord]:
-    found = yield CREATE, {
-        "rule_id": rule_id,
-        "execution_id": execution_id,
-        "task_name": task_name,
-        "step_pattern": step_pattern,
-        "reason": reason,
-        "triggered_by": triggered_by,
-        "expires_at": expires_at,
-        "now": now,
-    }
+    found = yield (
+        CREATE,
+        {
+            "rule_id": rule_id,
+            "execution_id": execution_id,
+            "task_name": task_name,
+            "step_pattern": step_pattern,
+            "reason": reason,
+            "triggered_by": triggered_by,
+            "expires_at": expires_at,
+            "now": now,
+        },
+    )
     return rows.pause_rule(found[0])
 
 
@@ -169,14 +185,17 @@ def hold_execution(
     written) when the rule is no longer active. Safe against a concurrent removal: the rule
     row is read ``FOR SHARE``, so a removal either committed before (no row qualifies) or
     waits for this transaction (and then releases the hold written here)."""
-    found = yield HOLD, {
-        "rule_id": rule_id,
-        "execution_id": execution_id,
-        "run_id": run_id,
-        "name": hold_name(rule_id),
-        "fire_at": fire_at,
-        "now": now,
-    }
+    found = yield (
+        HOLD,
+        {
+            "rule_id": rule_id,
+            "execution_id": execution_id,
+            "run_id": run_id,
+            "name": hold_name(rule_id),
+            "fire_at": fire_at,
+            "now": now,
+        },
+    )
     return bool(found)
 
 

@@ -92,10 +92,7 @@ def _builder(
 
     def build(m: Mapping[str, Any]) -> R:
         return cls(
-            **{
-                name: m[column] if to is None else to(m[column])
-                for name, column, to in plan
-            }
+            **{name: m[column] if to is None else to(m[column]) for name, column, to in plan}
         )
 
     return build

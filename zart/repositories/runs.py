@@ -17,9 +17,11 @@ runs = table_of(RunRow)
 
 LIST = Statement(
     "list_runs",
-    lambda _d: select(runs)
-    .where(runs.c.execution_id == bindparam("execution_id"))
-    .order_by(runs.c.run_index),
+    lambda _d: (
+        select(runs)
+        .where(runs.c.execution_id == bindparam("execution_id"))
+        .order_by(runs.c.run_index)
+    ),
 )
 
 
@@ -31,13 +33,15 @@ def list_runs(backend: Backend, execution_id: str) -> Operation[list[RunRecord]]
 
 END = Statement(
     "end_run",
-    lambda _d: update(runs)
-    .where(runs.c.run_id == bindparam("run_id"))
-    .values(
-        status=bindparam("status", type_=runs.c.status.type),
-        result=bindparam("result", type_=runs.c.result.type),
-        error=bindparam("error", type_=runs.c.error.type),
-        completed_at=bindparam("now", type_=runs.c.completed_at.type),
+    lambda _d: (
+        update(runs)
+        .where(runs.c.run_id == bindparam("run_id"))
+        .values(
+            status=bindparam("status", type_=runs.c.status.type),
+            result=bindparam("result", type_=runs.c.result.type),
+            error=bindparam("error", type_=runs.c.error.type),
+            completed_at=bindparam("now", type_=runs.c.completed_at.type),
+        )
     ),
 )
 
@@ -52,4 +56,7 @@ def end_run(
     now: datetime,
 ) -> Operation[None]:
     """Record how a run ended (its execution's final status, result and error)."""
-    yield END, {"run_id": run_id, "status": status.value, "result": result, "error": error, "now": now}
+    yield (
+        END,
+        {"run_id": run_id, "status": status.value, "result": result, "error": error, "now": now},
+    )

@@ -85,21 +85,25 @@ GET_LOCKED = Statement(
 LIST = Statement("list_schedules", lambda _d: select(schedules).order_by(schedules.c.name))
 PAUSE = Statement(
     "pause_schedule",
-    lambda _d: update(schedules)
-    .where(_named())
-    .values(paused=True, updated_at=_now())
-    .returning(*schedules.c),
+    lambda _d: (
+        update(schedules)
+        .where(_named())
+        .values(paused=True, updated_at=_now())
+        .returning(*schedules.c)
+    ),
 )
 RESUME = Statement(
     "resume_schedule",
-    lambda _d: update(schedules)
-    .where(_named(), schedules.c.paused.is_(True))
-    .values(
-        paused=False,
-        next_fire_at=bindparam("next_fire_at", type_=schedules.c.next_fire_at.type),
-        updated_at=_now(),
-    )
-    .returning(*schedules.c),
+    lambda _d: (
+        update(schedules)
+        .where(_named(), schedules.c.paused.is_(True))
+        .values(
+            paused=False,
+            next_fire_at=bindparam("next_fire_at", type_=schedules.c.next_fire_at.type),
+            updated_at=_now(),
+        )
+        .returning(*schedules.c)
+    ),
 )
 REMOVE = Statement(
     "remove_schedule",
@@ -107,14 +111,16 @@ REMOVE = Statement(
 )
 TAKE_DUE = Statement(
     "take_due_schedules",
-    lambda _d: select(schedules)
-    .where(
-        schedules.c.paused.is_(False),
-        schedules.c.next_fire_at <= bindparam("now", type_=schedules.c.next_fire_at.type),
-    )
-    .order_by(schedules.c.next_fire_at)
-    .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True),
+    lambda _d: (
+        select(schedules)
+        .where(
+            schedules.c.paused.is_(False),
+            schedules.c.next_fire_at <= bindparam("now", type_=schedules.c.next_fire_at.type),
+        )
+        .order_by(schedules.c.next_fire_at)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+    ),
 )
 EARLIEST = Statement(
     "earliest_next_fire_at",
@@ -124,52 +130,62 @@ EARLIEST = Statement(
 )
 RECORD_FIRING = Statement(
     "record_firing",
-    lambda d: upsert(firings, d)
-    .values(
-        schedule_name=bindparam("schedule_name"),
-        fire_at=bindparam("fire_at", type_=firings.c.fire_at.type),
-        execution_id=bindparam("execution_id"),
-        created_at=bindparam("now", type_=firings.c.created_at.type),
-    )
-    .on_conflict_do_nothing(index_elements=["schedule_name", "fire_at"])
-    .returning(firings.c.schedule_name),
+    lambda d: (
+        upsert(firings, d)
+        .values(
+            schedule_name=bindparam("schedule_name"),
+            fire_at=bindparam("fire_at", type_=firings.c.fire_at.type),
+            execution_id=bindparam("execution_id"),
+            created_at=bindparam("now", type_=firings.c.created_at.type),
+        )
+        .on_conflict_do_nothing(index_elements=["schedule_name", "fire_at"])
+        .returning(firings.c.schedule_name)
+    ),
 )
 LATEST_STARTED = Statement(
     "latest_started_firing",
-    lambda _d: select(firings.c.execution_id)
-    .where(
-        firings.c.schedule_name == bindparam("schedule_name"),
-        firings.c.execution_id.is_not(None),
-    )
-    .order_by(firings.c.fire_at.desc())
-    .limit(1),
+    lambda _d: (
+        select(firings.c.execution_id)
+        .where(
+            firings.c.schedule_name == bindparam("schedule_name"),
+            firings.c.execution_id.is_not(None),
+        )
+        .order_by(firings.c.fire_at.desc())
+        .limit(1)
+    ),
 )
 MARK_FIRE_TIME = Statement(
     "mark_fire_time",
-    lambda _d: update(executions)
-    .where(executions.c.execution_id == bindparam("execution_id"))
-    .values(fire_time=bindparam("fire_time", type_=executions.c.fire_time.type)),
+    lambda _d: (
+        update(executions)
+        .where(executions.c.execution_id == bindparam("execution_id"))
+        .values(fire_time=bindparam("fire_time", type_=executions.c.fire_time.type))
+    ),
 )
 ADVANCE = Statement(
     "advance_schedule",
-    lambda _d: update(schedules)
-    .where(_named())
-    .values(
-        next_fire_at=bindparam("next_fire_at", type_=schedules.c.next_fire_at.type),
-        # the latest fire time that fired, when one did
-        last_fire_at=func.coalesce(
-            bindparam("last_fire_at", type_=schedules.c.last_fire_at.type),
-            schedules.c.last_fire_at,
-        ),
-        updated_at=_now(),
+    lambda _d: (
+        update(schedules)
+        .where(_named())
+        .values(
+            next_fire_at=bindparam("next_fire_at", type_=schedules.c.next_fire_at.type),
+            # the latest fire time that fired, when one did
+            last_fire_at=func.coalesce(
+                bindparam("last_fire_at", type_=schedules.c.last_fire_at.type),
+                schedules.c.last_fire_at,
+            ),
+            updated_at=_now(),
+        )
     ),
 )
 FIRINGS = Statement(
     "list_firings",
-    lambda _d: select(firings)
-    .where(firings.c.schedule_name == bindparam("schedule_name"))
-    .order_by(firings.c.fire_at.desc())
-    .limit(bindparam("limit")),
+    lambda _d: (
+        select(firings)
+        .where(firings.c.schedule_name == bindparam("schedule_name"))
+        .order_by(firings.c.fire_at.desc())
+        .limit(bindparam("limit"))
+    ),
 )
 
 
@@ -197,18 +213,21 @@ def save_schedule(
     expression or the time zone changed: a worker restarted after downtime still sees the fire
     times it missed, and its catch-up policy decides what to do with them.
     """
-    found = yield SAVE, {
-        "name": name,
-        "task_name": task_name,
-        "cron": cron,
-        "timezone": timezone,
-        "payload": payload,
-        "overlap_policy": overlap.value,
-        "catchup_policy": catchup.value,
-        "next_fire_at": next_fire_at,
-        "created_at": now,
-        "updated_at": now,
-    }
+    found = yield (
+        SAVE,
+        {
+            "name": name,
+            "task_name": task_name,
+            "cron": cron,
+            "timezone": timezone,
+            "payload": payload,
+            "overlap_policy": overlap.value,
+            "catchup_policy": catchup.value,
+            "next_fire_at": next_fire_at,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
     return rows.schedule(found[0])
 
 
@@ -292,18 +311,19 @@ def record_firing(
     that try. ``ON CONFLICT DO NOTHING`` makes the losers insert nothing (on PostgreSQL a
     loser racing an uncommitted winner waits for its commit, then inserts nothing) and keeps
     their transactions usable."""
-    found = yield RECORD_FIRING, {
-        "schedule_name": schedule_name,
-        "fire_at": fire_at,
-        "execution_id": execution_id,
-        "now": now,
-    }
+    found = yield (
+        RECORD_FIRING,
+        {
+            "schedule_name": schedule_name,
+            "fire_at": fire_at,
+            "execution_id": execution_id,
+            "now": now,
+        },
+    )
     return bool(found)
 
 
-def previous_execution(
-    backend: Backend, schedule_name: str
-) -> Operation[ExecutionRecord | None]:
+def previous_execution(backend: Backend, schedule_name: str) -> Operation[ExecutionRecord | None]:
     """The execution started by the schedule's latest firing that started one (skipped
     firings started none): what the overlap policy looks at."""
     found = yield LATEST_STARTED, {"schedule_name": schedule_name}
@@ -312,9 +332,7 @@ def previous_execution(
     return (yield from get_execution(backend, found[0]["execution_id"]))
 
 
-def mark_fire_time(
-    backend: Backend, execution_id: str, fire_time: datetime
-) -> Operation[None]:
+def mark_fire_time(backend: Backend, execution_id: str, fire_time: datetime) -> Operation[None]:
     """Stamp a just-created execution with the fire time that started it
     (``zart.context().fire_time``)."""
     yield MARK_FIRE_TIME, {"execution_id": execution_id, "fire_time": fire_time}
@@ -329,12 +347,15 @@ def advance_schedule(
     now: datetime,
 ) -> Operation[None]:
     """Move a schedule on to its next fire time (and record the latest one that fired)."""
-    yield ADVANCE, {
-        "name": name,
-        "next_fire_at": next_fire_at,
-        "last_fire_at": last_fire_at,
-        "now": now,
-    }
+    yield (
+        ADVANCE,
+        {
+            "name": name,
+            "next_fire_at": next_fire_at,
+            "last_fire_at": last_fire_at,
+            "now": now,
+        },
+    )
 
 
 @reads

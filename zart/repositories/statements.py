@@ -104,7 +104,7 @@ class RawStatement:
     """A statement compiled for a driver connection: SQL text, parameter order, bind
     processing (and, for drivers returning tuples, each column's name and result processor)."""
 
-    __slots__ = ("_columns", "_defaults", "_plan", "sql")
+    __slots__ = ("_columns", "_defaults", "_plan", "positional", "sql")
 
     def __init__(
         self, statement: ClauseElement, dialect: Dialect, schema_map: Mapping[Any, Any] | None
@@ -114,7 +114,14 @@ class RawStatement:
         if schema_map:
             sql = compiled.preparer._render_schema_translates(sql, schema_map)
         self.sql = sql
-        names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        #: ``$1``/``?`` parameters (asyncpg, sqlite3) take a list; named ones (psycopg's
+        #: ``%(name)s``, for a caller's synchronous connection) a mapping.
+        self.positional: bool = bool(compiled.positional)
+        names: tuple[str, ...] = (
+            tuple(compiled.positiontup or ())
+            if self.positional
+            else tuple(dict.fromkeys(compiled.bind_names.values()))
+        )
         # Literal values the statement itself carries (e.g. a status it compares with).
         self._defaults: dict[str, Any] = dict(compiled.construct_params(_check=False))
         processors: dict[str, Callable[[Any], Any]] = {
@@ -131,6 +138,13 @@ class RawStatement:
             (entry[0], entry[3]._cached_result_processor(dialect, None))
             for entry in getattr(compiled, "_result_columns", None) or ()
         ]
+
+    def parameters(self, params: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
+        """:meth:`arguments` in the form the dialect's driver takes."""
+        values = self.arguments(params)
+        if self.positional:
+            return tuple(values)
+        return dict(zip((name for name, _, _ in self._plan), values, strict=True))
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         values: list[Any] = []
@@ -153,7 +167,11 @@ class RawStatement:
         """Run on a DB-API connection that returns tuples (sqlite3), in the caller's thread."""
         for observe in statement_observers:
             observe(self.sql)
-        rows = connection.execute(self.sql, self.arguments(params)).fetchall()
+        return self.rows(connection.execute(self.sql, self.arguments(params)).fetchall())
+
+    def rows(self, rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+        """Rows of plain values (tuples) as mappings by column name, each value through its
+        column type's result processor."""
         columns = self._columns
         return [
             {

@@ -77,7 +77,9 @@ _STEP_COLUMNS = (
     "completed_at",
 )
 #: What a retry's outcome replaces of the earlier attempt's (a completed outcome never changes).
-_UPDATED_ON_CONFLICT = tuple(c for c in _STEP_COLUMNS if c not in ("run_id", "name", "position", "created_at"))
+_UPDATED_ON_CONFLICT = tuple(
+    c for c in _STEP_COLUMNS if c not in ("run_id", "name", "position", "created_at")
+)
 _ATTEMPT_COLUMNS = ("attempt_number", "status", "result", "error", "started_at", "completed_at")
 _GROUP_COLUMNS = (
     "lease_execution_id",
@@ -245,21 +247,23 @@ OUTCOMES_OF_RUNS = Statement(
 )
 COMPLETE_SLEEPS = Statement(
     "complete_sleeps",
-    lambda d: due_sleeps_completed(one_of(steps.c.run_id, "run_ids", d)).returning(
-        steps.c.step_id
-    ),
+    lambda d: due_sleeps_completed(one_of(steps.c.run_id, "run_ids", d)).returning(steps.c.step_id),
 )
 RUN_STEPS = Statement(
     "run_steps",
-    lambda _d: select(steps)
-    .where(steps.c.run_id == bindparam("run_id"))
-    .order_by(steps.c.position, steps.c.step_id),
+    lambda _d: (
+        select(steps)
+        .where(steps.c.run_id == bindparam("run_id"))
+        .order_by(steps.c.position, steps.c.step_id)
+    ),
 )
 STEP_ATTEMPTS = Statement(
     "step_attempts",
-    lambda d: select(attempts)
-    .where(one_of(attempts.c.step_id, "step_ids", d, Integer()))
-    .order_by(attempts.c.step_id, attempts.c.attempt_number),
+    lambda d: (
+        select(attempts)
+        .where(one_of(attempts.c.step_id, "step_ids", d, Integer()))
+        .order_by(attempts.c.step_id, attempts.c.attempt_number)
+    ),
 )
 
 
@@ -294,9 +298,7 @@ def _attempt_values(attempt: AttemptOutcome | None) -> dict[str, Any]:
     }
 
 
-def _refusal(
-    lease: Lease, outcome: StepOutcome
-) -> Operation[LeaseLost | NonDeterministicReplay]:
+def _refusal(lease: Lease, outcome: StepOutcome) -> Operation[LeaseLost | NonDeterministicReplay]:
     """Why a checkpoint wrote nothing (the rare path, so the extra read is fine): the lease
     is gone, or the step already has a completed outcome (which the upsert never
     overwrites)."""
@@ -354,7 +356,11 @@ def record_step_outcomes(
         for lease, outcome, attempt in items:
             try:
                 results.append(
-                    (yield from record_step_outcome(backend, lease, outcome, attempt=attempt, now=now))
+                    (
+                        yield from record_step_outcome(
+                            backend, lease, outcome, attempt=attempt, now=now
+                        )
+                    )
                 )
             except (LeaseLost, NonDeterministicReplay) as refused:  # no database error: go on
                 results.append(refused)
@@ -381,9 +387,7 @@ def record_step_outcomes(
     return results
 
 
-def _written(
-    row: Any, lease: Lease, outcome: StepOutcome, now: datetime
-) -> StepRecord:
+def _written(row: Any, lease: Lease, outcome: StepOutcome, now: datetime) -> StepRecord:
     """The record a group checkpoint stored: what the item wrote, plus what the row kept or
     was given (its id; on a retry's overwrite, its first ``position`` and ``created_at``).
     The statement returns only those, so the JSON just written is not sent back and decoded."""

@@ -23,7 +23,6 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from zart.database import (
@@ -42,35 +41,15 @@ from zart.repositories.executors import (
     Rows,
     backend_of,
     caller_transaction,
+    compiled_for,
     drive,
     drive_sync,
     mode_of,
 )
-from zart.repositories.statements import RawStatement, Statement
+from zart.repositories.statements import Statement
 
 T = TypeVar("T")
 P = ParamSpec("P")
-
-
-class _Compiled:
-    """Statements compiled once for one dialect and schema."""
-
-    __slots__ = ("_cache", "_dialect", "_name", "_schema_map")
-
-    def __init__(self, dialect: Dialect, schema_map: Mapping[Any, Any] | None) -> None:
-        self._dialect = dialect
-        self._name = dialect.name
-        self._schema_map = schema_map
-        self._cache: dict[Statement, RawStatement] = {}
-
-    def __call__(self, statement: Statement) -> RawStatement:
-        found = self._cache.get(statement)
-        if found is None:
-            construct = statement.construct(self._name)
-            found = RawStatement(construct, self._dialect, self._schema_map)
-            if statement.cached:
-                self._cache[statement] = found
-        return found
 
 
 class _DriverExecutor:
@@ -79,11 +58,13 @@ class _DriverExecutor:
     def __init__(self, engine: AsyncEngine, backend: Backend) -> None:
         self.backend = backend
         self.connections = DriverConnections(engine)
-        self._compiled = _Compiled(
+        self._compiled = compiled_for(
             engine.dialect, engine.get_execution_options().get("schema_translate_map")
         )
 
-    async def run(self, operation: OperationFunction[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    async def run(
+        self, operation: OperationFunction[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         running = operation(self.backend, *args, **kwargs)
         compiled = self._compiled
         if mode_of(operation) is Mode.TRANSACTION:
@@ -111,9 +92,11 @@ class _WriterExecutor:
     def __init__(self, engine: AsyncEngine, backend: Backend) -> None:
         self.backend = backend
         self.writer = SQLiteWriter(engine)
-        self._compiled = _Compiled(engine.dialect, None)
+        self._compiled = compiled_for(engine.dialect, None)
 
-    async def run(self, operation: OperationFunction[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    async def run(
+        self, operation: OperationFunction[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         running = operation(self.backend, *args, **kwargs)
         compiled = self._compiled
 
@@ -175,7 +158,9 @@ class Store:
     def is_open(self) -> bool:
         return self._own is not None
 
-    async def run(self, operation: OperationFunction[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    async def run(
+        self, operation: OperationFunction[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """Run ``operation(backend, *args, **kwargs)`` on the worker's connections, in the
         transaction its mode asks for; its result."""
         own = self._own
@@ -236,6 +221,23 @@ class Store:
         connection is lost, after ``on_listening(server_pid)`` once it listened."""
         if not self.backend.notifies:
             raise RuntimeError(f"{self.backend.dialect} has no LISTEN: its workers poll")
+        try:
+            await self._listen(channel, on_payload, until, probe_every, probe_timeout, on_listening)
+        except Exception as exc:
+            translated = sqlalchemy_error(exc)
+            if translated is None or translated is exc:
+                raise
+            raise translated from exc
+
+    async def _listen(
+        self,
+        channel: str,
+        on_payload: Callable[[str], None],
+        until: asyncio.Event,
+        probe_every: float,
+        probe_timeout: float,
+        on_listening: Callable[[int], None],
+    ) -> None:
         owner, connection = await detached_connection(self.engine)
         lost = asyncio.Event()
         try:

@@ -74,19 +74,23 @@ FIRE_DUE = Statement(
 )
 CANCEL = Statement(
     "cancel_timer",
-    lambda _d: update(timers)
-    .where(
-        timers.c.run_id == bindparam("run_id"),
-        timers.c.name == bindparam("name"),
-        timers.c.fired_at.is_(None),
-    )
-    .values(fired_at=bindparam("now", type_=timers.c.fired_at.type)),
+    lambda _d: (
+        update(timers)
+        .where(
+            timers.c.run_id == bindparam("run_id"),
+            timers.c.name == bindparam("name"),
+            timers.c.fired_at.is_(None),
+        )
+        .values(fired_at=bindparam("now", type_=timers.c.fired_at.type))
+    ),
 )
 PENDING = Statement(
     "pending_timers",
-    lambda _d: select(timers)
-    .where(timers.c.run_id == bindparam("run_id"), timers.c.fired_at.is_(None))
-    .order_by(timers.c.fire_at),
+    lambda _d: (
+        select(timers)
+        .where(timers.c.run_id == bindparam("run_id"), timers.c.fired_at.is_(None))
+        .order_by(timers.c.fire_at)
+    ),
 )
 
 

@@ -35,17 +35,21 @@ def _register(dialect: str) -> Any:
 REGISTER = Statement("register_worker", _register)
 SEEN = Statement(
     "worker_seen",
-    lambda _d: update(workers)
-    .where(workers.c.worker_id == bindparam("worker_id"))
-    .values(last_seen_at=bindparam("now", type_=workers.c.last_seen_at.type)),
+    lambda _d: (
+        update(workers)
+        .where(workers.c.worker_id == bindparam("worker_id"))
+        .values(last_seen_at=bindparam("now", type_=workers.c.last_seen_at.type))
+    ),
 )
 STOPPED = Statement(
     "worker_stopped",
-    lambda _d: update(workers)
-    .where(workers.c.worker_id == bindparam("worker_id"))
-    .values(
-        stopped_at=bindparam("now", type_=workers.c.stopped_at.type),
-        last_seen_at=bindparam("now", type_=workers.c.last_seen_at.type),
+    lambda _d: (
+        update(workers)
+        .where(workers.c.worker_id == bindparam("worker_id"))
+        .values(
+            stopped_at=bindparam("now", type_=workers.c.stopped_at.type),
+            last_seen_at=bindparam("now", type_=workers.c.last_seen_at.type),
+        )
     ),
 )
 LIVE_TASK_NAMES = Statement(
@@ -67,15 +71,18 @@ def register_worker(
     concurrency: int,
     now: datetime,
 ) -> Operation[WorkerRecord]:
-    found = yield REGISTER, {
-        "worker_id": worker_id,
-        "hostname": hostname,
-        "pid": pid,
-        "task_names": sorted(set(task_names)),
-        "concurrency": concurrency,
-        "started_at": now,
-        "last_seen_at": now,
-    }
+    found = yield (
+        REGISTER,
+        {
+            "worker_id": worker_id,
+            "hostname": hostname,
+            "pid": pid,
+            "task_names": sorted(set(task_names)),
+            "concurrency": concurrency,
+            "started_at": now,
+            "last_seen_at": now,
+        },
+    )
     return rows.worker(found[0])
 
 

@@ -36,17 +36,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy.exc import SQLAlchemyError
-
-from zart.database import DriverConnections, DriverSession, read_only
+from zart.database import TRANSIENT_ERRORS
 from zart.errors import ConfigurationError, LeaseLost
 from zart.logs import log, logger
-from zart.models import ExecutionStatus
-from zart.repositories import executions as executions_repo
-from zart.repositories import steps as steps_repo
-from zart.repositories import timers as timers_repo
-from zart.repositories import wakeups
+from zart.repositories import claims, leases, wakeups
 from zart.repositories import workers as workers_repo
 from zart.repositories.records import ClaimedExecution, ExecutionRecord, Lease, StepRecord
 from zart.runtime.execution import Runtime, execute
@@ -72,8 +65,6 @@ WAKE_CHUNK = 1000
 
 T = TypeVar("T")
 
-#: Errors a loop survives: the database is briefly unreachable. Anything else is a bug.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
 #: Errors handing a lease back may meet: someone else owns it already, or the database is away.
 RELEASE_ERRORS: tuple[type[BaseException], ...] = (LeaseLost, *TRANSIENT_ERRORS)
 
@@ -163,50 +154,6 @@ async def _handing_back(work: asyncio.Future[T], hand_back: Callable[[T], Awaita
         raise
 
 
-async def _outcomes_or_hand_back(
-    session: DriverSession, runs: list[str], hand_back: Callable[[], Awaitable[None]]
-) -> dict[str, dict[str, StepRecord]]:
-    """The recorded outcomes of the claimed ``runs`` (the claim's lease keeps them from
-    changing); should the read fail, what was claimed is handed back at once."""
-    try:
-        return await steps_repo.load_outcomes_of_runs_driver(session, runs)
-    except Exception:
-        await hand_back()
-        raise
-
-
-def _woken_runs(claimed: list[ClaimedExecution]) -> list[str]:
-    """The runs a wake-up (a due timer, an event) brought back: they were waiting."""
-    return [c.execution.run_id for c in claimed if c.previous_status is ExecutionStatus.WAITING]
-
-
-def _claim_sqlite(
-    session: DriverSession,
-    worker_id: str,
-    task_names: list[str],
-    free: int,
-    now: datetime,
-    lease_timeout: timedelta,
-) -> tuple[list[ClaimedExecution], dict[str, dict[str, StepRecord]]]:
-    """:meth:`Worker._claim`'s transaction on SQLite's writer connection (in its thread)."""
-    claimed = executions_repo.claim_ready_executions_sqlite(
-        session,
-        worker_id=worker_id,
-        task_names=task_names,
-        limit=free,
-        now=now,
-        lease_timeout=lease_timeout,
-    )
-    if not claimed:
-        return [], {}
-    woken = _woken_runs(claimed)
-    if woken:
-        timers_repo.fire_due_timers_sqlite(session, woken, now=now)
-        steps_repo.complete_due_sleeps_sqlite(session, woken, now=now)
-    run_ids = [c.execution.run_id for c in claimed]
-    return claimed, steps_repo.load_outcomes_of_runs_sqlite(session, run_ids)
-
-
 class Worker:
     """Claims executions of the given task names and runs their handlers."""
 
@@ -226,7 +173,7 @@ class Worker:
                 "the worker has no durable handler to run; import the modules that define them"
             )
         self.settings = settings or WorkerSettings()
-        self._reads = read_only(runtime.engine)
+        self.store = runtime.store
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._on_finished = on_finished
         self._in_flight: dict[str, tuple[asyncio.Task[Any], Lease]] = {}
@@ -254,7 +201,7 @@ class Worker:
         #: Server pid of the listening connection while it is up (PostgreSQL), for operators.
         self.listener_pid: int | None = None
         self.schedules = ScheduleLoop(
-            runtime.engine,
+            runtime.store,
             runtime.clock,
             channel=runtime.channel,
             timeout_of=_timeout_of,
@@ -270,9 +217,10 @@ class Worker:
         if self._started:
             raise ConfigurationError("this worker was already started")
         self._started = True
-        async with self.runtime.engine.begin() as conn:
-            await workers_repo.register_worker(
-                conn,
+        self.runtime.open_connections()
+        try:
+            await self.store.run(
+                workers_repo.register_worker,
                 worker_id=self.worker_id,
                 hostname=socket.gethostname(),
                 pid=os.getpid(),
@@ -280,13 +228,15 @@ class Worker:
                 concurrency=self.settings.concurrency,
                 now=self.runtime.clock.now(),
             )
-        await self.schedules.sync(self._declared_schedules())
-        self.runtime.open_driver()
+            await self.schedules.sync(self._declared_schedules())
+        except BaseException:
+            await self.runtime.close_connections()
+            raise
         self._loops = [
             self._supervise("claim", self._claim_loop),
             self._supervise("heartbeat", self._heartbeat_loop),
         ]
-        if self.runtime.engine.dialect.name == "postgresql":
+        if self.store.backend.notifies:  # otherwise polling is the only way
             self._loops.append(self._supervise("listener", self._listen_loop))
         self._loops.append(self._supervise("schedules", self._schedules_loop))
         log(
@@ -365,13 +315,12 @@ class Worker:
         await asyncio.gather(*(task for _, (task, _) in leftovers), return_exceptions=True)
         await self._release([lease for _, (_, lease) in leftovers])
         try:
-            async with self.runtime.engine.begin() as conn:
-                await workers_repo.mark_worker_stopped(
-                    conn, self.worker_id, now=self.runtime.clock.now()
-                )
+            await self.store.run(
+                workers_repo.mark_worker_stopped, self.worker_id, now=self.runtime.clock.now()
+            )
         except TRANSIENT_ERRORS as exc:
             log("worker_stop_unrecorded", f"could not record the stop: {exc}", level=30)
-        await self.runtime.close_driver()
+        await self.runtime.close_connections()
         log(
             "worker_stopped",
             f"worker {self.worker_id} stopped",
@@ -379,29 +328,28 @@ class Worker:
             released=len(leftovers),
         )
 
-    async def _release(self, leases: list[Lease]) -> None:
-        for lease in leases:
+    async def _release(self, taken: list[Lease]) -> None:
+        for lease in taken:
             try:
-                async with self.runtime.engine.begin() as conn:
-                    await executions_repo.release_lease(conn, lease, now=self.runtime.clock.now())
-                    for name in self.task_names:  # another worker may resume it at once
-                        await wakeups.notify(conn, self.runtime.channel, name)
+                await self.store.run(
+                    leases.release_lease,
+                    lease,
+                    now=self.runtime.clock.now(),
+                    channel=self.runtime.channel,  # another worker may resume it at once
+                    task_names=self.task_names,
+                )
             except RELEASE_ERRORS:
                 pass  # someone else owns it, or its lease will simply expire
 
     async def _release_held(self, held: list[_Held]) -> None:
         """Give executions claimed ahead back as they were: waiting until their due time."""
-        driver = self.runtime.driver
-        if not held or driver is None:
-            return
         try:
-            async with driver.connection() as session:
-                for start in range(0, len(held), CLAIM_CHUNK):
-                    await executions_repo.release_held_driver(
-                        session,
-                        [(h.lease, h.due_at) for h in held[start : start + CLAIM_CHUNK]],
-                        now=self.runtime.clock.now(),
-                    )
+            for start in range(0, len(held), CLAIM_CHUNK):
+                await self.store.run(
+                    claims.release_held,
+                    [(h.lease, h.due_at) for h in held[start : start + CLAIM_CHUNK]],
+                    now=self.runtime.clock.now(),
+                )
         except RELEASE_ERRORS:
             pass  # their leases will simply expire
 
@@ -477,7 +425,7 @@ class Worker:
                 try:
                     now = self.runtime.clock.now()
                     await self.runtime.pause_rules.refresh(
-                        self._reads, now, max_age=max(self.settings.poll_interval, PAUSE_RULES_AGE)
+                        self.store, now, max_age=max(self.settings.poll_interval, PAUSE_RULES_AGE)
                     )
                     started = self._start_ready(free)
                     if started:  # due runs held here go first; then look again
@@ -500,20 +448,7 @@ class Worker:
     async def _until_next_due(self, longest: float, now: datetime) -> float:
         """Seconds until the next execution becomes claimable after ``now`` (the claim's time,
         so one that came due since is picked up at once), at most ``longest``."""
-        driver = self.runtime.driver
-        writer = self.runtime.sqlite_writer
-        if driver is not None:
-            async with driver.connection() as session:
-                due = await wakeups.next_claimable_at_driver(session, self.task_names, after=now)
-        elif writer is not None:
-            due = await writer.read(
-                lambda session: wakeups.next_claimable_at_sqlite(
-                    session, self.task_names, after=now
-                )
-            )
-        else:
-            async with self._reads.connect() as conn:
-                due = await wakeups.next_claimable_at(conn, self.task_names, after=now)
+        due = await self.store.run(wakeups.next_claimable_at, self.task_names, after=now)
         ahead = timedelta(seconds=self._ahead())
         if due is not None and ahead and due > now + ahead:
             due -= ahead  # claimed ahead then; what is due sooner cannot be (an event wait)
@@ -530,8 +465,12 @@ class Worker:
 
     def _ahead(self) -> float:
         """Seconds ahead of a timer this worker claims its execution now; 0: it doesn't
-        (turned off, SQLite, or as many held as allowed)."""
-        if self.runtime.driver is None or len(self._held) >= self.settings.claim_ahead_limit:
+        (turned off, a backend whose claims do not skip locked rows, or as many held as
+        allowed)."""
+        if (
+            not self.store.backend.skips_locked
+            or len(self._held) >= self.settings.claim_ahead_limit
+        ):
             return 0.0
         return self.settings.claim_ahead
 
@@ -541,18 +480,17 @@ class Worker:
         :meth:`_start_ready`). A crowd of sleepers due at the same instant is then claimed in
         the seconds before it, rather than all at once when it comes. True when the batch was
         full: there may be more."""
-        driver = self.runtime.driver
         ahead = self._ahead()
-        if driver is None or not ahead:
+        if not ahead:
             return False
         limit = min(self.settings.claim_ahead_limit - len(self._held), CLAIM_CHUNK)
         horizon = now + timedelta(seconds=ahead)
         lease_timeout = timedelta(seconds=self.settings.lease_timeout)
 
         async def claim() -> list[tuple[ClaimedExecution, datetime, dict[str, StepRecord]]]:
-            async with driver.connection() as session:
-                got = await executions_repo.claim_ahead_driver(
-                    session,
+            try:
+                got, outcomes = await self.store.run(
+                    claims.claim_ahead,
                     worker_id=self.worker_id,
                     task_names=self.task_names,
                     limit=limit,
@@ -560,13 +498,9 @@ class Worker:
                     horizon=horizon,
                     lease_timeout=lease_timeout,
                 )
-                if not got:
-                    return []
-                outcomes = await _outcomes_or_hand_back(
-                    session,
-                    [c.execution.run_id for c, _ in got],
-                    lambda: self._release_held([_Held(c, {}, due, c.lease) for c, due in got]),
-                )
+            except claims.OutcomesNotLoaded as failed:  # hand back what it took, at once
+                await self._release_held([_Held(c, {}, due, c.lease) for c, due in failed.taken])
+                raise failed.__cause__ or failed from None
             return [(c, due, outcomes.get(c.execution.run_id, {})) for c, due in got]
 
         got = await _handing_back(
@@ -626,8 +560,7 @@ class Worker:
         (their due timers fired and their due sleeps completed when they were claimed ahead).
         Apart from the claim loop, so the runs of one chunk start while the next chunk is
         checked. One whose lease was lost meanwhile (cancelled, taken over) is dropped."""
-        driver = self.runtime.driver
-        while driver is not None:
+        while True:
             now = self.runtime.clock.now()
             batch: list[_Held] = []
             while len(batch) < WAKE_CHUNK:
@@ -639,10 +572,7 @@ class Worker:
                 return
             held: set[str] | None = None
             try:
-                async with driver.connection() as session:
-                    held = await executions_repo.still_held_driver(
-                        session, [h.lease for h in batch]
-                    )
+                held = await self.store.run(claims.still_held, [h.lease for h in batch])
             except TRANSIENT_ERRORS as exc:  # their first checkpoint is fenced all the same
                 log("wake_failed", f"checking held leases failed: {exc}", level=30)
             for entry in batch:
@@ -663,23 +593,10 @@ class Worker:
 
         The claim commits before the handlers start (PostgreSQL: one autocommit statement,
         then the outcomes are read; SQLite: one transaction on the writer's thread). Should
-        this task be cancelled meanwhile (the worker stops), what it claimed is handed back
-        rather than left to wait for its lease to expire."""
-        lease_timeout = timedelta(seconds=self.settings.lease_timeout)
-        driver = self.runtime.driver
-        writer = self.runtime.sqlite_writer
-        if driver is not None:  # PostgreSQL: the same statements on a driver connection
-            work = asyncio.ensure_future(self._claim_driver(driver, free, now, lease_timeout))
-        elif writer is not None:  # one hop to its thread
-            work = asyncio.ensure_future(
-                writer.transaction(
-                    lambda session: _claim_sqlite(
-                        session, self.worker_id, self.task_names, free, now, lease_timeout
-                    )
-                )
-            )
-        else:  # start() opens one or the other before the claim loop runs
-            raise RuntimeError("the worker claims on connections start() opens; none is open")
+        this task be cancelled meanwhile (the worker stops), or the read of the outcomes
+        fail, what it claimed is handed back rather than left to wait for its lease to
+        expire."""
+        work = asyncio.ensure_future(self._claim_and_load(free, now))
         claimed, outcomes = await _handing_back(
             work, lambda taken: self._release([c.lease for c in taken[0]])
         )
@@ -688,30 +605,21 @@ class Worker:
             self._spawn(item, outcomes.get(item.execution.run_id, {}))
         return len(claimed)
 
-    async def _claim_driver(
-        self, driver: DriverConnections, free: int, now: datetime, lease_timeout: timedelta
+    async def _claim_and_load(
+        self, free: int, now: datetime
     ) -> tuple[list[ClaimedExecution], dict[str, dict[str, StepRecord]]]:
-        """The claim on PostgreSQL: one autocommit statement that claims and wakes, then one
-        read of the claimed runs' outcomes (the claim's lease keeps them from changing). A
-        failed read hands the claimed executions back."""
-        async with driver.connection() as session:
-            claimed = await executions_repo.claim_ready_executions_driver(
-                session,
+        try:
+            return await self.store.run(
+                claims.claim_and_load,
                 worker_id=self.worker_id,
                 task_names=self.task_names,
                 limit=free,
                 now=now,
-                lease_timeout=lease_timeout,
-                wake=True,
+                lease_timeout=timedelta(seconds=self.settings.lease_timeout),
             )
-            if not claimed:
-                return [], {}
-            outcomes = await _outcomes_or_hand_back(
-                session,
-                [c.execution.run_id for c in claimed],
-                lambda: self._release([c.lease for c in claimed]),
-            )
-        return claimed, outcomes
+        except claims.OutcomesNotLoaded as failed:  # hand back what it took, at once
+            await self._release([c.lease for c in failed.taken])
+            raise failed.__cause__ or failed from None
 
     def _spawn(self, claimed: ClaimedExecution, outcomes: dict[str, StepRecord]) -> None:
         execution_id = claimed.execution.execution_id
@@ -760,7 +668,7 @@ class Worker:
         while True:
             try:
                 await self._listen()
-            except (*TRANSIENT_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except TRANSIENT_ERRORS as exc:
                 log(
                     "listener_lost",
                     f"wake-up listener lost: {exc}; reconnecting",
@@ -774,20 +682,8 @@ class Worker:
                 return
 
     async def _listen(self) -> None:
-        # A connection made the engine's way (its URL options, connect_args, SSL), taken out
-        # of the pool for good: it lives as long as the listener.
-        owner = await self.runtime.engine.connect()
-        raw = await owner.get_raw_connection()
-        connection: Any = raw.driver_connection  # before detach(), which drops the reference
-        raw.detach()
-        if connection is None:  # pragma: no cover - only for a pool without a driver
-            await owner.close()
-            raise OSError("no driver connection to listen on")
-        lost = asyncio.Event()
-        try:
-            connection.add_termination_listener(lambda _conn: lost.set())
-            await connection.add_listener(self.runtime.channel, self._on_notification)
-            self.listener_pid = connection.get_server_pid()
+        def listening(pid: int) -> None:
+            self.listener_pid = pid
             self._wake.set()  # anything that became ready before we listened
             log(
                 "listener_started",
@@ -795,22 +691,20 @@ class Worker:
                 worker_id=self.worker_id,
                 channel=self.runtime.channel,
             )
-            while not lost.is_set() and not self._stopping.is_set():
-                await _wait(lost, self.settings.lease_timeout / 3)
-                if not lost.is_set():  # notices a silently dropped link
-                    try:
-                        async with asyncio.timeout(PROBE_TIMEOUT):
-                            await connection.execute("SELECT 1")
-                    except TimeoutError:
-                        raise OSError("the listening connection stopped answering") from None
-            if lost.is_set():
-                raise OSError("the listening connection was closed")
+
+        try:
+            await self.store.listen(
+                self.runtime.channel,
+                self._on_notification,
+                until=self._stopping,
+                probe_every=self.settings.lease_timeout / 3,
+                probe_timeout=PROBE_TIMEOUT,
+                on_listening=listening,
+            )
         finally:
             self.listener_pid = None
-            with contextlib.suppress(Exception):
-                await owner.close()
 
-    def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notification(self, payload: str) -> None:
         if payload == wakeups.PAUSE_RULES_CHANGED:  # reload them before the next claim
             self.runtime.pause_rules.mark_stale()
             self._wake.set()
@@ -835,17 +729,19 @@ class Worker:
 
     async def _heartbeat(self) -> None:
         now = self.runtime.clock.now()
-        leases = [lease for _, lease in self._in_flight.values()]
+        renewing = [lease for _, lease in self._in_flight.values()]
         # A held execution runs nothing, so its lease is renewed only when it would otherwise
         # expire before the next heartbeat: most are started before that.
         settings = self.settings
         renew_by = now + timedelta(seconds=settings.lease_timeout - settings.heartbeat_every)
-        leases += [h.lease for h in self._held.values() if h.lease.expires_at <= renew_by]
-        async with self.runtime.engine.begin() as conn:
-            renewed, lost = await executions_repo.renew_leases(
-                conn, leases, now=now, lease_timeout=timedelta(seconds=self.settings.lease_timeout)
-            )
-            await workers_repo.record_worker_heartbeat(conn, self.worker_id, now=now)
+        renewing += [h.lease for h in self._held.values() if h.lease.expires_at <= renew_by]
+        renewed, lost = await self.store.run(
+            leases.heartbeat,
+            self.worker_id,
+            renewing,
+            now=now,
+            lease_timeout=timedelta(seconds=settings.lease_timeout),
+        )
         for lease in renewed:
             entry = self._in_flight.get(lease.execution_id)
             if entry is not None:
