@@ -1,5 +1,6 @@
-"""The worker's hot path on PostgreSQL driver connections (zart.repositories.raw), and the
-due sleeps a claim completes in bulk (both backends)."""
+"""The worker's own connections (asyncpg on PostgreSQL, SQLite's writer thread), through the
+store the worker runs on: checkpoints, claims and finishes alone and grouped, the due sleeps
+a claim completes in bulk."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tests.factories import (
     new_execution,
     new_id,
     run_on,
+    worker_store,
 )
 from zart import DurableScheduler
 from zart.database import DriverConnections, create_engine, with_schema
@@ -38,10 +40,13 @@ from zart.models import (
     TimerKind,
     table_of,
 )
-from zart.repositories import executions, leases, raw, steps, timers, wakeups
+from zart.repositories import claims, executions, steps, timers, wakeups
+from zart.repositories import leases as leases_repo
+from zart.repositories import statements as raw
 from zart.repositories.records import AttemptOutcome, ClaimedExecution, ExecutionRecord, Lease
-from zart.runtime.checkpoints import checkpoint_batcher
-from zart.runtime.execution import execute
+from zart.repositories.store import Store
+from zart.runtime.execution import Runtime, execute
+from zart.testing import FakeClock
 
 step_rows = table_of(StepRow)
 attempt_rows = table_of(StepAttemptRow)
@@ -61,34 +66,30 @@ async def _count(engine: AsyncEngine, table: Any) -> int:
         return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
 
 
-@pytest.mark.postgresql_only
-async def test_a_driver_checkpoint_stores_what_the_engine_path_stores(engine: AsyncEngine) -> None:
+async def test_a_worker_checkpoint_stores_what_the_engine_path_reads(
+    engine: AsyncEngine, store: Store
+) -> None:
     async with engine.begin() as conn:
         record = await new_execution(conn)
         lease = await claim_only(conn, record.execution_id)
-    driver = DriverConnections(engine)
     value = {"a": [1, 2.5, "x", None, True], "nested": {"k": "ü"}}
-    try:
-        async with driver.connection() as session:
-            written = await steps.record_step_outcome_driver(
-                session,
-                lease,
-                completed_step(record.run_id, "a", value),
-                attempt=AttemptOutcome(0, AttemptStatus.SUCCEEDED, T0, T0),
-                now=T0,
-            )
-            with pytest.raises(NonDeterministicReplay):  # completed outcomes never change
-                await steps.record_step_outcome_driver(
-                    session, lease, completed_step(record.run_id, "a", 2), now=T0
-                )
-            stale = Lease(lease.execution_id, "not-the-token", lease.owner, lease.expires_at)
-            with pytest.raises(LeaseLost):
-                await steps.record_step_outcome_driver(
-                    session, stale, completed_step(record.run_id, "b", 3), now=T0
-                )
-            loaded = await steps.load_outcomes_of_runs_driver(session, [record.run_id, "none"])
-    finally:
-        await driver.close()
+    written = await store.run(
+        steps.record_step_outcome,
+        lease,
+        completed_step(record.run_id, "a", value),
+        attempt=AttemptOutcome(0, AttemptStatus.SUCCEEDED, T0, T0),
+        now=T0,
+    )
+    with pytest.raises(NonDeterministicReplay):  # completed outcomes never change
+        await store.run(
+            steps.record_step_outcome, lease, completed_step(record.run_id, "a", 2), now=T0
+        )
+    stale = Lease(lease.execution_id, "not-the-token", lease.owner, lease.expires_at)
+    with pytest.raises(LeaseLost):
+        await store.run(
+            steps.record_step_outcome, stale, completed_step(record.run_id, "b", 3), now=T0
+        )
+    loaded = await store.run(steps.load_outcomes_of_runs, [record.run_id, "none"])
     assert written.result == value
     assert written.status is StepStatus.COMPLETED
     assert written.completed_at == T0
@@ -100,66 +101,58 @@ async def test_a_driver_checkpoint_stores_what_the_engine_path_stores(engine: As
     assert await _count(engine, step_rows) == 1  # the fenced-out "b" wrote nothing
 
 
-@pytest.mark.postgresql_only
-async def test_driver_claim_and_finish_are_fenced(engine: AsyncEngine) -> None:
+async def test_the_worker_claim_and_finish_are_fenced(engine: AsyncEngine, store: Store) -> None:
     async with engine.begin() as conn:
         first = await new_execution(conn)
         second = await new_execution(conn)
-    driver = DriverConnections(engine)
-    try:
-        async with driver.transaction() as session:
-            claimed = await executions.claim_ready_executions_driver(
-                session,
-                worker_id="w",
-                task_names=["onboarding", "other"],
-                limit=10,
-                now=T0,
-                lease_timeout=LEASE,
-            )
-            assert (
-                await wakeups.next_claimable_at_driver(session, ["onboarding"], after=T0)
-                == T0 + LEASE
-            )
-        assert {c.execution.execution_id for c in claimed} == {
-            first.execution_id,
-            second.execution_id,
-        }
-        assert all(c.previous_status is ExecutionStatus.SCHEDULED for c in claimed)
-        assert all(c.execution.status is ExecutionStatus.RUNNING for c in claimed)
-        leases = {c.execution.execution_id: c.lease for c in claimed}
-        records = {c.execution.execution_id: c.execution for c in claimed}
-        async with driver.connection() as session:
-            done = await executions.finish_execution_driver(
-                session,
-                leases[first.execution_id],
-                execution=records[first.execution_id],
-                status=ExecutionStatus.COMPLETED,
-                result={"ok": [1]},
-                now=T0,
-            )
-            lease = leases[second.execution_id]
-            with pytest.raises(LeaseLost):
-                await executions.finish_execution_driver(
-                    session,
-                    Lease(lease.execution_id, "stale", lease.owner, lease.expires_at),
-                    execution=records[second.execution_id],
-                    status=ExecutionStatus.FAILED,
-                    error={"kind": "x"},
-                    now=T0,
-                )
-    finally:
-        await driver.close()
+    claimed, _outcomes = await store.run(
+        claims.claim_and_load,
+        worker_id="w",
+        task_names=["onboarding", "other"],
+        limit=10,
+        now=T0,
+        lease_timeout=LEASE,
+    )
+    assert await store.run(wakeups.next_claimable_at, ["onboarding"], after=T0) == T0 + LEASE
+    assert {c.execution.execution_id for c in claimed} == {
+        first.execution_id,
+        second.execution_id,
+    }
+    assert all(c.previous_status is ExecutionStatus.SCHEDULED for c in claimed)
+    assert all(c.execution.status is ExecutionStatus.RUNNING for c in claimed)
+    leases = {c.execution.execution_id: c.lease for c in claimed}
+    records = {c.execution.execution_id: c.execution for c in claimed}
+    done = await store.run(
+        leases_repo.finish_execution,
+        leases[first.execution_id],
+        execution=records[first.execution_id],
+        status=ExecutionStatus.COMPLETED,
+        result={"ok": [1]},
+        now=T0,
+    )
+    lease = leases[second.execution_id]
+    with pytest.raises(LeaseLost):
+        await store.run(
+            leases_repo.finish_execution,
+            Lease(lease.execution_id, "stale", lease.owner, lease.expires_at),
+            execution=records[second.execution_id],
+            status=ExecutionStatus.FAILED,
+            error={"kind": "x"},
+            now=T0,
+        )
     assert done.status is ExecutionStatus.COMPLETED
     assert done.result == {"ok": [1]}
     async with engine.connect() as conn:
         assert done == await run_on(conn, executions.get_execution, first.execution_id)
         stored = await run_on(conn, executions.get_execution, second.execution_id)
-        run = (await conn.execute(select(run_rows).where(run_rows.c.run_id == first.run_id))).one()
+        ended = (
+            await conn.execute(select(run_rows).where(run_rows.c.run_id == first.run_id))
+        ).one()
     assert stored is not None
     assert stored.status is ExecutionStatus.RUNNING
-    assert run.status == "completed"
-    assert run.result == {"ok": [1]}
-    assert run.completed_at == T0
+    assert ended.status == "completed"
+    assert ended.result == {"ok": [1]}
+    assert ended.completed_at == T0
 
 
 @pytest.mark.postgresql_only
@@ -168,17 +161,17 @@ async def test_a_broken_driver_connection_is_an_sqlalchemy_error_and_replaced(
 ) -> None:
     driver = DriverConnections(engine, size=1)
     try:
-        async with driver.connection() as session:
-            pid = session.connection.get_server_pid()
+        async with driver.connection() as connection:
+            pid = connection.get_server_pid()
         async with engine.connect() as conn:
             await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
         await asyncio.sleep(0.1)
         with pytest.raises(SQLAlchemyError):
-            async with driver.connection() as session:
-                await session.connection.fetch("SELECT 1")
-        async with driver.connection() as session:  # a new connection, not the dead one
-            assert await session.connection.fetchval("SELECT 1") == 1
-            assert session.connection.get_server_pid() != pid
+            async with driver.connection() as connection:
+                await connection.fetch("SELECT 1")
+        async with driver.connection() as connection:  # a new connection, not the dead one
+            assert await connection.fetchval("SELECT 1") == 1
+            assert connection.get_server_pid() != pid
     finally:
         await driver.close()
     with pytest.raises(OperationalError):
@@ -197,17 +190,15 @@ async def test_driver_statements_follow_the_configured_schema(database_url: str)
         async with engine.begin() as conn:
             record = await new_execution(conn)
             lease = await claim_only(conn, record.execution_id)
-        driver = DriverConnections(engine)
         seen: list[str] = []
         raw.statement_observers.append(seen.append)
         try:
-            async with driver.connection() as session:
-                await steps.record_step_outcome_driver(
-                    session, lease, completed_step(record.run_id, "a", 1), now=T0
+            async with worker_store(engine) as store:
+                await store.run(
+                    steps.record_step_outcome, lease, completed_step(record.run_id, "a", 1), now=T0
                 )
         finally:
             raw.statement_observers.remove(seen.append)
-            await driver.close()
         assert seen
         assert "jobs.zart_steps" in seen[0]
         async with engine.connect() as conn:
@@ -261,7 +252,6 @@ async def test_a_claim_completes_due_sleeps_only(engine: AsyncEngine) -> None:
     assert outcomes["retry"].status is StepStatus.WAITING
 
 
-@pytest.mark.postgresql_only
 async def test_a_waking_claim_fires_timers_and_completes_sleeps_of_woken_runs_only(
     engine: AsyncEngine,
 ) -> None:
@@ -297,24 +287,19 @@ async def test_a_waking_claim_fires_timers_and_completes_sleeps_of_woken_runs_on
 
     async with engine.begin() as conn:
         woken, lease = await asleep(conn)
-        await run_on(conn, leases.suspend_execution, lease, run_id=woken.run_id, now=T0)
+        await run_on(conn, leases_repo.suspend_execution, lease, run_id=woken.run_id, now=T0)
         # Its worker died mid-sleep: the lease (1 s) expires before the claim below.
         taken_over, _ = await asleep(conn, lease_timeout=timedelta(seconds=1))
     now = T0 + timedelta(seconds=2)
-    driver = DriverConnections(engine)
-    try:
-        async with driver.connection() as session:  # autocommit: one statement does it all
-            claimed = await executions.claim_ready_executions_driver(
-                session,
-                worker_id="w",
-                task_names=["onboarding"],
-                limit=10,
-                now=now,
-                lease_timeout=LEASE,
-                wake=True,
-            )
-    finally:
-        await driver.close()
+    async with worker_store(engine) as store:
+        claimed = await store.run(
+            claims.claim_ready_executions,
+            worker_id="w",
+            task_names=["onboarding"],
+            limit=10,
+            now=now,
+            lease_timeout=LEASE,
+        )
     previous = {c.execution.execution_id: c.previous_status for c in claimed}
     assert previous == {
         woken.execution_id: ExecutionStatus.WAITING,
@@ -388,7 +373,6 @@ async def test_a_woken_sleeper_passes_its_sleep_without_a_checkpoint(database_ur
 # -- group commit on PostgreSQL -----------------------------------------------------------------
 
 
-@pytest.mark.postgresql_only
 async def test_a_group_of_checkpoints_is_fenced_item_by_item(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         kept = await new_execution(conn)
@@ -406,25 +390,21 @@ async def test_a_group_of_checkpoints_is_fenced_item_by_item(engine: AsyncEngine
             text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
             {"e": lost.execution_id},
         )
-    driver = DriverConnections(engine)
-    try:
-        async with driver.connection() as session:
-            results = await steps.record_step_outcomes_driver(
-                session,
-                [
-                    (
-                        leases[kept.execution_id],
-                        completed_step(kept.run_id, "a", {"v": [1, None]}),
-                        AttemptOutcome(0, AttemptStatus.SUCCEEDED, T0, T0),
-                    ),
-                    (leases[lost.execution_id], completed_step(lost.run_id, "a", 2), None),
-                    (leases[done.execution_id], completed_step(done.run_id, "a", "again"), None),
-                    (leases[kept.execution_id], completed_step(kept.run_id, "b", None, 1), None),
-                ],
-                now=T0,
-            )
-    finally:
-        await driver.close()
+    async with worker_store(engine) as store:
+        results = await store.run(
+            steps.record_step_outcomes,
+            [
+                (
+                    leases[kept.execution_id],
+                    completed_step(kept.run_id, "a", {"v": [1, None]}),
+                    AttemptOutcome(0, AttemptStatus.SUCCEEDED, T0, T0),
+                ),
+                (leases[lost.execution_id], completed_step(lost.run_id, "a", 2), None),
+                (leases[done.execution_id], completed_step(done.run_id, "a", "again"), None),
+                (leases[kept.execution_id], completed_step(kept.run_id, "b", None, 1), None),
+            ],
+            now=T0,
+        )
     first, refused, replayed, second = results
     assert not isinstance(first, BaseException)
     assert first.result == {"v": [1, None]}
@@ -490,7 +470,6 @@ async def test_concurrent_checkpoints_share_statements_on_postgresql(database_ur
     assert len(statements) < 320, len(statements)
 
 
-@pytest.mark.postgresql_only
 async def test_a_group_of_finishes_is_fenced_item_by_item(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         done = await new_execution(conn)
@@ -501,20 +480,16 @@ async def test_a_group_of_finishes_is_fenced_item_by_item(engine: AsyncEngine) -
             text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
             {"e": lost.execution_id},
         )
-    driver = DriverConnections(engine)
-    try:
-        async with driver.connection() as session:
-            results = await executions.finish_executions_driver(
-                session,
-                [
-                    (*_of(claimed[done.execution_id]), COMPLETED, {"r": [1]}, None),
-                    (*_of(claimed[failed.execution_id]), FAILED, None, {"kind": "x"}),
-                    (*_of(claimed[lost.execution_id]), COMPLETED, 3, None),
-                ],
-                now=T0,
-            )
-    finally:
-        await driver.close()
+    async with worker_store(engine) as store:
+        results = await store.run(
+            leases_repo.finish_executions,
+            [
+                (*_of(claimed[done.execution_id]), COMPLETED, {"r": [1]}, None),
+                (*_of(claimed[failed.execution_id]), FAILED, None, {"kind": "x"}),
+                (*_of(claimed[lost.execution_id]), COMPLETED, 3, None),
+            ],
+            now=T0,
+        )
     ok, bad, refused = results
     assert not isinstance(ok, BaseException)
     assert (ok.status, ok.result, ok.completed_at) == (ExecutionStatus.COMPLETED, {"r": [1]}, T0)
@@ -540,7 +515,6 @@ async def test_a_group_of_finishes_is_fenced_item_by_item(engine: AsyncEngine) -
     assert run_rows_now[lost.run_id].completed_at is None
 
 
-@pytest.mark.postgresql_only
 async def test_a_group_finish_returns_what_a_read_of_the_rows_gives(engine: AsyncEngine) -> None:
     """The group finish reads back only what the database decides (the version, the times):
     the rest of each record is the claimed one and the values written, and must be field for
@@ -571,25 +545,23 @@ async def test_a_group_finish_returns_what_a_read_of_the_rows_gives(engine: Asyn
         "error": {"type": "builtins:ValueError", "args": {"$zart": "tuple", "v": ["boom"]}},
     }
     later = T0 + timedelta(seconds=7, microseconds=123456)
-    driver = DriverConnections(engine)
-    try:
-        async with driver.connection() as session:
-            claimed = {
-                c.execution.execution_id: c
-                for c in await executions.claim_ready_executions_driver(
-                    session,
-                    worker_id="w",
-                    task_names=["onboarding"],
-                    limit=10,
-                    now=T0,
-                    lease_timeout=LEASE,
-                )
-            }
+    async with worker_store(engine) as store:
+        claimed = {
+            c.execution.execution_id: c
+            for c in await store.run(
+                claims.claim_ready_executions,
+                worker_id="w",
+                task_names=["onboarding"],
+                limit=10,
+                now=T0,
+                lease_timeout=LEASE,
+            )
+        }
         async with engine.begin() as conn:
             # A heartbeat moves claimable_at under the lease; another worker takes `lost`.
             renewed, _ = await run_on(
                 conn,
-                leases.renew_leases,
+                leases_repo.renew_leases,
                 [c.lease for c in claimed.values()],
                 now=T0 + timedelta(seconds=5),
                 lease_timeout=LEASE,
@@ -600,18 +572,15 @@ async def test_a_group_finish_returns_what_a_read_of_the_rows_gives(engine: Asyn
                 {"e": lost.execution_id},
             )
             before = await run_on(conn, executions.get_execution, lost.execution_id)
-        async with driver.connection() as session:
-            ok, bad, refused = await executions.finish_executions_driver(
-                session,
-                [
-                    (*_of(claimed[done.execution_id]), COMPLETED, result, None),
-                    (*_of(claimed[failed.execution_id]), FAILED, None, error),
-                    (*_of(claimed[lost.execution_id]), COMPLETED, 1, None),
-                ],
-                now=later,
-            )
-    finally:
-        await driver.close()
+        ok, bad, refused = await store.run(
+            leases_repo.finish_executions,
+            [
+                (*_of(claimed[done.execution_id]), COMPLETED, result, None),
+                (*_of(claimed[failed.execution_id]), FAILED, None, error),
+                (*_of(claimed[lost.execution_id]), COMPLETED, 1, None),
+            ],
+            now=later,
+        )
     async with engine.connect() as conn:
         stored = {
             e.execution_id: await run_on(conn, executions.get_execution, e.execution_id)
@@ -647,7 +616,6 @@ async def timed_failing(data: dict[str, Any]) -> None:
     raise ValueError(data["why"])
 
 
-@pytest.mark.postgresql_only
 async def test_a_run_returns_its_finished_execution_as_stored(database_url: str) -> None:
     """The runtime's finish hands on the record the claim returned, not the run's copy of it
     (which carries the deadline of the handler's timeout when none is stored)."""
@@ -664,25 +632,22 @@ async def test_a_run_returns_its_finished_execution_as_stored(database_url: str)
                     payload={"why": "no", **payload},
                     now=now,
                 )
-        runtime.open_driver()
+        runtime.open_connections()
         try:
-            driver = runtime.driver
-            assert driver is not None
-            async with driver.connection() as session:
-                claimed = await executions.claim_ready_executions_driver(
-                    session,
-                    worker_id="w",
-                    task_names=["driver-timed", "driver-timed-failing"],
-                    limit=10,
-                    now=now,
-                    lease_timeout=LEASE,
-                )
+            claimed = await runtime.store.run(
+                claims.claim_ready_executions,
+                worker_id="w",
+                task_names=["driver-timed", "driver-timed-failing"],
+                limit=10,
+                now=now,
+                lease_timeout=LEASE,
+            )
             handlers = {"driver-timed": timed, "driver-timed-failing": timed_failing}
             finished = [
                 await execute(runtime, handlers[c.execution.task_name], c, {}) for c in claimed
             ]
         finally:
-            await runtime.close_driver()
+            await runtime.close_connections()
         async with scheduler.engine.connect() as conn:
             for record in finished:
                 assert record is not None
@@ -691,7 +656,6 @@ async def test_a_run_returns_its_finished_execution_as_stored(database_url: str)
     assert sorted(r.status for r in finished if r is not None) == [COMPLETED, FAILED]
 
 
-@pytest.mark.postgresql_only
 async def test_a_group_whose_first_result_is_a_list_is_stored_as_json(
     engine: AsyncEngine,
 ) -> None:
@@ -702,34 +666,29 @@ async def test_a_group_whose_first_result_is_a_list_is_stored_as_json(
         second = await new_execution(conn)
         claimed = {c.execution.execution_id: c for c in await claim(conn, worker_id="w")}
     leases = {execution_id: c.lease for execution_id, c in claimed.items()}
-    driver = DriverConnections(engine)
-    try:
-        async with driver.connection() as session:
-            stored = await steps.record_step_outcomes_driver(
-                session,
-                [
-                    (leases[first.execution_id], completed_step(first.run_id, "a", [1, 2]), None),
-                    (leases[second.execution_id], completed_step(second.run_id, "a", None), None),
-                ],
-                now=T0,
-            )
-            finished = await executions.finish_executions_driver(
-                session,
-                [
-                    (*_of(claimed[first.execution_id]), COMPLETED, [[1], "x"], None),
-                    (*_of(claimed[second.execution_id]), COMPLETED, None, None),
-                ],
-                now=T0,
-            )
-    finally:
-        await driver.close()
+    async with worker_store(engine) as store:
+        stored = await store.run(
+            steps.record_step_outcomes,
+            [
+                (leases[first.execution_id], completed_step(first.run_id, "a", [1, 2]), None),
+                (leases[second.execution_id], completed_step(second.run_id, "a", None), None),
+            ],
+            now=T0,
+        )
+        finished = await store.run(
+            leases_repo.finish_executions,
+            [
+                (*_of(claimed[first.execution_id]), COMPLETED, [[1], "x"], None),
+                (*_of(claimed[second.execution_id]), COMPLETED, None, None),
+            ],
+            now=T0,
+        )
     assert [getattr(r, "result", r) for r in stored] == [[1, 2], None]
     assert [getattr(r, "result", r) for r in finished] == [[[1], "x"], None]
     async with engine.connect() as conn:
         assert (await run_on(conn, steps.load_run_outcomes, first.run_id))["a"].result == [1, 2]
 
 
-@pytest.mark.postgresql_only
 async def test_a_cancelled_caller_leaves_its_group_and_its_outcome_stored(
     engine: AsyncEngine,
 ) -> None:
@@ -738,8 +697,9 @@ async def test_a_cancelled_caller_leaves_its_group_and_its_outcome_stored(
     async with engine.begin() as conn:
         runs = [await new_execution(conn) for _ in range(3)]
         leases = {c.execution.execution_id: c.lease for c in await claim(conn, worker_id="w")}
-    driver = DriverConnections(engine)
-    batcher = checkpoint_batcher(driver, lambda: T0)
+    runtime = Runtime(engine, clock=FakeClock(T0))
+    runtime.open_connections()
+    batcher = runtime._checkpoints
     try:
         tasks = [
             asyncio.create_task(
@@ -751,18 +711,17 @@ async def test_a_cancelled_caller_leaves_its_group_and_its_outcome_stored(
         tasks[2].cancel()
         done = await asyncio.gather(*tasks, return_exceptions=True)
         for _ in range(100):  # the group the cancelled one was in goes on without it
-            if not batcher._busy:
+            if not batcher.busy:
                 break
             await asyncio.sleep(0.01)
     finally:
-        await driver.close()
+        await runtime.close_connections()
     assert [getattr(r, "result", r) for r in done[:2]] == [0, 1]
     assert isinstance(done[2], asyncio.CancelledError)
     async with engine.connect() as conn:
         assert (await run_on(conn, steps.load_run_outcomes, runs[2].run_id))["a"].result == 2
 
 
-@pytest.mark.postgresql_only
 async def test_a_grouped_retry_keeps_the_rows_position_and_creation(engine: AsyncEngine) -> None:
     """A group checkpoint returns only what the row kept (id, position, created_at); the
     record it builds from the item must equal the stored row, a retry's overwrite included."""
@@ -792,19 +751,15 @@ async def test_a_grouped_retry_keeps_the_rows_position_and_creation(engine: Asyn
         result={"z": 1, "a": [1.5, "x"]},
         completed_at=later,
     )
-    driver = DriverConnections(engine)
-    try:
-        async with driver.connection() as session:
-            stored = await steps.record_step_outcomes_driver(
-                session,
-                [
-                    (leases[first.execution_id], retried, None),
-                    (leases[other.execution_id], completed_step(other.run_id, "b", 7, 2), None),
-                ],
-                now=later,
-            )
-    finally:
-        await driver.close()
+    async with worker_store(engine) as store:
+        stored = await store.run(
+            steps.record_step_outcomes,
+            [
+                (leases[first.execution_id], retried, None),
+                (leases[other.execution_id], completed_step(other.run_id, "b", 7, 2), None),
+            ],
+            now=later,
+        )
     record, fresh = stored
     assert not isinstance(record, BaseException)
     assert not isinstance(fresh, BaseException)
