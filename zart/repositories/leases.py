@@ -127,7 +127,7 @@ def _finish(dialect: str) -> Any:
     result = bindparam("result", type_=executions.c.result.type)
     error = bindparam("error", type_=executions.c.error.type)
     now = bindparam("now", type_=executions.c.updated_at.type)
-    finished = (
+    update_ = (
         update(executions)
         .where(*_fenced())
         .values(
@@ -135,8 +135,8 @@ def _finish(dialect: str) -> Any:
         )
     )
     if dialect != "postgresql":
-        return finished.returning(*_finished_columns(executions))
-    finished = finished.returning(*executions.c).cte("finished")
+        return update_.returning(*_finished_columns(executions))
+    finished = update_.returning(*executions.c).cte("finished")
     run = (
         update(run_rows)
         .where(run_rows.c.run_id == finished.c.current_run_id)

@@ -8,9 +8,10 @@ the same scheduler) and at every poll interval.
 A step that matches is *held* (:meth:`zart.runtime.run.RunState.hold_if_paused`): the run
 stores a hold on the rule (a timer at the rule's expiry, or at the next re-check for a rule
 without one) only if the rule is still active in the database, then suspends like any durable
-wait, letting the steps already running in parallel branches finish first. The execution waits until the rule expires or is removed (removal wakes
-it), then replays and checks again. A rule the worker still remembered but that is gone from
-the database holds nothing: the step runs.
+wait, letting the steps already running in parallel branches finish first. The execution
+waits until the rule expires or is removed (removal wakes it), then replays and checks again.
+A rule the worker still remembered but that is gone from the database holds nothing: the
+step runs.
 """
 
 from __future__ import annotations

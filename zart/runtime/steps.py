@@ -90,8 +90,8 @@ async def _run_call(call: StepCall[R]) -> R:
     if run is None or current_step.get() is not None:
         result: R = await call.definition.invoke(call.args, call.kwargs)
         return result
-    result = await run_step(run, call.definition, call.args, call.kwargs, call.name)
-    return result  # type: ignore[no-any-return]
+    stepped: R = await run_step(run, call.definition, call.args, call.kwargs, call.name)
+    return stepped
 
 
 class StepFunction(Generic[P, R]):

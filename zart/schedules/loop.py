@@ -257,9 +257,12 @@ class ScheduleLoop:
             now=now,
         ):
             return False  # another worker fired this time
-        if previous is not None and await db.run(  # cancel_previous
-            executions_repo.cancel_execution, previous.execution_id, now=now
-        ):
+        cancelled = None
+        if previous is not None:  # cancel_previous
+            cancelled = await db.run(
+                executions_repo.cancel_execution, previous.execution_id, now=now
+            )
+        if previous is not None and cancelled is not None:
             report.cancelled.append(previous.execution_id)
             log(
                 "schedule_cancelled_previous",

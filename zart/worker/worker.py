@@ -330,7 +330,8 @@ class Worker:
 
     async def _release(self, taken: list[Lease]) -> None:
         for lease in taken:
-            try:
+            # LeaseLost: someone else owns it; a database error: its lease will simply expire.
+            with contextlib.suppress(*RELEASE_ERRORS):
                 await self.store.run(
                     leases.release_lease,
                     lease,
@@ -338,8 +339,6 @@ class Worker:
                     channel=self.runtime.channel,  # another worker may resume it at once
                     task_names=self.task_names,
                 )
-            except RELEASE_ERRORS:
-                pass  # someone else owns it, or its lease will simply expire
 
     async def _release_held(self, held: list[_Held]) -> None:
         """Give executions claimed ahead back as they were: waiting until their due time."""
