@@ -22,22 +22,17 @@ limit, then cancel the rest and hand their leases back so another worker resumes
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import gc
-import heapq
-import itertools
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from zart.database import TRANSIENT_ERRORS
-from zart.errors import ConfigurationError, LeaseLost
+from zart.errors import ConfigurationError
 from zart.logs import log, logger
 from zart.repositories import claims, leases, wakeups
 from zart.repositories import workers as workers_repo
@@ -45,6 +40,8 @@ from zart.repositories.records import ClaimedExecution, ExecutionRecord, Lease, 
 from zart.runtime.execution import Runtime, execute
 from zart.runtime.registry import find_handler
 from zart.schedules.loop import DeclaredSchedule, ScheduleLoop
+from zart.worker.ahead import CLAIM_CHUNK, RELEASE_ERRORS, ClaimAhead, handing_back
+from zart.worker.settings import WorkerSettings
 
 #: Seconds the worker's copy of the pause rules may age at most (beyond a short poll
 #: interval). A change made in this process, or announced by NOTIFY, is reloaded at once.
@@ -53,82 +50,8 @@ PAUSE_RULES_AGE = 1.0
 #: Seconds the listener's liveness probe may take before its connection counts as lost.
 PROBE_TIMEOUT = 5.0
 
-#: At most this many executions per claim statement. A backlog larger than the free slots
-#: (10,000 sleepers due at once) is claimed in chunks, one right after the other: the runs of
-#: one chunk start while the next chunk's claim is in flight, and their checkpoints reach the
-#: database while later chunks are still being replayed, instead of every slot going through
-#: claim, replay, checkpoint and finish in lockstep with the others.
-CLAIM_CHUNK = 250
-
-#: At most this many held executions whose leases one read checks once they are due.
-WAKE_CHUNK = 1000
 
 T = TypeVar("T")
-
-#: Errors handing a lease back may meet: someone else owns it already, or the database is away.
-RELEASE_ERRORS: tuple[type[BaseException], ...] = (LeaseLost, *TRANSIENT_ERRORS)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerSettings:
-    """How a worker runs. Every duration is in seconds."""
-
-    concurrency: int = 64
-    lease_timeout: float = 30.0
-    heartbeat_interval: float | None = None  # default: a third of the lease timeout
-    poll_interval: float = 0.5
-    shutdown_timeout: float = 30.0
-    #: Seconds before a timer is due that the worker may claim its waiting execution and hold
-    #: it, to start it the moment it is due (PostgreSQL; 0 turns it off).
-    claim_ahead: float = 2.0
-    #: At most this many executions held that way at once.
-    claim_ahead_limit: int = 10_000
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ConfigurationError(f"concurrency must be at least 1, not {self.concurrency}")
-        if self.lease_timeout <= 0:
-            raise ConfigurationError(f"lease_timeout must be positive, not {self.lease_timeout}")
-        if self.heartbeat_interval is not None and not (
-            0 < self.heartbeat_interval < self.lease_timeout
-        ):
-            raise ConfigurationError("heartbeat_interval must be positive and below lease_timeout")
-        if self.poll_interval <= 0:
-            raise ConfigurationError(f"poll_interval must be positive, not {self.poll_interval}")
-        if self.claim_ahead < 0:
-            raise ConfigurationError(f"claim_ahead must be at least 0, not {self.claim_ahead}")
-        if self.claim_ahead_limit < 0:
-            raise ConfigurationError(
-                f"claim_ahead_limit must be at least 0, not {self.claim_ahead_limit}"
-            )
-
-    @property
-    def heartbeat_every(self) -> float:
-        return self.heartbeat_interval or self.lease_timeout / 3
-
-
-def freeze_startup_objects() -> int:
-    """Collect garbage once, then move every object left (the modules, the app, the engine:
-    what lives as long as the process) out of reach of Python's cyclic garbage collector,
-    and return how many that was. A worker process calls it once it has started.
-
-    Without it, a burst of work (10,000 sleepers resumed at once) promotes enough short-lived
-    objects that the collector scans the whole process several times a second: a quarter of
-    the worker's CPU went there in ``bench.wake_profile``. ``zart worker`` calls it; an app
-    running a worker of its own may call it after its start-up (:func:`gc.freeze`)."""
-    gc.collect()
-    gc.freeze()
-    return gc.get_freeze_count()
-
-
-@dataclass(slots=True, eq=False)
-class _Held:
-    """An execution claimed ahead of its due time, waiting in memory to be started then."""
-
-    claimed: ClaimedExecution
-    outcomes: dict[str, StepRecord]
-    due_at: datetime
-    lease: Lease  # the claim's, renewed by the heartbeat while it is held
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
@@ -140,18 +63,6 @@ async def _wait(event: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             await event.wait()
-
-
-async def _handing_back(work: asyncio.Future[T], hand_back: Callable[[T], Awaitable[None]]) -> T:
-    """The result of a claim ``work``. Should the caller be cancelled meanwhile (the worker
-    stops), the claim goes on and may commit: what it took is handed back, so nothing waits
-    for its lease to expire."""
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await hand_back(await work)
-        raise
 
 
 class Worker:
@@ -177,15 +88,6 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._on_finished = on_finished
         self._in_flight: dict[str, tuple[asyncio.Task[Any], Lease]] = {}
-        #: Executions claimed ahead of their due time (:meth:`_claim_ahead`), by id, and a
-        #: heap of (due time, tie-breaker, entry) to start them in due order. An entry no
-        #: longer in ``_held`` (aborted, lease lost) is skipped when it comes up.
-        self._held: dict[str, _Held] = {}
-        self._held_due: list[tuple[datetime, int, _Held]] = []
-        self._held_order = itertools.count()
-        #: Held executions that are due and woken, in due order, waiting for a slot.
-        self._ready: collections.deque[_Held] = collections.deque()
-        self._waker: asyncio.Task[None] | None = None
         #: Slots promised to starts of this process that insert their execution already
         #: claimed (:meth:`reserve`), until they hand it over (:meth:`adopt`).
         self._reserved = 0
@@ -193,6 +95,16 @@ class Worker:
         #: claims again at once. Otherwise a run's end changes nothing claimable.
         self._backlog = False
         self._wake = asyncio.Event()
+        #: Executions claimed ahead of their due time, held here until then.
+        self._ahead = ClaimAhead(
+            self.store,
+            runtime.clock,
+            self.settings,
+            worker_id=self.worker_id,
+            task_names=self.task_names,
+            wake=self._wake,
+            spawn=self._spawn,
+        )
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -293,14 +205,7 @@ class Worker:
         claim.cancel()
         await asyncio.gather(claim, return_exceptions=True)
         # Runs claimed ahead and not started go back at once, to wait for their due time.
-        if self._waker is not None:
-            self._waker.cancel()
-            await asyncio.gather(self._waker, return_exceptions=True)
-        held = list(self._held.values())
-        self._held.clear()
-        self._held_due.clear()
-        self._ready.clear()
-        await self._release_held(held)
+        await self._ahead.stop()
         # The heartbeat keeps renewing leases while running executions finish.
         limit = self.settings.shutdown_timeout if timeout is None else timeout
         running = [task for task, _ in self._in_flight.values()]
@@ -340,25 +245,13 @@ class Worker:
                     task_names=self.task_names,
                 )
 
-    async def _release_held(self, held: list[_Held]) -> None:
-        """Give executions claimed ahead back as they were: waiting until their due time."""
-        try:
-            for start in range(0, len(held), CLAIM_CHUNK):
-                await self.store.run(
-                    claims.release_held,
-                    [(h.lease, h.due_at) for h in held[start : start + CLAIM_CHUNK]],
-                    now=self.runtime.clock.now(),
-                )
-        except RELEASE_ERRORS:
-            pass  # their leases will simply expire
-
     def wake(self) -> None:
         """Look for ready executions now (called when one is started in this process)."""
         self._wake.set()
 
     def abort(self, execution_id: str) -> bool:
         """Stop running ``execution_id`` here at once (it was cancelled). True if it ran here."""
-        if self._held.pop(execution_id, None) is not None:  # never started: nothing to stop
+        if self._ahead.drop(execution_id):  # never started: nothing to stop
             return True
         entry = self._in_flight.get(execution_id)
         if entry is None:
@@ -373,7 +266,7 @@ class Worker:
     @property
     def held(self) -> int:
         """Executions claimed ahead of their due time, waiting here to start."""
-        return len(self._held)
+        return len(self._ahead.held)
 
     def runs(self, execution_id: str) -> bool:
         """Whether ``execution_id`` is running on this worker now."""
@@ -426,13 +319,13 @@ class Worker:
                     await self.runtime.pause_rules.refresh(
                         self.store, now, max_age=max(self.settings.poll_interval, PAUSE_RULES_AGE)
                     )
-                    started = self._start_ready(free)
+                    started = self._ahead.start_ready(free)
                     if started:  # due runs held here go first; then look again
                         continue
                     limit = min(free, CLAIM_CHUNK)
                     taken = await self._claim(limit, now)
                     if taken < limit:  # idle: claim what is due soon, sleep till the next
-                        if await self._claim_ahead(now):
+                        if await self._ahead.claim(now):
                             continue  # there may be more
                         pause = await self._until_next_due(pause, now)
                     elif taken < free:  # a backlog and free slots: the next chunk at once
@@ -448,11 +341,11 @@ class Worker:
         """Seconds until the next execution becomes claimable after ``now`` (the claim's time,
         so one that came due since is picked up at once), at most ``longest``."""
         due = await self.store.run(wakeups.next_claimable_at, self.task_names, after=now)
-        ahead = timedelta(seconds=self._ahead())
+        ahead = timedelta(seconds=self._ahead.window())
         if due is not None and ahead and due > now + ahead:
             due -= ahead  # claimed ahead then; what is due sooner cannot be (an event wait)
-        held = self._next_held()
-        if held is not None and held <= now and self._waker is not None:
+        held = self._ahead.next_due()
+        if held is not None and held <= now and self._ahead.waking:
             held = None  # being woken: the waker sets the wake event as each chunk is ready
         if held is not None and (due is None or held < due):
             due = held
@@ -461,128 +354,6 @@ class Worker:
         return min(longest, max((due - self.runtime.clock.now()).total_seconds(), 0.0))
 
     # -- claiming ahead ---------------------------------------------------------------------
-
-    def _ahead(self) -> float:
-        """Seconds ahead of a timer this worker claims its execution now; 0: it doesn't
-        (turned off, a backend whose claims do not skip locked rows, or as many held as
-        allowed)."""
-        if (
-            not self.store.backend.skips_locked
-            or len(self._held) >= self.settings.claim_ahead_limit
-        ):
-            return 0.0
-        return self.settings.claim_ahead
-
-    async def _claim_ahead(self, now: datetime) -> bool:
-        """Claim waiting executions whose timer is due within ``claim_ahead`` seconds, load
-        their outcomes, and hold them here until they are due (:meth:`_wake_due`,
-        :meth:`_start_ready`). A crowd of sleepers due at the same instant is then claimed in
-        the seconds before it, rather than all at once when it comes. True when the batch was
-        full: there may be more."""
-        ahead = self._ahead()
-        if not ahead:
-            return False
-        limit = min(self.settings.claim_ahead_limit - len(self._held), CLAIM_CHUNK)
-        horizon = now + timedelta(seconds=ahead)
-        lease_timeout = timedelta(seconds=self.settings.lease_timeout)
-
-        async def claim() -> list[tuple[ClaimedExecution, datetime, dict[str, StepRecord]]]:
-            try:
-                got, outcomes = await self.store.run(
-                    claims.claim_ahead,
-                    worker_id=self.worker_id,
-                    task_names=self.task_names,
-                    limit=limit,
-                    now=now,
-                    horizon=horizon,
-                    lease_timeout=lease_timeout,
-                )
-            except claims.OutcomesNotLoaded as failed:  # hand back what it took, at once
-                await self._release_held([_Held(c, {}, due, c.lease) for c, due in failed.taken])
-                raise failed.__cause__ or failed from None
-            return [(c, due, outcomes.get(c.execution.run_id, {})) for c, due in got]
-
-        got = await _handing_back(
-            asyncio.ensure_future(claim()),
-            lambda taken: self._release_held([_Held(c, o, due, c.lease) for c, due, o in taken]),
-        )
-        for claimed, due_at, outcomes in got:
-            entry = _Held(claimed, outcomes, due_at, claimed.lease)
-            self._held[claimed.execution.execution_id] = entry
-            heapq.heappush(self._held_due, (due_at, next(self._held_order), entry))
-        if got:
-            log(
-                "executions_claimed_ahead",
-                f"claimed {len(got)} waiting executions ahead of their due time",
-                level=logging.DEBUG,
-                worker_id=self.worker_id,
-                held=len(self._held),
-            )
-        return len(got) >= limit
-
-    def _next_held(self) -> datetime | None:
-        """When the first execution held here is due (stale heap entries dropped)."""
-        while self._held_due:
-            due_at, _, entry = self._held_due[0]
-            if self._held.get(entry.claimed.execution.execution_id) is entry:
-                return due_at
-            heapq.heappop(self._held_due)
-        return None
-
-    def _start_ready(self, free: int) -> int:
-        """Start up to ``free`` held executions that are due and woken (:meth:`_wake_due`),
-        in due order; start the waking of the next ones when some are due. Returns how many
-        were taken off the queue (one no longer held is skipped)."""
-        taken = 0
-        while taken < free and self._ready:
-            entry = self._ready.popleft()
-            taken += 1
-            execution_id = entry.claimed.execution.execution_id
-            if self._held.get(execution_id) is entry:
-                del self._held[execution_id]
-                self._spawn(replace(entry.claimed, lease=entry.lease), entry.outcomes)
-        due = self._next_held()
-        if due is not None and due <= self.runtime.clock.now() and self._waker is None:
-            self._waker = asyncio.create_task(self._wake_due(), name="zart-worker-waker")
-            self._waker.add_done_callback(self._waker_ended)
-        return taken
-
-    def _waker_ended(self, task: asyncio.Task[None]) -> None:
-        self._waker = None
-        if not task.cancelled() and task.exception() is not None:
-            log("wake_failed", f"waking held runs failed: {task.exception()!r}", level=40)
-        self._wake.set()  # more may have come due meanwhile
-
-    async def _wake_due(self) -> None:
-        """While held executions are due: a chunk at a time, one read checks that their leases
-        still hold, and they join the queue the claim loop starts them from as slots free up
-        (their due timers fired and their due sleeps completed when they were claimed ahead).
-        Apart from the claim loop, so the runs of one chunk start while the next chunk is
-        checked. One whose lease was lost meanwhile (cancelled, taken over) is dropped."""
-        while True:
-            now = self.runtime.clock.now()
-            batch: list[_Held] = []
-            while len(batch) < WAKE_CHUNK:
-                due_at = self._next_held()
-                if due_at is None or due_at > now:
-                    break
-                batch.append(heapq.heappop(self._held_due)[2])
-            if not batch:
-                return
-            held: set[str] | None = None
-            try:
-                held = await self.store.run(claims.still_held, [h.lease for h in batch])
-            except TRANSIENT_ERRORS as exc:  # their first checkpoint is fenced all the same
-                log("wake_failed", f"checking held leases failed: {exc}", level=30)
-            for entry in batch:
-                execution_id = entry.claimed.execution.execution_id
-                if self._held.get(execution_id) is not entry:
-                    continue  # aborted meanwhile
-                if held is not None and execution_id not in held:
-                    del self._held[execution_id]  # its lease is gone: cancelled or taken over
-                    continue
-                self._ready.append(entry)
-            self._wake.set()
 
     async def _claim(self, free: int, now: datetime) -> int:
         """Claim up to ``free`` executions and load their outcomes. The claim also does, for
@@ -596,7 +367,7 @@ class Worker:
         fail, what it claimed is handed back rather than left to wait for its lease to
         expire."""
         work = asyncio.ensure_future(self._claim_and_load(free, now))
-        claimed, outcomes = await _handing_back(
+        claimed, outcomes = await handing_back(
             work, lambda taken: self._release([c.lease for c in taken[0]])
         )
         self._backlog = len(claimed) >= free
@@ -733,7 +504,7 @@ class Worker:
         # expire before the next heartbeat: most are started before that.
         settings = self.settings
         renew_by = now + timedelta(seconds=settings.lease_timeout - settings.heartbeat_every)
-        renewing += [h.lease for h in self._held.values() if h.lease.expires_at <= renew_by]
+        renewing += self._ahead.renewing(renew_by)
         renewed, lost = await self.store.run(
             leases.heartbeat,
             self.worker_id,
@@ -745,13 +516,9 @@ class Worker:
             entry = self._in_flight.get(lease.execution_id)
             if entry is not None:
                 self._in_flight[lease.execution_id] = (entry[0], lease)
-            held = self._held.get(lease.execution_id)
-            if held is not None and held.lease.token == lease.token:
-                held.lease = lease
+            self._ahead.renewed(lease)
         for lease in lost:
-            held = self._held.get(lease.execution_id)
-            if held is not None and held.lease.token == lease.token:
-                del self._held[lease.execution_id]  # cancelled or taken over: not ours to start
+            self._ahead.lost(lease)
             entry = self._in_flight.get(lease.execution_id)
             if entry is not None and entry[1].token == lease.token:
                 log(
