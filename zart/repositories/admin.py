@@ -30,6 +30,7 @@ from zart.models import (
     table_of,
 )
 from zart.repositories import runs as runs_repo
+from zart.repositories import steps as steps_repo
 from zart.repositories.executions import ACTIVE_VALUES, get_execution
 from zart.repositories.executors import Backend, Operation
 from zart.repositories.records import ExecutionRecord, RetriedStep, RunRecord, StepRecord
@@ -67,22 +68,9 @@ def _execution() -> Any:
     return executions.c.execution_id == bindparam("execution_id")
 
 
-_STEP_COPIED = (
-    "execution_id",
-    "name",
-    "kind",
-    "status",
-    "result",
-    "error",
-    "attempts",
-    "position",
-    "deadline_at",
-    "wake_at",
-    "created_at",
-    "updated_at",
-    "completed_at",
-)
-_ATTEMPT_COPIED = ("attempt_number", "status", "result", "error", "started_at", "completed_at")
+#: What a preserved step keeps of the old run's row (all but its run), and its attempts'.
+_STEP_COPIED = ("execution_id", *(c for c in steps_repo.STEP_COLUMNS if c != "run_id"))
+_ATTEMPT_COPIED = steps_repo.ATTEMPT_COLUMNS
 
 LOCK = Statement(
     "lock_execution_for_admin",

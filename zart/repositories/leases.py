@@ -345,6 +345,23 @@ def finish_execution(
 
 
 @autocommit
+def finish_one(backend: Backend, item: Finish, *, now: datetime) -> Operation[ExecutionRecord]:
+    """:func:`finish_execution` of one group item (the group commit's lone write)."""
+    lease, execution, status, result, error = item
+    return (
+        yield from finish_execution(
+            backend,
+            lease,
+            execution=execution,
+            status=status,  # type: ignore[arg-type]
+            result=result,
+            error=error,
+            now=now,
+        )
+    )
+
+
+@autocommit
 def finish_executions(
     backend: Backend, items: Sequence[Finish], *, now: datetime
 ) -> Operation[list[ExecutionRecord | LeaseLost]]:
@@ -356,21 +373,9 @@ def finish_executions(
         _check_finish(lease, execution, status)
     results: list[ExecutionRecord | LeaseLost] = []
     if not backend.group_statements:
-        for lease, execution, status, result, error in items:
+        for item in items:
             try:
-                results.append(
-                    (
-                        yield from finish_execution(
-                            backend,
-                            lease,
-                            execution=execution,
-                            status=status,  # type: ignore[arg-type]
-                            result=result,
-                            error=error,
-                            now=now,
-                        )
-                    )
-                )
+                results.append((yield from finish_one(backend, item, now=now)))
             except LeaseLost as lost:
                 results.append(lost)
         return results

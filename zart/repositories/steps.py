@@ -61,7 +61,7 @@ class StepOutcome:
 #: One checkpoint of a group: the lease that fences it, the outcome, the attempt (if any).
 Checkpoint = tuple[Lease, StepOutcome, AttemptOutcome | None]
 
-_STEP_COLUMNS = (
+STEP_COLUMNS = (
     "run_id",
     "name",
     "kind",
@@ -78,15 +78,15 @@ _STEP_COLUMNS = (
 )
 #: What a retry's outcome replaces of the earlier attempt's (a completed outcome never changes).
 _UPDATED_ON_CONFLICT = tuple(
-    c for c in _STEP_COLUMNS if c not in ("run_id", "name", "position", "created_at")
+    c for c in STEP_COLUMNS if c not in ("run_id", "name", "position", "created_at")
 )
-_ATTEMPT_COLUMNS = ("attempt_number", "status", "result", "error", "started_at", "completed_at")
+ATTEMPT_COLUMNS = ("attempt_number", "status", "result", "error", "started_at", "completed_at")
 _GROUP_COLUMNS = (
     "lease_execution_id",
     "lease_token",
-    *_STEP_COLUMNS,
+    *STEP_COLUMNS,
     "has_attempt",
-    *(f"a_{c}" for c in _ATTEMPT_COLUMNS),
+    *(f"a_{c}" for c in ATTEMPT_COLUMNS),
 )
 _NO_ATTEMPT = {
     "a_attempt_number": 0,
@@ -101,7 +101,7 @@ _NO_ATTEMPT = {
 def _upserted(insert: Any, source: Any) -> Any:
     """``insert`` of the step columns (and the lease's execution id) from ``source``: a retry's
     outcome replaces the earlier attempt's; a completed outcome never changes."""
-    return insert.from_select([*_STEP_COLUMNS, "execution_id"], source).on_conflict_do_update(
+    return insert.from_select([*STEP_COLUMNS, "execution_id"], source).on_conflict_do_update(
         index_elements=["run_id", "name"],
         set_={column: getattr(insert.excluded, column) for column in _UPDATED_ON_CONFLICT},
         where=steps.c.status != StepStatus.COMPLETED.value,
@@ -109,7 +109,7 @@ def _upserted(insert: Any, source: Any) -> Any:
 
 
 def _attempt_params() -> list[Any]:
-    return [bindparam(f"a_{c}", type_=attempts.c[c].type) for c in _ATTEMPT_COLUMNS]
+    return [bindparam(f"a_{c}", type_=attempts.c[c].type) for c in ATTEMPT_COLUMNS]
 
 
 def _checkpoint(dialect: str, with_attempt: bool) -> Any:
@@ -118,7 +118,7 @@ def _checkpoint(dialect: str, with_attempt: bool) -> Any:
         executions.c.execution_id == bindparam("lease_execution_id"),
         executions.c.lease_token == bindparam("lease_token"),
     )
-    values = [bindparam(c, type_=steps.c[c].type).label(c) for c in _STEP_COLUMNS]
+    values = [bindparam(c, type_=steps.c[c].type).label(c) for c in STEP_COLUMNS]
     if dialect != "postgresql":  # the fence folds into the upsert's SELECT
         source = select(*values, executions.c.execution_id).where(held.whereclause)  # type: ignore[arg-type]
         return _upserted(upsert(steps, dialect), source).returning(*steps.c)
@@ -133,7 +133,7 @@ def _checkpoint(dialect: str, with_attempt: bool) -> Any:
         attempt = (
             attempts.insert()
             .from_select(
-                ["step_id", *_ATTEMPT_COLUMNS], select(written.c.step_id, *_attempt_params())
+                ["step_id", *ATTEMPT_COLUMNS], select(written.c.step_id, *_attempt_params())
             )
             .returning(attempts.c.attempt_id)
             .cte("attempt")
@@ -172,15 +172,15 @@ def _group_checkpoint(_dialect: str) -> Any:
         .with_for_update(read=True, of=executions)
         .cte("held")
     )
-    source = select(*(items.c[c] for c in _STEP_COLUMNS), items.c.lease_execution_id).where(
+    source = select(*(items.c[c] for c in STEP_COLUMNS), items.c.lease_execution_id).where(
         items.c.lease_execution_id.in_(select(held.c.execution_id))
     )
     written = _upserted(upsert(steps, "postgresql"), source).returning(*steps.c).cte("written")
     attempt = (
         attempts.insert()
         .from_select(
-            ["step_id", *_ATTEMPT_COLUMNS],
-            select(written.c.step_id, *(items.c[f"a_{c}"] for c in _ATTEMPT_COLUMNS))
+            ["step_id", *ATTEMPT_COLUMNS],
+            select(written.c.step_id, *(items.c[f"a_{c}"] for c in ATTEMPT_COLUMNS))
             .select_from(
                 written.join(
                     items,
@@ -231,7 +231,7 @@ ATTEMPT = Statement(
     "attempt",
     lambda _d: attempts.insert().values(
         step_id=bindparam("step_id"),
-        **{c: p for c, p in zip(_ATTEMPT_COLUMNS, _attempt_params(), strict=True)},
+        **{c: p for c, p in zip(ATTEMPT_COLUMNS, _attempt_params(), strict=True)},
     ),
 )
 GROUP_CHECKPOINT = Statement("group_checkpoint", _group_checkpoint)
@@ -340,6 +340,15 @@ def record_step_outcome(
 
 
 @autocommit
+def record_checkpoint(
+    backend: Backend, item: Checkpoint, *, now: datetime
+) -> Operation[StepRecord]:
+    """:func:`record_step_outcome` of one group item (the group commit's lone write)."""
+    lease, outcome, attempt = item
+    return (yield from record_step_outcome(backend, lease, outcome, attempt=attempt, now=now))
+
+
+@autocommit
 def record_step_outcomes(
     backend: Backend, items: Sequence[Checkpoint], *, now: datetime
 ) -> Operation[list[StepRecord | LeaseLost | NonDeterministicReplay]]:
@@ -353,15 +362,9 @@ def record_step_outcomes(
     checkpoint after the other in the one transaction (one commit, one fsync)."""
     results: list[StepRecord | LeaseLost | NonDeterministicReplay] = []
     if not backend.group_statements:
-        for lease, outcome, attempt in items:
+        for item in items:
             try:
-                results.append(
-                    (
-                        yield from record_step_outcome(
-                            backend, lease, outcome, attempt=attempt, now=now
-                        )
-                    )
-                )
+                results.append((yield from record_checkpoint(backend, item, now=now)))
             except (LeaseLost, NonDeterministicReplay) as refused:  # no database error: go on
                 results.append(refused)
         return results

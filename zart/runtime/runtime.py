@@ -4,7 +4,7 @@ run (checkpoints and finishes, group-committed; the other writes of a wait)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,7 +14,7 @@ from zart.database import TRANSIENT_ERRORS
 from zart.errors import ZartError
 from zart.models import ExecutionStatus, TimerKind
 from zart.repositories import leases, steps, wakeups
-from zart.repositories.executors import Backend, Operation, OperationFunction, autocommit
+from zart.repositories.executors import OperationFunction
 from zart.repositories.records import AttemptOutcome, ExecutionRecord, Lease, StepRecord
 from zart.repositories.store import Store
 from zart.runtime.checkpoints import Batcher
@@ -41,42 +41,6 @@ class CheckpointFailed(ZartError):
     lease expires and another claim replays it."""
 
 
-@autocommit
-def _checkpoint(
-    backend: Backend, item: steps.Checkpoint, *, now: datetime
-) -> Operation[StepRecord]:
-    lease, outcome, attempt = item
-    return steps.record_step_outcome(backend, lease, outcome, attempt=attempt, now=now)
-
-
-@autocommit
-def _checkpoints(
-    backend: Backend, items: list[steps.Checkpoint], *, now: datetime
-) -> Operation[list[StepRecord | Exception]]:
-    return (yield from steps.record_step_outcomes(backend, items, now=now))  # type: ignore[return-value]
-
-
-@autocommit
-def _finish(backend: Backend, item: leases.Finish, *, now: datetime) -> Operation[ExecutionRecord]:
-    lease, execution, status, result, error = item
-    return leases.finish_execution(
-        backend,
-        lease,
-        execution=execution,
-        status=status,  # type: ignore[arg-type]
-        result=result,
-        error=error,
-        now=now,
-    )
-
-
-@autocommit
-def _finishes(
-    backend: Backend, items: list[leases.Finish], *, now: datetime
-) -> Operation[list[ExecutionRecord | Exception]]:
-    return (yield from leases.finish_executions(backend, items, now=now))  # type: ignore[return-value]
-
-
 @dataclass
 class Runtime:
     """What every run on a worker shares: the engine's store, the clock and the limits."""
@@ -97,9 +61,15 @@ class Runtime:
         self.store = Store.for_engine(self.engine)
         now = self.clock.now
         self._checkpoints = Batcher(
-            self.store, _checkpoint, _checkpoints, now, "zart-checkpoint-group"
+            self.store,
+            steps.record_checkpoint,
+            steps.record_step_outcomes,
+            now,
+            "zart-checkpoint-group",
         )
-        self._finishes = Batcher(self.store, _finish, _finishes, now, "zart-finish-group")
+        self._finishes = Batcher(
+            self.store, leases.finish_one, leases.finish_executions, now, "zart-finish-group"
+        )
 
     def open_connections(self) -> None:
         """A worker starts: keep the store's connections for its writes until the last

@@ -129,9 +129,9 @@ class Worker:
         if self._started:
             raise ConfigurationError("this worker was already started")
         self._started = True
-        self.runtime.open_connections()
-        try:
-            await self.store.run(
+        # On the engine, as the control plane: its errors are the application's own engine's.
+        async with self.store.transaction() as db:
+            await db.run(
                 workers_repo.register_worker,
                 worker_id=self.worker_id,
                 hostname=socket.gethostname(),
@@ -140,10 +140,8 @@ class Worker:
                 concurrency=self.settings.concurrency,
                 now=self.runtime.clock.now(),
             )
-            await self.schedules.sync(self._declared_schedules())
-        except BaseException:
-            await self.runtime.close_connections()
-            raise
+        await self.schedules.sync(self._declared_schedules())
+        self.runtime.open_connections()
         self._loops = [
             self._supervise("claim", self._claim_loop),
             self._supervise("heartbeat", self._heartbeat_loop),
@@ -220,9 +218,10 @@ class Worker:
         await asyncio.gather(*(task for _, (task, _) in leftovers), return_exceptions=True)
         await self._release([lease for _, (_, lease) in leftovers])
         try:
-            await self.store.run(
-                workers_repo.mark_worker_stopped, self.worker_id, now=self.runtime.clock.now()
-            )
+            async with self.store.transaction() as db:
+                await db.run(
+                    workers_repo.mark_worker_stopped, self.worker_id, now=self.runtime.clock.now()
+                )
         except TRANSIENT_ERRORS as exc:
             log("worker_stop_unrecorded", f"could not record the stop: {exc}", level=30)
         await self.runtime.close_connections()
