@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
@@ -154,6 +154,17 @@ def in_schema(connection: Connection, schema: str | None) -> Iterator[None]:
         yield
     finally:
         connection.execution_options(schema_translate_map=previous)
+
+
+async def lock_for_migration(connection: AsyncConnection, key: int, schema: str | None) -> None:
+    """Serialize migrations in ``connection``'s transaction: on PostgreSQL an advisory lock
+    held until it ends (concurrent upgrades queue up here), then ``schema`` created if
+    missing; SQLite's ``BEGIN IMMEDIATE`` already serializes them."""
+    if connection.dialect.name != "postgresql":
+        return
+    await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    if schema is not None:
+        await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
