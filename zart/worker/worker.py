@@ -5,8 +5,9 @@
   poll interval;
 - the **heartbeat loop** renews the leases of the executions in flight (stopping those whose
   lease was lost) and records that the worker is alive;
-- the **listener loop**, where the database notifies (PostgreSQL), LISTENs for wake-ups (a start, an event, a suspension)
-  and wakes the claim loop at once; when its connection drops it reconnects and re-checks;
+- the **listener loop**, where the database notifies (PostgreSQL), LISTENs for wake-ups (a
+  start, an event, a suspension) and wakes the claim loop at once; when its connection drops
+  it reconnects and re-checks;
 - the **schedules loop** fires due cron schedules (:mod:`zart.schedules.loop`); the schedules
   declared on this worker's handlers are stored when it starts;
 - executions claimed ahead of their due time wait in :mod:`zart.worker.ahead` until then.
