@@ -25,7 +25,7 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from zart.repositories import raw
+from zart.repositories import statements as raw
 
 #: The resume workload records this many steps before resuming (the budget: one query for any).
 RESUME_SIZES = (10, 100, 1000)
@@ -241,7 +241,7 @@ def throughput(seconds: list[float], workflows: int, steps: int) -> dict[str, An
 
 class StatementCounter:
     """Counts the statements an engine sends, by kind (``before_cursor_execute``), and those
-    the worker runs on its driver connections (``zart.repositories.raw.statement_observers``,
+    the worker runs on its driver connections (``zart.repositories.statements.statement_observers``,
     which the engine's events never see)."""
 
     def __init__(self, engine: Engine) -> None:

@@ -42,7 +42,7 @@ from bench.wake import (  # noqa: E402
     sleeper,
 )
 from tests.pg_server import connect_existing, start_postgres  # noqa: E402
-from zart.repositories import executions as executions_repo  # noqa: E402
+from zart.repositories import claims  # noqa: E402
 
 
 async def _postmaster(scheduler: zart.DurableScheduler) -> int:
@@ -69,10 +69,19 @@ def _trace(worker: Any) -> list[tuple[str, float, float, int]]:
 
     runtime = worker.runtime
     wrap(worker, "_claim", "claim", lambda args, result: result)
-    wrap(worker, "_claim_ahead", "claim ahead", lambda args, result: worker.held)
-    wrap(executions_repo, "still_held_driver", "held leases checked", lambda args, _: len(args[1]))
-    wrap(runtime._driver_group, "_commit", "checkpoints", lambda args, _: len(args[0]))
+    wrap(worker._ahead, "claim", "claim ahead", lambda args, result: worker.held)
+    wrap(runtime._checkpoints, "_commit", "checkpoints", lambda args, _: len(args[0]))
     wrap(runtime._finishes, "_commit", "finishes", lambda args, _: len(args[0]))
+    store, run = worker.store, worker.store.run
+
+    async def checked(operation: Any, /, *args: Any, **kwargs: Any) -> Any:
+        began = time.time()
+        result = await run(operation, *args, **kwargs)
+        if operation is claims.still_held:
+            events.append(("held leases checked", began, time.time(), len(args[0])))
+        return result
+
+    store.run = checked
     return events
 
 

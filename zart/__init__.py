@@ -65,6 +65,7 @@ from zart.repositories.records import (
     StepRecord,
 )
 from zart.runtime.context import ExecutionInfo, context
+from zart.runtime.definitions import TimeoutScope
 from zart.runtime.functions import capture, now, step_or, step_or_else, step_outcome
 from zart.runtime.outcomes import (
     BusinessErr,
@@ -76,13 +77,7 @@ from zart.runtime.outcomes import (
     ZartErr,
 )
 from zart.runtime.registry import DurableHandler, durable
-from zart.runtime.steps import (
-    StepCall,
-    StepDecorator,
-    StepFunction,
-    TimeoutScope,
-    define_step,
-)
+from zart.runtime.steps import StepCall, StepDecorator, StepFunction, define_step
 from zart.runtime.transactions import session, use_session
 from zart.runtime.waits import sleep, sleep_until, wait_for_event
 from zart.scheduler import DurableScheduler, enqueue

@@ -291,8 +291,8 @@ def _wake(workers: Sequence[Worker]) -> None:
 async def _waiting_for_event(
     scheduler: DurableScheduler, record: ExecutionRecord
 ) -> WaitingForEvent:
-    async with scheduler.engine.connect() as conn:
-        steps = await steps_repo.list_steps(conn, record.run_id)
+    async with scheduler.store.reading() as db:
+        steps = await db.run(steps_repo.list_steps, record.run_id)
     events = [
         step.name
         for step in steps

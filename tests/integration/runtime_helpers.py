@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 import zart
+from tests.factories import run_on
 from zart.repositories import steps as steps_repo
 
 #: (execution_id, label) -> how many times the body ran
@@ -72,4 +73,4 @@ async def steps_of(scheduler: zart.DurableScheduler, execution_id: str) -> dict[
     """The current run's step records of ``execution_id``, by name."""
     run_id = (await scheduler.status(execution_id)).run_id
     async with scheduler.engine.connect() as conn:
-        return {s.name: s for s in await steps_repo.list_steps(conn, run_id)}
+        return {s.name: s for s in await run_on(conn, steps_repo.list_steps, run_id)}

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 import zart
+from tests.factories import run_on
 from tests.integration.runtime_helpers import count, times
 from zart import DurableScheduler
-from zart.repositories import executions as executions_repo
+from zart.repositories import claims
 from zart.worker import worker as worker_module
 
 in_flight: dict[str, int] = {"now": 0, "max": 0}
@@ -145,8 +146,9 @@ async def test_a_worker_that_lost_its_lease_stops_the_run(scheduler: DurableSche
         # Another worker takes the execution over (as if our lease had expired).
         async with scheduler.engine.begin() as conn:
             later = scheduler.clock.now() + timedelta(seconds=10)
-            taken = await executions_repo.claim_ready_executions(
+            taken = await run_on(
                 conn,
+                claims.claim_ready_executions,
                 worker_id="thief",
                 task_names=["worker-holding"],
                 limit=1,
