@@ -15,7 +15,7 @@ from sqlalchemy import event
 
 import zart
 from tests.factories import run_on
-from tests.integration.runtime_helpers import count, open_gate, pass_gate, times
+from tests.integration.runtime_helpers import count, open_gate, pass_gate, take_over, times, until
 from zart import DurableScheduler
 from zart.repositories import claims
 from zart.repositories import executions as executions_repo
@@ -151,21 +151,10 @@ async def test_a_direct_start_is_taken_over_once_its_lease_expires(
                 lease_timeout=timedelta(minutes=5),
             )
             assert too_early == []
-            taken = await run_on(
-                conn,
-                claims.claim_ready_executions,
-                worker_id="thief",
-                task_names=["direct-start"],
-                limit=1,
-                now=scheduler.clock.now() + timedelta(seconds=10),
-                lease_timeout=timedelta(minutes=5),
-            )
+        taken = await take_over(scheduler, "direct-start", after=timedelta(seconds=10))
         assert [c.execution.execution_id for c in taken] == [execution_id]
-        for _ in range(100):  # the next heartbeat notices and stops the run here
-            if not worker.runs(execution_id):
-                break
-            await asyncio.sleep(0.02)
-        assert not worker.runs(execution_id)
+        # The next heartbeat notices and stops the run here.
+        await until(lambda: not worker.runs(execution_id), "the run stopped")
 
     assert (await scheduler.status(execution_id)).lease_owner == "thief"
     assert times(execution_id, "gated") == 1

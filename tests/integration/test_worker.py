@@ -9,10 +9,8 @@ from typing import Any
 import pytest
 
 import zart
-from tests.factories import run_on
-from tests.integration.runtime_helpers import count, times
+from tests.integration.runtime_helpers import count, take_over, times, until
 from zart import DurableScheduler
-from zart.repositories import claims
 from zart.worker import worker as worker_module
 
 in_flight: dict[str, int] = {"now": 0, "max": 0}
@@ -144,23 +142,10 @@ async def test_a_worker_that_lost_its_lease_stops_the_run(scheduler: DurableSche
     ) as worker:
         await asyncio.wait_for(started[execution_id].wait(), 10)
         # Another worker takes the execution over (as if our lease had expired).
-        async with scheduler.engine.begin() as conn:
-            later = scheduler.clock.now() + timedelta(seconds=10)
-            taken = await run_on(
-                conn,
-                claims.claim_ready_executions,
-                worker_id="thief",
-                task_names=["worker-holding"],
-                limit=1,
-                now=later,
-                lease_timeout=timedelta(minutes=5),
-            )
+        taken = await take_over(scheduler, "worker-holding", after=timedelta(seconds=10))
         assert [c.execution.execution_id for c in taken] == [execution_id]
-        for _ in range(100):  # the next heartbeat notices and cancels the run
-            if worker.in_flight == 0:
-                break
-            await asyncio.sleep(0.02)
-        assert worker.in_flight == 0
+        # The next heartbeat notices and cancels the run.
+        await until(lambda: worker.in_flight == 0, "the run stopped")
 
     assert (await scheduler.status(execution_id)).lease_owner == "thief"
 
