@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test coverage lint bench clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,10 @@ run: setup
 ## test: the whole suite against a throwaway PostgreSQL (started by the tests) and SQLite
 test: setup
 	$(BIN)/python -m pytest
+
+## coverage: the whole suite with line coverage of zart.repositories (the storage layer)
+coverage: setup
+	$(BIN)/python -m pytest --cov=zart.repositories --cov-report=term-missing
 
 ## lint: ruff, mypy --strict and the import layering contract
 lint: setup

@@ -33,12 +33,14 @@ from sqlalchemy.engine import Engine
 
 from bench.measure import (
     IN_FLIGHT,
+    CpuMeter,
     StatementCounter,
     Target,
     counter_delta,
     parse_arguments,
     per_workflow_slope,
     postgres_counters,
+    postmaster_of,
     run_concurrent,
     run_sequential,
     wait_disconnected,
@@ -134,7 +136,7 @@ def _runner(workflow: Any, expected: int) -> Any:
     return run_one
 
 
-async def _round(target: Target) -> dict[str, float]:
+async def _round(target: Target) -> dict[str, Any]:
     """One timed repetition of each timed workload, after a warm-up; seconds for each."""
     plan = target.plan
     ten = _runner(ten_steps, 45)
@@ -144,10 +146,18 @@ async def _round(target: Target) -> dict[str, float]:
     await run_concurrent(ten, IN_FLIGHT)
     # No stored start/finish times here: DBOS keeps them at 1 s resolution on SQLite, and its
     # handle awaits the workflow's task in-process, so the wall clock carries no polling delay.
-    short, _ = await run_sequential(ten, plan.sequential_workflows)
+    meter = CpuMeter(await postmaster_of(target.url))
+    with meter.measure() as sequential_cpu:
+        short, _ = await run_sequential(ten, plan.sequential_workflows)
     long, _ = await run_sequential(thirty, plan.sequential_long_workflows)
-    together = await run_concurrent(ten, plan.concurrent_workflows)
-    return {"sequential": short, "sequential_30": long, "concurrent": together}
+    with meter.measure() as concurrent_cpu:
+        together = await run_concurrent(ten, plan.concurrent_workflows)
+    return {
+        "sequential": short,
+        "sequential_30": long,
+        "concurrent": together,
+        "cpu": {"sequential": sequential_cpu, "concurrent": concurrent_cpu},
+    }
 
 
 # -- resume -----------------------------------------------------------------------------------

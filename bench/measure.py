@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 from collections import Counter
@@ -24,7 +25,7 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from zart.repositories import raw
+from zart.repositories import statements as raw
 
 #: The resume workload records this many steps before resuming (the budget: one query for any).
 RESUME_SIZES = (10, 100, 1000)
@@ -157,19 +158,19 @@ def summarize_rounds(rounds: list[dict[str, Any]], plan: Plan) -> dict[str, Any]
     """Medians over the rounds of a system's timed workloads (or of the baseline)."""
     if "baseline" in rounds[0]:
         ways = rounds[0]["baseline"]
-        return {
-            "baseline": {
-                way: {
-                    "inserts": plan.baseline_inserts,
-                    "repetitions": len(rounds),
-                    "seconds": [r["baseline"][way] for r in rounds],
-                    "us_per_insert": median([r["baseline"][way] for r in rounds])
-                    / plan.baseline_inserts
-                    * 1e6,
-                }
-                for way in ways
+        counts = rounds[0].get("inserts", {})
+        summary: dict[str, Any] = {}
+        for way in ways:
+            inserts = counts.get(way, plan.baseline_inserts)
+            seconds = median([r["baseline"][way] for r in rounds])
+            summary[way] = {
+                "inserts": inserts,
+                "repetitions": len(rounds),
+                "seconds": [r["baseline"][way] for r in rounds],
+                "us_per_insert": seconds / inserts * 1e6,
+                "commits_per_second": inserts / seconds,
             }
-        }
+        return {"baseline": summary}
     sequential = throughput([r["sequential"] for r in rounds], plan.sequential_workflows, 10)
     sequential_long = throughput(
         [r["sequential_30"] for r in rounds], plan.sequential_long_workflows, 30
@@ -189,7 +190,15 @@ def summarize_rounds(rounds: list[dict[str, Any]], plan: Plan) -> dict[str, Any]
         ]
     )
     concurrent = throughput([r["concurrent"] for r in rounds], plan.concurrent_workflows, 10)
+    cpu = {
+        workload: _cpu_medians([r["cpu"][workload] for r in rounds if "cpu" in r], workflows * 10)
+        for workload, workflows in (
+            ("sequential", plan.sequential_workflows),
+            ("concurrent", plan.concurrent_workflows),
+        )
+    }
     return {
+        "cpu_per_step": cpu,
         "sequential": {
             **sequential,
             "marginal_us_per_step": marginal,
@@ -200,6 +209,16 @@ def summarize_rounds(rounds: list[dict[str, Any]], plan: Plan) -> dict[str, Any]
         "sequential_30": sequential_long,
         "concurrent": {**concurrent, "in_flight": IN_FLIGHT},
     }
+
+
+def _cpu_medians(spent: list[dict[str, float | None]], steps: int) -> dict[str, float | None]:
+    """Median µs of process and server CPU per step over the rounds (``None``: not measured,
+    or no server of its own: SQLite)."""
+    found: dict[str, float | None] = {}
+    for who in ("process", "server"):
+        values = [s[f"{who}_s"] for s in spent if s.get(f"{who}_s") is not None]
+        found[f"{who}_us"] = median(values) / steps * 1e6 if values else None  # type: ignore[arg-type]
+    return found
 
 
 def throughput(seconds: list[float], workflows: int, steps: int) -> dict[str, Any]:
@@ -222,7 +241,7 @@ def throughput(seconds: list[float], workflows: int, steps: int) -> dict[str, An
 
 class StatementCounter:
     """Counts the statements an engine sends, by kind (``before_cursor_execute``), and those
-    the worker runs on its driver connections (``zart.repositories.raw.statement_observers``,
+    the worker runs on its driver connections (``zart.repositories.statements.statement_observers``,
     which the engine's events never see)."""
 
     def __init__(self, engine: Engine) -> None:
@@ -285,6 +304,97 @@ def _statement_kind(sql: str) -> str:
                 table = words[index + 1].strip('"')
                 return f"{verb} {table}"
     return verb
+
+
+# -- CPU ------------------------------------------------------------------------------------
+
+
+def _stat_fields(pid: int | str) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (which may hold spaces)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) ``pid`` has used."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of_children(parent: int) -> float:
+    """CPU seconds (user + system) of ``parent`` and its live children: a PostgreSQL server's
+    postmaster and its backends. A backend that exits in between takes its seconds with it,
+    so measure over windows in which the pools keep their connections."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = _stat_fields(entry)
+        except OSError:
+            continue
+        if int(entry) == parent or int(fields[1]) == parent:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def parent_of(pid: int) -> int:
+    return int(_stat_fields(pid)[1])
+
+
+async def postmaster_of(url: str) -> int | None:
+    """The PostgreSQL server's main process behind ``url`` (the parent of a backend), or
+    ``None`` for SQLite (in process: its CPU is the process's own)."""
+    if not url.startswith("postgresql"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    conn = await asyncpg.connect(
+        host=parsed.host,
+        port=parsed.port,
+        user=parsed.username,
+        password=parsed.password,
+        database=parsed.database,
+    )
+    try:  # read while the backend lives: it exits once the connection closes
+        return parent_of(int(await conn.fetchval("SELECT pg_backend_pid()")))
+    finally:
+        await conn.close()
+
+
+class CpuMeter:
+    """CPU seconds spent, over a window, by this process (every thread: the system's worker,
+    its SQLite writer, the caller) and by the database server (PostgreSQL's processes)."""
+
+    def __init__(self, postmaster: int | None) -> None:
+        self.postmaster = postmaster
+
+    def read(self) -> tuple[float, float | None]:
+        server = None if self.postmaster is None else cpu_of_children(self.postmaster)
+        return time.process_time(), server
+
+    @contextmanager
+    def measure(self) -> Iterator[dict[str, float | None]]:
+        """``{"process_s", "server_s"}``, filled in when the block ends."""
+        spent: dict[str, float | None] = {}
+        process, server = self.read()
+        try:
+            yield spent
+        finally:
+            process_after, server_after = self.read()
+            spent["process_s"] = process_after - process
+            spent["server_s"] = (
+                None if server is None or server_after is None else server_after - server
+            )
+
+
+def cpu_per(spent: dict[str, float | None], units: int) -> dict[str, float | None]:
+    """µs of process and server CPU per unit (step, resumed execution)."""
+    return {
+        f"{who}_us": None if spent.get(f"{who}_s") is None else spent[f"{who}_s"] / units * 1e6  # type: ignore[operator]
+        for who in ("process", "server")
+    }
 
 
 # -- PostgreSQL's counters ------------------------------------------------------------------

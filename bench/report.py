@@ -154,7 +154,33 @@ def _rows(columns: Columns) -> list[Row]:
             0,
             True,
         ),
+        _zart_row(
+            columns,
+            "floor: raw INSERT+COMMIT, 64 connections (commits/s)",
+            lambda b: _floor_rate(columns, b),
+        ),
+        _both_row(
+            columns,
+            "  sequential all-in ÷ (S+2) raw commits",
+            lambda s, b: _x(_sequential_to_floor(columns, s, b)),
+        ),
+        _both_row(
+            columns,
+            "  concurrent steps/s ÷ 64-connection commits/s",
+            lambda s, b: _x(_concurrent_to_floor(columns, s, b)),
+        ),
     ]
+    for workload in ("sequential", "concurrent"):
+        for who, label in (("process", "this process"), ("server", "PostgreSQL server")):
+            rows.append(
+                _pair_row(
+                    columns,
+                    f"CPU µs/step, {workload}: {label}",
+                    ("cpu_per_step", workload, f"{who}_us"),
+                    0,
+                    False,
+                )
+            )
     sizes = sorted({int(n) for key in columns for n in (_get(columns, key, "resume") or {})})
     for n in sizes:
         rows.append(
@@ -250,6 +276,8 @@ def _wake_rows(columns: Columns) -> list[Row]:
         (f"{n} sleepers: resumed within 1 s", sleepers("within_1s"), 0),
         (f"{n} sleepers: last finished after due, s", sleepers("last_finished_after_due_s"), 1),
         (f"{n} sleepers: mean claim batch", sleepers("mean_claim_batch"), 0),
+        (f"{n} sleepers: CPU µs/resume, this process", sleepers("cpu_per_resume", "process_us"), 0),
+        (f"{n} sleepers: CPU µs/resume, server", sleepers("cpu_per_resume", "server_us"), 0),
         (f"{n} sleepers: worker concurrency", sleepers("concurrency"), 0),
     ):
         rows.append(_zart_row(columns, label, value, digits))
@@ -270,6 +298,16 @@ def _wake_rows(columns: Columns) -> list[Row]:
             ),
             (f"{on}: resumed within 1 s", sleepers("within_1s", phase="sleepers_slots"), 0),
             (f"{on}: resumed per s", sleepers("resumed_per_s", phase="sleepers_slots"), 0),
+            (
+                f"{on}: CPU µs/resume, this process",
+                sleepers("cpu_per_resume", "process_us", phase="sleepers_slots"),
+                0,
+            ),
+            (
+                f"{on}: CPU µs/resume, server",
+                sleepers("cpu_per_resume", "server_us", phase="sleepers_slots"),
+                0,
+            ),
         ):
             rows.append(_zart_row(columns, label, value, digits))
     return rows
@@ -298,6 +336,30 @@ def _delta(columns: Columns, backend: str, what: str) -> Any:
     before = _get(columns, f"zart-{backend}", "sleepers", "memory", "before", what)
     waiting = _get(columns, f"zart-{backend}", "sleepers", "memory", "all_waiting", what)
     return None if before is None or waiting is None else waiting - before
+
+
+def _floor_rate(columns: Columns, backend: str) -> Any:
+    """Commits per second of the raw driver on IN_FLIGHT connections (PostgreSQL)."""
+    return _get(
+        columns, f"baseline-{backend}", "baseline", "raw_driver_concurrent", "commits_per_second"
+    )
+
+
+def _sequential_to_floor(columns: Columns, system: str, backend: str) -> float | None:
+    """A sequential workflow's all-in time ÷ S + 2 raw single-connection commits (its start,
+    its S checkpoints and its finish, each a durable commit at the hardware's floor)."""
+    per_workflow = _get(columns, f"{system}-{backend}", "sequential", "ms_per_workflow")
+    commit = _baseline(columns, backend, "raw_driver")
+    if per_workflow is None or commit is None:
+        return None
+    return _ratio(per_workflow * 1e3, (STEPS + 2) * commit)
+
+
+def _concurrent_to_floor(columns: Columns, system: str, backend: str) -> float | None:
+    return _ratio(
+        _get(columns, f"{system}-{backend}", "concurrent", "steps_per_second"),
+        _floor_rate(columns, backend),
+    )
 
 
 def _cell(milliseconds: Any, queries: Any) -> str:
@@ -391,6 +453,7 @@ def verdicts(columns: Columns) -> list[dict[str, str]]:
             )
         )
     found += _wake_verdicts(columns)
+    found += _margin_verdicts(columns)
     for backend, name in BACKENDS:
         base = _baseline(columns, backend)
         step = _get(columns, f"zart-{backend}", "sequential", "us_per_step")
@@ -508,4 +571,57 @@ def _wake_verdicts(columns: Columns) -> list[dict[str, str]]:
             + ("" if in_time else "; NOT all were asleep when due came: no verdict"),
         )
     )
+    return found
+
+
+def _margin_verdicts(columns: Columns) -> list[dict[str, str]]:
+    """The budgets with headroom (issue #22), measured against the floor of the same rounds."""
+    found: list[dict[str, str]] = []
+    zart = _get(columns, "zart-postgresql", "sequential", "steps_per_second")
+    dbos = _get(columns, "dbos-postgresql", "sequential", "steps_per_second")
+    ratio = _ratio(zart, dbos)
+    found.append(
+        _verdict(
+            "with margin: ≥7x DBOS step throughput on PostgreSQL, sequential",
+            None if ratio is None else ratio >= 7,
+            f"{_fmt(zart)} vs {_fmt(dbos)} steps/s = {_x(ratio)}",
+        )
+    )
+    floor = _sequential_to_floor(columns, "zart", "postgresql")
+    commit = _baseline(columns, "postgresql", "raw_driver")
+    per_workflow = _get(columns, "zart-postgresql", "sequential", "ms_per_workflow")
+    found.append(
+        _verdict(
+            f"all-in sequential ≤1.6x the (S+2)-commit floor (PostgreSQL, S={STEPS})",
+            None if floor is None else floor <= 1.6,
+            f"{_fmt(per_workflow, 2)} ms per workflow vs {STEPS + 2} x {_fmt(commit)} µs raw"
+            f" commits = {_x(floor)}",
+        )
+    )
+    concurrent = _concurrent_to_floor(columns, "zart", "postgresql")
+    zart_c = _get(columns, "zart-postgresql", "concurrent", "steps_per_second")
+    dbos_c = _get(columns, "dbos-postgresql", "concurrent", "steps_per_second")
+    against_dbos = _ratio(zart_c, dbos_c)
+    found.append(
+        _verdict(
+            "concurrent ≥0.5x the 64-connection raw commit rate and ≥25x DBOS (PostgreSQL)",
+            None
+            if concurrent is None or against_dbos is None
+            else concurrent >= 0.5 and against_dbos >= 25,
+            f"{_fmt(zart_c)} steps/s vs {_fmt(_floor_rate(columns, 'postgresql'))} commits/s"
+            f" = {_x(concurrent)}; vs DBOS {_fmt(dbos_c)} = {_x(against_dbos)}",
+        )
+    )
+    crowd = _get(columns, "zart-postgresql", "sleepers_slots")
+    if crowd:
+        lag = crowd["lag_ms"]
+        found.append(
+            _verdict(
+                f"{crowd['count']:,} sleepers on {crowd['concurrency']:,} slots: all resumed"
+                " within 1 s",
+                lag["max"] <= 1000.0 and lag["count"] == crowd["count"],
+                f"{crowd['within_1s']:,} within 1 s, last {crowd['last_resumed_after_due_s']:.2f}"
+                f" s, {crowd['resumed_per_s']:.0f} resumed/s",
+            )
+        )
     return found

@@ -59,7 +59,15 @@ from sqlalchemy import func, select
 
 import zart
 import zart.worker
-from bench.measure import StatementCounter, Target, parse_arguments, write_figures
+from bench.measure import (
+    CpuMeter,
+    StatementCounter,
+    Target,
+    cpu_per,
+    parse_arguments,
+    postmaster_of,
+    write_figures,
+)
 from zart.models import ExecutionRow, StepRow, table_of
 from zart.repositories.steps import list_steps
 
@@ -373,9 +381,10 @@ async def sleepers(
             samples["just_before_due"] = memory(worker)
             await asyncio.sleep(max(0.0, due - 0.1 - time.time()))
             samples["held_at_due"] = memory(worker)
+            meter = CpuMeter(await postmaster_of(target.url))
             await asyncio.sleep(max(0.0, due - time.time()))
             batches = _count_claims(worker)
-            with counter.counting() as statements:
+            with counter.counting() as statements, meter.measure() as wake_cpu:
                 # Polled every WAKE_POLL s only: each poll is an aggregate over every
                 # execution row, run by the server the worker is measured on. When the last
                 # one finished comes from the stored completed_at, not from the poll.
@@ -420,6 +429,9 @@ async def sleepers(
         "last_finished_after_due_s": max(finishes),
         "all_completed_noticed_after_due_s": noticed_at - due,
         "resumed_per_s": count / max(max(lags) / 1e3, 1e-9),
+        # CPU from due time until all completed, per resumed execution: this process (the
+        # worker; the bench's polls for "all completed" are a few of it) and the server.
+        "cpu_per_resume": cpu_per(wake_cpu, count),
         "within_1s": sum(1 for lag in lags if lag <= 1000.0),
         "final_counts": final_counts,
         # The worker's statements from due time until all completed.

@@ -32,6 +32,7 @@ from sqlalchemy import text  # noqa: E402
 
 import zart  # noqa: E402
 import zart.worker  # noqa: E402
+from bench.measure import cpu_of, cpu_of_children, parent_of  # noqa: E402
 from bench.wake import (  # noqa: E402
     WAKE_POLL,
     _count_claims,
@@ -41,36 +42,14 @@ from bench.wake import (  # noqa: E402
     sleeper,
 )
 from tests.pg_server import connect_existing, start_postgres  # noqa: E402
-from zart.repositories import executions as executions_repo  # noqa: E402
-
-
-def _cpu_of_children(parent: int) -> float:
-    """CPU seconds (user + system) of ``parent`` and its live children (the server's)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry) == parent or int(fields[1]) == parent:
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
-
-
-def _parent_of(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as stat:
-        return int(stat.read().rsplit(")", 1)[1].split()[1])
+from zart.repositories import claims  # noqa: E402
 
 
 async def _postmaster(scheduler: zart.DurableScheduler) -> int:
     """The server's main process: the parent of one of its backends."""
     async with scheduler.engine.connect() as conn:
         backend = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-    return _parent_of(backend)
+    return parent_of(backend)
 
 
 def _trace(worker: Any) -> list[tuple[str, float, float, int]]:
@@ -90,18 +69,20 @@ def _trace(worker: Any) -> list[tuple[str, float, float, int]]:
 
     runtime = worker.runtime
     wrap(worker, "_claim", "claim", lambda args, result: result)
-    wrap(worker, "_claim_ahead", "claim ahead", lambda args, result: worker.held)
-    wrap(executions_repo, "still_held_driver", "held leases checked", lambda args, _: len(args[1]))
-    wrap(runtime._driver_group, "_commit", "checkpoints", lambda args, _: len(args[0]))
+    wrap(worker._ahead, "claim", "claim ahead", lambda args, result: worker.held)
+    wrap(runtime._checkpoints, "_commit", "checkpoints", lambda args, _: len(args[0]))
     wrap(runtime._finishes, "_commit", "finishes", lambda args, _: len(args[0]))
+    store, run = worker.store, worker.store.run
+
+    async def checked(operation: Any, /, *args: Any, **kwargs: Any) -> Any:
+        began = time.time()
+        result = await run(operation, *args, **kwargs)
+        if operation is claims.still_held:
+            events.append(("held leases checked", began, time.time(), len(args[0])))
+        return result
+
+    store.run = checked
     return events
-
-
-def _cpu_of(pid: int) -> float:
-    tick = os.sysconf("SC_CLK_TCK")
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / tick
 
 
 def _extra_workers(url: str, count: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
@@ -152,13 +133,13 @@ async def profile(
             batches = _count_claims(worker)
             prof = _start_profiler(profiler)
             server = await _postmaster(starter)
-            server_cpu = _cpu_of_children(server)
-            others_cpu = sum(_cpu_of(other.pid) for other in others)
+            server_cpu = cpu_of_children(server)
+            others_cpu = sum(cpu_of(other.pid) for other in others)
             cpu = time.process_time()
             await _until_count(starter, sleeper.name, "completed", count, WAKE_POLL)
             cpu = time.process_time() - cpu
-            server_cpu = _cpu_of_children(server) - server_cpu
-            others_cpu = sum(_cpu_of(other.pid) for other in others) - others_cpu
+            server_cpu = cpu_of_children(server) - server_cpu
+            others_cpu = sum(cpu_of(other.pid) for other in others) - others_cpu
             if profiler == "pyinstrument":
                 prof.stop()
             elif profiler == "cprofile":

@@ -24,6 +24,7 @@ from typing import Any
 import zart
 from bench.measure import (
     IN_FLIGHT,
+    CpuMeter,
     StatementCounter,
     Target,
     counter_delta,
@@ -31,6 +32,7 @@ from bench.measure import (
     parse_arguments,
     per_workflow_slope,
     postgres_counters,
+    postmaster_of,
     run_concurrent,
     run_sequential,
     wait_disconnected,
@@ -114,23 +116,28 @@ async def _stored_ms(scheduler: zart.DurableScheduler, execution_ids: list[str])
     return median(durations)
 
 
-async def _round(scheduler: zart.DurableScheduler, target: Target) -> dict[str, float]:
+async def _round(scheduler: zart.DurableScheduler, target: Target) -> dict[str, Any]:
     """One timed repetition of each timed workload, after a warm-up; seconds for each."""
     plan = target.plan
     ten = _runner(scheduler, ten_steps, 45)
     thirty = _runner(scheduler, thirty_steps, 435)
+    meter = CpuMeter(await postmaster_of(target.url))
     async with scheduler.run_worker(concurrency=IN_FLIGHT, poll_interval=POLL_INTERVAL):
         # Warm-up: connections, prepared statements, SQLAlchemy's compiled cache, the pool.
         await run_sequential(ten, 5)
         await run_sequential(thirty, 2)
         await run_concurrent(ten, IN_FLIGHT)
-        short, short_ids = await run_sequential(ten, plan.sequential_workflows)
+        with meter.measure() as sequential_cpu:
+            short, short_ids = await run_sequential(ten, plan.sequential_workflows)
         long, long_ids = await run_sequential(thirty, plan.sequential_long_workflows)
-        together = await run_concurrent(ten, plan.concurrent_workflows)
+        with meter.measure() as concurrent_cpu:
+            together = await run_concurrent(ten, plan.concurrent_workflows)
     return {
         "sequential": short,
         "sequential_30": long,
         "concurrent": together,
+        # CPU of this process (the caller, the worker, its writer thread) and of the server.
+        "cpu": {"sequential": sequential_cpu, "concurrent": concurrent_cpu},
         "stored_ms_10": await _stored_ms(scheduler, short_ids),
         "stored_ms_30": await _stored_ms(scheduler, long_ids),
     }

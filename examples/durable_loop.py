@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 import zart
+from tests.factories import run_on
 from zart.repositories import steps as steps_repo
 
 DATABASE = Path("durable_loop.db")
@@ -82,7 +83,7 @@ async def main() -> None:
             result = await scheduler.wait(execution_id, timeout=30)
         record = await scheduler.status(execution_id)
         async with scheduler.engine.connect() as conn:
-            names = [step.name for step in await steps_repo.list_steps(conn, record.run_id)]
+            names = [step.name for step in await run_on(conn, steps_repo.list_steps, record.run_id)]
     print(f"result: {result.total} reports, flagged: {', '.join(result.flagged)}")
     print(f"steps recorded, in order: {', '.join(names)}")
 

@@ -19,10 +19,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tests.factories import worker_store
 from tests.pg_server import PostgresServer, connect_existing, start_postgres
 from zart import DurableScheduler
 from zart.database import create_engine
 from zart.migrations import upgrade
+from zart.repositories.store import Store
 
 BACKENDS = ("postgresql", "sqlite")
 TEMPLATE = "zart_template"
@@ -175,3 +177,11 @@ async def suspending(database_url: str) -> AsyncIterator[DurableScheduler]:
     """A scheduler on which every wait suspends (nothing waits in memory)."""
     async with DurableScheduler(database_url, inline_wait_limit=0) as scheduler:
         yield scheduler
+
+
+@pytest.fixture
+async def store(engine: AsyncEngine) -> AsyncIterator[Store]:
+    """A fresh database's store with the worker's own connections open: repository tests on
+    the path the worker runs (asyncpg connections, SQLite's writer thread)."""
+    async with worker_store(engine) as opened:
+        yield opened

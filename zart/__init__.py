@@ -66,6 +66,7 @@ from zart.repositories.records import (
     StepRecord,
 )
 from zart.runtime.context import ExecutionInfo, context
+from zart.runtime.definitions import TimeoutScope
 from zart.runtime.functions import capture, now, step_or, step_or_else, step_outcome
 from zart.runtime.outcomes import (
     BusinessErr,
@@ -77,13 +78,7 @@ from zart.runtime.outcomes import (
     ZartErr,
 )
 from zart.runtime.registry import DurableHandler, ExecutionId, durable
-from zart.runtime.steps import (
-    StepCall,
-    StepDecorator,
-    StepFunction,
-    TimeoutScope,
-    define_step,
-)
+from zart.runtime.steps import StepCall, StepDecorator, StepFunction, define_step
 from zart.runtime.transactions import session, use_session
 from zart.runtime.waits import sleep, sleep_until, wait_for_event
 from zart.scheduler import DurableScheduler, SyncScheduler, enqueue

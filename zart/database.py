@@ -12,16 +12,15 @@ import asyncio
 import contextlib
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Dialect, ExceptionContext, make_url
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -181,6 +180,17 @@ def in_schema(connection: Connection, schema: str | None) -> Iterator[None]:
         connection.execution_options(schema_translate_map=previous)
 
 
+async def lock_for_migration(connection: AsyncConnection, key: int, schema: str | None) -> None:
+    """Serialize migrations in ``connection``'s transaction: on PostgreSQL an advisory lock
+    held until it ends (concurrent upgrades queue up here), then ``schema`` created if
+    missing; SQLite's ``BEGIN IMMEDIATE`` already serializes them."""
+    if connection.dialect.name != "postgresql":
+        return
+    await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    if schema is not None:
+        await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -200,19 +210,65 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Driver connections: the worker's hot path on PostgreSQL (see zart.repositories.raw)
+# The worker's own connections (driven by zart.repositories.store) and driver errors
+
+#: Errors a worker's loop survives: the database is briefly unreachable (a connection lost, a
+#: lock not granted in time). Anything else is a bug. Driver errors reach callers as these
+#: (:func:`sqlalchemy_error`), whichever connection ran the statement.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
+
+
+def sqlalchemy_error(exc: BaseException) -> SQLAlchemyError | None:
+    """The SQLAlchemy error for an error of a driver used directly (asyncpg, sqlite3), or
+    ``None`` when ``exc`` is not one: the one place driver errors are classified.
+
+    :class:`~sqlalchemy.exc.OperationalError` when the connection or the database is not
+    usable now (asyncpg: the connection broke or was closed, an internal client error, the
+    server refuses connections for now; SQLite: every error, "database is locked" included),
+    :class:`~sqlalchemy.exc.DatabaseError` for an error of the statement itself."""
+    if isinstance(exc, SQLAlchemyError):
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        return OperationalError(None, None, exc)
+    if isinstance(exc, TimeoutError | OSError):
+        return OperationalError(None, None, exc)
+    try:
+        import asyncpg  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        return None
+    connection_lost = (
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        asyncpg.exceptions.ConnectionFailureError,
+        asyncpg.exceptions.CannotConnectNowError,
+    )
+    if isinstance(exc, connection_lost):
+        return OperationalError(None, None, exc)
+    if isinstance(exc, asyncpg.PostgresError):
+        return DatabaseError(None, None, exc)
+    return None
+
+
+async def detached_connection(engine: AsyncEngine) -> tuple[AsyncConnection, Any]:
+    """A driver connection opened the engine's way (its URL, ``connect_args``, SSL and, on
+    PostgreSQL, SQLAlchemy's JSON codecs), then taken out of its pool for good: ours until
+    closed. Returns the SQLAlchemy connection that owns it and the driver's connection."""
+    owner = await engine.connect()
+    try:
+        raw = await owner.get_raw_connection()
+        connection = raw.driver_connection  # before detach(), which drops the reference
+        raw.detach()
+    except BaseException:
+        await owner.close()
+        raise
+    if connection is None:  # pragma: no cover - only for a pool without a driver
+        await owner.close()
+        raise OSError("no driver connection")
+    return owner, connection
+
 
 #: Driver connections a worker process keeps for its hot statements, at most.
 DRIVER_CONNECTIONS = 8
-
-
-@dataclass(frozen=True, slots=True)
-class DriverSession:
-    """One asyncpg connection lent out, with what the repositories need to compile for it."""
-
-    connection: Any
-    dialect: Dialect
-    schema_map: Mapping[Any, Any] | None
 
 
 class DriverConnections:
@@ -220,56 +276,35 @@ class DriverConnections:
     the statements a worker runs all the time (checkpoints, claims, finishes).
 
     Lending one out costs a list pop; the engine's pool checkout costs ~130 µs of CPU here.
-    Errors of the driver surface as SQLAlchemy errors (:class:`~sqlalchemy.exc.OperationalError`
-    when the connection broke, :class:`~sqlalchemy.exc.DatabaseError` otherwise), so callers
-    treat them as they treat the engine's. A connection that broke, or whose user was
-    cancelled mid-statement, is closed rather than lent again.
+    Errors surface as SQLAlchemy errors (:func:`sqlalchemy_error`). A connection that broke,
+    or whose user was cancelled mid-statement, is closed rather than lent again.
     """
 
     def __init__(self, engine: AsyncEngine, size: int = DRIVER_CONNECTIONS) -> None:
         if engine.dialect.name != "postgresql":
             raise ValueError("driver connections are for PostgreSQL (asyncpg)")
         self._engine = engine
-        self._schema_map: Mapping[Any, Any] | None = engine.get_execution_options().get(
-            "schema_translate_map"
-        )
         self._slots = asyncio.Semaphore(size)
         self._idle: list[tuple[AsyncConnection, Any]] = []
         self._closed = False
 
-    async def _open(self) -> tuple[AsyncConnection, Any]:
-        owner = await self._engine.connect()
-        try:
-            raw = await owner.get_raw_connection()
-            connection = raw.driver_connection
-            raw.detach()  # ours until closed: it no longer counts in the engine's pool
-        except BaseException:
-            await owner.close()
-            raise
-        return owner, connection
-
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[DriverSession]:
+    async def connection(self) -> AsyncIterator[Any]:
         """A connection in autocommit: each statement commits on its own."""
         async with self._slots:
             if self._closed:
                 raise OperationalError(None, None, Exception("the worker's connections are closed"))
             try:
-                entry = self._idle.pop() if self._idle else await self._open()
-            except (TimeoutError, OSError) as exc:
-                raise OperationalError(None, None, exc) from exc
+                entry = self._idle.pop() if self._idle else await detached_connection(self._engine)
+            except Exception as exc:
+                raise _translated(exc) from exc
             healthy = False
             try:
-                yield DriverSession(entry[1], self._engine.dialect, self._schema_map)
+                yield entry[1]
                 healthy = True
-            except (TimeoutError, OSError) as exc:
-                raise OperationalError(None, None, exc) from exc
             except Exception as exc:
-                failure = _driver_error(exc)
-                healthy = failure is None or isinstance(failure, DatabaseError)
-                if failure is None:
-                    raise
-                raise failure from exc
+                healthy = True  # an error, not a cancel mid-statement: is_closed() tells
+                raise _translated(exc) from exc
             finally:
                 if healthy and not self._closed and not entry[1].is_closed():
                     self._idle.append(entry)
@@ -277,10 +312,10 @@ class DriverConnections:
                     await _discard(entry)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[DriverSession]:
+    async def transaction(self) -> AsyncIterator[Any]:
         """A connection inside a transaction, committed when the block ends without error."""
-        async with self.connection() as session, session.connection.transaction():
-            yield session
+        async with self.connection() as connection, connection.transaction():
+            yield connection
 
     async def close(self) -> None:
         self._closed = True
@@ -289,15 +324,9 @@ class DriverConnections:
             await _discard(entry)
 
 
-def _driver_error(exc: Exception) -> Exception | None:
-    """The SQLAlchemy error for an asyncpg one (``None``: not the driver's)."""
-    import asyncpg  # type: ignore[import-untyped]
-
-    if isinstance(exc, asyncpg.InterfaceError | asyncpg.exceptions.ConnectionFailureError):
-        return OperationalError(None, None, exc)
-    if isinstance(exc, asyncpg.PostgresError):
-        return DatabaseError(None, None, exc)
-    return None
+def _translated(exc: Exception) -> Exception:
+    found = sqlalchemy_error(exc)
+    return exc if found is None else found
 
 
 async def _discard(entry: tuple[AsyncConnection, Any]) -> None:
@@ -315,12 +344,11 @@ class SQLiteWriter:
     worker's writes (checkpoints, claims, finishes). A whole transaction, ``BEGIN IMMEDIATE``
     to ``COMMIT``, is one hop to that thread; aiosqlite makes several per statement. Set up as
     the engine's connections are (WAL, ``synchronous=FULL``, the busy timeout, foreign keys).
-    Errors surface as SQLAlchemy errors (:class:`~sqlalchemy.exc.OperationalError`)."""
+    Errors surface as SQLAlchemy errors (:func:`sqlalchemy_error`)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         if engine.dialect.name != "sqlite":
             raise ValueError("the SQLite writer is for SQLite")
-        self.dialect = engine.dialect
         self._path = str(engine.url.database)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zart-sqlite")
         self._connection: sqlite3.Connection | None = None
@@ -338,7 +366,7 @@ class SQLiteWriter:
             self._connection = connection
         return self._connection
 
-    async def transaction(self, work: Callable[[DriverSession], T]) -> T:
+    async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in a write transaction (committed when it returns, rolled back when it
         raises), in the writer's thread; its result."""
 
@@ -346,7 +374,7 @@ class SQLiteWriter:
             connection = self._connected()
             connection.execute("BEGIN IMMEDIATE")
             try:
-                result = work(DriverSession(connection, self.dialect, None))
+                result = work(connection)
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
@@ -360,11 +388,9 @@ class SQLiteWriter:
 
         return await self._in_thread(run)
 
-    async def read(self, work: Callable[[DriverSession], T]) -> T:
+    async def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` outside a transaction (each statement on its own), in the thread."""
-        return await self._in_thread(
-            lambda: work(DriverSession(self._connected(), self.dialect, None))
-        )
+        return await self._in_thread(lambda: work(self._connected()))
 
     async def _in_thread(self, run: Callable[[], T]) -> T:
         try:

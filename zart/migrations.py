@@ -23,12 +23,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from zart.database import parse_url, with_schema
-from zart.errors import ConfigurationError, MigrationError
+from zart.database import check_schema, lock_for_migration, parse_url, with_schema
+from zart.errors import MigrationError
 from zart.models import metadata
 
 VERSION_TABLE = "zart_alembic_version"
@@ -74,13 +74,7 @@ async def _run_locked(
 ) -> Any:
     engine = with_schema(engine, schema)  # also validates the schema name
     async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # Held until this transaction ends: concurrent upgrades queue up here.
-            await conn.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
-            )
-            if schema is not None:
-                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        await lock_for_migration(conn, MIGRATION_LOCK_KEY, schema)
         return await conn.run_sync(_explained(action))
 
 
@@ -152,8 +146,7 @@ def upgrade_sql(
 ) -> str:
     """The DDL an upgrade would run, for teams that apply migrations with their own tools."""
     parsed = parse_url(url)
-    if schema is not None and parsed.get_backend_name() == "sqlite":
-        raise ConfigurationError("schema= is a PostgreSQL option; SQLite has no schemas")
+    check_schema(schema, parsed.get_backend_name())
     config = alembic_config(url=parsed.render_as_string(hide_password=False), schema=schema)
     target = revision if from_revision is None else f"{from_revision}:{revision}"
     buffer = io.StringIO()

@@ -366,8 +366,8 @@ async def durable_test_scheduler(
             url, engine=engine, schema=schema, clock=clock, inline_wait_limit=0
         ) as scheduler:
             await scheduler.migrate()
-            async with scheduler.engine.begin() as conn:
-                await reset_repo.delete_all_rows(conn)
+            async with scheduler.store.transaction() as db:
+                await db.run(reset_repo.delete_all_rows)
             options = {**_TEST_WORKER_OPTIONS, **worker_options, "schedules": False}
             async with scheduler.run_worker(**options) as worker:
                 await worker.schedules.sync(_declared(schedules, worker.task_names))

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from datetime import timedelta
 from typing import Any
 
 import zart
+from tests.factories import run_on
+from zart.repositories import claims
 from zart.repositories import steps as steps_repo
 
 #: (execution_id, label) -> how many times the body ran
@@ -72,4 +75,37 @@ async def steps_of(scheduler: zart.DurableScheduler, execution_id: str) -> dict[
     """The current run's step records of ``execution_id``, by name."""
     run_id = (await scheduler.status(execution_id)).run_id
     async with scheduler.engine.connect() as conn:
-        return {s.name: s for s in await steps_repo.list_steps(conn, run_id)}
+        return {s.name: s for s in await run_on(conn, steps_repo.list_steps, run_id)}
+
+
+async def take_over(
+    scheduler: zart.DurableScheduler, task_name: str, *, after: timedelta
+) -> list[Any]:
+    """Claim ``task_name``'s executions as another worker ("thief") would ``after`` from now,
+    once their leases had expired. A live worker's heartbeat holds the row now and then while
+    it renews, and a claim skips a held row (SKIP LOCKED): claim again until the row is free,
+    so that only the lease's expiry decides whether it is due."""
+    for _ in range(500):
+        async with scheduler.engine.begin() as conn:
+            taken = await run_on(
+                conn,
+                claims.claim_ready_executions,
+                worker_id="thief",
+                task_names=[task_name],
+                limit=1,
+                now=scheduler.clock.now() + after,
+                lease_timeout=timedelta(minutes=5),
+            )
+        if taken:
+            return taken
+        await asyncio.sleep(0.01)
+    return []
+
+
+async def until(condition: Any, what: str) -> None:
+    """Wait (up to ~20 s) until ``condition()`` is true."""
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never: {what}")

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 import zart
+from tests.factories import run_on, worker_store
 from tests.integration.runtime_helpers import count, steps_of, times, wait_for_status
 from zart import DurableScheduler
-from zart.database import DriverConnections
 from zart.models import StepStatus
-from zart.repositories import executions as executions_repo
+from zart.repositories import claims
+from zart.repositories import leases as leases_repo
 from zart.repositories import timers as timers_repo
 from zart.worker import WorkerSettings
 
@@ -90,7 +91,7 @@ async def test_a_sleeper_due_soon_is_held_then_started_when_due(
     assert times(execution_id, "ahead-after") == 1
     assert (await suspending.status(execution_id)).claim_count == 2
     async with suspending.engine.connect() as conn:  # its timer fired when it was woken
-        assert await timers_repo.pending_timers(conn, waiting.run_id) == []
+        assert await run_on(conn, timers_repo.pending_timers, waiting.run_id) == []
 
 
 async def test_a_sleeper_claimed_ahead_is_ready_to_start_yet_never_resumed_before_due(
@@ -104,27 +105,27 @@ async def test_a_sleeper_claimed_ahead_is_ready_to_start_yet_never_resumed_befor
         execution_id = await suspending.start(nap, {"due": due})
         waiting = await wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
     assert waiting.claimable_at is not None
-    driver = DriverConnections(suspending.engine)
-    try:
-        async with driver.connection() as session:  # a worker that dies right after
-            now = datetime.now(UTC)
-            [(claimed, due_at)] = await executions_repo.claim_ahead_driver(
-                session,
-                worker_id="doomed",
-                task_names=[nap.name],
-                limit=10,
-                now=now,
-                horizon=now + timedelta(seconds=10),
-                lease_timeout=timedelta(seconds=0.2),
-            )
-    finally:
-        await driver.close()
+    async with worker_store(suspending.engine) as store:  # a worker that dies right after
+        now = datetime.now(UTC)
+        [(claimed, due_at)], _outcomes = await store.run(
+            claims.claim_ahead,
+            worker_id="doomed",
+            task_names=[nap.name],
+            limit=10,
+            now=now,
+            horizon=now + timedelta(seconds=10),
+            lease_timeout=timedelta(seconds=0.2),
+        )
     assert due_at == waiting.claimable_at
     held = await suspending.status(execution_id)
     assert held.claimable_at == due_at  # not its lease expiry, 0.2 s from now
     async with suspending.engine.begin() as conn:
-        renewed, _ = await executions_repo.renew_leases(
-            conn, [claimed.lease], now=datetime.now(UTC), lease_timeout=timedelta(seconds=0.2)
+        renewed, _ = await run_on(
+            conn,
+            leases_repo.renew_leases,
+            [claimed.lease],
+            now=datetime.now(UTC),
+            lease_timeout=timedelta(seconds=0.2),
         )
     assert renewed
     assert (await suspending.status(execution_id)).claimable_at == due_at
@@ -132,7 +133,7 @@ async def test_a_sleeper_claimed_ahead_is_ready_to_start_yet_never_resumed_befor
     assert nap_step.status is StepStatus.COMPLETED
     assert nap_step.completed_at == nap_step.wake_at == due_at
     async with suspending.engine.connect() as conn:
-        assert await timers_repo.pending_timers(conn, waiting.run_id) == []
+        assert await run_on(conn, timers_repo.pending_timers, waiting.run_id) == []
 
     async with suspending.run_worker(**WORKER, claim_ahead=0.0):  # takes it over when due
         assert await suspending.wait(execution_id, timeout=10) == "awake"

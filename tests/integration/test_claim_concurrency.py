@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.factories import LEASE, T0, claim, completed_step, new_execution
+from tests.factories import LEASE, T0, claim, completed_step, new_execution, run_on
 from zart.errors import LeaseLost
 from zart.repositories import steps
 from zart.repositories.records import Lease
@@ -60,8 +60,12 @@ async def test_a_claim_skips_an_execution_whose_checkpoint_is_in_flight(
 
     async with engine.connect() as writer, engine.connect() as claimer:
         await writer.begin()
-        await steps.record_step_outcome(
-            writer, lease, completed_step(record.run_id, "charge", "ok"), now=expired
+        await run_on(
+            writer,
+            steps.record_step_outcome,
+            lease,
+            completed_step(record.run_id, "charge", "ok"),
+            now=expired,
         )
         # The lease has expired, but the checkpoint holds the row: the claim passes it by.
         async with claimer.begin():
@@ -69,7 +73,7 @@ async def test_a_claim_skips_an_execution_whose_checkpoint_is_in_flight(
         await writer.commit()
         async with claimer.begin():
             (taken,) = await claim(claimer, worker_id="w2", now=expired)
-            outcomes = await steps.load_run_outcomes(claimer, record.run_id)
+            outcomes = await run_on(claimer, steps.load_run_outcomes, record.run_id)
     assert taken.execution.execution_id == record.execution_id
     assert outcomes["charge"].result == "ok"
 
@@ -90,8 +94,12 @@ async def test_a_checkpoint_racing_a_takeover_waits_then_is_fenced_out(
 
         async def checkpoint() -> None:
             async with writer.begin():
-                await steps.record_step_outcome(
-                    writer, stale, completed_step(record.run_id, "charge", "stale"), now=expired
+                await run_on(
+                    writer,
+                    steps.record_step_outcome,
+                    stale,
+                    completed_step(record.run_id, "charge", "stale"),
+                    now=expired,
                 )
 
         pending = asyncio.create_task(checkpoint())
@@ -102,5 +110,5 @@ async def test_a_checkpoint_racing_a_takeover_waits_then_is_fenced_out(
             await pending
 
     async with engine.connect() as conn:
-        assert await steps.load_run_outcomes(conn, record.run_id) == {}
+        assert await run_on(conn, steps.load_run_outcomes, record.run_id) == {}
     assert taken.lease.owner == "w2"

@@ -14,8 +14,10 @@ from typing import Any
 from sqlalchemy import event
 
 import zart
-from tests.integration.runtime_helpers import count, open_gate, pass_gate, times
+from tests.factories import run_on
+from tests.integration.runtime_helpers import count, open_gate, pass_gate, take_over, times, until
 from zart import DurableScheduler
+from zart.repositories import claims
 from zart.repositories import executions as executions_repo
 
 #: No poll would find work within a test: only a start's hand-over or a wake-up can.
@@ -139,8 +141,9 @@ async def test_a_direct_start_is_taken_over_once_its_lease_expires(
         await scheduler.start(direct, {}, execution_id=execution_id)
         # Another worker claims it after the lease's expiry, as it would if this process died.
         async with scheduler.engine.begin() as conn:
-            too_early = await executions_repo.claim_ready_executions(
+            too_early = await run_on(
                 conn,
+                claims.claim_ready_executions,
                 worker_id="thief",
                 task_names=["direct-start"],
                 limit=1,
@@ -148,20 +151,10 @@ async def test_a_direct_start_is_taken_over_once_its_lease_expires(
                 lease_timeout=timedelta(minutes=5),
             )
             assert too_early == []
-            taken = await executions_repo.claim_ready_executions(
-                conn,
-                worker_id="thief",
-                task_names=["direct-start"],
-                limit=1,
-                now=scheduler.clock.now() + timedelta(seconds=10),
-                lease_timeout=timedelta(minutes=5),
-            )
+        taken = await take_over(scheduler, "direct-start", after=timedelta(seconds=10))
         assert [c.execution.execution_id for c in taken] == [execution_id]
-        for _ in range(100):  # the next heartbeat notices and stops the run here
-            if not worker.runs(execution_id):
-                break
-            await asyncio.sleep(0.02)
-        assert not worker.runs(execution_id)
+        # The next heartbeat notices and stops the run here.
+        await until(lambda: not worker.runs(execution_id), "the run stopped")
 
     assert (await scheduler.status(execution_id)).lease_owner == "thief"
     assert times(execution_id, "gated") == 1
@@ -174,7 +167,7 @@ async def test_a_start_in_the_callers_transaction_is_claimed_as_usual(
         async with scheduler.engine.begin() as conn:
             execution_id = await scheduler.start(direct, {}, session=conn)
             # Not handed to the worker: the caller's transaction may still roll back.
-            record = await executions_repo.get_execution(conn, execution_id)
+            record = await run_on(conn, executions_repo.get_execution, execution_id)
             assert record is not None
             assert record.status is zart.ExecutionStatus.SCHEDULED
         assert await scheduler.wait(execution_id, timeout=10) == "passed"

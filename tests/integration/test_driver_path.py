@@ -1,5 +1,6 @@
-"""The worker's hot path on PostgreSQL driver connections (zart.repositories.raw), and the
-due sleeps a claim completes in bulk (both backends)."""
+"""The worker's own connections (asyncpg on PostgreSQL, SQLite's writer thread), through the
+store the worker runs on: checkpoints, claims and finishes alone and grouped, the due sleeps
+a claim completes in bulk."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from tests.factories import (
     completed_step,
     new_execution,
     new_id,
+    run_on,
+    worker_store,
 )
 from zart import DurableScheduler
 from zart.database import DriverConnections, create_engine, with_schema
@@ -37,10 +40,13 @@ from zart.models import (
     TimerKind,
     table_of,
 )
-from zart.repositories import executions, raw, steps, timers, wakeups
+from zart.repositories import claims, executions, steps, timers, wakeups
+from zart.repositories import leases as leases_repo
+from zart.repositories import statements as raw
 from zart.repositories.records import AttemptOutcome, ClaimedExecution, ExecutionRecord, Lease
-from zart.runtime.checkpoints import checkpoint_batcher
-from zart.runtime.execution import execute
+from zart.repositories.store import Store
+from zart.runtime.execution import Runtime, execute
+from zart.testing import FakeClock
 
 step_rows = table_of(StepRow)
 attempt_rows = table_of(StepAttemptRow)
@@ -60,105 +66,93 @@ async def _count(engine: AsyncEngine, table: Any) -> int:
         return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
 
 
-@pytest.mark.postgresql_only
-async def test_a_driver_checkpoint_stores_what_the_engine_path_stores(engine: AsyncEngine) -> None:
+async def test_a_worker_checkpoint_stores_what_the_engine_path_reads(
+    engine: AsyncEngine, store: Store
+) -> None:
     async with engine.begin() as conn:
         record = await new_execution(conn)
         lease = await claim_only(conn, record.execution_id)
-    driver = DriverConnections(engine)
     value = {"a": [1, 2.5, "x", None, True], "nested": {"k": "ü"}}
-    try:
-        async with driver.connection() as session:
-            written = await steps.record_step_outcome_driver(
-                session,
-                lease,
-                completed_step(record.run_id, "a", value),
-                attempt=AttemptOutcome(0, AttemptStatus.SUCCEEDED, T0, T0),
-                now=T0,
-            )
-            with pytest.raises(NonDeterministicReplay):  # completed outcomes never change
-                await steps.record_step_outcome_driver(
-                    session, lease, completed_step(record.run_id, "a", 2), now=T0
-                )
-            stale = Lease(lease.execution_id, "not-the-token", lease.owner, lease.expires_at)
-            with pytest.raises(LeaseLost):
-                await steps.record_step_outcome_driver(
-                    session, stale, completed_step(record.run_id, "b", 3), now=T0
-                )
-            loaded = await steps.load_outcomes_of_runs_driver(session, [record.run_id, "none"])
-    finally:
-        await driver.close()
+    written = await store.run(
+        steps.record_step_outcome,
+        lease,
+        completed_step(record.run_id, "a", value),
+        attempt=AttemptOutcome(0, AttemptStatus.SUCCEEDED, T0, T0),
+        now=T0,
+    )
+    with pytest.raises(NonDeterministicReplay):  # completed outcomes never change
+        await store.run(
+            steps.record_step_outcome, lease, completed_step(record.run_id, "a", 2), now=T0
+        )
+    stale = Lease(lease.execution_id, "not-the-token", lease.owner, lease.expires_at)
+    with pytest.raises(LeaseLost):
+        await store.run(
+            steps.record_step_outcome, stale, completed_step(record.run_id, "b", 3), now=T0
+        )
+    loaded = await store.run(steps.load_outcomes_of_runs, [record.run_id, "none"])
     assert written.result == value
     assert written.status is StepStatus.COMPLETED
     assert written.completed_at == T0
     assert written.created_at == T0
     async with engine.connect() as conn:  # committed, and read back the same by SQLAlchemy
-        assert await steps.load_run_outcomes(conn, record.run_id) == {"a": written}
+        assert await run_on(conn, steps.load_run_outcomes, record.run_id) == {"a": written}
     assert loaded == {record.run_id: {"a": written}, "none": {}}
     assert await _count(engine, attempt_rows) == 1
     assert await _count(engine, step_rows) == 1  # the fenced-out "b" wrote nothing
 
 
-@pytest.mark.postgresql_only
-async def test_driver_claim_and_finish_are_fenced(engine: AsyncEngine) -> None:
+async def test_the_worker_claim_and_finish_are_fenced(engine: AsyncEngine, store: Store) -> None:
     async with engine.begin() as conn:
         first = await new_execution(conn)
         second = await new_execution(conn)
-    driver = DriverConnections(engine)
-    try:
-        async with driver.transaction() as session:
-            claimed = await executions.claim_ready_executions_driver(
-                session,
-                worker_id="w",
-                task_names=["onboarding", "other"],
-                limit=10,
-                now=T0,
-                lease_timeout=LEASE,
-            )
-            assert (
-                await wakeups.next_claimable_at_driver(session, ["onboarding"], after=T0)
-                == T0 + LEASE
-            )
-        assert {c.execution.execution_id for c in claimed} == {
-            first.execution_id,
-            second.execution_id,
-        }
-        assert all(c.previous_status is ExecutionStatus.SCHEDULED for c in claimed)
-        assert all(c.execution.status is ExecutionStatus.RUNNING for c in claimed)
-        leases = {c.execution.execution_id: c.lease for c in claimed}
-        records = {c.execution.execution_id: c.execution for c in claimed}
-        async with driver.connection() as session:
-            done = await executions.finish_execution_driver(
-                session,
-                leases[first.execution_id],
-                execution=records[first.execution_id],
-                status=ExecutionStatus.COMPLETED,
-                result={"ok": [1]},
-                now=T0,
-            )
-            lease = leases[second.execution_id]
-            with pytest.raises(LeaseLost):
-                await executions.finish_execution_driver(
-                    session,
-                    Lease(lease.execution_id, "stale", lease.owner, lease.expires_at),
-                    execution=records[second.execution_id],
-                    status=ExecutionStatus.FAILED,
-                    error={"kind": "x"},
-                    now=T0,
-                )
-    finally:
-        await driver.close()
+    claimed, _outcomes = await store.run(
+        claims.claim_and_load,
+        worker_id="w",
+        task_names=["onboarding", "other"],
+        limit=10,
+        now=T0,
+        lease_timeout=LEASE,
+    )
+    assert await store.run(wakeups.next_claimable_at, ["onboarding"], after=T0) == T0 + LEASE
+    assert {c.execution.execution_id for c in claimed} == {
+        first.execution_id,
+        second.execution_id,
+    }
+    assert all(c.previous_status is ExecutionStatus.SCHEDULED for c in claimed)
+    assert all(c.execution.status is ExecutionStatus.RUNNING for c in claimed)
+    leases = {c.execution.execution_id: c.lease for c in claimed}
+    records = {c.execution.execution_id: c.execution for c in claimed}
+    done = await store.run(
+        leases_repo.finish_execution,
+        leases[first.execution_id],
+        execution=records[first.execution_id],
+        status=ExecutionStatus.COMPLETED,
+        result={"ok": [1]},
+        now=T0,
+    )
+    lease = leases[second.execution_id]
+    with pytest.raises(LeaseLost):
+        await store.run(
+            leases_repo.finish_execution,
+            Lease(lease.execution_id, "stale", lease.owner, lease.expires_at),
+            execution=records[second.execution_id],
+            status=ExecutionStatus.FAILED,
+            error={"kind": "x"},
+            now=T0,
+        )
     assert done.status is ExecutionStatus.COMPLETED
     assert done.result == {"ok": [1]}
     async with engine.connect() as conn:
-        assert done == await executions.get_execution(conn, first.execution_id)
-        stored = await executions.get_execution(conn, second.execution_id)
-        run = (await conn.execute(select(run_rows).where(run_rows.c.run_id == first.run_id))).one()
+        assert done == await run_on(conn, executions.get_execution, first.execution_id)
+        stored = await run_on(conn, executions.get_execution, second.execution_id)
+        ended = (
+            await conn.execute(select(run_rows).where(run_rows.c.run_id == first.run_id))
+        ).one()
     assert stored is not None
     assert stored.status is ExecutionStatus.RUNNING
-    assert run.status == "completed"
-    assert run.result == {"ok": [1]}
-    assert run.completed_at == T0
+    assert ended.status == "completed"
+    assert ended.result == {"ok": [1]}
+    assert ended.completed_at == T0
 
 
 @pytest.mark.postgresql_only
@@ -167,17 +161,17 @@ async def test_a_broken_driver_connection_is_an_sqlalchemy_error_and_replaced(
 ) -> None:
     driver = DriverConnections(engine, size=1)
     try:
-        async with driver.connection() as session:
-            pid = session.connection.get_server_pid()
+        async with driver.connection() as connection:
+            pid = connection.get_server_pid()
         async with engine.connect() as conn:
             await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
         await asyncio.sleep(0.1)
         with pytest.raises(SQLAlchemyError):
-            async with driver.connection() as session:
-                await session.connection.fetch("SELECT 1")
-        async with driver.connection() as session:  # a new connection, not the dead one
-            assert await session.connection.fetchval("SELECT 1") == 1
-            assert session.connection.get_server_pid() != pid
+            async with driver.connection() as connection:
+                await connection.fetch("SELECT 1")
+        async with driver.connection() as connection:  # a new connection, not the dead one
+            assert await connection.fetchval("SELECT 1") == 1
+            assert connection.get_server_pid() != pid
     finally:
         await driver.close()
     with pytest.raises(OperationalError):
@@ -196,21 +190,19 @@ async def test_driver_statements_follow_the_configured_schema(database_url: str)
         async with engine.begin() as conn:
             record = await new_execution(conn)
             lease = await claim_only(conn, record.execution_id)
-        driver = DriverConnections(engine)
         seen: list[str] = []
         raw.statement_observers.append(seen.append)
         try:
-            async with driver.connection() as session:
-                await steps.record_step_outcome_driver(
-                    session, lease, completed_step(record.run_id, "a", 1), now=T0
+            async with worker_store(engine) as store:
+                await store.run(
+                    steps.record_step_outcome, lease, completed_step(record.run_id, "a", 1), now=T0
                 )
         finally:
             raw.statement_observers.remove(seen.append)
-            await driver.close()
         assert seen
         assert "jobs.zart_steps" in seen[0]
         async with engine.connect() as conn:
-            assert set(await steps.load_run_outcomes(conn, record.run_id)) == {"a"}
+            assert set(await run_on(conn, steps.load_run_outcomes, record.run_id)) == {"a"}
         async with base.connect() as conn:  # nothing in the default schema's tables
             assert await conn.scalar(select(func.count()).select_from(step_rows)) == 0
     finally:
@@ -241,10 +233,13 @@ async def test_a_claim_completes_due_sleeps_only(engine: AsyncEngine) -> None:
             waiting("later", StepKind.SLEEP, 60),
             waiting("retry", StepKind.STEP, 1),
         ):
-            await steps.record_step_outcome(conn, lease, outcome, now=T0)
+            await run_on(conn, steps.record_step_outcome, lease, outcome, now=T0)
         now = T0 + timedelta(seconds=2)
-        assert await steps.complete_due_sleeps(conn, [record.run_id, "other-run"], now=now) == 1
-        outcomes = await steps.load_run_outcomes(conn, record.run_id)
+        assert (
+            await run_on(conn, steps.complete_due_sleeps, [record.run_id, "other-run"], now=now)
+            == 1
+        )
+        outcomes = await run_on(conn, steps.load_run_outcomes, record.run_id)
     due = outcomes["due"]
     assert (due.status, due.result, due.attempts, due.completed_at) == (
         StepStatus.COMPLETED,
@@ -257,7 +252,6 @@ async def test_a_claim_completes_due_sleeps_only(engine: AsyncEngine) -> None:
     assert outcomes["retry"].status is StepStatus.WAITING
 
 
-@pytest.mark.postgresql_only
 async def test_a_waking_claim_fires_timers_and_completes_sleeps_of_woken_runs_only(
     engine: AsyncEngine,
 ) -> None:
@@ -278,9 +272,10 @@ async def test_a_waking_claim_fires_timers_and_completes_sleeps_of_woken_runs_on
                 attempts=0,
                 wake_at=T0 + timedelta(seconds=seconds),
             )
-            await steps.record_step_outcome(conn, lease, outcome, now=T0)
-            await timers.create_timer(
+            await run_on(conn, steps.record_step_outcome, lease, outcome, now=T0)
+            await run_on(
                 conn,
+                timers.create_timer,
                 execution_id=record.execution_id,
                 run_id=record.run_id,
                 name=name,
@@ -292,34 +287,31 @@ async def test_a_waking_claim_fires_timers_and_completes_sleeps_of_woken_runs_on
 
     async with engine.begin() as conn:
         woken, lease = await asleep(conn)
-        await executions.suspend_execution(conn, lease, run_id=woken.run_id, now=T0)
+        await run_on(conn, leases_repo.suspend_execution, lease, run_id=woken.run_id, now=T0)
         # Its worker died mid-sleep: the lease (1 s) expires before the claim below.
         taken_over, _ = await asleep(conn, lease_timeout=timedelta(seconds=1))
     now = T0 + timedelta(seconds=2)
-    driver = DriverConnections(engine)
-    try:
-        async with driver.connection() as session:  # autocommit: one statement does it all
-            claimed = await executions.claim_ready_executions_driver(
-                session,
-                worker_id="w",
-                task_names=["onboarding"],
-                limit=10,
-                now=now,
-                lease_timeout=LEASE,
-                wake=True,
-            )
-    finally:
-        await driver.close()
+    async with worker_store(engine) as store:
+        claimed = await store.run(
+            claims.claim_ready_executions,
+            worker_id="w",
+            task_names=["onboarding"],
+            limit=10,
+            now=now,
+            lease_timeout=LEASE,
+        )
     previous = {c.execution.execution_id: c.previous_status for c in claimed}
     assert previous == {
         woken.execution_id: ExecutionStatus.WAITING,
         taken_over.execution_id: ExecutionStatus.RUNNING,
     }
     async with engine.connect() as conn:
-        woken_steps = await steps.load_run_outcomes(conn, woken.run_id)
-        kept_steps = await steps.load_run_outcomes(conn, taken_over.run_id)
-        woken_pending = [t.name for t in await timers.pending_timers(conn, woken.run_id)]
-        kept_pending = [t.name for t in await timers.pending_timers(conn, taken_over.run_id)]
+        woken_steps = await run_on(conn, steps.load_run_outcomes, woken.run_id)
+        kept_steps = await run_on(conn, steps.load_run_outcomes, taken_over.run_id)
+        woken_pending = [t.name for t in await run_on(conn, timers.pending_timers, woken.run_id)]
+        kept_pending = [
+            t.name for t in await run_on(conn, timers.pending_timers, taken_over.run_id)
+        ]
     nap = woken_steps["nap"]
     assert (nap.status, nap.result, nap.attempts, nap.completed_at) == (
         StepStatus.COMPLETED,
@@ -365,8 +357,8 @@ async def test_a_woken_sleeper_passes_its_sleep_without_a_checkpoint(database_ur
             raw.statement_observers.remove(count)
             event.remove(scheduler.engine.sync_engine, "before_cursor_execute", counted)
         async with scheduler.engine.connect() as conn:
-            timeline = await steps.load_run_outcomes(
-                conn, (await scheduler.status(execution_id)).run_id
+            timeline = await run_on(
+                conn, steps.load_run_outcomes, (await scheduler.status(execution_id)).run_id
             )
     assert result == "awake"
     nap = timeline["nap"]
@@ -381,39 +373,38 @@ async def test_a_woken_sleeper_passes_its_sleep_without_a_checkpoint(database_ur
 # -- group commit on PostgreSQL -----------------------------------------------------------------
 
 
-@pytest.mark.postgresql_only
 async def test_a_group_of_checkpoints_is_fenced_item_by_item(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         kept = await new_execution(conn)
         lost = await new_execution(conn)
         done = await new_execution(conn)
         leases = {c.execution.execution_id: c.lease for c in await claim(conn, worker_id="w")}
-        await steps.record_step_outcome(
-            conn, leases[done.execution_id], completed_step(done.run_id, "a", "first"), now=T0
+        await run_on(
+            conn,
+            steps.record_step_outcome,
+            leases[done.execution_id],
+            completed_step(done.run_id, "a", "first"),
+            now=T0,
         )
         await conn.execute(  # someone else took `lost` over
             text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
             {"e": lost.execution_id},
         )
-    driver = DriverConnections(engine)
-    try:
-        async with driver.connection() as session:
-            results = await steps.record_step_outcomes_driver(
-                session,
-                [
-                    (
-                        leases[kept.execution_id],
-                        completed_step(kept.run_id, "a", {"v": [1, None]}),
-                        AttemptOutcome(0, AttemptStatus.SUCCEEDED, T0, T0),
-                    ),
-                    (leases[lost.execution_id], completed_step(lost.run_id, "a", 2), None),
-                    (leases[done.execution_id], completed_step(done.run_id, "a", "again"), None),
-                    (leases[kept.execution_id], completed_step(kept.run_id, "b", None, 1), None),
-                ],
-                now=T0,
-            )
-    finally:
-        await driver.close()
+    async with worker_store(engine) as store:
+        results = await store.run(
+            steps.record_step_outcomes,
+            [
+                (
+                    leases[kept.execution_id],
+                    completed_step(kept.run_id, "a", {"v": [1, None]}),
+                    AttemptOutcome(0, AttemptStatus.SUCCEEDED, T0, T0),
+                ),
+                (leases[lost.execution_id], completed_step(lost.run_id, "a", 2), None),
+                (leases[done.execution_id], completed_step(done.run_id, "a", "again"), None),
+                (leases[kept.execution_id], completed_step(kept.run_id, "b", None, 1), None),
+            ],
+            now=T0,
+        )
     first, refused, replayed, second = results
     assert not isinstance(first, BaseException)
     assert first.result == {"v": [1, None]}
@@ -423,10 +414,12 @@ async def test_a_group_of_checkpoints_is_fenced_item_by_item(engine: AsyncEngine
     assert second.result is None
     assert second.position == 1
     async with engine.connect() as conn:
-        assert await steps.load_run_outcomes(conn, kept.run_id) == {"a": first, "b": second}
-        assert await steps.load_run_outcomes(conn, lost.run_id) == {}
-        assert (await steps.load_run_outcomes(conn, done.run_id))["a"].result == "first"
-        stored_attempts = await steps.list_step_attempts(conn, [first.step_id, second.step_id])
+        assert await run_on(conn, steps.load_run_outcomes, kept.run_id) == {"a": first, "b": second}
+        assert await run_on(conn, steps.load_run_outcomes, lost.run_id) == {}
+        assert (await run_on(conn, steps.load_run_outcomes, done.run_id))["a"].result == "first"
+        stored_attempts = await run_on(
+            conn, steps.list_step_attempts, [first.step_id, second.step_id]
+        )
     assert [a.attempt_number for a in stored_attempts[first.step_id]] == [0]
     assert stored_attempts[second.step_id] == []
 
@@ -464,7 +457,11 @@ async def test_concurrent_checkpoints_share_statements_on_postgresql(database_ur
             raw.statement_observers.remove(seen)
         async with scheduler.engine.connect() as conn:
             counts = [
-                len(await steps.load_run_outcomes(conn, (await scheduler.status(eid)).run_id))
+                len(
+                    await run_on(
+                        conn, steps.load_run_outcomes, (await scheduler.status(eid)).run_id
+                    )
+                )
                 for eid in ids
             ]
     assert results == [45] * 32
@@ -473,7 +470,6 @@ async def test_concurrent_checkpoints_share_statements_on_postgresql(database_ur
     assert len(statements) < 320, len(statements)
 
 
-@pytest.mark.postgresql_only
 async def test_a_group_of_finishes_is_fenced_item_by_item(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         done = await new_execution(conn)
@@ -484,20 +480,16 @@ async def test_a_group_of_finishes_is_fenced_item_by_item(engine: AsyncEngine) -
             text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
             {"e": lost.execution_id},
         )
-    driver = DriverConnections(engine)
-    try:
-        async with driver.connection() as session:
-            results = await executions.finish_executions_driver(
-                session,
-                [
-                    (*_of(claimed[done.execution_id]), COMPLETED, {"r": [1]}, None),
-                    (*_of(claimed[failed.execution_id]), FAILED, None, {"kind": "x"}),
-                    (*_of(claimed[lost.execution_id]), COMPLETED, 3, None),
-                ],
-                now=T0,
-            )
-    finally:
-        await driver.close()
+    async with worker_store(engine) as store:
+        results = await store.run(
+            leases_repo.finish_executions,
+            [
+                (*_of(claimed[done.execution_id]), COMPLETED, {"r": [1]}, None),
+                (*_of(claimed[failed.execution_id]), FAILED, None, {"kind": "x"}),
+                (*_of(claimed[lost.execution_id]), COMPLETED, 3, None),
+            ],
+            now=T0,
+        )
     ok, bad, refused = results
     assert not isinstance(ok, BaseException)
     assert (ok.status, ok.result, ok.completed_at) == (ExecutionStatus.COMPLETED, {"r": [1]}, T0)
@@ -505,7 +497,7 @@ async def test_a_group_of_finishes_is_fenced_item_by_item(engine: AsyncEngine) -
     assert (bad.status, bad.error) == (ExecutionStatus.FAILED, {"kind": "x"})
     assert isinstance(refused, LeaseLost)
     async with engine.connect() as conn:
-        untouched = await executions.get_execution(conn, lost.execution_id)
+        untouched = await run_on(conn, executions.get_execution, lost.execution_id)
         run_rows_now = {
             row.run_id: row
             for row in await conn.execute(
@@ -523,7 +515,6 @@ async def test_a_group_of_finishes_is_fenced_item_by_item(engine: AsyncEngine) -
     assert run_rows_now[lost.run_id].completed_at is None
 
 
-@pytest.mark.postgresql_only
 async def test_a_group_finish_returns_what_a_read_of_the_rows_gives(engine: AsyncEngine) -> None:
     """The group finish reads back only what the database decides (the version, the times):
     the rest of each record is the claimed one and the values written, and must be field for
@@ -532,8 +523,9 @@ async def test_a_group_finish_returns_what_a_read_of_the_rows_gives(engine: Asyn
     async with engine.begin() as conn:
         done = await new_execution(conn, payload=payload)
         failed = (
-            await executions.create_execution(
+            await run_on(
                 conn,
+                executions.create_execution,
                 execution_id=new_id(),
                 task_name="onboarding",
                 payload=[1, None],
@@ -553,24 +545,23 @@ async def test_a_group_finish_returns_what_a_read_of_the_rows_gives(engine: Asyn
         "error": {"type": "builtins:ValueError", "args": {"$zart": "tuple", "v": ["boom"]}},
     }
     later = T0 + timedelta(seconds=7, microseconds=123456)
-    driver = DriverConnections(engine)
-    try:
-        async with driver.connection() as session:
-            claimed = {
-                c.execution.execution_id: c
-                for c in await executions.claim_ready_executions_driver(
-                    session,
-                    worker_id="w",
-                    task_names=["onboarding"],
-                    limit=10,
-                    now=T0,
-                    lease_timeout=LEASE,
-                )
-            }
+    async with worker_store(engine) as store:
+        claimed = {
+            c.execution.execution_id: c
+            for c in await store.run(
+                claims.claim_ready_executions,
+                worker_id="w",
+                task_names=["onboarding"],
+                limit=10,
+                now=T0,
+                lease_timeout=LEASE,
+            )
+        }
         async with engine.begin() as conn:
             # A heartbeat moves claimable_at under the lease; another worker takes `lost`.
-            renewed, _ = await executions.renew_leases(
+            renewed, _ = await run_on(
                 conn,
+                leases_repo.renew_leases,
                 [c.lease for c in claimed.values()],
                 now=T0 + timedelta(seconds=5),
                 lease_timeout=LEASE,
@@ -580,22 +571,19 @@ async def test_a_group_finish_returns_what_a_read_of_the_rows_gives(engine: Asyn
                 text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
                 {"e": lost.execution_id},
             )
-            before = await executions.get_execution(conn, lost.execution_id)
-        async with driver.connection() as session:
-            ok, bad, refused = await executions.finish_executions_driver(
-                session,
-                [
-                    (*_of(claimed[done.execution_id]), COMPLETED, result, None),
-                    (*_of(claimed[failed.execution_id]), FAILED, None, error),
-                    (*_of(claimed[lost.execution_id]), COMPLETED, 1, None),
-                ],
-                now=later,
-            )
-    finally:
-        await driver.close()
+            before = await run_on(conn, executions.get_execution, lost.execution_id)
+        ok, bad, refused = await store.run(
+            leases_repo.finish_executions,
+            [
+                (*_of(claimed[done.execution_id]), COMPLETED, result, None),
+                (*_of(claimed[failed.execution_id]), FAILED, None, error),
+                (*_of(claimed[lost.execution_id]), COMPLETED, 1, None),
+            ],
+            now=later,
+        )
     async with engine.connect() as conn:
         stored = {
-            e.execution_id: await executions.get_execution(conn, e.execution_id)
+            e.execution_id: await run_on(conn, executions.get_execution, e.execution_id)
             for e in (done, failed, lost)
         }
     assert isinstance(refused, LeaseLost)
@@ -628,7 +616,6 @@ async def timed_failing(data: dict[str, Any]) -> None:
     raise ValueError(data["why"])
 
 
-@pytest.mark.postgresql_only
 async def test_a_run_returns_its_finished_execution_as_stored(database_url: str) -> None:
     """The runtime's finish hands on the record the claim returned, not the run's copy of it
     (which carries the deadline of the handler's timeout when none is stored)."""
@@ -637,41 +624,38 @@ async def test_a_run_returns_its_finished_execution_as_stored(database_url: str)
         now = scheduler.clock.now()
         async with scheduler.engine.begin() as conn:  # started by name, no deadline stored
             for task_name, payload in (("driver-timed", {"a": 1}), ("driver-timed-failing", {})):
-                await executions.create_execution(
+                await run_on(
                     conn,
+                    executions.create_execution,
                     execution_id=new_id(),
                     task_name=task_name,
                     payload={"why": "no", **payload},
                     now=now,
                 )
-        runtime.open_driver()
+        runtime.open_connections()
         try:
-            driver = runtime.driver
-            assert driver is not None
-            async with driver.connection() as session:
-                claimed = await executions.claim_ready_executions_driver(
-                    session,
-                    worker_id="w",
-                    task_names=["driver-timed", "driver-timed-failing"],
-                    limit=10,
-                    now=now,
-                    lease_timeout=LEASE,
-                )
+            claimed = await runtime.store.run(
+                claims.claim_ready_executions,
+                worker_id="w",
+                task_names=["driver-timed", "driver-timed-failing"],
+                limit=10,
+                now=now,
+                lease_timeout=LEASE,
+            )
             handlers = {"driver-timed": timed, "driver-timed-failing": timed_failing}
             finished = [
                 await execute(runtime, handlers[c.execution.task_name], c, {}) for c in claimed
             ]
         finally:
-            await runtime.close_driver()
+            await runtime.close_connections()
         async with scheduler.engine.connect() as conn:
             for record in finished:
                 assert record is not None
                 assert record.deadline_at is None
-                assert record == await executions.get_execution(conn, record.execution_id)
+                assert record == await run_on(conn, executions.get_execution, record.execution_id)
     assert sorted(r.status for r in finished if r is not None) == [COMPLETED, FAILED]
 
 
-@pytest.mark.postgresql_only
 async def test_a_group_whose_first_result_is_a_list_is_stored_as_json(
     engine: AsyncEngine,
 ) -> None:
@@ -682,34 +666,29 @@ async def test_a_group_whose_first_result_is_a_list_is_stored_as_json(
         second = await new_execution(conn)
         claimed = {c.execution.execution_id: c for c in await claim(conn, worker_id="w")}
     leases = {execution_id: c.lease for execution_id, c in claimed.items()}
-    driver = DriverConnections(engine)
-    try:
-        async with driver.connection() as session:
-            stored = await steps.record_step_outcomes_driver(
-                session,
-                [
-                    (leases[first.execution_id], completed_step(first.run_id, "a", [1, 2]), None),
-                    (leases[second.execution_id], completed_step(second.run_id, "a", None), None),
-                ],
-                now=T0,
-            )
-            finished = await executions.finish_executions_driver(
-                session,
-                [
-                    (*_of(claimed[first.execution_id]), COMPLETED, [[1], "x"], None),
-                    (*_of(claimed[second.execution_id]), COMPLETED, None, None),
-                ],
-                now=T0,
-            )
-    finally:
-        await driver.close()
+    async with worker_store(engine) as store:
+        stored = await store.run(
+            steps.record_step_outcomes,
+            [
+                (leases[first.execution_id], completed_step(first.run_id, "a", [1, 2]), None),
+                (leases[second.execution_id], completed_step(second.run_id, "a", None), None),
+            ],
+            now=T0,
+        )
+        finished = await store.run(
+            leases_repo.finish_executions,
+            [
+                (*_of(claimed[first.execution_id]), COMPLETED, [[1], "x"], None),
+                (*_of(claimed[second.execution_id]), COMPLETED, None, None),
+            ],
+            now=T0,
+        )
     assert [getattr(r, "result", r) for r in stored] == [[1, 2], None]
     assert [getattr(r, "result", r) for r in finished] == [[[1], "x"], None]
     async with engine.connect() as conn:
-        assert (await steps.load_run_outcomes(conn, first.run_id))["a"].result == [1, 2]
+        assert (await run_on(conn, steps.load_run_outcomes, first.run_id))["a"].result == [1, 2]
 
 
-@pytest.mark.postgresql_only
 async def test_a_cancelled_caller_leaves_its_group_and_its_outcome_stored(
     engine: AsyncEngine,
 ) -> None:
@@ -718,8 +697,9 @@ async def test_a_cancelled_caller_leaves_its_group_and_its_outcome_stored(
     async with engine.begin() as conn:
         runs = [await new_execution(conn) for _ in range(3)]
         leases = {c.execution.execution_id: c.lease for c in await claim(conn, worker_id="w")}
-    driver = DriverConnections(engine)
-    batcher = checkpoint_batcher(driver, lambda: T0)
+    runtime = Runtime(engine, clock=FakeClock(T0))
+    runtime.open_connections()
+    batcher = runtime._checkpoints
     try:
         tasks = [
             asyncio.create_task(
@@ -731,18 +711,17 @@ async def test_a_cancelled_caller_leaves_its_group_and_its_outcome_stored(
         tasks[2].cancel()
         done = await asyncio.gather(*tasks, return_exceptions=True)
         for _ in range(100):  # the group the cancelled one was in goes on without it
-            if not batcher._busy:
+            if not batcher.busy:
                 break
             await asyncio.sleep(0.01)
     finally:
-        await driver.close()
+        await runtime.close_connections()
     assert [getattr(r, "result", r) for r in done[:2]] == [0, 1]
     assert isinstance(done[2], asyncio.CancelledError)
     async with engine.connect() as conn:
-        assert (await steps.load_run_outcomes(conn, runs[2].run_id))["a"].result == 2
+        assert (await run_on(conn, steps.load_run_outcomes, runs[2].run_id))["a"].result == 2
 
 
-@pytest.mark.postgresql_only
 async def test_a_grouped_retry_keeps_the_rows_position_and_creation(engine: AsyncEngine) -> None:
     """A group checkpoint returns only what the row kept (id, position, created_at); the
     record it builds from the item must equal the stored row, a retry's overwrite included."""
@@ -761,7 +740,7 @@ async def test_a_grouped_retry_keeps_the_rows_position_and_creation(engine: Asyn
             error={"kind": "business"},
             wake_at=T0,
         )
-        await steps.record_step_outcome(conn, leases[first.execution_id], waiting, now=T0)
+        await run_on(conn, steps.record_step_outcome, leases[first.execution_id], waiting, now=T0)
     retried = steps.StepOutcome(
         run_id=first.run_id,
         name="a",
@@ -772,23 +751,19 @@ async def test_a_grouped_retry_keeps_the_rows_position_and_creation(engine: Asyn
         result={"z": 1, "a": [1.5, "x"]},
         completed_at=later,
     )
-    driver = DriverConnections(engine)
-    try:
-        async with driver.connection() as session:
-            stored = await steps.record_step_outcomes_driver(
-                session,
-                [
-                    (leases[first.execution_id], retried, None),
-                    (leases[other.execution_id], completed_step(other.run_id, "b", 7, 2), None),
-                ],
-                now=later,
-            )
-    finally:
-        await driver.close()
+    async with worker_store(engine) as store:
+        stored = await store.run(
+            steps.record_step_outcomes,
+            [
+                (leases[first.execution_id], retried, None),
+                (leases[other.execution_id], completed_step(other.run_id, "b", 7, 2), None),
+            ],
+            now=later,
+        )
     record, fresh = stored
     assert not isinstance(record, BaseException)
     assert not isinstance(fresh, BaseException)
     assert (record.position, record.created_at, record.updated_at) == (0, T0, later)
     async with engine.connect() as conn:
-        assert (await steps.load_run_outcomes(conn, first.run_id))["a"] == record
-        assert (await steps.load_run_outcomes(conn, other.run_id))["b"] == fresh
+        assert (await run_on(conn, steps.load_run_outcomes, first.run_id))["a"] == record
+        assert (await run_on(conn, steps.load_run_outcomes, other.run_id))["b"] == fresh

@@ -5,36 +5,37 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.factories import LEASE, T0, claim, claim_only, new_execution, new_id
+from tests.factories import LEASE, T0, claim, claim_only, new_execution, new_id, run_on
 from zart.errors import ExecutionAlreadyExists, LeaseLost
-from zart.models import ExecutionStatus, RunRow, RunTrigger, table_of
+from zart.models import ExecutionStatus, RunTrigger
 from zart.repositories import executions, runs
+from zart.repositories import leases as leases_repo
 from zart.repositories.executions import ExecutionFilter
+from zart.repositories.store import Store
 
 
-async def test_create_stores_the_execution_and_its_first_run(connection: AsyncConnection) -> None:
-    record = await new_execution(connection, payload={"email": "x@y.z", "n": [1, 2]})
+async def test_create_stores_the_execution_and_its_first_run(store: Store) -> None:
+    record = await new_execution(store, payload={"email": "x@y.z", "n": [1, 2]})
 
     assert record.status is ExecutionStatus.SCHEDULED
     assert record.payload == {"email": "x@y.z", "n": [1, 2]}
     assert record.created_at == T0
     assert record.claimable_at == T0
-    (run,) = await runs.list_runs(connection, record.execution_id)
+    (run,) = await run_on(store, runs.list_runs, record.execution_id)
     assert run.run_id == record.run_id
     assert run.run_index == 1
     assert run.trigger is RunTrigger.INITIAL
 
 
 async def test_create_with_same_task_and_payload_returns_the_existing_one(
-    connection: AsyncConnection,
+    store: Store,
 ) -> None:
-    first = await new_execution(connection, execution_id="signup-42")
+    first = await new_execution(store, execution_id="signup-42")
 
-    again = await executions.create_execution(
-        connection,
+    again = await run_on(
+        store,
+        executions.create_execution,
         execution_id="signup-42",
         task_name="onboarding",
         payload={"email": "a@b.c"},
@@ -43,10 +44,7 @@ async def test_create_with_same_task_and_payload_returns_the_existing_one(
 
     assert again.created is False
     assert again.execution == first
-    run_count = await connection.scalar(
-        select(table_of(RunRow).c.run_id).where(table_of(RunRow).c.execution_id == "signup-42")
-    )
-    assert run_count == first.run_id
+    assert [r.run_id for r in await run_on(store, runs.list_runs, "signup-42")] == [first.run_id]
 
 
 @pytest.mark.parametrize(
@@ -57,46 +55,58 @@ async def test_create_with_same_task_and_payload_returns_the_existing_one(
     ],
 )
 async def test_create_with_a_different_task_or_payload_is_refused(
-    connection: AsyncConnection, task_name: str, payload: object, reason: str
+    store: Store, task_name: str, payload: object, reason: str
 ) -> None:
-    await new_execution(connection, execution_id="signup-43")
+    await new_execution(store, execution_id="signup-43")
 
     with pytest.raises(ExecutionAlreadyExists, match=reason):
-        await executions.create_execution(
-            connection, execution_id="signup-43", task_name=task_name, payload=payload, now=T0
+        await run_on(
+            store,
+            executions.create_execution,
+            execution_id="signup-43",
+            task_name=task_name,
+            payload=payload,
+            now=T0,
         )
 
     # The refused insert did not abort the caller's transaction, and changed nothing.
-    stored = await executions.get_execution(connection, "signup-43")
+    stored = await run_on(store, executions.get_execution, "signup-43")
     assert stored is not None
     assert stored.task_name == "onboarding"
     assert stored.payload == {"email": "a@b.c"}
 
 
-async def test_list_filters_sorts_and_counts(connection: AsyncConnection) -> None:
+async def test_list_filters_sorts_and_counts(store: Store) -> None:
     ids = []
     for i in range(5):
         record = await new_execution(
-            connection,
+            store,
             execution_id=new_id(f"list{i}"),
             task_name="report" if i % 2 else "onboarding",
             now=T0 + timedelta(seconds=i),
         )
         ids.append(record.execution_id)
 
-    page = await executions.list_executions(
-        connection, ExecutionFilter(task_name="report", created_from=T0), limit=1
+    page = await run_on(
+        store,
+        executions.list_executions,
+        ExecutionFilter(task_name="report", created_from=T0),
+        limit=1,
     )
     assert page.total == 2
     assert [r.execution_id for r in page.items] == [ids[3]]
 
-    page = await executions.list_executions(
-        connection, ExecutionFilter(search="LIST2", created_from=T0), descending=False
+    page = await run_on(
+        store,
+        executions.list_executions,
+        ExecutionFilter(search="LIST2", created_from=T0),
+        descending=False,
     )
     assert [r.execution_id for r in page.items] == [ids[2]]
 
-    page = await executions.list_executions(
-        connection,
+    page = await run_on(
+        store,
+        executions.list_executions,
         ExecutionFilter(
             created_from=T0 + timedelta(seconds=1), created_to=T0 + timedelta(seconds=3)
         ),
@@ -106,32 +116,32 @@ async def test_list_filters_sorts_and_counts(connection: AsyncConnection) -> Non
     assert [r.execution_id for r in page.items] == ids[1:4]
 
 
-async def test_search_treats_like_wildcards_literally(connection: AsyncConnection) -> None:
-    await new_execution(connection, execution_id="literal_under")
-    await new_execution(connection, execution_id="literalXunder")
+async def test_search_treats_like_wildcards_literally(store: Store) -> None:
+    await new_execution(store, execution_id="literal_under")
+    await new_execution(store, execution_id="literalXunder")
 
-    page = await executions.list_executions(connection, ExecutionFilter(search="literal_"))
+    page = await run_on(store, executions.list_executions, ExecutionFilter(search="literal_"))
 
     assert [r.execution_id for r in page.items] == ["literal_under"]
 
 
-async def test_count_by_status_lists_every_status(connection: AsyncConnection) -> None:
-    before = await executions.count_executions_by_status(connection)
-    record = await new_execution(connection)
-    await executions.cancel_execution(connection, record.execution_id, now=T0)
+async def test_count_by_status_lists_every_status(store: Store) -> None:
+    before = await run_on(store, executions.count_executions_by_status)
+    record = await new_execution(store)
+    await run_on(store, executions.cancel_execution, record.execution_id, now=T0)
 
-    after = await executions.count_executions_by_status(connection)
+    after = await run_on(store, executions.count_executions_by_status)
 
     assert set(after) == set(ExecutionStatus)
     assert after[ExecutionStatus.CANCELLED] == before[ExecutionStatus.CANCELLED] + 1
 
 
-async def test_claim_takes_due_executions_of_known_tasks_only(connection: AsyncConnection) -> None:
-    due = await new_execution(connection)
-    await new_execution(connection, claimable_at=T0 + timedelta(hours=1))  # not yet due
-    await new_execution(connection, task_name="someone-elses-task")
+async def test_claim_takes_due_executions_of_known_tasks_only(store: Store) -> None:
+    due = await new_execution(store)
+    await new_execution(store, claimable_at=T0 + timedelta(hours=1))  # not yet due
+    await new_execution(store, task_name="someone-elses-task")
 
-    claimed = await claim(connection, now=T0 + timedelta(seconds=1))
+    claimed = await claim(store, now=T0 + timedelta(seconds=1))
 
     assert [c.execution.execution_id for c in claimed] == [due.execution_id]
     (only,) = claimed
@@ -140,38 +150,36 @@ async def test_claim_takes_due_executions_of_known_tasks_only(connection: AsyncC
     assert only.execution.claim_count == 1
     assert only.lease.expires_at == T0 + timedelta(seconds=1) + LEASE
     assert only.execution.claimable_at == only.lease.expires_at
-    assert await claim(connection, now=T0 + timedelta(seconds=2)) == []
+    assert await claim(store, now=T0 + timedelta(seconds=2)) == []
 
 
-async def test_an_expired_lease_is_claimable_by_another_worker(connection: AsyncConnection) -> None:
-    record = await new_execution(connection)
-    first = await claim_only(connection, record.execution_id, worker_id="worker-a")
+async def test_an_expired_lease_is_claimable_by_another_worker(store: Store) -> None:
+    record = await new_execution(store)
+    first = await claim_only(store, record.execution_id, worker_id="worker-a")
 
-    assert (
-        await claim(connection, worker_id="worker-b", now=T0 + LEASE - timedelta(seconds=1)) == []
-    )
-    second = await claim_only(connection, record.execution_id, worker_id="worker-b", now=T0 + LEASE)
+    assert await claim(store, worker_id="worker-b", now=T0 + LEASE - timedelta(seconds=1)) == []
+    second = await claim_only(store, record.execution_id, worker_id="worker-b", now=T0 + LEASE)
 
     assert second.token != first.token
-    stored = await executions.get_execution(connection, record.execution_id)
+    stored = await run_on(store, executions.get_execution, record.execution_id)
     assert stored is not None
     assert stored.lease_owner == "worker-b"
     assert stored.claim_count == 2
 
 
 async def test_heartbeat_renews_held_leases_and_reports_lost_ones(
-    connection: AsyncConnection,
+    store: Store,
 ) -> None:
-    taken = await new_execution(connection)
-    kept = await new_execution(connection, claimable_at=T0 + timedelta(seconds=10))
-    taken_lease = await claim_only(connection, taken.execution_id)
-    kept_lease = await claim_only(connection, kept.execution_id, now=T0 + timedelta(seconds=10))
+    taken = await new_execution(store)
+    kept = await new_execution(store, claimable_at=T0 + timedelta(seconds=10))
+    taken_lease = await claim_only(store, taken.execution_id)
+    kept_lease = await claim_only(store, kept.execution_id, now=T0 + timedelta(seconds=10))
     leases = [taken_lease, kept_lease]
     # taken's lease expires first and worker-b takes it over
-    await claim_only(connection, taken.execution_id, worker_id="worker-b", now=T0 + LEASE)
+    await claim_only(store, taken.execution_id, worker_id="worker-b", now=T0 + LEASE)
 
-    renewed, lost = await executions.renew_leases(
-        connection, leases, now=T0 + LEASE, lease_timeout=LEASE
+    renewed, lost = await run_on(
+        store, leases_repo.renew_leases, leases, now=T0 + LEASE, lease_timeout=LEASE
     )
 
     assert [lease.execution_id for lease in renewed] == [kept.execution_id]
@@ -179,86 +187,113 @@ async def test_heartbeat_renews_held_leases_and_reports_lost_ones(
     assert lost == [taken_lease]
 
 
-async def test_a_stale_lease_cannot_finish_and_changes_nothing(connection: AsyncConnection) -> None:
-    record = await new_execution(connection)
-    stale = await claim_only(connection, record.execution_id, worker_id="worker-a")
-    fresh = await claim_only(connection, record.execution_id, worker_id="worker-b", now=T0 + LEASE)
-    before = await executions.get_execution(connection, record.execution_id)
+async def test_a_stale_lease_cannot_finish_and_changes_nothing(store: Store) -> None:
+    record = await new_execution(store)
+    stale = await claim_only(store, record.execution_id, worker_id="worker-a")
+    (fresh,) = await claim(store, worker_id="worker-b", now=T0 + LEASE)
+    before = await run_on(store, executions.get_execution, record.execution_id)
 
     with pytest.raises(LeaseLost):
-        await executions.finish_execution(
-            connection, stale, status=ExecutionStatus.COMPLETED, result="stale", now=T0 + LEASE
+        await run_on(
+            store,
+            leases_repo.finish_execution,
+            stale,
+            execution=before,
+            status=ExecutionStatus.COMPLETED,
+            result="stale",
+            now=T0 + LEASE,
         )
     with pytest.raises(LeaseLost):
-        await executions.release_lease(connection, stale, now=T0 + LEASE)
+        await run_on(store, leases_repo.release_lease, stale, now=T0 + LEASE)
 
-    assert await executions.get_execution(connection, record.execution_id) == before
-    done = await executions.finish_execution(
-        connection, fresh, status=ExecutionStatus.COMPLETED, result={"ok": True}, now=T0 + LEASE
+    assert await run_on(store, executions.get_execution, record.execution_id) == before
+    done = await run_on(
+        store,
+        leases_repo.finish_execution,
+        fresh.lease,
+        execution=fresh.execution,
+        status=ExecutionStatus.COMPLETED,
+        result={"ok": True},
+        now=T0 + LEASE,
     )
     assert done.status is ExecutionStatus.COMPLETED
     assert done.result == {"ok": True}
     assert done.claimable_at is None
     assert done.lease_owner is None
-    (run,) = await runs.list_runs(connection, record.execution_id)
+    (run,) = await run_on(store, runs.list_runs, record.execution_id)
     assert run.status is ExecutionStatus.COMPLETED
     assert run.result == {"ok": True}
     assert run.completed_at == T0 + LEASE
 
 
-async def test_release_makes_the_execution_claimable_again(connection: AsyncConnection) -> None:
-    record = await new_execution(connection)
-    lease = await claim_only(connection, record.execution_id)
+async def test_release_makes_the_execution_claimable_again(store: Store) -> None:
+    record = await new_execution(store)
+    lease = await claim_only(store, record.execution_id)
 
-    await executions.release_lease(connection, lease, now=T0 + timedelta(seconds=3))
+    await run_on(store, leases_repo.release_lease, lease, now=T0 + timedelta(seconds=3))
 
-    stored = await executions.get_execution(connection, record.execution_id)
+    stored = await run_on(store, executions.get_execution, record.execution_id)
     assert stored is not None
     assert stored.status is ExecutionStatus.SCHEDULED
     assert stored.claimable_at == T0 + timedelta(seconds=3)
     assert stored.lease_owner is None
-    assert await claim_only(connection, record.execution_id, now=T0 + timedelta(seconds=3))
+    assert await claim_only(store, record.execution_id, now=T0 + timedelta(seconds=3))
 
 
-async def test_cancel_fences_out_the_running_worker(connection: AsyncConnection) -> None:
-    record = await new_execution(connection)
-    lease = await claim_only(connection, record.execution_id)
+async def test_cancel_fences_out_the_running_worker(store: Store) -> None:
+    record = await new_execution(store)
+    (claimed,) = await claim(store)
 
-    cancelled = await executions.cancel_execution(connection, record.execution_id, now=T0)
+    cancelled = await run_on(store, executions.cancel_execution, record.execution_id, now=T0)
 
     assert cancelled is not None
     assert cancelled.status is ExecutionStatus.CANCELLED
     assert cancelled.claimable_at is None
     with pytest.raises(LeaseLost):
-        await executions.finish_execution(
-            connection, lease, status=ExecutionStatus.COMPLETED, now=T0
+        await run_on(
+            store,
+            leases_repo.finish_execution,
+            claimed.lease,
+            execution=claimed.execution,
+            status=ExecutionStatus.COMPLETED,
+            now=T0,
         )
-    assert await executions.cancel_execution(connection, record.execution_id, now=T0) is None
-    assert await executions.cancel_execution(connection, "no-such-execution", now=T0) is None
-    assert await claim(connection, now=T0 + 2 * LEASE) == []
+    assert await run_on(store, executions.cancel_execution, record.execution_id, now=T0) is None
+    assert await run_on(store, executions.cancel_execution, "no-such-execution", now=T0) is None
+    assert await claim(store, now=T0 + 2 * LEASE) == []
 
 
-async def test_finished_executions_are_never_claimed(connection: AsyncConnection) -> None:
-    record = await new_execution(connection)
-    lease = await claim_only(connection, record.execution_id)
-    await executions.finish_execution(
-        connection, lease, status=ExecutionStatus.FAILED, error={"message": "x"}, now=T0
+async def test_finished_executions_are_never_claimed(store: Store) -> None:
+    await new_execution(store)
+    (claimed,) = await claim(store)
+    await run_on(
+        store,
+        leases_repo.finish_execution,
+        claimed.lease,
+        execution=claimed.execution,
+        status=ExecutionStatus.FAILED,
+        error={"message": "x"},
+        now=T0,
     )
 
-    assert await claim(connection, now=T0 + timedelta(days=365)) == []
+    assert await claim(store, now=T0 + timedelta(days=365)) == []
 
 
 async def test_heartbeat_renews_more_leases_than_one_statement_takes(
-    connection: AsyncConnection,
+    store: Store,
 ) -> None:
-    count = executions.RENEW_CHUNK + 250
+    count = leases_repo.RENEW_CHUNK + 250
     for i in range(count):
-        await new_execution(connection, execution_id=f"many-{i:05}")
-    leases = [c.lease for c in await claim(connection, limit=count)]
+        await new_execution(store, execution_id=f"many-{i:05}")
+    leases = [c.lease for c in await claim(store, limit=count)]
     assert len(leases) == count
 
-    renewed, lost = await executions.renew_leases(
-        connection, leases, now=T0 + timedelta(seconds=5), lease_timeout=LEASE
+    renewed, lost = await run_on(
+        store,
+        leases_repo.renew_leases,
+        leases,
+        now=T0 + timedelta(seconds=5),
+        lease_timeout=LEASE,
     )
 
     assert lost == []

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import zart
+from tests.factories import run_on
 from tests.integration.runtime_helpers import FAST_WORKER, count, seen, times
 from zart import DurableScheduler
 from zart.models import AttemptStatus, StepStatus
@@ -51,8 +52,8 @@ async def _run(scheduler: DurableScheduler, handler: Any, payload: Any) -> tuple
 async def _steps(scheduler: DurableScheduler, execution_id: str) -> dict[str, Any]:
     record = await scheduler.status(execution_id)
     async with scheduler.engine.connect() as conn:
-        found = await steps_repo.list_steps(conn, record.run_id)
-        attempts = await steps_repo.list_step_attempts(conn, [s.step_id for s in found])
+        found = await run_on(conn, steps_repo.list_steps, record.run_id)
+        attempts = await run_on(conn, steps_repo.list_step_attempts, [s.step_id for s in found])
     return {s.name: (s, attempts[s.step_id]) for s in found}
 
 
@@ -456,8 +457,9 @@ async def test_a_handler_timeout_applies_to_starts_by_name_from_elsewhere(
     async with scheduler.engine.begin() as conn:
         from zart.repositories import executions
 
-        created = await executions.create_execution(
+        created = await run_on(
             conn,
+            executions.create_execution,
             execution_id=f"remote-{uuid.uuid4()}",
             task_name="outcomes-deadline-plain",
             payload={},

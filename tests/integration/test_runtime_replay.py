@@ -15,6 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 import zart
+from tests.factories import run_on
 from tests.integration.runtime_helpers import (
     FAST_WORKER,
     arrived,
@@ -237,6 +238,8 @@ async def test_loops_name_each_iteration(scheduler: DurableScheduler) -> None:
 
         names = [
             s.name
-            for s in await steps.list_steps(conn, (await scheduler.status(execution_id)).run_id)
+            for s in await run_on(
+                conn, steps.list_steps, (await scheduler.status(execution_id)).run_id
+            )
         ]
     assert names == ["report-0", "report-1", "report-2", "notify-0", "notify-1", "notify-2"]

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from typing_extensions import TypedDict
 
 import zart
+from tests.factories import run_on
 from tests.integration.runtime_helpers import (
     FAST_WORKER,
     arrived,
@@ -143,7 +144,7 @@ async def test_values_that_cannot_be_stored_fail_clearly(
     async with scheduler.engine.connect() as conn:
         from zart.repositories import steps
 
-        assert await steps.load_run_outcomes(conn, record.run_id) == {}
+        assert await run_on(conn, steps.load_run_outcomes, record.run_id) == {}
 
 
 # -- cancel ------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 import zart
+from tests.factories import run_on
 from zart import DurableScheduler, ExecutionStatus
 from zart.models import ScheduleRow, table_of
 from zart.repositories import schedules as schedules_repo
@@ -65,7 +66,7 @@ async def clocked(database_url: str) -> AsyncIterator[DurableScheduler]:
 
 
 def loop_of(scheduler: DurableScheduler) -> ScheduleLoop:
-    return ScheduleLoop(scheduler.engine, scheduler.clock, channel=scheduler.runtime.channel)
+    return ScheduleLoop(scheduler.store, scheduler.clock, channel=scheduler.runtime.channel)
 
 
 def clock(scheduler: DurableScheduler) -> FakeClock:
@@ -80,7 +81,7 @@ async def executions_of(scheduler: DurableScheduler, task: str) -> list[zart.Exe
 
 async def firings(scheduler: DurableScheduler, name: str) -> list[tuple[datetime, str | None]]:
     async with scheduler.engine.connect() as conn:
-        found = await schedules_repo.list_firings(conn, name)
+        found = await run_on(conn, schedules_repo.list_firings, name)
     return sorted((f.fire_at, f.execution_id) for f in found)
 
 

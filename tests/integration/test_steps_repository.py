@@ -6,9 +6,8 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.factories import LEASE, T0, claim_only, completed_step, new_execution
+from tests.factories import LEASE, T0, claim_only, completed_step, new_execution, run_on
 from zart.errors import (
     EventAlreadyDelivered,
     EventNotAccepted,
@@ -27,46 +26,51 @@ from zart.models import (
     table_of,
 )
 from zart.repositories import events, executions, steps, timers, workers
+from zart.repositories import leases as leases_repo
 from zart.repositories.records import AttemptOutcome, Lease
+from zart.repositories.store import Store
 
 
-async def _count(conn: AsyncConnection, model: type[StepRow] | type[StepAttemptRow]) -> int:
-    return int(await conn.scalar(select(func.count()).select_from(table_of(model))) or 0)
+async def _count(store: Store, model: type[StepRow] | type[StepAttemptRow]) -> int:
+    async with store.engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(table_of(model))) or 0)
 
 
-async def test_outcomes_round_trip_and_load_in_one_query(connection: AsyncConnection) -> None:
-    record = await new_execution(connection)
-    lease = await claim_only(connection, record.execution_id)
+async def test_outcomes_round_trip_and_load_in_one_query(store: Store) -> None:
+    record = await new_execution(store)
+    lease = await claim_only(store, record.execution_id)
     values = {"a": [1, 2.5, "x", None, True], "nested": {"k": "v"}}
     for position, (name, result) in enumerate([("one", values), ("two", None), ("three", "s")]):
-        await steps.record_step_outcome(
-            connection,
+        await run_on(
+            store,
+            steps.record_step_outcome,
             lease,
             completed_step(record.run_id, name, result, position),
             attempt=AttemptOutcome(0, AttemptStatus.SUCCEEDED, T0, T0, result=result),
             now=T0,
         )
 
-    loaded = await steps.load_run_outcomes(connection, record.run_id)
+    loaded = await run_on(store, steps.load_run_outcomes, record.run_id)
 
     assert set(loaded) == {"one", "two", "three"}
     assert loaded["one"].result == values
     assert loaded["two"].result is None
     assert loaded["three"].status is StepStatus.COMPLETED
-    assert [s.name for s in await steps.list_steps(connection, record.run_id)] == [
+    assert [s.name for s in await run_on(store, steps.list_steps, record.run_id)] == [
         "one",
         "two",
         "three",
     ]
 
 
-async def test_retries_update_the_step_and_keep_every_attempt(connection: AsyncConnection) -> None:
-    record = await new_execution(connection)
-    lease = await claim_only(connection, record.execution_id)
+async def test_retries_update_the_step_and_keep_every_attempt(store: Store) -> None:
+    record = await new_execution(store)
+    lease = await claim_only(store, record.execution_id)
     error = {"type": "builtins:TimeoutError", "message": "upstream slow"}
 
-    failed = await steps.record_step_outcome(
-        connection,
+    failed = await run_on(
+        store,
+        steps.record_step_outcome,
         lease,
         steps.StepOutcome(
             run_id=record.run_id,
@@ -82,8 +86,9 @@ async def test_retries_update_the_step_and_keep_every_attempt(connection: AsyncC
         now=T0,
     )
     later = T0 + timedelta(seconds=1)
-    succeeded = await steps.record_step_outcome(
-        connection,
+    succeeded = await run_on(
+        store,
+        steps.record_step_outcome,
         lease,
         steps.StepOutcome(
             run_id=record.run_id,
@@ -104,7 +109,9 @@ async def test_retries_update_the_step_and_keep_every_attempt(connection: AsyncC
     assert succeeded.attempts == 2
     assert succeeded.error is None
     assert succeeded.created_at == T0
-    attempts = (await steps.list_step_attempts(connection, [succeeded.step_id]))[succeeded.step_id]
+    attempts = (await run_on(store, steps.list_step_attempts, [succeeded.step_id]))[
+        succeeded.step_id
+    ]
     assert [(a.attempt_number, a.status) for a in attempts] == [
         (0, AttemptStatus.FAILED),
         (1, AttemptStatus.SUCCEEDED),
@@ -112,33 +119,35 @@ async def test_retries_update_the_step_and_keep_every_attempt(connection: AsyncC
     assert attempts[0].error == error
 
 
-async def test_a_checkpoint_with_a_stale_lease_writes_nothing(connection: AsyncConnection) -> None:
-    record = await new_execution(connection)
-    stale = await claim_only(connection, record.execution_id, worker_id="worker-a")
-    await claim_only(connection, record.execution_id, worker_id="worker-b", now=T0 + LEASE)
-    steps_before = await _count(connection, StepRow)
-    attempts_before = await _count(connection, StepAttemptRow)
+async def test_a_checkpoint_with_a_stale_lease_writes_nothing(store: Store) -> None:
+    record = await new_execution(store)
+    stale = await claim_only(store, record.execution_id, worker_id="worker-a")
+    await claim_only(store, record.execution_id, worker_id="worker-b", now=T0 + LEASE)
+    steps_before = await _count(store, StepRow)
+    attempts_before = await _count(store, StepAttemptRow)
 
     with pytest.raises(LeaseLost):
-        await steps.record_step_outcome(
-            connection,
+        await run_on(
+            store,
+            steps.record_step_outcome,
             stale,
             completed_step(record.run_id, "send-email", "sent"),
             attempt=AttemptOutcome(0, AttemptStatus.SUCCEEDED, T0, T0, result="sent"),
             now=T0 + LEASE,
         )
 
-    assert await steps.load_run_outcomes(connection, record.run_id) == {}
-    assert await _count(connection, StepRow) == steps_before
-    assert await _count(connection, StepAttemptRow) == attempts_before
+    assert await run_on(store, steps.load_run_outcomes, record.run_id) == {}
+    assert await _count(store, StepRow) == steps_before
+    assert await _count(store, StepAttemptRow) == attempts_before
 
 
-async def test_suspend_wakes_at_the_earliest_pending_timer(connection: AsyncConnection) -> None:
-    record = await new_execution(connection)
-    lease = await claim_only(connection, record.execution_id)
+async def test_suspend_wakes_at_the_earliest_pending_timer(store: Store) -> None:
+    record = await new_execution(store)
+    lease = await claim_only(store, record.execution_id)
     for name, delay in (("wait-24h", timedelta(hours=24)), ("retry-x", timedelta(minutes=5))):
-        await timers.create_timer(
-            connection,
+        await run_on(
+            store,
+            timers.create_timer,
             execution_id=record.execution_id,
             run_id=record.run_id,
             name=name,
@@ -147,25 +156,32 @@ async def test_suspend_wakes_at_the_earliest_pending_timer(connection: AsyncConn
             now=T0,
         )
 
-    waiting = await executions.suspend_execution(connection, lease, run_id=record.run_id, now=T0)
+    waiting = await run_on(
+        store, leases_repo.suspend_execution, lease, run_id=record.run_id, now=T0
+    )
 
     assert waiting.status is ExecutionStatus.WAITING
     assert waiting.lease_owner is None
     assert waiting.claimable_at == T0 + timedelta(minutes=5)
-    fired = await timers.fire_due_timers(connection, [record.run_id], now=T0 + timedelta(minutes=5))
-    assert [t.name for t in fired] == ["retry-x"]
-    assert [t.name for t in await timers.pending_timers(connection, record.run_id)] == ["wait-24h"]
+    fired = await run_on(
+        store, timers.fire_due_timers, [record.run_id], now=T0 + timedelta(minutes=5)
+    )
+    assert fired == 1
+    assert [t.name for t in await run_on(store, timers.pending_timers, record.run_id)] == [
+        "wait-24h"
+    ]
 
 
 async def test_a_timer_created_while_waiting_brings_the_wake_up_forward(
-    connection: AsyncConnection,
+    store: Store,
 ) -> None:
-    record = await new_execution(connection)
-    lease = await claim_only(connection, record.execution_id)
-    await executions.suspend_execution(connection, lease, run_id=record.run_id, now=T0)
+    record = await new_execution(store)
+    lease = await claim_only(store, record.execution_id)
+    await run_on(store, leases_repo.suspend_execution, lease, run_id=record.run_id, now=T0)
 
-    await timers.create_timer(
-        connection,
+    await run_on(
+        store,
+        timers.create_timer,
         execution_id=record.execution_id,
         run_id=record.run_id,
         name="deadline",
@@ -174,26 +190,28 @@ async def test_a_timer_created_while_waiting_brings_the_wake_up_forward(
         now=T0,
     )
 
-    stored = await executions.get_execution(connection, record.execution_id)
+    stored = await run_on(store, executions.get_execution, record.execution_id)
     assert stored is not None
     assert stored.claimable_at == T0 + timedelta(hours=1)
 
 
 async def test_suspend_with_the_awaited_event_already_delivered_wakes_at_once(
-    connection: AsyncConnection,
+    store: Store,
 ) -> None:
-    record = await new_execution(connection)
-    lease = await claim_only(connection, record.execution_id)
-    await events.deliver_event(
-        connection,
+    record = await new_execution(store)
+    lease = await claim_only(store, record.execution_id)
+    await run_on(
+        store,
+        events.deliver_event,
         execution_id=record.execution_id,
         name="manager-approval",
         payload={"approved": True},
         now=T0,
     )
 
-    waiting = await executions.suspend_execution(
-        connection,
+    waiting = await run_on(
+        store,
+        leases_repo.suspend_execution,
         lease,
         run_id=record.run_id,
         now=T0 + timedelta(seconds=1),
@@ -204,10 +222,11 @@ async def test_suspend_with_the_awaited_event_already_delivered_wakes_at_once(
     assert waiting.claimable_at == T0 + timedelta(seconds=1)
 
 
-async def _wait_for(connection: AsyncConnection, run_id: str, lease: Lease, name: str) -> None:
+async def _wait_for(store: Store, run_id: str, lease: Lease, name: str) -> None:
     """Record a wait for event ``name``, as the runtime does before suspending."""
-    await steps.record_step_outcome(
-        connection,
+    await run_on(
+        store,
+        steps.record_step_outcome,
         lease,
         steps.StepOutcome(
             run_id=run_id,
@@ -221,17 +240,23 @@ async def _wait_for(connection: AsyncConnection, run_id: str, lease: Lease, name
     )
 
 
-async def test_delivering_an_event_wakes_a_waiting_execution(connection: AsyncConnection) -> None:
-    record = await new_execution(connection)
-    lease = await claim_only(connection, record.execution_id)
-    await _wait_for(connection, record.run_id, lease, "approval")
-    await executions.suspend_execution(
-        connection, lease, run_id=record.run_id, now=T0, awaited_events=["approval"]
+async def test_delivering_an_event_wakes_a_waiting_execution(store: Store) -> None:
+    record = await new_execution(store)
+    lease = await claim_only(store, record.execution_id)
+    await _wait_for(store, record.run_id, lease, "approval")
+    await run_on(
+        store,
+        leases_repo.suspend_execution,
+        lease,
+        run_id=record.run_id,
+        now=T0,
+        awaited_events=["approval"],
     )
-    assert (await executions.get_execution(connection, record.execution_id)).claimable_at is None  # type: ignore[union-attr]
+    assert (await run_on(store, executions.get_execution, record.execution_id)).claimable_at is None  # type: ignore[union-attr]
 
-    delivered = await events.deliver_event(
-        connection,
+    delivered = await run_on(
+        store,
+        events.deliver_event,
         execution_id=record.execution_id,
         name="approval",
         payload={"ok": 1},
@@ -241,82 +266,117 @@ async def test_delivering_an_event_wakes_a_waiting_execution(connection: AsyncCo
     assert delivered.event.payload == {"ok": 1}
     assert delivered.woke
     assert delivered.task_name == "onboarding"
-    stored = await executions.get_execution(connection, record.execution_id)
+    stored = await run_on(store, executions.get_execution, record.execution_id)
     assert stored is not None
     assert stored.claimable_at == T0 + timedelta(minutes=1)
-    consumed = await events.consume_event(
-        connection, record.execution_id, "approval", now=T0 + timedelta(minutes=2)
+    consumed = await run_on(
+        store,
+        events.consume_event,
+        record.execution_id,
+        "approval",
+        now=T0 + timedelta(minutes=2),
     )
     assert consumed is not None
     assert consumed.consumed_at == T0 + timedelta(minutes=2)
 
 
 async def test_an_event_nobody_waits_for_is_kept_and_wakes_nothing(
-    connection: AsyncConnection,
+    store: Store,
 ) -> None:
-    record = await new_execution(connection)
-    lease = await claim_only(connection, record.execution_id)
-    await _wait_for(connection, record.run_id, lease, "approval")
-    await executions.suspend_execution(
-        connection, lease, run_id=record.run_id, now=T0, awaited_events=["approval"]
+    record = await new_execution(store)
+    lease = await claim_only(store, record.execution_id)
+    await _wait_for(store, record.run_id, lease, "approval")
+    await run_on(
+        store,
+        leases_repo.suspend_execution,
+        lease,
+        run_id=record.run_id,
+        now=T0,
+        awaited_events=["approval"],
     )
 
-    delivery = await events.deliver_event(
-        connection, execution_id=record.execution_id, name="unrelated", payload=1, now=T0
+    delivery = await run_on(
+        store,
+        events.deliver_event,
+        execution_id=record.execution_id,
+        name="unrelated",
+        payload=1,
+        now=T0,
     )
 
     assert delivery.woke is False
-    stored = await executions.get_execution(connection, record.execution_id)
+    stored = await run_on(store, executions.get_execution, record.execution_id)
     assert stored is not None
     assert stored.claimable_at is None
-    assert await events.get_event(connection, record.execution_id, "unrelated") is not None
+    assert await run_on(store, events.get_event, record.execution_id, "unrelated") is not None
 
 
 async def test_an_event_for_a_running_execution_leaves_its_lease_alone(
-    connection: AsyncConnection,
+    store: Store,
 ) -> None:
-    record = await new_execution(connection)
-    lease = await claim_only(connection, record.execution_id)
+    record = await new_execution(store)
+    lease = await claim_only(store, record.execution_id)
 
-    await events.deliver_event(
-        connection, execution_id=record.execution_id, name="early", payload=1, now=T0
+    await run_on(
+        store,
+        events.deliver_event,
+        execution_id=record.execution_id,
+        name="early",
+        payload=1,
+        now=T0,
     )
 
-    stored = await executions.get_execution(connection, record.execution_id)
+    stored = await run_on(store, executions.get_execution, record.execution_id)
     assert stored is not None
     assert stored.claimable_at == lease.expires_at
-    assert (await events.get_event(connection, record.execution_id, "early")) is not None
+    assert (await run_on(store, events.get_event, record.execution_id, "early")) is not None
 
 
-async def test_event_delivery_errors_store_nothing(connection: AsyncConnection) -> None:
-    record = await new_execution(connection)
-    await events.deliver_event(
-        connection, execution_id=record.execution_id, name="once", payload=1, now=T0
+async def test_event_delivery_errors_store_nothing(store: Store) -> None:
+    record = await new_execution(store)
+    await run_on(
+        store,
+        events.deliver_event,
+        execution_id=record.execution_id,
+        name="once",
+        payload=1,
+        now=T0,
     )
 
     with pytest.raises(EventAlreadyDelivered):
-        await events.deliver_event(
-            connection, execution_id=record.execution_id, name="once", payload=2, now=T0
+        await run_on(
+            store,
+            events.deliver_event,
+            execution_id=record.execution_id,
+            name="once",
+            payload=2,
+            now=T0,
         )
     with pytest.raises(ExecutionNotFound):
-        await events.deliver_event(
-            connection, execution_id="missing", name="once", payload=1, now=T0
+        await run_on(
+            store, events.deliver_event, execution_id="missing", name="once", payload=1, now=T0
         )
-    await executions.cancel_execution(connection, record.execution_id, now=T0)
+    await run_on(store, executions.cancel_execution, record.execution_id, now=T0)
     with pytest.raises(EventNotAccepted):
-        await events.deliver_event(
-            connection, execution_id=record.execution_id, name="late", payload=1, now=T0
+        await run_on(
+            store,
+            events.deliver_event,
+            execution_id=record.execution_id,
+            name="late",
+            payload=1,
+            now=T0,
         )
 
-    stored = await events.get_event(connection, record.execution_id, "once")
+    stored = await run_on(store, events.get_event, record.execution_id, "once")
     assert stored is not None
     assert stored.payload == 1
-    assert await events.get_event(connection, record.execution_id, "late") is None
+    assert await run_on(store, events.get_event, record.execution_id, "late") is None
 
 
-async def test_live_workers_advertise_their_task_names(connection: AsyncConnection) -> None:
-    await workers.register_worker(
-        connection,
+async def test_live_workers_advertise_their_task_names(store: Store) -> None:
+    await run_on(
+        store,
+        workers.register_worker,
         worker_id="w-live",
         hostname="h",
         pid=1,
@@ -324,8 +384,9 @@ async def test_live_workers_advertise_their_task_names(connection: AsyncConnecti
         concurrency=4,
         now=T0,
     )
-    await workers.register_worker(
-        connection,
+    await run_on(
+        store,
+        workers.register_worker,
         worker_id="w-stale",
         hostname="h",
         pid=2,
@@ -333,8 +394,9 @@ async def test_live_workers_advertise_their_task_names(connection: AsyncConnecti
         concurrency=4,
         now=T0 - timedelta(hours=1),
     )
-    await workers.register_worker(
-        connection,
+    await run_on(
+        store,
+        workers.register_worker,
         worker_id="w-stopped",
         hostname="h",
         pid=3,
@@ -342,40 +404,60 @@ async def test_live_workers_advertise_their_task_names(connection: AsyncConnecti
         concurrency=4,
         now=T0,
     )
-    await workers.mark_worker_stopped(connection, "w-stopped", now=T0)
-    await workers.record_worker_heartbeat(connection, "w-live", now=T0 + timedelta(seconds=20))
+    await run_on(store, workers.mark_worker_stopped, "w-stopped", now=T0)
+    await run_on(store, workers.record_worker_heartbeat, "w-live", now=T0 + timedelta(seconds=20))
 
-    live = await workers.live_task_names(connection, seen_since=T0 + timedelta(seconds=10))
+    live = await run_on(store, workers.live_task_names, seen_since=T0 + timedelta(seconds=10))
 
     assert {"onboarding", "billing"} <= live
     assert not {"stale-task", "stopped-task"} & live
 
 
-async def test_a_completed_outcome_is_never_overwritten(connection: AsyncConnection) -> None:
-    record = await new_execution(connection)
-    lease = await claim_only(connection, record.execution_id)
-    await steps.record_step_outcome(
-        connection, lease, completed_step(record.run_id, "charge", {"id": 1}), now=T0
+async def test_a_completed_outcome_is_never_overwritten(store: Store) -> None:
+    record = await new_execution(store)
+    lease = await claim_only(store, record.execution_id)
+    await run_on(
+        store,
+        steps.record_step_outcome,
+        lease,
+        completed_step(record.run_id, "charge", {"id": 1}),
+        now=T0,
     )
 
     with pytest.raises(NonDeterministicReplay, match="never overwritten"):
-        await steps.record_step_outcome(
-            connection, lease, completed_step(record.run_id, "charge", {"id": 2}), now=T0
+        await run_on(
+            store,
+            steps.record_step_outcome,
+            lease,
+            completed_step(record.run_id, "charge", {"id": 2}),
+            now=T0,
         )
 
-    assert (await steps.load_run_outcomes(connection, record.run_id))["charge"].result == {"id": 1}
+    assert (await run_on(store, steps.load_run_outcomes, record.run_id))["charge"].result == {
+        "id": 1
+    }
 
 
-async def test_a_refused_event_leaves_the_execution_untouched(connection: AsyncConnection) -> None:
-    record = await new_execution(connection)
-    await events.deliver_event(
-        connection, execution_id=record.execution_id, name="once", payload=1, now=T0
+async def test_a_refused_event_leaves_the_execution_untouched(store: Store) -> None:
+    record = await new_execution(store)
+    await run_on(
+        store,
+        events.deliver_event,
+        execution_id=record.execution_id,
+        name="once",
+        payload=1,
+        now=T0,
     )
-    before = await executions.get_execution(connection, record.execution_id)
+    before = await run_on(store, executions.get_execution, record.execution_id)
 
     with pytest.raises(EventAlreadyDelivered):
-        await events.deliver_event(
-            connection, execution_id=record.execution_id, name="once", payload=2, now=T0
+        await run_on(
+            store,
+            events.deliver_event,
+            execution_id=record.execution_id,
+            name="once",
+            payload=2,
+            now=T0,
         )
 
-    assert await executions.get_execution(connection, record.execution_id) == before
+    assert await run_on(store, executions.get_execution, record.execution_id) == before

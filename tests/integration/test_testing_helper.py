@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 import zart
 from tests.conftest import BACKENDS
+from tests.factories import run_on
 from tests.integration.runtime_helpers import count, open_gate, pass_gate, times
 from zart import DurableScheduler
 from zart.models import StepStatus
@@ -61,7 +62,7 @@ async def skipping(url: str | None) -> AsyncIterator[DurableScheduler]:
 async def _steps(scheduler: DurableScheduler, execution_id: str) -> dict[str, Any]:
     run_id = (await scheduler.status(execution_id)).run_id
     async with scheduler.engine.connect() as conn:
-        return {s.name: s for s in await steps_repo.list_steps(conn, run_id)}
+        return {s.name: s for s in await run_on(conn, steps_repo.list_steps, run_id)}
 
 
 # -- sleep ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, t
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 import zart
+from tests.factories import run_on
 from tests.integration.runtime_helpers import FAST_WORKER, arrived, count, open_gate, pass_gate
 from zart import DurableScheduler
 from zart.database import create_engine
@@ -244,7 +245,7 @@ async def test_a_transactional_steps_writes_commit_with_its_outcome(
     assert await entries(app_engine) == ["welcome ada"]
     record = await shared.status(execution_id)
     async with app_engine.connect() as conn:
-        (step,) = await steps_repo.list_steps(conn, record.run_id)
+        (step,) = await run_on(conn, steps_repo.list_steps, record.run_id)
     assert step.name == "tx-record-welcome ada"
     assert step.status is zart.models.StepStatus.COMPLETED
 
@@ -273,8 +274,8 @@ async def test_a_failed_attempt_rolls_back_its_writes_and_keeps_its_history(
     assert await entries(app_engine) == ["charge attempt 1"]
     record = await shared.status(execution_id)
     async with app_engine.connect() as conn:
-        (step,) = await steps_repo.list_steps(conn, record.run_id)
-        attempts = (await steps_repo.list_step_attempts(conn, [step.step_id]))[step.step_id]
+        (step,) = await run_on(conn, steps_repo.list_steps, record.run_id)
+        attempts = (await run_on(conn, steps_repo.list_step_attempts, [step.step_id]))[step.step_id]
     assert [(a.attempt_number, a.status.value) for a in attempts] == [
         (0, "failed"),
         (1, "succeeded"),
@@ -346,7 +347,7 @@ async def test_a_worker_that_lost_its_lease_commits_none_of_the_steps_writes(
     assert await entries(app_engine) == []
     record = await shared.status(execution_id)
     async with app_engine.connect() as conn:
-        assert await steps_repo.list_steps(conn, record.run_id) == []
+        assert await run_on(conn, steps_repo.list_steps, record.run_id) == []
 
 
 @zart.step("tx-unstorable", transactional=True)

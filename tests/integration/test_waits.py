@@ -11,6 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 import zart
+from tests.factories import run_on
 from tests.integration.runtime_helpers import count, seen, steps_of, times, wait_for_status
 from zart import DurableScheduler
 from zart.models import StepStatus, TimerKind
@@ -58,7 +59,7 @@ async def test_a_sleep_suspends_without_a_lease_and_resumes(suspending: DurableS
     assert steps["nap"].status is StepStatus.COMPLETED
     assert (await suspending.status(execution_id)).claim_count == 2
     async with suspending.engine.connect() as conn:
-        assert await timers_repo.pending_timers(conn, waiting.run_id) == []
+        assert await run_on(conn, timers_repo.pending_timers, waiting.run_id) == []
 
 
 async def test_a_worker_restarted_during_a_sleep_resumes_it(suspending: DurableScheduler) -> None:
@@ -131,7 +132,7 @@ async def test_a_long_retry_back_off_suspends(suspending: DurableScheduler) -> N
         waiting = await wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
         assert worker.in_flight == 0
         async with suspending.engine.connect() as conn:
-            (timer,) = await timers_repo.pending_timers(conn, waiting.run_id)
+            (timer,) = await run_on(conn, timers_repo.pending_timers, waiting.run_id)
         assert timer.kind is TimerKind.RETRY
         assert await suspending.wait(execution_id, timeout=10) == 1
 
@@ -329,7 +330,7 @@ async def test_waits_registered_at_the_same_moment_are_all_stored(database_url: 
             "signal": StepStatus.WAITING,
         }
         async with frozen.engine.connect() as conn:
-            pending = await timers_repo.pending_timers(conn, waiting.run_id)
+            pending = await run_on(conn, timers_repo.pending_timers, waiting.run_id)
         assert sorted(t.kind for t in pending) == sorted([TimerKind.SLEEP, TimerKind.EVENT_TIMEOUT])
         assert waiting.claimable_at == steps["pause"].wake_at  # the earlier of the two timers
         await frozen.offer_event(execution_id, "signal", "go")

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 import zart
-from tests.integration.runtime_helpers import count, times
+from tests.integration.runtime_helpers import count, take_over, times, until
 from zart import DurableScheduler
-from zart.repositories import executions as executions_repo
 from zart.worker import worker as worker_module
 
 in_flight: dict[str, int] = {"now": 0, "max": 0}
@@ -52,19 +51,57 @@ async def test_the_worker_runs_at_most_concurrency_executions(
     assert in_flight["max"] == 2
 
 
+async def _renewals(scheduler: DurableScheduler, execution_id: str, count: int) -> None:
+    """Return once the lease of ``execution_id`` has been renewed ``count`` times: its
+    ``claimable_at`` (the lease expiry) moved forward. Heartbeats that stopped never get here,
+    and the test times out; how loaded the machine is changes only how long it takes."""
+    seen = (await scheduler.status(execution_id)).claimable_at
+    assert seen is not None
+    while count:
+        await asyncio.sleep(0.02)
+        now = (await scheduler.status(execution_id)).claimable_at
+        assert now is not None  # still running under a lease
+        if now > seen:
+            seen, count = now, count - 1
+
+
+@zart.step("hold-until-released")
+async def hold_until_released() -> None:
+    count("hold-until-released")
+    started[zart.context().execution_id].set()
+    await released[zart.context().execution_id].wait()
+
+
+@zart.durable("worker-holding-until-released")
+async def holding_until_released() -> str:
+    await hold_until_released()
+    return "held"
+
+
+#: execution_id -> set by the test to let its "hold-until-released" step end
+released: dict[str, asyncio.Event] = {}
+
+
+async def _start_held(scheduler: DurableScheduler) -> str:
+    execution_id = await scheduler.start(holding_until_released)
+    started[execution_id] = asyncio.Event()
+    released[execution_id] = asyncio.Event()
+    return execution_id
+
+
 async def test_heartbeats_keep_a_long_step_from_being_taken_over(
     scheduler: DurableScheduler,
 ) -> None:
-    execution_id = await scheduler.start(holding, {"seconds": 1.5})
+    execution_id = await _start_held(scheduler)
 
-    # Leases of 0.6 s, renewed every 0.2 s: a second worker polling all along never gets it.
-    async with (
-        scheduler.run_worker(lease_timeout=0.6, heartbeat_interval=0.2, poll_interval=0.02),
-        scheduler.run_worker(lease_timeout=0.6, heartbeat_interval=0.2, poll_interval=0.02),
-    ):
+    # The step outlives its lease several times over; only the renewals keep it.
+    async with scheduler.run_worker(lease_timeout=2, heartbeat_interval=0.05, poll_interval=0.02):
+        await asyncio.wait_for(started[execution_id].wait(), 10)
+        await _renewals(scheduler, execution_id, 3)
+        released[execution_id].set()
         assert await scheduler.wait(execution_id, timeout=20) == "held"
 
-    assert times(execution_id, "hold") == 1
+    assert times(execution_id, "hold-until-released") == 1
     assert (await scheduler.status(execution_id)).claim_count == 1
 
 
@@ -105,22 +142,10 @@ async def test_a_worker_that_lost_its_lease_stops_the_run(scheduler: DurableSche
     ) as worker:
         await asyncio.wait_for(started[execution_id].wait(), 10)
         # Another worker takes the execution over (as if our lease had expired).
-        async with scheduler.engine.begin() as conn:
-            later = scheduler.clock.now() + timedelta(seconds=10)
-            taken = await executions_repo.claim_ready_executions(
-                conn,
-                worker_id="thief",
-                task_names=["worker-holding"],
-                limit=1,
-                now=later,
-                lease_timeout=timedelta(minutes=5),
-            )
+        taken = await take_over(scheduler, "worker-holding", after=timedelta(seconds=10))
         assert [c.execution.execution_id for c in taken] == [execution_id]
-        for _ in range(100):  # the next heartbeat notices and cancels the run
-            if worker.in_flight == 0:
-                break
-            await asyncio.sleep(0.02)
-        assert worker.in_flight == 0
+        # The next heartbeat notices and cancels the run.
+        await until(lambda: worker.in_flight == 0, "the run stopped")
 
     assert (await scheduler.status(execution_id)).lease_owner == "thief"
 
@@ -135,18 +160,20 @@ async def test_bad_worker_settings_are_refused(
 
 
 async def test_heartbeats_go_on_while_shutdown_waits(scheduler: DurableScheduler) -> None:
-    execution_id = await scheduler.start(holding, {"seconds": 1.2})
-    started[execution_id] = asyncio.Event()
-    fast_leases = {"lease_timeout": 0.6, "heartbeat_interval": 0.2, "poll_interval": 0.02}
-    async with scheduler.run_worker(**fast_leases) as first:
+    execution_id = await _start_held(scheduler)
+    fast = {"lease_timeout": 2, "heartbeat_interval": 0.05, "poll_interval": 0.02}
+    async with scheduler.run_worker(**fast) as worker:
         await asyncio.wait_for(started[execution_id].wait(), 10)
-        async with scheduler.run_worker(**fast_leases):  # polling for anything to take over
-            await first.stop(timeout=10)
+        stopping = asyncio.create_task(worker.stop(timeout=30))
+        await asyncio.sleep(0)  # the stop has begun: the claim loop is cancelled
+        await _renewals(scheduler, execution_id, 3)  # ... and the leases are still renewed
+        released[execution_id].set()
+        await stopping
 
     record = await scheduler.status(execution_id)
     assert record.status is zart.ExecutionStatus.COMPLETED
     assert record.claim_count == 1
-    assert times(execution_id, "hold") == 1
+    assert times(execution_id, "hold-until-released") == 1
 
 
 all_started = {"expected": 0, "started": 0}

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from zart.models import StepRow, table_of
-from zart.repositories import raw
+from zart.repositories import statements as raw
 
 steps = table_of(StepRow)
 

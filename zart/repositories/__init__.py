@@ -1,12 +1,15 @@
 """The only code that builds SQL or touches a connection.
 
-Functions are named after domain operations, take the caller's ``AsyncConnection`` and never
-commit: the caller owns the transaction. They return frozen values (:mod:`.records`).
+Operations are named after domain operations and written once, as generators of statements
+(:mod:`.executors`); a :class:`~zart.repositories.store.Store` or an executor on a caller's
+connection runs them. They return frozen values (:mod:`.records`).
 """
 
 from zart.repositories import (
+    claims,
     events,
     executions,
+    leases,
     runs,
     schedules,
     steps,
@@ -50,8 +53,10 @@ __all__ = [
     "StepRecord",
     "TimerRecord",
     "WorkerRecord",
+    "claims",
     "events",
     "executions",
+    "leases",
     "runs",
     "schedules",
     "steps",

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import bindparam, func, select, update
 
 from zart.models import (
     EventRow,
@@ -32,8 +31,10 @@ from zart.models import (
 )
 from zart.repositories import runs as runs_repo
 from zart.repositories import steps as steps_repo
-from zart.repositories.executions import get_execution
+from zart.repositories.executions import ACTIVE_VALUES, get_execution
+from zart.repositories.executors import Backend, Operation
 from zart.repositories.records import ExecutionRecord, RetriedStep, RunRecord, StepRecord
+from zart.repositories.statements import Statement, one_of
 
 executions = table_of(ExecutionRow)
 runs = table_of(RunRow)
@@ -42,72 +43,171 @@ attempts = table_of(StepAttemptRow)
 events = table_of(EventRow)
 
 
-async def lock_execution_record(conn: AsyncConnection, execution_id: str) -> ExecutionRecord | None:
-    """The execution, its row locked for the rest of the transaction (``None``: unknown)."""
-    await conn.execute(
-        select(executions.c.execution_id)
-        .where(executions.c.execution_id == execution_id)
-        .with_for_update()
-    )
-    return await get_execution(conn, execution_id)
+def _now(column: Any) -> Any:
+    return bindparam("now", type_=column.type)
 
 
-def _reopened(now: datetime, **values: Any) -> dict[str, Any]:
+def _reopened(**values: Any) -> dict[str, Any]:
     """An execution made claimable again with no lease: the old token fences out its holder."""
     return {
         "status": ExecutionStatus.SCHEDULED.value,
         "result": None,
         "error": None,
         "completed_at": None,
-        "claimable_at": now,
+        "claimable_at": _now(executions.c.claimable_at),
         "lease_token": None,
         "lease_owner": None,
-        "updated_at": now,
+        "updated_at": _now(executions.c.updated_at),
         "version": executions.c.version + 1,
+        "deadline_at": bindparam("deadline_at", type_=executions.c.deadline_at.type),
         **values,
     }
 
 
-async def retry_failed_step(
-    conn: AsyncConnection,
+def _execution() -> Any:
+    return executions.c.execution_id == bindparam("execution_id")
+
+
+#: What a preserved step keeps of the old run's row (all but its run), and its attempts'.
+_STEP_COPIED = ("execution_id", *(c for c in steps_repo.STEP_COLUMNS if c != "run_id"))
+_ATTEMPT_COPIED = steps_repo.ATTEMPT_COLUMNS
+
+LOCK = Statement(
+    "lock_execution_for_admin",
+    lambda _d: select(executions.c.execution_id).where(_execution()).with_for_update(),
+)
+RETRY_STEP = Statement(
+    "retry_step",
+    lambda _d: (
+        update(steps)
+        .where(steps.c.step_id == bindparam("step_id"))
+        .values(
+            status=StepStatus.WAITING.value,
+            wake_at=None,
+            deadline_at=None,
+            completed_at=None,
+            updated_at=_now(steps.c.updated_at),
+        )
+    ),
+)
+REOPEN_RUN = Statement(
+    "reopen_run",
+    lambda _d: (
+        update(runs)
+        .where(runs.c.run_id == bindparam("run_id"))
+        .values(status=ExecutionStatus.SCHEDULED.value, result=None, error=None, completed_at=None)
+    ),
+)
+REOPEN = Statement(
+    "reopen_execution", lambda _d: update(executions).where(_execution()).values(_reopened())
+)
+LAST_RUN_INDEX = Statement(
+    "last_run_index",
+    lambda _d: select(func.max(runs.c.run_index).label("last")).where(
+        runs.c.execution_id == bindparam("execution_id")
+    ),
+)
+CLOSE_RUN = Statement(
+    "close_run",
+    lambda d: (
+        update(runs)
+        .where(runs.c.run_id == bindparam("run_id"), one_of(runs.c.status, "active", d))
+        .values(status=ExecutionStatus.CANCELLED.value, completed_at=_now(runs.c.completed_at))
+    ),
+)
+NEW_RUN = Statement(
+    "new_run",
+    lambda _d: runs.insert().values(
+        run_id=bindparam("run_id"),
+        execution_id=bindparam("execution_id"),
+        run_index=bindparam("run_index"),
+        payload=bindparam("payload", type_=runs.c.payload.type),
+        status=ExecutionStatus.SCHEDULED.value,
+        trigger=bindparam("trigger"),
+        triggered_by=bindparam("triggered_by"),
+        started_at=_now(runs.c.started_at),
+    ),
+)
+COPY_STEP = Statement(
+    "copy_step",
+    lambda _d: (
+        steps.insert()
+        .from_select(
+            ["run_id", *_STEP_COPIED],
+            select(
+                bindparam("run_id", type_=steps.c.run_id.type),
+                *(steps.c[c] for c in _STEP_COPIED),
+            ).where(steps.c.step_id == bindparam("step_id")),
+        )
+        .returning(steps.c.step_id)
+    ),
+)
+COPY_ATTEMPTS = Statement(
+    "copy_attempts",
+    lambda _d: attempts.insert().from_select(
+        ["step_id", *_ATTEMPT_COPIED],
+        select(
+            bindparam("new_step_id", type_=attempts.c.step_id.type),
+            *(attempts.c[c] for c in _ATTEMPT_COPIED),
+        ).where(attempts.c.step_id == bindparam("step_id")),
+    ),
+)
+OFFER_EVENTS_AGAIN = Statement(
+    "offer_events_again",
+    lambda d: (
+        update(events)
+        .where(
+            events.c.execution_id == bindparam("execution_id"),
+            events.c.consumed_at.is_not(None),
+            ~one_of(events.c.name, "kept", d),
+        )
+        .values(consumed_at=None)
+    ),
+)
+START_RUN = Statement(
+    "start_new_run",
+    lambda _d: (
+        update(executions)
+        .where(_execution())
+        .values(
+            _reopened(
+                current_run_id=bindparam("run_id"),
+                run_count=executions.c.run_count + 1,
+                payload=bindparam("payload", type_=executions.c.payload.type),
+            )
+        )
+    ),
+)
+
+
+def lock_execution_record(backend: Backend, execution_id: str) -> Operation[ExecutionRecord | None]:
+    """The execution, its row locked for the rest of the transaction (``None``: unknown)."""
+    yield LOCK, {"execution_id": execution_id}
+    return (yield from get_execution(backend, execution_id))
+
+
+def retry_failed_step(
+    backend: Backend,
     execution: ExecutionRecord,
     step: StepRecord,
     *,
     deadline_at: datetime | None,
     now: datetime,
-) -> RetriedStep:
+) -> Operation[RetriedStep]:
     """Turn the failed ``step`` of the current run back into a pending one and make the
     execution claimable: the next claim replays the run, returns every other recorded outcome
     from the store and runs ``step`` once more (its attempt history and numbering go on).
 
     The step's global timeout window starts afresh; the run row is reopened too.
     """
-    await conn.execute(
-        update(steps)
-        .where(steps.c.step_id == step.step_id)
-        .values(
-            status=StepStatus.WAITING.value,
-            wake_at=None,
-            deadline_at=None,
-            completed_at=None,
-            updated_at=now,
-        )
-    )
-    await conn.execute(
-        update(runs)
-        .where(runs.c.run_id == execution.run_id)
-        .values(status=ExecutionStatus.SCHEDULED.value, result=None, error=None, completed_at=None)
-    )
-    await conn.execute(
-        update(executions)
-        .where(executions.c.execution_id == execution.execution_id)
-        .values(_reopened(now, deadline_at=deadline_at))
-    )
+    yield RETRY_STEP, {"step_id": step.step_id, "now": now}
+    yield REOPEN_RUN, {"run_id": execution.run_id}
+    yield REOPEN, {"execution_id": execution.execution_id, "deadline_at": deadline_at, "now": now}
     return RetriedStep(execution.execution_id, execution.run_id, step.name, step.attempts)
 
 
-async def start_new_run(
-    conn: AsyncConnection,
+def start_new_run(
+    backend: Backend,
     execution: ExecutionRecord,
     *,
     trigger: RunTrigger,
@@ -116,7 +216,7 @@ async def start_new_run(
     preserved: Sequence[StepRecord],
     deadline_at: datetime | None,
     now: datetime,
-) -> RunRecord:
+) -> Operation[RunRecord]:
     """Append a run to the execution's history and make it the current, claimable one.
 
     The current run is closed (``cancelled`` if it had not ended; a finished run keeps its
@@ -124,106 +224,39 @@ async def start_new_run(
     attempts, so its replay returns their stored outcomes; events the old run consumed in
     waits that are not preserved are offered to the new run again.
     """
-    last = await conn.scalar(
-        select(func.max(runs.c.run_index)).where(runs.c.execution_id == execution.execution_id)
-    )
-    run_index = int(last or 0) + 1
+    execution_id = execution.execution_id
+    last = yield LAST_RUN_INDEX, {"execution_id": execution_id}
+    run_index = int(last[0]["last"] or 0) + 1 if last else 1
     run_id = str(uuid.uuid4())
-    await conn.execute(
-        update(runs)
-        .where(
-            runs.c.run_id == execution.run_id,
-            runs.c.status.in_(
-                [
-                    ExecutionStatus.SCHEDULED.value,
-                    ExecutionStatus.RUNNING.value,
-                    ExecutionStatus.WAITING.value,
-                ]
-            ),
-        )
-        .values(status=ExecutionStatus.CANCELLED.value, completed_at=now)
+    yield CLOSE_RUN, {"run_id": execution.run_id, "active": ACTIVE_VALUES, "now": now}
+    yield (
+        NEW_RUN,
+        {
+            "run_id": run_id,
+            "execution_id": execution_id,
+            "run_index": run_index,
+            "payload": payload,
+            "trigger": trigger.value,
+            "triggered_by": triggered_by,
+            "now": now,
+        },
     )
-    await conn.execute(
-        runs.insert().values(
-            run_id=run_id,
-            execution_id=execution.execution_id,
-            run_index=run_index,
-            payload=payload,
-            status=ExecutionStatus.SCHEDULED.value,
-            trigger=trigger.value,
-            triggered_by=triggered_by,
-            started_at=now,
-        )
-    )
-    await _copy_steps(conn, preserved, run_id)
+    for step in preserved:  # each step with its attempts, from the rows themselves
+        copied = yield COPY_STEP, {"run_id": run_id, "step_id": step.step_id}
+        yield COPY_ATTEMPTS, {"new_step_id": copied[0]["step_id"], "step_id": step.step_id}
     kept_events = [s.name for s in preserved if s.kind is StepKind.EVENT]
-    await conn.execute(
-        update(events)
-        .where(
-            events.c.execution_id == execution.execution_id,
-            events.c.consumed_at.is_not(None),
-            events.c.name.not_in(kept_events),
-        )
-        .values(consumed_at=None)
-    )
-    await conn.execute(
-        update(executions)
-        .where(executions.c.execution_id == execution.execution_id)
-        .values(
-            _reopened(
-                now,
-                current_run_id=run_id,
-                run_count=executions.c.run_count + 1,
-                payload=payload,
-                deadline_at=deadline_at,
-            )
-        )
+    yield OFFER_EVENTS_AGAIN, {"execution_id": execution_id, "kept": kept_events}
+    yield (
+        START_RUN,
+        {
+            "execution_id": execution_id,
+            "run_id": run_id,
+            "payload": payload,
+            "deadline_at": deadline_at,
+            "now": now,
+        },
     )
     found = [
-        r for r in await runs_repo.list_runs(conn, execution.execution_id) if r.run_id == run_id
+        r for r in (yield from runs_repo.list_runs(backend, execution_id)) if r.run_id == run_id
     ]
     return found[0]
-
-
-async def _copy_steps(conn: AsyncConnection, preserved: Sequence[StepRecord], run_id: str) -> None:
-    """Copy steps (and their attempts) into run ``run_id``: one insert per step, one for all
-    attempts."""
-    if not preserved:
-        return
-    history = await steps_repo.list_step_attempts(conn, [s.step_id for s in preserved])
-    copied: list[dict[str, Any]] = []
-    for step in preserved:
-        new_id = await conn.scalar(
-            steps.insert()
-            .values(
-                run_id=run_id,
-                execution_id=step.execution_id,
-                name=step.name,
-                kind=step.kind.value,
-                status=step.status.value,
-                result=step.result,
-                error=step.error,
-                attempts=step.attempts,
-                position=step.position,
-                deadline_at=step.deadline_at,
-                wake_at=step.wake_at,
-                created_at=step.created_at,
-                updated_at=step.updated_at,
-                completed_at=step.completed_at,
-            )
-            .returning(steps.c.step_id)
-        )
-        copied.extend(
-            {
-                "step_id": new_id,
-                "attempt_number": a.attempt_number,
-                "status": a.status.value,
-                "result": a.result,
-                "error": a.error,
-                "started_at": a.started_at,
-                "completed_at": a.completed_at,
-            }
-            for a in history.get(step.step_id, [])
-        )
-    if copied:
-        await conn.execute(attempts.insert(), copied)

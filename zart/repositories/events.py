@@ -5,107 +5,150 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import bindparam, select, update
 
 from zart.errors import EventAlreadyDelivered, EventNotAccepted, ExecutionNotFound
-from zart.models import EventRow, table_of
-from zart.repositories.dialect import insert_ignoring_conflicts
+from zart.models import EventRow, StepKind, StepStatus, table_of
+from zart.repositories import rows, steps, timers, wakeups
 from zart.repositories.executions import lock_execution, wake_execution
-from zart.repositories.records import EventDelivery, EventRecord
+from zart.repositories.executors import Backend, Operation, reads
+from zart.repositories.records import EventDelivery, EventRecord, Lease
+from zart.repositories.statements import Statement, upsert
 
 events = table_of(EventRow)
 
+DELIVER = Statement(
+    "deliver_event",
+    lambda d: (
+        upsert(events, d)
+        .values(
+            execution_id=bindparam("execution_id"),
+            name=bindparam("name"),
+            payload=bindparam("payload", type_=events.c.payload.type),
+            received_at=bindparam("now", type_=events.c.received_at.type),
+            sender=bindparam("sender", type_=events.c.sender.type),
+        )
+        .on_conflict_do_nothing(index_elements=["execution_id", "name"])
+        .returning(*events.c)
+    ),
+)
+GET = Statement(
+    "get_event",
+    lambda _d: select(events).where(
+        events.c.execution_id == bindparam("execution_id"), events.c.name == bindparam("name")
+    ),
+)
+EVENTS_OF = Statement(
+    "events_of",
+    lambda _d: (
+        select(events)
+        .where(events.c.execution_id == bindparam("execution_id"))
+        .order_by(events.c.received_at, events.c.event_id)
+    ),
+)
+CONSUME = Statement(
+    "consume_event",
+    lambda _d: (
+        update(events)
+        .where(
+            events.c.execution_id == bindparam("execution_id"),
+            events.c.name == bindparam("name"),
+            events.c.consumed_at.is_(None),
+        )
+        .values(consumed_at=bindparam("now", type_=events.c.consumed_at.type))
+        .returning(*events.c)
+    ),
+)
 
-def _record(row: Row[Any]) -> EventRecord:
-    m = row._mapping
-    return EventRecord(
-        event_id=m["event_id"],
-        execution_id=m["execution_id"],
-        name=m["name"],
-        payload=m["payload"],
-        received_at=m["received_at"],
-        consumed_at=m["consumed_at"],
-        sender=m["sender"],
-    )
 
-
-async def deliver_event(
-    conn: AsyncConnection,
+def deliver_event(
+    backend: Backend,
     *,
     execution_id: str,
     name: str,
     payload: Any,
     now: datetime,
     sender: str | None = None,
-) -> EventDelivery:
-    """Store an event for an execution; wake the execution if its current run waits for it.
+    channel: str | None = None,
+) -> Operation[EventDelivery]:
+    """Store an event for an execution; wake the execution if its current run waits for it
+    (and, with ``channel``, its workers at commit).
 
     Raises :class:`ExecutionNotFound`, :class:`EventNotAccepted` (finished or cancelled) or
     :class:`EventAlreadyDelivered`, having written nothing. The execution row is locked first
     (:func:`~zart.repositories.executions.lock_execution`), which orders this delivery against a
     concurrent suspension so the wake-up is never lost.
     """
-    locked = await lock_execution(conn, execution_id)
+    locked = yield from lock_execution(backend, execution_id)
     if locked is None:
         raise ExecutionNotFound(execution_id)
     status, task_name = locked
     if status.is_terminal:
         raise EventNotAccepted(execution_id, status.value)
-    row = (
-        await conn.execute(
-            insert_ignoring_conflicts(conn, events, ["execution_id", "name"])
-            .values(
-                execution_id=execution_id,
-                name=name,
-                payload=payload,
-                received_at=now,
-                sender=sender,
-            )
-            .returning(*events.c)
-        )
-    ).first()
-    if row is None:
+    params = {
+        "execution_id": execution_id,
+        "name": name,
+        "payload": payload,
+        "now": now,
+        "sender": sender,
+    }
+    found = yield DELIVER, params
+    if not found:
         raise EventAlreadyDelivered(execution_id, name)
-    woke = await wake_execution(conn, execution_id, now=now, event=name)
-    return EventDelivery(_record(row), task_name, woke)
+    woke = yield from wake_execution(backend, execution_id, now=now, event=name)
+    if woke and channel is not None:
+        yield from wakeups.notify(backend, channel, task_name)
+    return EventDelivery(rows.event(found[0]), task_name, woke)
 
 
-async def get_event(conn: AsyncConnection, execution_id: str, name: str) -> EventRecord | None:
-    row = (
-        await conn.execute(
-            select(events).where(events.c.execution_id == execution_id, events.c.name == name)
-        )
-    ).first()
-    return None if row is None else _record(row)
+@reads
+def get_event(backend: Backend, execution_id: str, name: str) -> Operation[EventRecord | None]:
+    found = yield GET, {"execution_id": execution_id, "name": name}
+    return rows.event(found[0]) if found else None
 
 
-async def list_events(conn: AsyncConnection, execution_id: str) -> list[EventRecord]:
+@reads
+def list_events(backend: Backend, execution_id: str) -> Operation[list[EventRecord]]:
     """Every event delivered to the execution, in the order they arrived."""
-    rows = await conn.execute(
-        select(events)
-        .where(events.c.execution_id == execution_id)
-        .order_by(events.c.received_at, events.c.event_id)
-    )
-    return [_record(row) for row in rows]
+    return [rows.event(r) for r in (yield EVENTS_OF, {"execution_id": execution_id})]
 
 
-async def consume_event(
-    conn: AsyncConnection, execution_id: str, name: str, *, now: datetime
-) -> EventRecord | None:
+def consume_event(
+    backend: Backend, execution_id: str, name: str, *, now: datetime
+) -> Operation[EventRecord | None]:
     """Mark a delivered event as consumed by a wait; ``None`` when it has not arrived (or was
     consumed already)."""
-    row = (
-        await conn.execute(
-            update(events)
-            .where(
-                events.c.execution_id == execution_id,
-                events.c.name == name,
-                events.c.consumed_at.is_(None),
-            )
-            .values(consumed_at=now)
-            .returning(*events.c)
-        )
-    ).first()
-    return None if row is None else _record(row)
+    found = yield CONSUME, {"execution_id": execution_id, "name": name, "now": now}
+    return rows.event(found[0]) if found else None
+
+
+def take_event(
+    backend: Backend,
+    lease: Lease,
+    *,
+    run_id: str,
+    name: str,
+    position: int,
+    deadline: bool,
+    now: datetime,
+) -> Operation[EventRecord | None]:
+    """A wait for the event ``name`` takes it, in one transaction: the event consumed, the
+    wait's step stored ``completed`` with its payload (fenced by ``lease``) and, when the wait
+    has a ``deadline``, its timer called off. ``None`` when the event has not arrived."""
+    event = yield from consume_event(backend, lease.execution_id, name, now=now)
+    if event is None:
+        return None
+    done = steps.StepOutcome(
+        run_id=run_id,
+        name=name,
+        kind=StepKind.EVENT,
+        status=StepStatus.COMPLETED,
+        position=position,
+        attempts=1,
+        result=event.payload,
+        completed_at=now,
+    )
+    yield from steps.record_step_outcome(backend, lease, done, now=now)
+    if deadline:
+        yield from timers.cancel_timer(backend, run_id, name, now=now)
+    return event

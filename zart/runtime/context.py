@@ -1,35 +1,20 @@
 """What the running code can ask about itself: ``zart.context()``.
 
-Two context variables carry the state: the run being executed (set by the worker around the
-handler) and the step attempt being executed (set around a step body). asyncio copies them into
-every task the handler creates, so ``asyncio.gather`` branches and sync steps run in threads see
-them too.
+Two context variables carry the state (:mod:`zart.runtime.run`): the run being executed (set
+by the worker around the handler) and the step attempt being executed (set around a step
+body).
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from zart.errors import OutsideExecution
+from zart.runtime.run import StepScope, current_run, current_step
 
-if TYPE_CHECKING:
-    from zart.runtime.execution import RunState
-
-
-@dataclass(frozen=True, slots=True)
-class StepScope:
-    """The step attempt in progress in this task."""
-
-    name: str
-    attempt: int
-    max_retries: int | None
-
-
-current_run: ContextVar[RunState | None] = ContextVar("zart_current_run", default=None)
-current_step: ContextVar[StepScope | None] = ContextVar("zart_current_step", default=None)
+__all__ = ["ExecutionInfo", "StepScope", "context", "current_run", "current_step"]
 
 
 @dataclass(frozen=True, slots=True)

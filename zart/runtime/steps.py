@@ -8,62 +8,22 @@ plainly outside one. ``.named(...)`` overrides the step name at the call site.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import string
 from collections.abc import Callable, Coroutine, Generator
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from zart.durations import RetryPolicy, parse_duration, parse_retry
 from zart.errors import ConfigurationError
-from zart.runtime.context import current_run, current_step
+from zart.runtime.attempts import run_step
+from zart.runtime.definitions import StepDefinition, TimeoutScope
+from zart.runtime.run import current_run, current_step
 from zart.runtime.transactions import check_transactional
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-TimeoutScope = Literal["global", "per_attempt"]
-
-
-@dataclass(frozen=True, slots=True)
-class StepDefinition:
-    """How a step function is to be run: its name template, retry policy, timeout, and whether
-    each attempt runs in a transaction that also records its outcome."""
-
-    name: str
-    fn: Callable[..., Any]
-    retry: RetryPolicy
-    timeout: timedelta | None
-    timeout_scope: TimeoutScope
-    signature: inspect.Signature
-    placeholders: frozenset[str]
-    transactional: bool = False
-    #: The parameters, in order, when every one is a plain positional one (no ``*args``,
-    #: ``**kwargs`` or keyword-only): a call passing all of them positionally binds by zip.
-    positional: tuple[str, ...] | None = None
-
-    def resolve_name(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-        """The step name for one call: ``{placeholders}`` filled from the bound arguments."""
-        if not self.placeholders:
-            return self.name
-        if not kwargs and self.positional is not None and len(args) == len(self.positional):
-            return self.name.format_map(dict(zip(self.positional, args, strict=True)))
-        bound = self.signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        return self.name.format_map(bound.arguments)
-
-    async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Run the body once: awaited if async, in a worker thread if sync (the thread sees the
-        same ``zart.context()``)."""
-        if inspect.iscoroutinefunction(self.fn):
-            return await self.fn(*args, **kwargs)
-        result = await asyncio.to_thread(self.fn, *args, **kwargs)
-        if inspect.isawaitable(result):
-            return await result
-        return result
 
 
 class StepCall(Coroutine[Any, Any, R], Generic[R]):
@@ -130,7 +90,8 @@ async def _run_call(call: StepCall[R]) -> R:
     if run is None or current_step.get() is not None:
         result: R = await call.definition.invoke(call.args, call.kwargs)
         return result
-    return await run.run_step(call)  # type: ignore[no-any-return]
+    stepped: R = await run_step(run, call.definition, call.args, call.kwargs, call.name)
+    return stepped
 
 
 class StepFunction(Generic[P, R]):

@@ -19,10 +19,8 @@ from zart.errors import ConfigurationError, EventTimeout, InvalidPayload, Outsid
 from zart.models import StepKind, StepStatus, TimerKind
 from zart.repositories import events as events_repo
 from zart.repositories import steps as steps_repo
-from zart.repositories import timers as timers_repo
 from zart.repositories.records import EventRecord
-from zart.runtime.context import current_run, current_step
-from zart.runtime.execution import RunState
+from zart.runtime.run import RunState, current_run, current_step
 from zart.serialization import from_json
 
 T = TypeVar("T")
@@ -156,19 +154,15 @@ async def _take_event(
 ) -> EventRecord | None:
     """Consume the delivered event ``name`` and complete the wait in one transaction (its
     deadline timer, if any, is called off); ``None`` when the event has not arrived."""
-    async with run.runtime.transaction() as conn:
-        event = await events_repo.consume_event(conn, run.execution.execution_id, name, now=now)
-        if event is None:
-            return None
-        await steps_repo.record_step_outcome(
-            conn,
-            run.lease,
-            _done(run, name, StepKind.EVENT, position, result=event.payload),
-            now=now,
-        )
-        if deadline is not None:
-            await timers_repo.cancel_timer(conn, run.execution.run_id, name, now=now)
-    return event
+    return await run.runtime.write(
+        events_repo.take_event,
+        run.lease,
+        run_id=run.execution.run_id,
+        name=name,
+        position=position,
+        deadline=deadline is not None,
+        now=now,
+    )
 
 
 async def _take(run: RunState, name: str, kind: StepKind) -> tuple[int, Any]:

@@ -8,8 +8,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from zart.errors import (
     ExecutionNotFound,
     InvalidExecutionState,
@@ -24,6 +22,7 @@ from zart.repositories import admin as admin_repo
 from zart.repositories import pause_rules as pause_rules_repo
 from zart.repositories import steps as steps_repo
 from zart.repositories import wakeups
+from zart.repositories.executors import ConnectionExecutor
 from zart.repositories.records import (
     ExecutionRecord,
     NewRun,
@@ -51,9 +50,9 @@ class AdminOperations(SchedulerBase):
         :class:`~zart.ExecutionNotFound`, :class:`~zart.StepNotFound`, or
         :class:`~zart.InvalidExecutionState` when the execution or the step has not failed.
         """
-        async with self.engine.begin() as conn:
-            execution = await self._locked(conn, execution_id)
-            step = (await steps_repo.load_run_outcomes(conn, execution.run_id)).get(step_name)
+        async with self.store.transaction() as db:
+            execution = await self._locked(db, execution_id)
+            step = (await db.run(steps_repo.load_run_outcomes, execution.run_id)).get(step_name)
             if step is None:
                 raise StepNotFound(execution_id, step_name)
             if step.kind is not StepKind.STEP or step.status is not StepStatus.FAILED:
@@ -67,14 +66,14 @@ class AdminOperations(SchedulerBase):
                     f"it is {execution.status.value}; only a failed execution's"
                     " steps can be retried",
                 )
-            retried = await admin_repo.retry_failed_step(
-                conn,
+            retried = await db.run(
+                admin_repo.retry_failed_step,
                 execution,
                 step,
                 deadline_at=self._fresh_deadline(execution),
                 now=self.clock.now(),
             )
-            await wakeups.notify(conn, self.runtime.channel, execution.task_name)
+            await db.run(wakeups.notify, self.runtime.channel, execution.task_name)
         self._reopened(execution_id)
         log(
             "step_retry_requested",
@@ -93,13 +92,13 @@ class AdminOperations(SchedulerBase):
         history; a worker still running the old run is fenced out. Raises
         :class:`~zart.ExecutionNotFound` or :class:`~zart.InvalidPayload` (nothing changes).
         """
-        async with self.engine.begin() as conn:
-            execution = await self._locked(conn, execution_id)
+        async with self.store.transaction() as db:
+            execution = await self._locked(db, execution_id)
             stored = (
                 execution.payload if payload is None else self._restart_payload(execution, payload)
             )
-            run = await admin_repo.start_new_run(
-                conn,
+            run = await db.run(
+                admin_repo.start_new_run,
                 execution,
                 trigger=RunTrigger.RESTART,
                 payload=stored,
@@ -108,7 +107,7 @@ class AdminOperations(SchedulerBase):
                 deadline_at=self._fresh_deadline(execution),
                 now=self.clock.now(),
             )
-            await wakeups.notify(conn, self.runtime.channel, execution.task_name)
+            await db.run(wakeups.notify, self.runtime.channel, execution.task_name)
         self._reopened(execution_id)
         log(
             "execution_restarted",
@@ -136,17 +135,17 @@ class AdminOperations(SchedulerBase):
         rerun, preserve = set(rerun_steps), set(preserve_steps)
         if both := sorted(rerun & preserve):
             raise InvalidPayload(f"steps named both to rerun and to preserve: {', '.join(both)}")
-        async with self.engine.begin() as conn:
-            execution = await self._locked(conn, execution_id)
-            steps = await steps_repo.list_steps(conn, execution.run_id)
+        async with self.store.transaction() as db:
+            execution = await self._locked(db, execution_id)
+            steps = await db.run(steps_repo.list_steps, execution.run_id)
             if unknown := sorted((rerun | preserve) - {s.name for s in steps}):
                 raise InvalidPayload(
                     f"execution {execution_id!r} has no step {', '.join(map(repr, unknown))}"
                     " in its current run"
                 )
             kept = [s for s in steps if s.name in preserve and _preservable(s)]
-            run = await admin_repo.start_new_run(
-                conn,
+            run = await db.run(
+                admin_repo.start_new_run,
                 execution,
                 trigger=RunTrigger.SELECTIVE_RERUN,
                 payload=execution.payload,
@@ -155,7 +154,7 @@ class AdminOperations(SchedulerBase):
                 deadline_at=self._fresh_deadline(execution),
                 now=self.clock.now(),
             )
-            await wakeups.notify(conn, self.runtime.channel, execution.task_name)
+            await db.run(wakeups.notify, self.runtime.channel, execution.task_name)
         self._reopened(execution_id)
         kept_names = {s.name for s in kept}
         log(
@@ -193,9 +192,9 @@ class AdminOperations(SchedulerBase):
         """
         now = self.clock.now()
         _check_rule(execution_id, task_name, step_pattern, expires_at, reason, triggered_by, now)
-        async with self.engine.begin() as conn:
-            rule = await pause_rules_repo.create_rule(
-                conn,
+        async with self.store.transaction() as db:
+            rule = await db.run(
+                pause_rules_repo.create_rule,
                 rule_id=str(uuid.uuid4()),
                 execution_id=execution_id,
                 task_name=task_name,
@@ -205,7 +204,7 @@ class AdminOperations(SchedulerBase):
                 expires_at=expires_at,
                 now=now,
             )
-            await wakeups.notify(conn, self.runtime.channel, wakeups.PAUSE_RULES_CHANGED)
+            await db.run(wakeups.notify, self.runtime.channel, wakeups.PAUSE_RULES_CHANGED)
         rules = self.runtime.pause_rules
         rules.replace([*rules.rules, rule])
         rules.mark_stale()
@@ -220,9 +219,9 @@ class AdminOperations(SchedulerBase):
     async def list_pause_rules(self, *, include_inactive: bool = False) -> list[PauseRuleRecord]:
         """The active pause rules, oldest first (every rule ever made with
         ``include_inactive``: removed and expired ones stay for the audit trail)."""
-        async with self._reads.connect() as conn:
-            return await pause_rules_repo.list_rules(
-                conn, now=self.clock.now(), include_inactive=include_inactive
+        async with self.store.reading() as db:
+            return await db.run(
+                pause_rules_repo.list_rules, now=self.clock.now(), include_inactive=include_inactive
             )
 
     async def remove_pause_rule(
@@ -231,14 +230,14 @@ class AdminOperations(SchedulerBase):
         """Remove (soft-delete) an active pause rule and wake the executions it held. Raises
         :class:`~zart.PauseRuleNotFound` when no active rule has this id."""
         now = self.clock.now()
-        async with self.engine.begin() as conn:
-            rule = await pause_rules_repo.remove_rule(
-                conn, rule_id, now=now, removed_by=triggered_by
+        async with self.store.transaction() as db:
+            rule = await db.run(
+                pause_rules_repo.remove_rule, rule_id, now=now, removed_by=triggered_by
             )
             if rule is None:
                 raise PauseRuleNotFound(rule_id)
-            await pause_rules_repo.release_holds(conn, rule_id, now=now)
-            await wakeups.notify(conn, self.runtime.channel, wakeups.PAUSE_RULES_CHANGED)
+            await db.run(pause_rules_repo.release_holds, rule_id, now=now)
+            await db.run(wakeups.notify, self.runtime.channel, wakeups.PAUSE_RULES_CHANGED)
         rules = self.runtime.pause_rules
         rules.replace(r for r in rules.rules if r.rule_id != rule_id)
         rules.mark_stale()
@@ -247,8 +246,8 @@ class AdminOperations(SchedulerBase):
         log("pause_rule_removed", "pause rule removed", rule_id=rule_id, triggered_by=triggered_by)
         return rule
 
-    async def _locked(self, conn: AsyncConnection, execution_id: str) -> ExecutionRecord:
-        execution = await admin_repo.lock_execution_record(conn, execution_id)
+    async def _locked(self, db: ConnectionExecutor, execution_id: str) -> ExecutionRecord:
+        execution = await db.run(admin_repo.lock_execution_record, execution_id)
         if execution is None:
             raise ExecutionNotFound(execution_id)
         return execution

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 from zart.clock import SYSTEM_CLOCK, Clock
-from zart.database import create_engine, explain_missing_tables, read_only, with_schema
+from zart.database import create_engine, explain_missing_tables, with_schema
 from zart.errors import ConfigurationError
 from zart.migrations import upgrade
 from zart.repositories import wakeups
@@ -58,7 +58,6 @@ class SchedulerBase:
         self._base_engine = base
         self.schema = schema
         self.engine = explain_missing_tables(with_schema(base, schema))
-        self._reads = read_only(self.engine)
         self.clock = clock
         self.runtime = Runtime(
             self.engine,
@@ -67,6 +66,8 @@ class SchedulerBase:
             self.settings.inline_wait_limit,
             channel=wakeups.channel_for(schema),
         )
+        #: Where Zart's operations run on this engine (built once, with the runtime).
+        self.store = self.runtime.store
         self._workers: list[Worker] = []
         # wait() callers, woken when an in-process worker ends a run of their execution
         self._waiters: dict[str, list[asyncio.Future[ExecutionRecord | None]]] = {}
@@ -103,9 +104,9 @@ class SchedulerBase:
         await upgrade(self._base_engine, schema=self.schema)
 
     async def _live_task_names(self) -> set[str]:
-        async with self._reads.connect() as conn:
-            return await workers_repo.live_task_names(
-                conn, seen_since=self.clock.now() - LIVE_WORKER_WINDOW
+        async with self.store.reading() as db:
+            return await db.run(
+                workers_repo.live_task_names, seen_since=self.clock.now() - LIVE_WORKER_WINDOW
             )
 
     @property

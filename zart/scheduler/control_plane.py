@@ -32,7 +32,6 @@ from zart.repositories import events as events_repo
 from zart.repositories import executions as executions_repo
 from zart.repositories import runs as runs_repo
 from zart.repositories import steps as steps_repo
-from zart.repositories import wakeups
 from zart.repositories.executions import ExecutionFilter, SortField
 from zart.repositories.records import (
     ClaimedExecution,
@@ -50,11 +49,10 @@ from zart.scheduler.schedules import ScheduleOperations
 from zart.scheduler.starts import (
     StartRequest,
     Target,
-    create,
     create_claimed,
+    created,
     start_request,
     sync_target,
-    transaction,
 )
 from zart.scheduler.sync import SyncScheduler
 from zart.serialization import check_size, to_json
@@ -139,13 +137,14 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         )
         if session is None and (here := self._reserve(request)) is not None:
             return ExecutionId(await self._start_here(request, *here))
-        async with transaction(self.engine, session, self.schema) as conn:
-            created = await create(
-                conn, request, now=self.clock.now(), channel=self.runtime.channel
+        async with self.store.within(session) as db:
+            done = await db.run(
+                executions_repo.create_execution,
+                **created(request, self.clock.now(), self.runtime.channel),
             )
-        if created.created:
+        if done.created:
             self._wake_workers(session)
-        return ExecutionId(created.execution.execution_id)
+        return ExecutionId(done.execution.execution_id)
 
     def _reserve(self, request: StartRequest) -> tuple[Worker, Lease] | None:
         """An in-process worker that runs the task and has a slot free, with the lease the
@@ -212,8 +211,8 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
 
     async def status(self, execution_id: str) -> ExecutionRecord:
         """The execution as stored; :class:`~zart.ExecutionNotFound` when there is none."""
-        async with self._reads.connect() as conn:
-            record = await executions_repo.get_execution(conn, execution_id)
+        async with self.store.reading() as db:
+            record = await db.run(executions_repo.get_execution, execution_id)
         if record is None:
             raise ExecutionNotFound(execution_id)
         return record
@@ -242,9 +241,14 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
             choices = ", ".join(s.value for s in ExecutionStatus)
             raise InvalidPayload(f"unknown status {status!r}; one of: {choices}") from None
         where = ExecutionFilter(wanted, task_name, created_from, created_to, search)
-        async with self._reads.connect() as conn:
-            return await executions_repo.list_executions(
-                conn, where, sort_by=sort_by, descending=descending, limit=limit, offset=offset
+        async with self.store.reading() as db:
+            return await db.run(
+                executions_repo.list_executions,
+                where,
+                sort_by=sort_by,
+                descending=descending,
+                limit=limit,
+                offset=offset,
             )
 
     async def execution_detail(
@@ -257,17 +261,17 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         execution has no run ``run_id``. Five queries, whatever the number of steps (the last
         reads the execution's events, with their arrival times and senders).
         """
-        async with self._reads.begin() as conn:
-            execution = await executions_repo.get_execution(conn, execution_id)
+        async with self.store.reading() as db:
+            execution = await db.run(executions_repo.get_execution, execution_id)
             if execution is None:
                 raise ExecutionNotFound(execution_id)
-            runs = await runs_repo.list_runs(conn, execution_id)
+            runs = await db.run(runs_repo.list_runs, execution_id)
             shown = execution.run_id if run_id is None else run_id
             if all(run.run_id != shown for run in runs):
                 raise RunNotFound(execution_id, shown)
-            steps = await steps_repo.list_steps(conn, shown)
-            attempts = await steps_repo.list_step_attempts(conn, [s.step_id for s in steps])
-            events = await events_repo.list_events(conn, execution_id)
+            steps = await db.run(steps_repo.list_steps, shown)
+            attempts = await db.run(steps_repo.list_step_attempts, [s.step_id for s in steps])
+            events = await db.run(events_repo.list_events, execution_id)
         return ExecutionDetail(
             execution=execution,
             runs=tuple(runs),
@@ -285,8 +289,8 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         waiting = {
             e.run_id: e.execution_id for e in executions if e.status is ExecutionStatus.WAITING
         }
-        async with self._reads.connect() as conn:
-            steps = await steps_repo.list_waiting_steps(conn, list(waiting))
+        async with self.store.reading() as db:
+            steps = await db.run(steps_repo.list_waiting_steps, list(waiting))
         found: dict[str, list[StepRecord]] = {execution_id: [] for execution_id in waiting.values()}
         for step in steps:
             found[waiting[step.run_id]].append(step)
@@ -294,8 +298,8 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
 
     async def stats(self) -> dict[ExecutionStatus, int]:
         """How many executions are in each status (every status present, zero when none)."""
-        async with self._reads.connect() as conn:
-            return await executions_repo.count_executions_by_status(conn)
+        async with self.store.reading() as db:
+            return await db.run(executions_repo.count_executions_by_status)
 
     @overload
     async def wait(self, execution_id: ExecutionId[R], timeout: float | None = 30.0) -> R: ...
@@ -373,13 +377,13 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
     async def cancel(self, execution_id: str) -> bool:
         """Cancel an unfinished execution: True if it was cancelled now, False if it had
         already finished. Unknown ids raise :class:`~zart.ExecutionNotFound`."""
-        async with self.engine.begin() as conn:
-            cancelled = await executions_repo.cancel_execution(
-                conn, execution_id, now=self.clock.now()
+        async with self.store.transaction() as db:
+            cancelled = await db.run(
+                executions_repo.cancel_execution, execution_id, now=self.clock.now()
             )
             if (
                 cancelled is None
-                and await executions_repo.get_execution(conn, execution_id) is None
+                and await db.run(executions_repo.get_execution, execution_id) is None
             ):
                 raise ExecutionNotFound(execution_id)
         if cancelled is not None:
@@ -415,17 +419,16 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
             )
         data = to_json(payload, name="event payload")
         check_size(data, self.runtime.max_payload_bytes, name="event payload")
-        async with transaction(self.engine, session, self.schema) as conn:
-            delivery = await events_repo.deliver_event(
-                conn,
+        async with self.store.within(session) as db:
+            delivery = await db.run(
+                events_repo.deliver_event,
                 execution_id=execution_id,
                 name=name,
                 payload=data,
                 now=self.clock.now(),
                 sender=sender,
+                channel=self.runtime.channel,
             )
-            if delivery.woke:
-                await wakeups.notify(conn, self.runtime.channel, delivery.task_name)
         if delivery.woke:
             self._wake_workers(session)
 

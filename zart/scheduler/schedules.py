@@ -50,9 +50,9 @@ class ScheduleOperations(SchedulerBase):
         )
         task_name, stored = request.task_name, request.payload
         now = self.clock.now()
-        async with self.engine.begin() as conn:
-            return await schedules_repo.save_schedule(
-                conn,
+        async with self.store.transaction() as db:
+            return await db.run(
+                schedules_repo.save_schedule,
                 name=name,
                 task_name=task_name,
                 cron=spec.cron.expression,
@@ -66,22 +66,22 @@ class ScheduleOperations(SchedulerBase):
 
     async def get_schedule(self, name: str) -> ScheduleRecord:
         """The schedule ``name``; :class:`~zart.ScheduleNotFound` when there is none."""
-        async with self._reads.connect() as conn:
-            record = await schedules_repo.get_schedule(conn, name)
+        async with self.store.reading() as db:
+            record = await db.run(schedules_repo.get_schedule, name)
         if record is None:
             raise ScheduleNotFound(name)
         return record
 
     async def list_schedules(self) -> list[ScheduleRecord]:
         """Every schedule (declared on handlers and added at run time), by name."""
-        async with self._reads.connect() as conn:
-            return await schedules_repo.list_schedules(conn)
+        async with self.store.reading() as db:
+            return await db.run(schedules_repo.list_schedules)
 
     async def pause_schedule(self, name: str) -> ScheduleRecord:
         """Stop firing ``name`` until :meth:`resume_schedule` (running executions go on).
         Idempotent; :class:`~zart.ScheduleNotFound` when there is no such schedule."""
-        async with self.engine.begin() as conn:
-            record = await schedules_repo.pause_schedule(conn, name, now=self.clock.now())
+        async with self.store.transaction() as db:
+            record = await db.run(schedules_repo.pause_schedule, name, now=self.clock.now())
         if record is None:
             raise ScheduleNotFound(name)
         return record
@@ -90,13 +90,13 @@ class ScheduleOperations(SchedulerBase):
         """Fire ``name`` again, from its next fire time after now: times that passed while
         it was paused are not caught up. Idempotent; :class:`~zart.ScheduleNotFound`."""
         now = self.clock.now()
-        async with self.engine.begin() as conn:
-            current = await schedules_repo.get_schedule(conn, name, lock=True)
+        async with self.store.transaction() as db:
+            current = await db.run(schedules_repo.get_schedule, name, lock=True)
             if current is None:
                 raise ScheduleNotFound(name)
             following = parse_cron(current.cron, current.timezone).next_after(now)
-            record = await schedules_repo.resume_schedule(
-                conn, name, next_fire_at=following, now=now
+            record = await db.run(
+                schedules_repo.resume_schedule, name, next_fire_at=following, now=now
             )
         assert record is not None  # the row is locked (or SQLite's writer lock is held)
         return record
@@ -105,7 +105,7 @@ class ScheduleOperations(SchedulerBase):
         """Delete ``name`` and its firing history; the executions it started are kept. A
         schedule declared on a handler comes back when a worker running it starts: remove
         ``schedule=`` from the decorator too. :class:`~zart.ScheduleNotFound` when unknown."""
-        async with self.engine.begin() as conn:
-            removed = await schedules_repo.remove_schedule(conn, name)
+        async with self.store.transaction() as db:
+            removed = await db.run(schedules_repo.remove_schedule, name)
         if not removed:
             raise ScheduleNotFound(name)

@@ -4,22 +4,21 @@ transaction) and :func:`enqueue` (the caller's synchronous ``Session``)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
 from zart.clock import SYSTEM_CLOCK
-from zart.database import in_schema
 from zart.errors import ConfigurationError, InvalidPayload, UnknownTask
 from zart.repositories import executions as executions_repo
 from zart.repositories import wakeups
 from zart.repositories import workers as workers_repo
+from zart.repositories.executors import caller_transaction_sync, sync_connection_of
 from zart.repositories.records import CreatedExecution, Lease
 from zart.runtime.execution import DEFAULT_MAX_PAYLOAD_BYTES, Runtime
 from zart.runtime.registry import DurableHandler, find_handler
@@ -32,49 +31,13 @@ Target = DurableHandler[..., Any] | str
 T = TypeVar("T")
 
 
-@asynccontextmanager
-async def transaction(
-    engine: AsyncEngine, session: AsyncSession | AsyncConnection | None, schema: str | None
-) -> AsyncIterator[AsyncConnection]:
-    """The caller's transaction when a session is given (never committed here), else a
-    transaction of our own committed on exit.
-
-    In the caller's transaction Zart's tables are put in ``schema`` for our statements only
-    (``in_schema``), and on PostgreSQL our statements run under a savepoint: an error rolls
-    back what we wrote and nothing else, and the caller's transaction stays usable. (SQLite
-    undoes a failed statement by itself, and a savepoint there would commit the caller's work
-    early with drivers that begin transactions lazily.)
-    """
-    if session is None:
-        async with engine.begin() as conn:
-            yield conn
-        return
-    if isinstance(session, AsyncSession):
-        conn = await session.connection()
-    elif isinstance(session, AsyncConnection):
-        conn = session
-    else:
-        raise ConfigurationError(
-            f"session= takes an AsyncSession or AsyncConnection, not {type(session).__name__}"
-        )
-    with in_schema(_sync_connection(conn), schema):
-        if conn.dialect.name == "postgresql":
-            async with conn.begin_nested():
-                yield conn
-        else:
-            yield conn
-
-
-def _sync_connection(conn: AsyncConnection) -> Connection:
-    if conn.sync_connection is None:
-        raise ConfigurationError("session= got a connection that is not open")
-    return conn.sync_connection
-
-
 def sync_target(session: AsyncSession | AsyncConnection) -> Session | Connection:
+    """The synchronous object whose commit events wake this scheduler's workers."""
     if isinstance(session, AsyncSession):
         return session.sync_session
-    return _sync_connection(session)
+    if session.sync_connection is None:
+        raise ConfigurationError("session= got a connection that is not open")
+    return session.sync_connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,54 +83,32 @@ async def start_request(
     )
 
 
-async def create(
-    conn: AsyncConnection,
-    request: StartRequest,
-    *,
-    now: datetime,
-    channel: str,
-    lease: Lease | None = None,
-) -> CreatedExecution:
-    """Insert the execution (idempotently) and queue its wake-up, in ``conn``'s transaction.
-
-    With ``lease`` (an in-process worker's, :meth:`zart.worker.Worker.reserve`) it is inserted
-    already claimed by that worker and wakes nobody."""
-    created = await executions_repo.create_execution(
-        conn,
-        execution_id=request.execution_id,
-        task_name=request.task_name,
-        payload=request.payload,
-        now=now,
-        deadline_at=None if request.timeout is None else now + request.timeout,
-        lease=lease,
-    )
-    if created.created and lease is None:  # sent at commit: the caller's, with session=
-        await wakeups.notify(conn, channel, request.task_name)
-    return created
-
-
-async def create_claimed(runtime: Runtime, request: StartRequest, lease: Lease) -> CreatedExecution:
-    """Insert the execution already claimed with ``lease`` (an in-process worker's), committed
-    on the worker's own connections: a single autocommit statement on PostgreSQL's driver
-    connection, one hop to SQLite's writer thread."""
-    now = runtime.clock.now()
-    values: dict[str, Any] = {
+def created(
+    request: StartRequest, now: datetime, channel: str | None, lease: Lease | None = None
+) -> dict[str, Any]:
+    """The arguments of :func:`zart.repositories.executions.create_execution` for
+    ``request``: with ``channel``, a new execution wakes workers at commit (the caller's,
+    with ``session=``); with ``lease`` (an in-process worker's,
+    :meth:`zart.worker.Worker.reserve`) it is inserted already claimed and wakes nobody."""
+    return {
         "execution_id": request.execution_id,
         "task_name": request.task_name,
         "payload": request.payload,
         "now": now,
         "deadline_at": None if request.timeout is None else now + request.timeout,
         "lease": lease,
+        "channel": channel,
     }
-    if (driver := runtime.driver) is not None:
-        async with driver.connection() as session:
-            return await executions_repo.create_execution_driver(session, **values)
-    if (writer := runtime.sqlite_writer) is not None:
-        return await writer.transaction(
-            lambda session: executions_repo.create_execution_sqlite(session, **values)
-        )
-    # Worker.reserve hands out leases only once start() opened one or the other.
-    raise RuntimeError("a start was handed to a worker whose connections are not open")
+
+
+async def create_claimed(runtime: Runtime, request: StartRequest, lease: Lease) -> CreatedExecution:
+    """Insert the execution already claimed with ``lease`` (an in-process worker's), committed
+    on the worker's own connections: a single autocommit statement on PostgreSQL, one hop to
+    SQLite's writer thread."""
+    return await runtime.store.run(
+        executions_repo.create_execution,
+        **created(request, runtime.clock.now(), None, lease),
+    )
 
 
 def enqueue(
@@ -189,59 +130,28 @@ def enqueue(
     at their next poll. ``schema`` must be the workers' ``schema=``. Idempotent by
     ``execution_id`` exactly like ``start``; bad input raises before anything is written.
     """
-    if isinstance(session, Session):
-        connection = session.connection()
-    elif isinstance(session, Connection):
-        connection = session
-    else:
-        raise ConfigurationError(
-            f"enqueue() takes a Session or Connection, not {type(session).__name__}"
-            " (async code: use DurableScheduler.start(..., session=...))"
-        )
-    # The repository coroutines, run over the caller's synchronous connection.
-    bridge = cast(AsyncConnection, _SyncBridge(connection))
+    connection = sync_connection_of(session)
+    with caller_transaction_sync(connection, schema) as db:
 
-    async def live_task_names() -> set[str]:
-        seen_since = SYSTEM_CLOCK.now() - LIVE_WORKER_WINDOW
-        return await workers_repo.live_task_names(bridge, seen_since=seen_since)
+        async def live_task_names() -> set[str]:
+            seen_since = SYSTEM_CLOCK.now() - LIVE_WORKER_WINDOW
+            return db.run(workers_repo.live_task_names, seen_since=seen_since)
 
-    async def start() -> CreatedExecution:
-        with in_schema(connection, schema):
-            request = await start_request(
+        # start_request awaits nothing but the read above, which completes at once.
+        request = _run_to_completion(
+            start_request(
                 handler,
                 payload,
                 execution_id,
                 max_payload_bytes=max_payload_bytes,
                 live_task_names=live_task_names,
             )
-            savepoint: AbstractContextManager[Any] = (
-                connection.begin_nested()
-                if connection.dialect.name == "postgresql"
-                else nullcontext()
-            )
-            with savepoint:
-                return await create(
-                    bridge, request, now=SYSTEM_CLOCK.now(), channel=wakeups.channel_for(schema)
-                )
-
-    return _run_to_completion(start()).execution.execution_id
-
-
-class _SyncBridge:
-    """A synchronous ``Connection`` in the shape the repository functions use (``execute``,
-    ``scalar``, ``dialect``). Its coroutines finish without ever suspending, so
-    :func:`_run_to_completion` runs them without an event loop: one repository for both
-    worlds, no hand-kept synchronous twin."""
-
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-        self.dialect = connection.dialect
-
-    async def execute(self, statement: Any, parameters: Any = None, **options: Any) -> Any:
-        return self._connection.execute(statement, parameters, **options)
-
-    async def scalar(self, statement: Any, parameters: Any = None, **options: Any) -> Any:
-        return self._connection.scalar(statement, parameters, **options)
+        )
+        channel = wakeups.channel_for(schema)
+        done = db.run(
+            executions_repo.create_execution, **created(request, SYSTEM_CLOCK.now(), channel)
+        )
+    return done.execution.execution_id
 
 
 def _run_to_completion(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -17,23 +17,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from zart.clock import Clock
-from zart.database import read_only
+from zart.database import TRANSIENT_ERRORS
 from zart.errors import ExecutionAlreadyExists, InvalidSchedule
 from zart.logs import log
 from zart.models import OverlapPolicy
 from zart.repositories import executions as executions_repo
 from zart.repositories import schedules as schedules_repo
 from zart.repositories import wakeups
+from zart.repositories.executors import ConnectionExecutor
 from zart.repositories.records import ScheduleRecord
+from zart.repositories.store import Store
 from zart.schedules.cron import parse_cron
 from zart.schedules.plans import ScheduleSpec, execution_id_for, plan_firings
-
-#: Errors a tick survives: the database is briefly unreachable. Anything else is a bug.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
 
 #: Seconds before looking again at a due schedule another worker is firing.
 RECHECK_SECONDS = 0.05
@@ -72,7 +68,7 @@ class ScheduleLoop:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        store: Store,
         clock: Clock,
         *,
         channel: str = wakeups.CHANNEL,
@@ -81,8 +77,7 @@ class ScheduleLoop:
         on_cancelled: Callable[[str], Any] = lambda _id: None,
         worker_id: str | None = None,
     ) -> None:
-        self.engine = engine
-        self._reads = read_only(engine)  # SQLite: a deferred BEGIN, no write lock for a read
+        self.store = store
         self.clock = clock
         self.channel = channel
         self._timeout_of = timeout_of
@@ -96,12 +91,12 @@ class ScheduleLoop:
         caught up by its policy)."""
         saved: list[ScheduleRecord] = []
         now = self.clock.now()
-        async with self.engine.begin() as conn:
+        async with self.store.transaction() as db:
             for item in declared:
                 cron = item.spec.cron
                 saved.append(
-                    await schedules_repo.save_schedule(
-                        conn,
+                    await db.run(
+                        schedules_repo.save_schedule,
                         name=item.task_name,
                         task_name=item.task_name,
                         cron=cron.expression,
@@ -125,8 +120,8 @@ class ScheduleLoop:
             try:
                 # One read while nothing is due: the tick's write transaction (which locks the
                 # due schedules) only when the earliest fire time has come.
-                async with self._reads.connect() as conn:
-                    due = await schedules_repo.earliest_next_fire_at(conn)
+                async with self.store.reading() as db:
+                    due = await db.run(schedules_repo.earliest_next_fire_at)
                 if due is not None and due <= self.clock.now():
                     report = await self.tick()
                     if report.more:  # a full batch: more schedules may be due right now
@@ -168,10 +163,10 @@ class ScheduleLoop:
         """Fire every schedule due at the clock's ``now`` (one transaction)."""
         now = self.clock.now()
         report = TickReport()
-        async with self.engine.begin() as conn:
-            due = await schedules_repo.take_due_schedules(conn, now=now, limit=BATCH)
+        async with self.store.transaction() as db:
+            due = await db.run(schedules_repo.take_due_schedules, now=now, limit=BATCH)
             for schedule in due:
-                await self._fire(conn, schedule, now, report)
+                await self._fire(db, schedule, now, report)
         report.more = len(due) >= BATCH
         for execution_id in report.cancelled:
             self._on_cancelled(execution_id)
@@ -180,7 +175,7 @@ class ScheduleLoop:
         return report
 
     async def _fire(
-        self, conn: AsyncConnection, schedule: ScheduleRecord, now: datetime, report: TickReport
+        self, db: ConnectionExecutor, schedule: ScheduleRecord, now: datetime, report: TickReport
     ) -> None:
         assert schedule.next_fire_at is not None  # take_due_schedules only returns due ones
         try:
@@ -192,8 +187,8 @@ class ScheduleLoop:
                 level=40,
                 schedule=schedule.name,
             )
-            await schedules_repo.advance_schedule(
-                conn,
+            await db.run(
+                schedules_repo.advance_schedule,
                 schedule.name,
                 next_fire_at=now + timedelta(hours=1),
                 last_fire_at=None,
@@ -212,15 +207,19 @@ class ScheduleLoop:
             )
         fired: datetime | None = None
         for fire_at in plan.fire_times:
-            if await self._fire_once(conn, schedule, fire_at, now, report):
+            if await self._fire_once(db, schedule, fire_at, now, report):
                 fired = fire_at
-        await schedules_repo.advance_schedule(
-            conn, schedule.name, next_fire_at=plan.next_fire_at, last_fire_at=fired, now=now
+        await db.run(
+            schedules_repo.advance_schedule,
+            schedule.name,
+            next_fire_at=plan.next_fire_at,
+            last_fire_at=fired,
+            now=now,
         )
 
     async def _fire_once(
         self,
-        conn: AsyncConnection,
+        db: ConnectionExecutor,
         schedule: ScheduleRecord,
         fire_at: datetime,
         now: datetime,
@@ -229,12 +228,16 @@ class ScheduleLoop:
         """Fire one fire time under the overlap policy; True when this call started it."""
         previous = None
         if schedule.overlap is not OverlapPolicy.ALLOW:
-            found = await schedules_repo.previous_execution(conn, schedule.name)
+            found = await db.run(schedules_repo.previous_execution, schedule.name)
             previous = None if found is None or found.is_terminal else found
         fields: dict[str, Any] = {"schedule": schedule.name, "fire_at": fire_at.isoformat()}
         if previous is not None and schedule.overlap is OverlapPolicy.SKIP:
-            if await schedules_repo.record_firing(
-                conn, schedule_name=schedule.name, fire_at=fire_at, execution_id=None, now=now
+            if await db.run(
+                schedules_repo.record_firing,
+                schedule_name=schedule.name,
+                fire_at=fire_at,
+                execution_id=None,
+                now=now,
             ):
                 report.skipped.append((schedule.name, fire_at))
                 log(
@@ -246,13 +249,20 @@ class ScheduleLoop:
                 )
             return False
         execution_id = execution_id_for(schedule.name, fire_at)
-        if not await schedules_repo.record_firing(
-            conn, schedule_name=schedule.name, fire_at=fire_at, execution_id=execution_id, now=now
+        if not await db.run(
+            schedules_repo.record_firing,
+            schedule_name=schedule.name,
+            fire_at=fire_at,
+            execution_id=execution_id,
+            now=now,
         ):
             return False  # another worker fired this time
-        if previous is not None and await executions_repo.cancel_execution(  # cancel_previous
-            conn, previous.execution_id, now=now
-        ):
+        cancelled = None
+        if previous is not None:  # cancel_previous
+            cancelled = await db.run(
+                executions_repo.cancel_execution, previous.execution_id, now=now
+            )
+        if previous is not None and cancelled is not None:
             report.cancelled.append(previous.execution_id)
             log(
                 "schedule_cancelled_previous",
@@ -262,8 +272,8 @@ class ScheduleLoop:
             )
         timeout = self._timeout_of(schedule.task_name)
         try:
-            created = await executions_repo.create_execution(
-                conn,
+            created = await db.run(
+                executions_repo.create_execution,
                 execution_id=execution_id,
                 task_name=schedule.task_name,
                 payload=schedule.payload,
@@ -274,8 +284,8 @@ class ScheduleLoop:
             log("schedule_fire_conflict", str(exc), level=30, **fields)
             return False
         if created.created:
-            await schedules_repo.mark_fire_time(conn, execution_id, fire_at)
-            await wakeups.notify(conn, self.channel, schedule.task_name)
+            await db.run(schedules_repo.mark_fire_time, execution_id, fire_at)
+            await db.run(wakeups.notify, self.channel, schedule.task_name)
             report.started.append(execution_id)
             log(
                 "schedule_fired",

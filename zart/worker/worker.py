@@ -5,10 +5,15 @@
   poll interval;
 - the **heartbeat loop** renews the leases of the executions in flight (stopping those whose
   lease was lost) and records that the worker is alive;
-- the **listener loop** (PostgreSQL) LISTENs for wake-ups (a start, an event, a suspension)
-  and wakes the claim loop at once; when its connection drops it reconnects and re-checks;
+- the **listener loop**, where the database notifies (PostgreSQL), LISTENs for wake-ups (a
+  start, an event, a suspension) and wakes the claim loop at once; when its connection drops
+  it reconnects and re-checks;
 - the **schedules loop** fires due cron schedules (:mod:`zart.schedules.loop`); the schedules
-  declared on this worker's handlers are stored when it starts.
+  declared on this worker's handlers are stored when it starts;
+- executions claimed ahead of their due time wait in :mod:`zart.worker.ahead` until then.
+
+Every statement goes through the runtime's store (:mod:`zart.repositories.store`), chosen
+for the engine once: the worker never asks which database it is on.
 
 An idle claim loop sleeps until the next execution becomes claimable (a due timer, an expiring
 lease) or the poll interval, whichever is sooner; NOTIFY cuts that short. Polling is the
@@ -22,36 +27,26 @@ limit, then cancel the rest and hand their leases back so another worker resumes
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import gc
-import heapq
-import itertools
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy.exc import SQLAlchemyError
-
-from zart.database import DriverConnections, DriverSession, read_only
-from zart.errors import ConfigurationError, LeaseLost
+from zart.database import TRANSIENT_ERRORS
+from zart.errors import ConfigurationError
 from zart.logs import log, logger
-from zart.models import ExecutionStatus
-from zart.repositories import executions as executions_repo
-from zart.repositories import steps as steps_repo
-from zart.repositories import timers as timers_repo
-from zart.repositories import wakeups
+from zart.repositories import claims, leases, wakeups
 from zart.repositories import workers as workers_repo
 from zart.repositories.records import ClaimedExecution, ExecutionRecord, Lease, StepRecord
 from zart.runtime.execution import Runtime, execute
 from zart.runtime.registry import find_handler
 from zart.schedules.loop import DeclaredSchedule, ScheduleLoop
+from zart.worker.ahead import CLAIM_CHUNK, RELEASE_ERRORS, ClaimAhead, handing_back
+from zart.worker.settings import WorkerSettings
 
 #: Seconds the worker's copy of the pause rules may age at most (beyond a short poll
 #: interval). A change made in this process, or announced by NOTIFY, is reloaded at once.
@@ -60,84 +55,8 @@ PAUSE_RULES_AGE = 1.0
 #: Seconds the listener's liveness probe may take before its connection counts as lost.
 PROBE_TIMEOUT = 5.0
 
-#: At most this many executions per claim statement. A backlog larger than the free slots
-#: (10,000 sleepers due at once) is claimed in chunks, one right after the other: the runs of
-#: one chunk start while the next chunk's claim is in flight, and their checkpoints reach the
-#: database while later chunks are still being replayed, instead of every slot going through
-#: claim, replay, checkpoint and finish in lockstep with the others.
-CLAIM_CHUNK = 250
-
-#: At most this many held executions whose leases one read checks once they are due.
-WAKE_CHUNK = 1000
 
 T = TypeVar("T")
-
-#: Errors a loop survives: the database is briefly unreachable. Anything else is a bug.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
-#: Errors handing a lease back may meet: someone else owns it already, or the database is away.
-RELEASE_ERRORS: tuple[type[BaseException], ...] = (LeaseLost, *TRANSIENT_ERRORS)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerSettings:
-    """How a worker runs. Every duration is in seconds."""
-
-    concurrency: int = 64
-    lease_timeout: float = 30.0
-    heartbeat_interval: float | None = None  # default: a third of the lease timeout
-    poll_interval: float = 0.5
-    shutdown_timeout: float = 30.0
-    #: Seconds before a timer is due that the worker may claim its waiting execution and hold
-    #: it, to start it the moment it is due (PostgreSQL; 0 turns it off).
-    claim_ahead: float = 2.0
-    #: At most this many executions held that way at once.
-    claim_ahead_limit: int = 10_000
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ConfigurationError(f"concurrency must be at least 1, not {self.concurrency}")
-        if self.lease_timeout <= 0:
-            raise ConfigurationError(f"lease_timeout must be positive, not {self.lease_timeout}")
-        if self.heartbeat_interval is not None and not (
-            0 < self.heartbeat_interval < self.lease_timeout
-        ):
-            raise ConfigurationError("heartbeat_interval must be positive and below lease_timeout")
-        if self.poll_interval <= 0:
-            raise ConfigurationError(f"poll_interval must be positive, not {self.poll_interval}")
-        if self.claim_ahead < 0:
-            raise ConfigurationError(f"claim_ahead must be at least 0, not {self.claim_ahead}")
-        if self.claim_ahead_limit < 0:
-            raise ConfigurationError(
-                f"claim_ahead_limit must be at least 0, not {self.claim_ahead_limit}"
-            )
-
-    @property
-    def heartbeat_every(self) -> float:
-        return self.heartbeat_interval or self.lease_timeout / 3
-
-
-def freeze_startup_objects() -> int:
-    """Collect garbage once, then move every object left (the modules, the app, the engine:
-    what lives as long as the process) out of reach of Python's cyclic garbage collector,
-    and return how many that was. A worker process calls it once it has started.
-
-    Without it, a burst of work (10,000 sleepers resumed at once) promotes enough short-lived
-    objects that the collector scans the whole process several times a second: a quarter of
-    the worker's CPU went there in ``bench.wake_profile``. ``zart worker`` calls it; an app
-    running a worker of its own may call it after its start-up (:func:`gc.freeze`)."""
-    gc.collect()
-    gc.freeze()
-    return gc.get_freeze_count()
-
-
-@dataclass(slots=True, eq=False)
-class _Held:
-    """An execution claimed ahead of its due time, waiting in memory to be started then."""
-
-    claimed: ClaimedExecution
-    outcomes: dict[str, StepRecord]
-    due_at: datetime
-    lease: Lease  # the claim's, renewed by the heartbeat while it is held
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
@@ -149,62 +68,6 @@ async def _wait(event: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             await event.wait()
-
-
-async def _handing_back(work: asyncio.Future[T], hand_back: Callable[[T], Awaitable[None]]) -> T:
-    """The result of a claim ``work``. Should the caller be cancelled meanwhile (the worker
-    stops), the claim goes on and may commit: what it took is handed back, so nothing waits
-    for its lease to expire."""
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await hand_back(await work)
-        raise
-
-
-async def _outcomes_or_hand_back(
-    session: DriverSession, runs: list[str], hand_back: Callable[[], Awaitable[None]]
-) -> dict[str, dict[str, StepRecord]]:
-    """The recorded outcomes of the claimed ``runs`` (the claim's lease keeps them from
-    changing); should the read fail, what was claimed is handed back at once."""
-    try:
-        return await steps_repo.load_outcomes_of_runs_driver(session, runs)
-    except Exception:
-        await hand_back()
-        raise
-
-
-def _woken_runs(claimed: list[ClaimedExecution]) -> list[str]:
-    """The runs a wake-up (a due timer, an event) brought back: they were waiting."""
-    return [c.execution.run_id for c in claimed if c.previous_status is ExecutionStatus.WAITING]
-
-
-def _claim_sqlite(
-    session: DriverSession,
-    worker_id: str,
-    task_names: list[str],
-    free: int,
-    now: datetime,
-    lease_timeout: timedelta,
-) -> tuple[list[ClaimedExecution], dict[str, dict[str, StepRecord]]]:
-    """:meth:`Worker._claim`'s transaction on SQLite's writer connection (in its thread)."""
-    claimed = executions_repo.claim_ready_executions_sqlite(
-        session,
-        worker_id=worker_id,
-        task_names=task_names,
-        limit=free,
-        now=now,
-        lease_timeout=lease_timeout,
-    )
-    if not claimed:
-        return [], {}
-    woken = _woken_runs(claimed)
-    if woken:
-        timers_repo.fire_due_timers_sqlite(session, woken, now=now)
-        steps_repo.complete_due_sleeps_sqlite(session, woken, now=now)
-    run_ids = [c.execution.run_id for c in claimed]
-    return claimed, steps_repo.load_outcomes_of_runs_sqlite(session, run_ids)
 
 
 class Worker:
@@ -229,19 +92,10 @@ class Worker:
                 "the worker has no durable handler to run; import the modules that define them"
             )
         self.settings = settings or WorkerSettings()
-        self._reads = read_only(runtime.engine)
+        self.store = runtime.store
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._on_finished = on_finished
         self._in_flight: dict[str, tuple[asyncio.Task[Any], Lease]] = {}
-        #: Executions claimed ahead of their due time (:meth:`_claim_ahead`), by id, and a
-        #: heap of (due time, tie-breaker, entry) to start them in due order. An entry no
-        #: longer in ``_held`` (aborted, lease lost) is skipped when it comes up.
-        self._held: dict[str, _Held] = {}
-        self._held_due: list[tuple[datetime, int, _Held]] = []
-        self._held_order = itertools.count()
-        #: Held executions that are due and woken, in due order, waiting for a slot.
-        self._ready: collections.deque[_Held] = collections.deque()
-        self._waker: asyncio.Task[None] | None = None
         #: Slots promised to starts of this process that insert their execution already
         #: claimed (:meth:`reserve`), until they hand it over (:meth:`adopt`).
         self._reserved = 0
@@ -249,6 +103,16 @@ class Worker:
         #: claims again at once. Otherwise a run's end changes nothing claimable.
         self._backlog = False
         self._wake = asyncio.Event()
+        #: Executions claimed ahead of their due time, held here until then.
+        self._ahead = ClaimAhead(
+            self.store,
+            runtime.clock,
+            self.settings,
+            worker_id=self.worker_id,
+            task_names=self.task_names,
+            wake=self._wake,
+            spawn=self._spawn,
+        )
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -257,7 +121,7 @@ class Worker:
         #: Server pid of the listening connection while it is up (PostgreSQL), for operators.
         self.listener_pid: int | None = None
         self.schedules = ScheduleLoop(
-            runtime.engine,
+            runtime.store,
             runtime.clock,
             channel=runtime.channel,
             timeout_of=_timeout_of,
@@ -273,9 +137,10 @@ class Worker:
         if self._started:
             raise ConfigurationError("this worker was already started")
         self._started = True
-        async with self.runtime.engine.begin() as conn:
-            await workers_repo.register_worker(
-                conn,
+        # On the engine, as the control plane: its errors are the application's own engine's.
+        async with self.store.transaction() as db:
+            await db.run(
+                workers_repo.register_worker,
                 worker_id=self.worker_id,
                 hostname=socket.gethostname(),
                 pid=os.getpid(),
@@ -285,12 +150,12 @@ class Worker:
             )
         if self.fires_schedules:
             await self.schedules.sync(self._declared_schedules())
-        self.runtime.open_driver()
+        self.runtime.open_connections()
         self._loops = [
             self._supervise("claim", self._claim_loop),
             self._supervise("heartbeat", self._heartbeat_loop),
         ]
-        if self.runtime.engine.dialect.name == "postgresql":
+        if self.store.backend.notifies:  # otherwise polling is the only way
             self._loops.append(self._supervise("listener", self._listen_loop))
         if self.fires_schedules:
             self._loops.append(self._supervise("schedules", self._schedules_loop))
@@ -348,14 +213,7 @@ class Worker:
         claim.cancel()
         await asyncio.gather(claim, return_exceptions=True)
         # Runs claimed ahead and not started go back at once, to wait for their due time.
-        if self._waker is not None:
-            self._waker.cancel()
-            await asyncio.gather(self._waker, return_exceptions=True)
-        held = list(self._held.values())
-        self._held.clear()
-        self._held_due.clear()
-        self._ready.clear()
-        await self._release_held(held)
+        await self._ahead.stop()
         # The heartbeat keeps renewing leases while running executions finish.
         limit = self.settings.shutdown_timeout if timeout is None else timeout
         running = [task for task, _ in self._in_flight.values()]
@@ -370,13 +228,13 @@ class Worker:
         await asyncio.gather(*(task for _, (task, _) in leftovers), return_exceptions=True)
         await self._release([lease for _, (_, lease) in leftovers])
         try:
-            async with self.runtime.engine.begin() as conn:
-                await workers_repo.mark_worker_stopped(
-                    conn, self.worker_id, now=self.runtime.clock.now()
+            async with self.store.transaction() as db:
+                await db.run(
+                    workers_repo.mark_worker_stopped, self.worker_id, now=self.runtime.clock.now()
                 )
         except TRANSIENT_ERRORS as exc:
             log("worker_stop_unrecorded", f"could not record the stop: {exc}", level=30)
-        await self.runtime.close_driver()
+        await self.runtime.close_connections()
         log(
             "worker_stopped",
             f"worker {self.worker_id} stopped",
@@ -384,31 +242,17 @@ class Worker:
             released=len(leftovers),
         )
 
-    async def _release(self, leases: list[Lease]) -> None:
-        for lease in leases:
-            try:
-                async with self.runtime.engine.begin() as conn:
-                    await executions_repo.release_lease(conn, lease, now=self.runtime.clock.now())
-                    for name in self.task_names:  # another worker may resume it at once
-                        await wakeups.notify(conn, self.runtime.channel, name)
-            except RELEASE_ERRORS:
-                pass  # someone else owns it, or its lease will simply expire
-
-    async def _release_held(self, held: list[_Held]) -> None:
-        """Give executions claimed ahead back as they were: waiting until their due time."""
-        driver = self.runtime.driver
-        if not held or driver is None:
-            return
-        try:
-            async with driver.connection() as session:
-                for start in range(0, len(held), CLAIM_CHUNK):
-                    await executions_repo.release_held_driver(
-                        session,
-                        [(h.lease, h.due_at) for h in held[start : start + CLAIM_CHUNK]],
-                        now=self.runtime.clock.now(),
-                    )
-        except RELEASE_ERRORS:
-            pass  # their leases will simply expire
+    async def _release(self, taken: list[Lease]) -> None:
+        for lease in taken:
+            # LeaseLost: someone else owns it; a database error: its lease will simply expire.
+            with contextlib.suppress(*RELEASE_ERRORS):
+                await self.store.run(
+                    leases.release_lease,
+                    lease,
+                    now=self.runtime.clock.now(),
+                    channel=self.runtime.channel,  # another worker may resume it at once
+                    task_names=self.task_names,
+                )
 
     def wake(self) -> None:
         """Look for ready executions now (called when one is started in this process)."""
@@ -416,7 +260,7 @@ class Worker:
 
     def abort(self, execution_id: str) -> bool:
         """Stop running ``execution_id`` here at once (it was cancelled). True if it ran here."""
-        if self._held.pop(execution_id, None) is not None:  # never started: nothing to stop
+        if self._ahead.drop(execution_id):  # never started: nothing to stop
             return True
         entry = self._in_flight.get(execution_id)
         if entry is None:
@@ -431,7 +275,7 @@ class Worker:
     @property
     def held(self) -> int:
         """Executions claimed ahead of their due time, waiting here to start."""
-        return len(self._held)
+        return len(self._ahead.held)
 
     def runs(self, execution_id: str) -> bool:
         """Whether ``execution_id`` is running on this worker now."""
@@ -482,15 +326,15 @@ class Worker:
                 try:
                     now = self.runtime.clock.now()
                     await self.runtime.pause_rules.refresh(
-                        self._reads, now, max_age=max(self.settings.poll_interval, PAUSE_RULES_AGE)
+                        self.store, now, max_age=max(self.settings.poll_interval, PAUSE_RULES_AGE)
                     )
-                    started = self._start_ready(free)
+                    started = self._ahead.start_ready(free)
                     if started:  # due runs held here go first; then look again
                         continue
                     limit = min(free, CLAIM_CHUNK)
                     taken = await self._claim(limit, now)
                     if taken < limit:  # idle: claim what is due soon, sleep till the next
-                        if await self._claim_ahead(now):
+                        if await self._ahead.claim(now):
                             continue  # there may be more
                         pause = await self._until_next_due(pause, now)
                     elif taken < free:  # a backlog and free slots: the next chunk at once
@@ -505,25 +349,12 @@ class Worker:
     async def _until_next_due(self, longest: float, now: datetime) -> float:
         """Seconds until the next execution becomes claimable after ``now`` (the claim's time,
         so one that came due since is picked up at once), at most ``longest``."""
-        driver = self.runtime.driver
-        writer = self.runtime.sqlite_writer
-        if driver is not None:
-            async with driver.connection() as session:
-                due = await wakeups.next_claimable_at_driver(session, self.task_names, after=now)
-        elif writer is not None:
-            due = await writer.read(
-                lambda session: wakeups.next_claimable_at_sqlite(
-                    session, self.task_names, after=now
-                )
-            )
-        else:
-            async with self._reads.connect() as conn:
-                due = await wakeups.next_claimable_at(conn, self.task_names, after=now)
-        ahead = timedelta(seconds=self._ahead())
+        due = await self.store.run(wakeups.next_claimable_at, self.task_names, after=now)
+        ahead = timedelta(seconds=self._ahead.window())
         if due is not None and ahead and due > now + ahead:
             due -= ahead  # claimed ahead then; what is due sooner cannot be (an event wait)
-        held = self._next_held()
-        if held is not None and held <= now and self._waker is not None:
+        held = self._ahead.next_due()
+        if held is not None and held <= now and self._ahead.waking:
             held = None  # being woken: the waker sets the wake event as each chunk is ready
         if held is not None and (due is None or held < due):
             due = held
@@ -533,133 +364,6 @@ class Worker:
 
     # -- claiming ahead ---------------------------------------------------------------------
 
-    def _ahead(self) -> float:
-        """Seconds ahead of a timer this worker claims its execution now; 0: it doesn't
-        (turned off, SQLite, or as many held as allowed)."""
-        if self.runtime.driver is None or len(self._held) >= self.settings.claim_ahead_limit:
-            return 0.0
-        return self.settings.claim_ahead
-
-    async def _claim_ahead(self, now: datetime) -> bool:
-        """Claim waiting executions whose timer is due within ``claim_ahead`` seconds, load
-        their outcomes, and hold them here until they are due (:meth:`_wake_due`,
-        :meth:`_start_ready`). A crowd of sleepers due at the same instant is then claimed in
-        the seconds before it, rather than all at once when it comes. True when the batch was
-        full: there may be more."""
-        driver = self.runtime.driver
-        ahead = self._ahead()
-        if driver is None or not ahead:
-            return False
-        limit = min(self.settings.claim_ahead_limit - len(self._held), CLAIM_CHUNK)
-        horizon = now + timedelta(seconds=ahead)
-        lease_timeout = timedelta(seconds=self.settings.lease_timeout)
-
-        async def claim() -> list[tuple[ClaimedExecution, datetime, dict[str, StepRecord]]]:
-            async with driver.connection() as session:
-                got = await executions_repo.claim_ahead_driver(
-                    session,
-                    worker_id=self.worker_id,
-                    task_names=self.task_names,
-                    limit=limit,
-                    now=now,
-                    horizon=horizon,
-                    lease_timeout=lease_timeout,
-                )
-                if not got:
-                    return []
-                outcomes = await _outcomes_or_hand_back(
-                    session,
-                    [c.execution.run_id for c, _ in got],
-                    lambda: self._release_held([_Held(c, {}, due, c.lease) for c, due in got]),
-                )
-            return [(c, due, outcomes.get(c.execution.run_id, {})) for c, due in got]
-
-        got = await _handing_back(
-            asyncio.ensure_future(claim()),
-            lambda taken: self._release_held([_Held(c, o, due, c.lease) for c, due, o in taken]),
-        )
-        for claimed, due_at, outcomes in got:
-            entry = _Held(claimed, outcomes, due_at, claimed.lease)
-            self._held[claimed.execution.execution_id] = entry
-            heapq.heappush(self._held_due, (due_at, next(self._held_order), entry))
-        if got:
-            log(
-                "executions_claimed_ahead",
-                f"claimed {len(got)} waiting executions ahead of their due time",
-                level=logging.DEBUG,
-                worker_id=self.worker_id,
-                held=len(self._held),
-            )
-        return len(got) >= limit
-
-    def _next_held(self) -> datetime | None:
-        """When the first execution held here is due (stale heap entries dropped)."""
-        while self._held_due:
-            due_at, _, entry = self._held_due[0]
-            if self._held.get(entry.claimed.execution.execution_id) is entry:
-                return due_at
-            heapq.heappop(self._held_due)
-        return None
-
-    def _start_ready(self, free: int) -> int:
-        """Start up to ``free`` held executions that are due and woken (:meth:`_wake_due`),
-        in due order; start the waking of the next ones when some are due. Returns how many
-        were taken off the queue (one no longer held is skipped)."""
-        taken = 0
-        while taken < free and self._ready:
-            entry = self._ready.popleft()
-            taken += 1
-            execution_id = entry.claimed.execution.execution_id
-            if self._held.get(execution_id) is entry:
-                del self._held[execution_id]
-                self._spawn(replace(entry.claimed, lease=entry.lease), entry.outcomes)
-        due = self._next_held()
-        if due is not None and due <= self.runtime.clock.now() and self._waker is None:
-            self._waker = asyncio.create_task(self._wake_due(), name="zart-worker-waker")
-            self._waker.add_done_callback(self._waker_ended)
-        return taken
-
-    def _waker_ended(self, task: asyncio.Task[None]) -> None:
-        self._waker = None
-        if not task.cancelled() and task.exception() is not None:
-            log("wake_failed", f"waking held runs failed: {task.exception()!r}", level=40)
-        self._wake.set()  # more may have come due meanwhile
-
-    async def _wake_due(self) -> None:
-        """While held executions are due: a chunk at a time, one read checks that their leases
-        still hold, and they join the queue the claim loop starts them from as slots free up
-        (their due timers fired and their due sleeps completed when they were claimed ahead).
-        Apart from the claim loop, so the runs of one chunk start while the next chunk is
-        checked. One whose lease was lost meanwhile (cancelled, taken over) is dropped."""
-        driver = self.runtime.driver
-        while driver is not None:
-            now = self.runtime.clock.now()
-            batch: list[_Held] = []
-            while len(batch) < WAKE_CHUNK:
-                due_at = self._next_held()
-                if due_at is None or due_at > now:
-                    break
-                batch.append(heapq.heappop(self._held_due)[2])
-            if not batch:
-                return
-            held: set[str] | None = None
-            try:
-                async with driver.connection() as session:
-                    held = await executions_repo.still_held_driver(
-                        session, [h.lease for h in batch]
-                    )
-            except TRANSIENT_ERRORS as exc:  # their first checkpoint is fenced all the same
-                log("wake_failed", f"checking held leases failed: {exc}", level=30)
-            for entry in batch:
-                execution_id = entry.claimed.execution.execution_id
-                if self._held.get(execution_id) is not entry:
-                    continue  # aborted meanwhile
-                if held is not None and execution_id not in held:
-                    del self._held[execution_id]  # its lease is gone: cancelled or taken over
-                    continue
-                self._ready.append(entry)
-            self._wake.set()
-
     async def _claim(self, free: int, now: datetime) -> int:
         """Claim up to ``free`` executions and load their outcomes. The claim also does, for
         the whole batch at once, what each woken run would otherwise do one by one: its due
@@ -668,24 +372,11 @@ class Worker:
 
         The claim commits before the handlers start (PostgreSQL: one autocommit statement,
         then the outcomes are read; SQLite: one transaction on the writer's thread). Should
-        this task be cancelled meanwhile (the worker stops), what it claimed is handed back
-        rather than left to wait for its lease to expire."""
-        lease_timeout = timedelta(seconds=self.settings.lease_timeout)
-        driver = self.runtime.driver
-        writer = self.runtime.sqlite_writer
-        if driver is not None:  # PostgreSQL: the same statements on a driver connection
-            work = asyncio.ensure_future(self._claim_driver(driver, free, now, lease_timeout))
-        elif writer is not None:  # one hop to its thread
-            work = asyncio.ensure_future(
-                writer.transaction(
-                    lambda session: _claim_sqlite(
-                        session, self.worker_id, self.task_names, free, now, lease_timeout
-                    )
-                )
-            )
-        else:  # start() opens one or the other before the claim loop runs
-            raise RuntimeError("the worker claims on connections start() opens; none is open")
-        claimed, outcomes = await _handing_back(
+        this task be cancelled meanwhile (the worker stops), or the read of the outcomes
+        fail, what it claimed is handed back rather than left to wait for its lease to
+        expire."""
+        work = asyncio.ensure_future(self._claim_and_load(free, now))
+        claimed, outcomes = await handing_back(
             work, lambda taken: self._release([c.lease for c in taken[0]])
         )
         self._backlog = len(claimed) >= free
@@ -693,30 +384,21 @@ class Worker:
             self._spawn(item, outcomes.get(item.execution.run_id, {}))
         return len(claimed)
 
-    async def _claim_driver(
-        self, driver: DriverConnections, free: int, now: datetime, lease_timeout: timedelta
+    async def _claim_and_load(
+        self, free: int, now: datetime
     ) -> tuple[list[ClaimedExecution], dict[str, dict[str, StepRecord]]]:
-        """The claim on PostgreSQL: one autocommit statement that claims and wakes, then one
-        read of the claimed runs' outcomes (the claim's lease keeps them from changing). A
-        failed read hands the claimed executions back."""
-        async with driver.connection() as session:
-            claimed = await executions_repo.claim_ready_executions_driver(
-                session,
+        try:
+            return await self.store.run(
+                claims.claim_and_load,
                 worker_id=self.worker_id,
                 task_names=self.task_names,
                 limit=free,
                 now=now,
-                lease_timeout=lease_timeout,
-                wake=True,
+                lease_timeout=timedelta(seconds=self.settings.lease_timeout),
             )
-            if not claimed:
-                return [], {}
-            outcomes = await _outcomes_or_hand_back(
-                session,
-                [c.execution.run_id for c in claimed],
-                lambda: self._release([c.lease for c in claimed]),
-            )
-        return claimed, outcomes
+        except claims.OutcomesNotLoaded as failed:  # hand back what it took, at once
+            await self._release([c.lease for c in failed.taken])
+            raise failed.__cause__ or failed from None
 
     def _spawn(self, claimed: ClaimedExecution, outcomes: dict[str, StepRecord]) -> None:
         execution_id = claimed.execution.execution_id
@@ -765,7 +447,7 @@ class Worker:
         while True:
             try:
                 await self._listen()
-            except (*TRANSIENT_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except TRANSIENT_ERRORS as exc:
                 log(
                     "listener_lost",
                     f"wake-up listener lost: {exc}; reconnecting",
@@ -779,20 +461,8 @@ class Worker:
                 return
 
     async def _listen(self) -> None:
-        # A connection made the engine's way (its URL options, connect_args, SSL), taken out
-        # of the pool for good: it lives as long as the listener.
-        owner = await self.runtime.engine.connect()
-        raw = await owner.get_raw_connection()
-        connection: Any = raw.driver_connection  # before detach(), which drops the reference
-        raw.detach()
-        if connection is None:  # pragma: no cover - only for a pool without a driver
-            await owner.close()
-            raise OSError("no driver connection to listen on")
-        lost = asyncio.Event()
-        try:
-            connection.add_termination_listener(lambda _conn: lost.set())
-            await connection.add_listener(self.runtime.channel, self._on_notification)
-            self.listener_pid = connection.get_server_pid()
+        def listening(pid: int) -> None:
+            self.listener_pid = pid
             self._wake.set()  # anything that became ready before we listened
             log(
                 "listener_started",
@@ -800,22 +470,20 @@ class Worker:
                 worker_id=self.worker_id,
                 channel=self.runtime.channel,
             )
-            while not lost.is_set() and not self._stopping.is_set():
-                await _wait(lost, self.settings.lease_timeout / 3)
-                if not lost.is_set():  # notices a silently dropped link
-                    try:
-                        async with asyncio.timeout(PROBE_TIMEOUT):
-                            await connection.execute("SELECT 1")
-                    except TimeoutError:
-                        raise OSError("the listening connection stopped answering") from None
-            if lost.is_set():
-                raise OSError("the listening connection was closed")
+
+        try:
+            await self.store.listen(
+                self.runtime.channel,
+                self._on_notification,
+                until=self._stopping,
+                probe_every=self.settings.lease_timeout / 3,
+                probe_timeout=PROBE_TIMEOUT,
+                on_listening=listening,
+            )
         finally:
             self.listener_pid = None
-            with contextlib.suppress(Exception):
-                await owner.close()
 
-    def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notification(self, payload: str) -> None:
         if payload == wakeups.PAUSE_RULES_CHANGED:  # reload them before the next claim
             self.runtime.pause_rules.mark_stale()
             self._wake.set()
@@ -840,28 +508,26 @@ class Worker:
 
     async def _heartbeat(self) -> None:
         now = self.runtime.clock.now()
-        leases = [lease for _, lease in self._in_flight.values()]
+        renewing = [lease for _, lease in self._in_flight.values()]
         # A held execution runs nothing, so its lease is renewed only when it would otherwise
         # expire before the next heartbeat: most are started before that.
         settings = self.settings
         renew_by = now + timedelta(seconds=settings.lease_timeout - settings.heartbeat_every)
-        leases += [h.lease for h in self._held.values() if h.lease.expires_at <= renew_by]
-        async with self.runtime.engine.begin() as conn:
-            renewed, lost = await executions_repo.renew_leases(
-                conn, leases, now=now, lease_timeout=timedelta(seconds=self.settings.lease_timeout)
-            )
-            await workers_repo.record_worker_heartbeat(conn, self.worker_id, now=now)
+        renewing += self._ahead.renewing(renew_by)
+        renewed, lost = await self.store.run(
+            leases.heartbeat,
+            self.worker_id,
+            renewing,
+            now=now,
+            lease_timeout=timedelta(seconds=settings.lease_timeout),
+        )
         for lease in renewed:
             entry = self._in_flight.get(lease.execution_id)
             if entry is not None:
                 self._in_flight[lease.execution_id] = (entry[0], lease)
-            held = self._held.get(lease.execution_id)
-            if held is not None and held.lease.token == lease.token:
-                held.lease = lease
+            self._ahead.renewed(lease)
         for lease in lost:
-            held = self._held.get(lease.execution_id)
-            if held is not None and held.lease.token == lease.token:
-                del self._held[lease.execution_id]  # cancelled or taken over: not ours to start
+            self._ahead.lost(lease)
             entry = self._in_flight.get(lease.execution_id)
             if entry is not None and entry[1].token == lease.token:
                 log(

@@ -1,0 +1,450 @@
+"""Claims: a worker takes executions that are due (or whose lease expired), with what their
+runs need to replay; and, where rows can be skipped when locked, takes waiting ones ahead of
+their due time and holds them.
+
+The claim is safe under concurrency because the candidate rows are chosen with ``FOR UPDATE
+SKIP LOCKED`` inside a materialized CTE (evaluated once; PostgreSQL): two claimers never lock
+the same row, and a row another transaction is changing is skipped rather than waited for. On
+SQLite the transaction began with ``BEGIN IMMEDIATE``, so only one claimer runs at a time and
+reading the due rows then updating them is safe. All executions claimed by one call share one
+fresh lease token; every fence matches on (execution_id, token), so sharing it is safe.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import String, and_, any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from zart.models import (
+    ExecutionRow,
+    ExecutionStatus,
+    StepKind,
+    StepRow,
+    StepStatus,
+    TimerRow,
+    table_of,
+)
+from zart.repositories import rows
+from zart.repositories import steps as steps_repo
+from zart.repositories import timers as timers_repo
+from zart.repositories.executions import ACTIVE_VALUES, leaving_worker
+from zart.repositories.executors import Backend, Operation, autocommit
+from zart.repositories.records import ClaimedExecution, Lease, StepRecord
+from zart.repositories.statements import Statement, one_of
+
+executions = table_of(ExecutionRow)
+steps = table_of(StepRow)
+timers = table_of(TimerRow)
+
+#: What a claim hands its worker: the claimed executions and their runs' outcomes, by run.
+Claim = tuple[list[ClaimedExecution], dict[str, dict[str, StepRecord]]]
+
+
+def _lease_expiry() -> Any:
+    return bindparam("expires_at", type_=executions.c.claimable_at.type)
+
+
+def _claimed_cte(candidates: Any, claimable_at: Any = None) -> Any:
+    """The UPDATE that leases the locked ``candidates`` (a CTE with their ``execution_id``);
+    ``claimable_at`` defaults to the lease's expiry."""
+    # The UPDATE finds the candidates by primary key (an array of their ids) rather than by
+    # joining them: a join let PostgreSQL hash them against a scan of the whole table (~10 ms
+    # per claim on 10,000 rows, more the more are stored), and a table whose statistics say
+    # it is tiny could get a nested loop over such scans. Their previous status is joined to
+    # the RETURNING rows, both at most `limit` long.
+    return (
+        update(executions)
+        .where(
+            executions.c.execution_id
+            == any_(func.array(select(candidates.c.execution_id).scalar_subquery()))
+        )
+        .values(_leased(claimable_at))
+        .returning(*executions.c)
+        .cte("claimed")
+    )
+
+
+def _leased(claimable_at: Any = None) -> dict[str, Any]:
+    """The claim's new values of an execution row."""
+    return {
+        "status": ExecutionStatus.RUNNING.value,
+        "lease_token": bindparam("token"),
+        "lease_owner": bindparam("worker_id"),
+        "claimable_at": _lease_expiry() if claimable_at is None else claimable_at,
+        "claim_count": executions.c.claim_count + 1,
+        "updated_at": bindparam("now", type_=executions.c.updated_at.type),
+        "version": executions.c.version + 1,
+    }
+
+
+def _candidates(dialect: str) -> Any:
+    """The due rows of the claim, with their status before it: locked and passed by where
+    another claimer holds them (PostgreSQL); the select of the claim's first statement on
+    SQLite."""
+    now = bindparam("now", type_=executions.c.updated_at.type)
+    due = (
+        select(executions.c.execution_id, executions.c.status.label("previous_status"))
+        .where(
+            executions.c.claimable_at <= now,
+            one_of(executions.c.task_name, "task_names", dialect),
+            one_of(executions.c.status, "active", dialect),
+        )
+        .order_by(executions.c.claimable_at)
+        .limit(bindparam("limit"))
+    )
+    if dialect != "postgresql":
+        return due
+    return (
+        due.with_for_update(skip_locked=True)
+        .cte("candidates")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+
+
+def _claim_and_wake(_dialect: str) -> Any:
+    """PostgreSQL: the whole claim in one statement: lock the candidates, lease them, and for
+    the runs it brings back from ``waiting``, fire their due timers and complete their due
+    sleeps (both find the woken runs by an array of their ids, as the claim finds its
+    candidates)."""
+    candidates = _candidates("postgresql")
+    claimed = _claimed_cte(candidates)
+    joined = claimed.c.execution_id == candidates.c.execution_id
+    woken = (
+        select(claimed.c.current_run_id)
+        .join_from(claimed, candidates, joined)
+        .where(candidates.c.previous_status == ExecutionStatus.WAITING.value)
+        .cte("woken")
+    )
+    woken_runs = any_(func.array(select(woken.c.current_run_id).scalar_subquery()))
+    fired = timers_repo.due_timers_fired(timers.c.run_id == woken_runs).cte("fired")
+    slept = steps_repo.due_sleeps_completed(steps.c.run_id == woken_runs).cte("slept")
+    return (
+        select(*claimed.c, candidates.c.previous_status)
+        .join_from(claimed, candidates, joined)
+        .add_cte(fired)
+        .add_cte(slept)
+    )
+
+
+def _claim_ahead(_dialect: str) -> Any:
+    waits_for_event = (
+        select(steps.c.step_id)
+        .where(
+            steps.c.run_id == executions.c.current_run_id,
+            steps.c.kind == StepKind.EVENT.value,
+            steps.c.status == StepStatus.WAITING.value,
+        )
+        .exists()
+    )
+    candidates = (
+        select(
+            executions.c.execution_id,
+            executions.c.status.label("previous_status"),
+            executions.c.claimable_at.label("due_at"),
+        )
+        .where(
+            executions.c.claimable_at <= bindparam("horizon", type_=executions.c.claimable_at.type),
+            executions.c.task_name == any_(bindparam("task_names", type_=ARRAY(String))),
+            executions.c.status == ExecutionStatus.WAITING.value,
+            ~waits_for_event,
+        )
+        .order_by(executions.c.claimable_at)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+        .cte("candidates")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    # Never claimable again before it is due, even should the lease expire sooner.
+    claimed = _claimed_cte(candidates, func.greatest(_lease_expiry(), executions.c.claimable_at))
+    joined = claimed.c.execution_id == candidates.c.execution_id
+    ahead = (
+        select(claimed.c.current_run_id.label("run_id"), candidates.c.due_at)
+        .join_from(claimed, candidates, joined)
+        .cte("ahead")
+    )
+    fired = timers_repo.due_timers_fired(
+        timers.c.run_id == ahead.c.run_id, due=ahead.c.due_at, fired_at=timers.c.fire_at
+    ).cte("fired")
+    slept = steps_repo.due_sleeps_completed(
+        steps.c.run_id == ahead.c.run_id, due=ahead.c.due_at, completed_at=steps.c.wake_at
+    ).cte("slept")
+    return (
+        select(*claimed.c, candidates.c.previous_status, candidates.c.due_at)
+        .join_from(claimed, candidates, joined)
+        .add_cte(fired)
+        .add_cte(slept)
+    )
+
+
+def still_leased(items: Any, *columns: Any) -> Any:
+    """``columns`` of the executions ``items`` (with ``execution_id`` and ``token``) names
+    that are still ``running`` under those leases: the fence of every group statement."""
+    return (
+        select(*columns)
+        .join(
+            items,
+            and_(
+                executions.c.execution_id == items.c.execution_id,
+                executions.c.lease_token == items.c.token,
+            ),
+        )
+        .where(executions.c.status == ExecutionStatus.RUNNING.value)
+    )
+
+
+def locked_still_leased(items: Any, *columns: Any) -> Any:
+    """:func:`still_leased` as the CTE ``locked``: those rows locked in ``execution_id``
+    order, as every multi-row locker locks them, so two never deadlock. The statement then
+    updates them by primary key and takes their new values from ``columns``."""
+    return (
+        still_leased(items, *columns)
+        .order_by(executions.c.execution_id)
+        .with_for_update(of=executions)
+        .cte("locked")
+    )
+
+
+def unnested(*columns: tuple[str, Any]) -> Any:
+    """The items of a group statement: one array parameter per column (``unnest``)."""
+    return (
+        func.unnest(*(bindparam(name, type_=ARRAY(type_)) for name, type_ in columns))
+        .table_valued(*(name.split("_", 1)[1] for name, _ in columns))
+        .render_derived(name="items")
+    )
+
+
+def _release_held(_dialect: str) -> Any:
+    items = unnested(
+        ("r_execution_id", String()),
+        ("r_token", String()),
+        ("r_due_at", executions.c.claimable_at.type),
+    )
+    locked = locked_still_leased(items, executions.c.execution_id, items.c.due_at)
+    return (
+        update(executions)
+        .where(executions.c.execution_id == locked.c.execution_id)
+        .values(leaving_worker(ExecutionStatus.WAITING.value, claimable_at=locked.c.due_at))
+        .returning(executions.c.execution_id)
+    )
+
+
+CLAIM_AND_WAKE = Statement("claim", _claim_and_wake)
+CLAIM_DUE = Statement("claim_due", _candidates)
+CLAIM_UPDATE = Statement(
+    "claim_update",
+    lambda d: (
+        update(executions)
+        .where(one_of(executions.c.execution_id, "ids", d))
+        .values(_leased())
+        .returning(*executions.c)
+    ),
+)
+CLAIM_AHEAD = Statement("claim_ahead", _claim_ahead)
+STILL_HELD = Statement(
+    "still_held",
+    lambda _d: still_leased(
+        unnested(("h_execution_id", String()), ("h_token", String())), executions.c.execution_id
+    ),
+)
+RELEASE_HELD = Statement("release_held", _release_held)
+
+
+class OutcomesNotLoaded(Exception):
+    """A claim committed, but reading its runs' outcomes failed (``__cause__``): what it
+    took (``taken``, as the claim returns it), for the worker to hand back rather than wait
+    out the leases."""
+
+    def __init__(self, taken: Sequence[Any]) -> None:
+        super().__init__("the claimed executions' outcomes could not be read")
+        self.taken = list(taken)
+
+
+@dataclass(frozen=True, slots=True)
+class _ClaimParameters:
+    """One claim's parameters (a fresh lease token shared by the batch) and its results."""
+
+    worker_id: str
+    task_names: list[str]
+    limit: int
+    now: datetime
+    expires_at: datetime
+    token: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def params(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "task_names": self.task_names,
+            "active": ACTIVE_VALUES,
+            "limit": self.limit,
+            "now": self.now,
+            "token": self.token,
+            "worker_id": self.worker_id,
+            "expires_at": self.expires_at,
+            **extra,
+        }
+
+    def claimed(
+        self, found: Iterable[Mapping[str, Any]], previous: Mapping[str, str]
+    ) -> list[ClaimedExecution]:
+        return [
+            ClaimedExecution(
+                lease=Lease(r["execution_id"], self.token, self.worker_id, self.expires_at),
+                execution=rows.execution(r),
+                previous_status=ExecutionStatus(previous[r["execution_id"]]),
+            )
+            for r in found
+        ]
+
+
+def claim_ready_executions(
+    backend: Backend,
+    *,
+    worker_id: str,
+    task_names: Iterable[str],
+    limit: int,
+    now: datetime,
+    lease_timeout: timedelta,
+) -> Operation[list[ClaimedExecution]]:
+    """Claim up to ``limit`` executions of ``task_names`` that are due (or whose lease
+    expired) for this worker, each with its status before the claim (``waiting``: woken up).
+
+    For the runs it brings back from ``waiting`` the claim also does what each would
+    otherwise do one by one: their due timers fire and their due sleeps are completed (a due
+    sleep needs no handler code), for the whole batch at once. PostgreSQL: all of it in one
+    statement, so it can run in autocommit; SQLite: four statements in the transaction."""
+    names = list(task_names)
+    if not names or limit <= 0:
+        return []
+    claim = _ClaimParameters(worker_id, names, limit, now, now + lease_timeout)
+    if backend.modifying_ctes:
+        found = yield CLAIM_AND_WAKE, claim.params()
+        return claim.claimed(found, {r["execution_id"]: r["previous_status"] for r in found})
+    due = yield CLAIM_DUE, claim.params()
+    previous = {r["execution_id"]: r["previous_status"] for r in due}
+    if not previous:
+        return []
+    found = yield CLAIM_UPDATE, claim.params(ids=list(previous))
+    claimed = claim.claimed(found, previous)
+    woken = [c.execution.run_id for c in claimed if c.previous_status is ExecutionStatus.WAITING]
+    if woken:
+        yield from timers_repo.fire_due_timers(backend, woken, now=now)
+        yield from steps_repo.complete_due_sleeps(backend, woken, now=now)
+    return claimed
+
+
+def _outcomes_of(
+    backend: Backend, claimed: Sequence[ClaimedExecution], taken: Sequence[Any]
+) -> Operation[dict[str, dict[str, StepRecord]]]:
+    """The outcomes of the claimed runs: complete and final, since the claim's new leases keep
+    every earlier owner's checkpoint out and this is a new statement. Should the read fail,
+    :class:`OutcomesNotLoaded` says what was ``taken``."""
+    if not claimed:
+        return {}
+    try:
+        return (
+            yield from steps_repo.load_outcomes_of_runs(
+                backend, [c.execution.run_id for c in claimed]
+            )
+        )
+    except Exception as exc:
+        raise OutcomesNotLoaded(taken) from exc
+
+
+@autocommit
+def claim_and_load(
+    backend: Backend,
+    *,
+    worker_id: str,
+    task_names: Iterable[str],
+    limit: int,
+    now: datetime,
+    lease_timeout: timedelta,
+) -> Operation[Claim]:
+    """The worker's claim: :func:`claim_ready_executions`, then the outcomes of the claimed
+    runs in a statement of its own (PostgreSQL: two round trips, each committed alone)."""
+    claimed = yield from claim_ready_executions(
+        backend,
+        worker_id=worker_id,
+        task_names=task_names,
+        limit=limit,
+        now=now,
+        lease_timeout=lease_timeout,
+    )
+    return claimed, (yield from _outcomes_of(backend, claimed, claimed))
+
+
+@autocommit
+def claim_ahead(
+    backend: Backend,
+    *,
+    worker_id: str,
+    task_names: Iterable[str],
+    limit: int,
+    now: datetime,
+    horizon: datetime,
+    lease_timeout: timedelta,
+) -> Operation[tuple[list[tuple[ClaimedExecution, datetime]], dict[str, dict[str, StepRecord]]]]:
+    """Claim up to ``limit`` waiting executions that become due by ``horizon`` (a little after
+    ``now``), before they are due, each with the time it is due, and their outcomes: the
+    worker holds them and starts them then, so a crowd of sleepers due at the same instant
+    costs no claim when it comes. Only waits a timer ends are taken: a run waiting for an
+    event stays where an event wakes it at once. Where rows are skipped when locked
+    (:attr:`Backend.skips_locked`) only.
+
+    The same statement does what waking them will need, ahead of time: the timers due by
+    then are marked fired at their fire time, and the sleeps due by then completed at their
+    wake time (a sleep runs no handler code), so starting them when due writes nothing. That
+    is safe because nothing can resume them before they are due: the holder starts them then,
+    and should it die, they become claimable again at their lease expiry or their due time,
+    whichever is later (also after a renewal, :func:`.leases.renew_leases`)."""
+    names = list(task_names)
+    if not names or limit <= 0:
+        return [], {}
+    claim = _ClaimParameters(worker_id, names, limit, now, now + lease_timeout)
+    found = yield CLAIM_AHEAD, claim.params(horizon=horizon)
+    claimed = claim.claimed(found, {r["execution_id"]: r["previous_status"] for r in found})
+    ahead = [(c, r["due_at"]) for c, r in zip(claimed, found, strict=True)]
+    return ahead, (yield from _outcomes_of(backend, claimed, ahead))
+
+
+@autocommit
+def still_held(backend: Backend, leases: Sequence[Lease]) -> Operation[set[str]]:
+    """Of executions claimed ahead (:func:`claim_ahead`), those whose lease still holds: one
+    missing was cancelled or taken over while it was held. One read, the fence a held
+    execution passes before it is started."""
+    if not leases:
+        return set()
+    found = yield (
+        STILL_HELD,
+        {
+            "h_execution_id": [lease.execution_id for lease in leases],
+            "h_token": [lease.token for lease in leases],
+        },
+    )
+    return {row["execution_id"] for row in found}
+
+
+@autocommit
+def release_held(
+    backend: Backend, held: Sequence[tuple[Lease, datetime]], *, now: datetime
+) -> Operation[int]:
+    """Give back executions claimed ahead and not started (the worker stops): ``waiting``
+    again until the time each is due, as they were. Fenced, the rows locked in
+    ``execution_id`` order and updated by primary key; returns how many were still held."""
+    if not held:
+        return 0
+    found = yield (
+        RELEASE_HELD,
+        {
+            "r_execution_id": [lease.execution_id for lease, _ in held],
+            "r_token": [lease.token for lease, _ in held],
+            "r_due_at": [due_at for _, due_at in held],
+            "now": now,
+        },
+    )
+    return len(found)
