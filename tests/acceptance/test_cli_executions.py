@@ -137,7 +137,8 @@ def test_a_worker_runs_what_the_cli_starts_and_the_cli_shows_it(database_url: st
     flaky = detail["steps"][1]
     assert flaky["retryAttempt"] == 1
     assert [a["status"] for a in flaky["attempts"]] == ["failed", "failed"]
-    assert flaky["lastError"]["kind"] == "retry_exhausted"
+    assert flaky["lastError"] == "ConnectionError: bob is unreachable (attempt 1)"
+    assert flaky["lastErrorDetail"]["kind"] == "retry_exhausted"
 
     record = json.loads(ok(zart(database_url, "status", "greet-1", "--json")))
     assert set(record) == EXECUTION_KEYS

@@ -1,17 +1,15 @@
 """Every error answer in one envelope, ``{"error": {"code": "...", "message": "..."}}``, with
-a stable ``code`` per cause. :class:`GuardedRoute` applies it to the router's own routes, so it
-holds wherever the router is mounted; :func:`install_error_handlers` covers the rest of an app
-made by ``create_app`` (unknown paths, wrong methods, oversized bodies)."""
+a stable ``code`` per cause. ``zart.api.auth.GuardedRoute`` applies it to the router's own
+routes, so it holds wherever the router is mounted; :func:`install_error_handlers` covers the
+rest of an app made by ``create_app`` (unknown paths, wrong methods)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -118,26 +116,8 @@ def _internal(exc: Exception) -> Response:
     return error_response(500, "internal_error", "internal error; see the server log")
 
 
-Handler = Callable[[Request], Coroutine[Any, Any, Response]]
-
-#: Exceptions GuardedRoute turns into envelope answers (anything else is a bug: 500).
+#: Exceptions a guarded route turns into envelope answers (anything else is a bug: 500).
 HANDLED = (HTTPException, RequestValidationError, ZartError, UnicodeError, SQLAlchemyError, OSError)
-
-
-class GuardedRoute(APIRoute):
-    """A route whose every failure (bad input, Zart errors, database outage) is answered with
-    the error envelope, whichever app the router is mounted in."""
-
-    def get_route_handler(self) -> Handler:
-        handler = super().get_route_handler()
-
-        async def guarded(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except HANDLED as exc:
-                return response_for(exc)
-
-        return guarded
 
 
 def install_error_handlers(app: FastAPI) -> None:
