@@ -15,7 +15,7 @@ does not fit raises :class:`~zart.ConfigurationError` naming the variable.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     #: Origins a browser may call the HTTP API from (CORS), e.g. the original's admin UI:
     #: ``ZART_CORS_ORIGINS="http://localhost:5173,https://ops.example.com"``; none by default.
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    #: Level of the records ``zart worker`` and ``zart serve`` print (``ZART_LOG_LEVEL``).
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    #: ``text`` (one line per record) or ``json`` (one object per line; ``ZART_LOG_FORMAT``).
+    log_format: Literal["text", "json"] = "text"
     #: The application's scheduler, ``MODULE:ATTRIBUTE`` (``zart worker --app``).
     app: str | None = None
     # -- the worker (``run_worker`` and ``zart worker``): see :class:`zart.worker.WorkerSettings`
@@ -68,6 +72,11 @@ class Settings(BaseSettings):
     shutdown_timeout: float = _WORKER_DEFAULTS.shutdown_timeout
     claim_ahead: float = _WORKER_DEFAULTS.claim_ahead
     claim_ahead_limit: int = _WORKER_DEFAULTS.claim_ahead_limit
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("inline_wait_limit", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zart.database import create_engine
 from zart.errors import ZartError
+from zart.logs import LOG_FORMATS, LOG_LEVELS, configure
 from zart.scheduler import DurableScheduler
 
 T = TypeVar("T")
@@ -42,6 +43,25 @@ Schema = Annotated[
         "--schema",
         envvar="ZART_SCHEMA",
         help="PostgreSQL schema holding Zart's tables (default: the connection's search path).",
+    ),
+]
+LogLevel = Annotated[
+    str | None,
+    typer.Option(
+        "--log-level",
+        help="Log records at this level and above on stderr: DEBUG, INFO, WARNING, ERROR"
+        " (default: ZART_LOG_LEVEL, else INFO). Not used when the application configured"
+        " logging itself.",
+        show_default=False,
+    ),
+]
+LogFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        help="text (one line per record) or json (one object per line; default:"
+        " ZART_LOG_FORMAT, else text).",
+        show_default=False,
     ),
 ]
 App = Annotated[
@@ -215,3 +235,17 @@ def fail(message: str) -> NoReturn:
 def dumps(document: BaseModel) -> str:
     """What ``--json`` prints: a wire document (:mod:`zart.wire`), the HTTP API's shape."""
     return json.dumps(document.model_dump(mode="json", by_alias=True), ensure_ascii=False, indent=2)
+
+
+def configure_logging(
+    scheduler: DurableScheduler, level: str | None, log_format: str | None
+) -> None:
+    """``--log-level`` / ``--log-format``, else the scheduler's settings (``ZART_LOG_*``):
+    records on stderr, unless the application (imported by now) configured logging."""
+    chosen_level = (level or scheduler.settings.log_level).upper()
+    chosen_format = log_format or scheduler.settings.log_format
+    if chosen_level not in LOG_LEVELS:
+        fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
+    if chosen_format not in LOG_FORMATS:
+        fail(f"--log-format must be text or json, not {log_format!r}")
+    configure(chosen_level, chosen_format)

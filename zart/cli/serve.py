@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from zart.cli.common import App, DatabaseUrl, Schema, fail
+from zart.cli.common import (
+    App,
+    DatabaseUrl,
+    LogFormatOption,
+    LogLevel,
+    Schema,
+    configure_logging,
+    fail,
+)
 from zart.cli.worker import Modules, app_or_url
 from zart.database import DEFAULT_DATABASE_URL
 
@@ -52,6 +60,8 @@ def serve(
             " ZART_CORS_ORIGINS, comma-separated).",
         ),
     ] = None,
+    log_level: LogLevel = None,
+    log_format: LogFormatOption = None,
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
     schema: Schema = None,
 ) -> None:
@@ -70,6 +80,7 @@ def serve(
     except ImportError as exc:  # pragma: no cover - depends on the installation
         fail(f"zart serve needs the api extra (pip install 'zart-durable[api]'): {exc}")
     scheduler = app_or_url(context, app, modules, database_url, schema)
+    configure_logging(scheduler, log_level, log_format)  # after the app's import
     token = scheduler.settings.api_token  # ZART_API_TOKEN, unless the app's settings say
     if token is None and not is_loopback(host) and not insecure:
         fail(

@@ -14,7 +14,10 @@ import typer
 from zart.cli.common import (
     App,
     DatabaseUrl,
+    LogFormatOption,
+    LogLevel,
     Schema,
+    configure_logging,
     fail,
     import_module,
     load_app,
@@ -131,6 +134,8 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    log_level: LogLevel = None,
+    log_format: LogFormatOption = None,
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
     schema: Schema = None,
 ) -> None:
@@ -143,6 +148,7 @@ def worker(
     timeout are handed back to another worker.
     """
     scheduler = app_or_url(context, app, modules, database_url, schema)
+    configure_logging(scheduler, log_level, log_format)  # after the app's import
     names = registered_names()
 
     async def serve() -> None:

@@ -266,7 +266,8 @@ class _StepAttempts:
     def _fields(self) -> dict[str, Any]:
         return {
             "execution_id": self.state.execution.execution_id,
-            "step": self.name,
+            "task_name": self.state.execution.task_name,
+            "step_name": self.name,
             "attempt": self.attempt,
         }
 

@@ -63,7 +63,7 @@ async def execute(
     state = RunState(runtime, claimed.lease, execution, outcomes)
     fields: dict[str, Any] = {
         "execution_id": claimed.execution.execution_id,
-        "task": handler.name,
+        "task_name": handler.name,
     }
     token = current_run.set(state)
     try:
@@ -211,7 +211,7 @@ async def _finish(state: RunState, outcome: _Outcome, claimed: ExecutionRecord) 
     ``state.execution`` may carry a deadline computed from the handler, not stored)."""
     fields: dict[str, Any] = {
         "execution_id": state.execution.execution_id,
-        "task": state.execution.task_name,
+        "task_name": state.execution.task_name,
     }
     if isinstance(outcome, _Waiting):
         # One transaction with its NOTIFY: idle workers re-plan their next wake-up.

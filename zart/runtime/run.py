@@ -234,7 +234,8 @@ class RunState:
             "step_paused",
             f"step {step!r} held by pause rule {rule.rule_id}",
             execution_id=execution.execution_id,
-            step=step,
+            task_name=execution.task_name,
+            step_name=step,
             rule_id=rule.rule_id,
         )
         await self.park()

@@ -415,6 +415,7 @@ class Worker:
                 "execution_claimed",
                 "execution claimed",
                 execution_id=execution_id,
+                task_name=claimed.execution.task_name,
                 worker_id=self.worker_id,
                 claim_count=claimed.execution.claim_count,
             )
