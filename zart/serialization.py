@@ -680,6 +680,8 @@ def to_json(value: object, annotation: object = Any, *, name: str = "value") -> 
         data: JSONValue = _adapter(annotation).dump_python(value, mode="json", warnings=False)
     except PydanticSerializationError as exc:
         raise SerializationError(f"{name}: cannot be turned into JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # "Maximum serialization depth exceeded"
+        raise SerializationError(f"{name}: cannot be turned into JSON: {exc}") from None
     try:
         _check_plain(data)
     except _Failure as failure:

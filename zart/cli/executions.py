@@ -42,7 +42,7 @@ from zart.errors import (
 from zart.models import ExecutionStatus
 from zart.repositories.records import ExecutionPage, ExecutionRecord
 from zart.scheduler import DurableScheduler
-from zart.wire import Detail, Execution, ExecutionList, Stats
+from zart.wire import Detail, Execution, ExecutionList, Stats, utc_instant
 
 __all__ = ["cancel", "list_", "show", "start", "stats", "status", "wait"]
 
@@ -342,7 +342,10 @@ def _instant(text: str) -> datetime:
         raise typer.BadParameter(
             f"{text!r} is not an ISO 8601 time (e.g. 2030-01-31 or 2030-01-31T08:00:00+02:00)"
         ) from None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    try:
+        return utc_instant(when if when.tzinfo is not None else when.replace(tzinfo=UTC))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def wait(
