@@ -202,7 +202,11 @@ def test_events_waits_and_cancellation(database_url: str) -> None:
         database_url, "start", "approval", "--payload", '{"name": "bob"}',
         "--execution-id", "approval-2", "--wait", "--timeout", "0.2", "--json",
     )  # fmt: skip
-    assert "is still" in error_line(pending, code=3)
+    assert pending.returncode == 3
+    note, error = pending.stderr.splitlines()  # no --module: the payload went unvalidated
+    assert note.startswith("note: the payload was not validated here (task 'approval'")
+    assert error.startswith("error: ")
+    assert "is still" in error
     assert "after 0.2s; it keeps running" in pending.stderr
     assert json.loads(pending.stdout)["status"] in {"scheduled", "running", "waiting"}
 

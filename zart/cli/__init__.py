@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from zart import __version__
-from zart.cli import db, events, executions, schedules, serve, worker
+from zart.cli import admin, db, events, executions, schedules, serve, worker
 from zart.database import mask_credentials
 from zart.errors import ZartError
 
@@ -39,6 +39,10 @@ app.command(name="cancel")(executions.cancel)
 app.command(name="stats")(executions.stats)
 app.add_typer(events.app, name="event")
 app.command(name="serve")(serve.serve)
+app.command(name="retry-step")(admin.retry_step)
+app.command(name="restart")(admin.restart)
+app.command(name="rerun")(admin.rerun)
+app.add_typer(admin.pause, name="pause")
 
 
 def _print_version(value: bool) -> None:
