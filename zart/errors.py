@@ -86,7 +86,13 @@ class ExecutionAlreadyExists(ZartError):
         self.status = status
 
 
-class LeaseLost(ZartError):
+class WorkerSignal(ZartError):
+    """Base of the errors that steer a worker rather than report a failure (a lost lease, a
+    checkpoint that could not be written). Never rebuilt from a stored error: a planted row
+    naming one would make every worker that reads it let go of the execution, for ever."""
+
+
+class LeaseLost(WorkerSignal):
     """A worker's write was refused: its lease on the execution expired and was taken over."""
 
     def __init__(self, execution_id: str) -> None:

@@ -1,5 +1,6 @@
-"""What the typed and the plain format share: the JSON value type, the tag key, the NUL
-rule and the failure that collects a value's path while it unwinds."""
+"""What the typed and the plain format share: the JSON value type, the tag key, the text
+rules (NUL, lone surrogates), non-finite floats and the failure that collects a value's path
+while it unwinds."""
 
 from __future__ import annotations
 
@@ -21,6 +22,32 @@ NUL_MESSAGE = (
     "text containing a NUL character cannot be stored (PostgreSQL JSON cannot hold it); "
     "remove it or return bytes instead"
 )
+SURROGATE_MESSAGE = (
+    "text containing a lone surrogate (such as '\\ud800') is not valid Unicode and cannot be "
+    "stored as UTF-8; decode the text with errors='replace' or return bytes instead"
+)
+NON_FINITE_MESSAGE = "cannot store nan or infinity: JSON has no such number"
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored (a NUL, a lone surrogate), or ``None`` when it can."""
+    if NUL in text:
+        return NUL_MESSAGE
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return SURROGATE_MESSAGE
+    return None
+
+
+def storable_text(text: str) -> str:
+    """``text`` with NUL and lone surrogates escaped (``\\x00``, ``\\ud800``): for messages
+    that are stored whatever they contain, such as an exception's."""
+    if text.isascii() and NUL not in text:
+        return text
+    escaped = text.replace(NUL, "\\x00")
+    return escaped.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class Failure(Exception):

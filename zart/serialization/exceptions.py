@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from zart.errors import SerializationError, StoredError
-from zart.serialization.common import NUL, Failure, JSONValue
+from zart.errors import SerializationError, StoredError, WorkerSignal
+from zart.serialization.common import Failure, JSONValue, storable_text
 from zart.serialization.typed import class_path, decode, encode, import_class
 
 
@@ -16,7 +16,7 @@ def encode_exception(exc: BaseException) -> JSONValue:
     ``args`` are not kept. Never raises for an unstorable exception.
     """
     cls = type(exc)
-    type_name = f"{cls.__module__}:{cls.__qualname__}".replace(NUL, "\\x00")
+    type_name = storable_text(f"{cls.__module__}:{cls.__qualname__}")
     try:
         message = str(exc)
     except Exception:  # a broken __str__ must not hide the original failure
@@ -27,15 +27,18 @@ def encode_exception(exc: BaseException) -> JSONValue:
         args = encode(exc.args)
     except (Failure, SerializationError):
         pass
-    return {"type": type_name, "args": args, "message": message.replace(NUL, "\\x00")}
+    return {"type": type_name, "args": args, "message": storable_text(message)}
 
 
-def decode_exception(data: JSONValue) -> BaseException:
+def decode_exception(data: JSONValue) -> Exception:
     """Rebuild an exception stored by :func:`encode_exception`.
 
-    Gives an instance of the same class built from the same args when the class imports and
+    Gives an instance of the same class built from the same args when the class is an
+    ``Exception`` (not a ``BaseException`` such as ``SystemExit``, and not a
+    :class:`~zart.errors.WorkerSignal`) in a module this process has imported, and
     ``cls(*args)`` reproduces both the args and the message; otherwise a
-    :class:`~zart.errors.StoredError` carrying ``type_name`` and ``message``.
+    :class:`~zart.errors.StoredError` carrying ``type_name`` and ``message``: a stored row
+    can never make a worker exit, or let go of an execution.
     """
     if (
         type(data) is not dict
@@ -49,16 +52,15 @@ def decode_exception(data: JSONValue) -> BaseException:
     return rebuilt if rebuilt is not None else StoredError(type_name, message)
 
 
-def _rebuild_exception(
-    type_name: str, stored_args: JSONValue, message: str
-) -> BaseException | None:
+def _rebuild_exception(type_name: str, stored_args: JSONValue, message: str) -> Exception | None:
     if stored_args is None:
         return None
     try:
         cls = import_class(type_name)
         args = decode(stored_args)
         if (
-            not (isinstance(cls, type) and issubclass(cls, BaseException))
+            not (isinstance(cls, type) and issubclass(cls, Exception))
+            or issubclass(cls, WorkerSignal)
             or type(args) is not tuple
         ):
             return None

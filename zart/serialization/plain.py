@@ -7,11 +7,17 @@ import json
 import math
 from typing import Any, cast
 
-from pydantic import PydanticSchemaGenerationError, TypeAdapter
+from pydantic import ConfigDict, PydanticSchemaGenerationError, PydanticUserError, TypeAdapter
 from pydantic_core import PydanticSerializationError
 
 from zart.errors import ConfigurationError, SerializationError
-from zart.serialization.common import NUL, NUL_MESSAGE, Failure, JSONValue
+from zart.serialization.common import (
+    NON_FINITE_MESSAGE,
+    SURROGATE_MESSAGE,
+    Failure,
+    JSONValue,
+    text_problem,
+)
 
 
 def to_json(value: object, annotation: object = Any, *, name: str = "value") -> JSONValue:
@@ -20,15 +26,24 @@ def to_json(value: object, annotation: object = Any, *, name: str = "value") -> 
     This is pydantic's ``TypeAdapter(annotation).dump_python(value, mode="json")``; with no
     annotation pydantic infers from the runtime value (models and dataclasses become objects,
     datetimes ISO strings, UUIDs and Decimals strings, tuples and sets lists, bytes UTF-8
-    text, nan and inf ``null``). A value that does not match ``annotation`` is dumped by its
-    runtime type rather than refused. Raises :class:`SerializationError` for a value pydantic
-    cannot dump and for text containing NUL; :class:`ConfigurationError` for an annotation
-    pydantic does not understand.
+    text). A value that does not match ``annotation`` is dumped by its runtime type rather
+    than refused. Raises :class:`SerializationError` naming the place for a value pydantic
+    cannot dump, nan and infinity (kept as such by the adapter, never turned into ``null``),
+    and text containing NUL or a lone surrogate; :class:`ConfigurationError` for an
+    annotation pydantic does not understand.
     """
+    try:
+        # Before the dump too: pydantic replaces a lone surrogate in a dict key it validates
+        # with U+FFFD, which would store text the caller never sent.
+        _check_plain(value)
+    except Failure as failure:
+        raise failure.error(name) from None
     try:
         data: JSONValue = _adapter(annotation).dump_python(value, mode="json", warnings=False)
     except PydanticSerializationError as exc:
         raise SerializationError(f"{name}: cannot be turned into JSON: {exc}") from exc
+    except UnicodeEncodeError:  # pydantic encodes dict keys: a lone surrogate in one
+        raise SerializationError(f"{name}: {SURROGATE_MESSAGE} (in a dict key)") from None
     except (ValueError, RecursionError) as exc:  # "Maximum serialization depth exceeded"
         raise SerializationError(f"{name}: cannot be turned into JSON: {exc}") from None
     try:
@@ -56,9 +71,17 @@ def _adapter(annotation: object) -> TypeAdapter[Any]:
     return _cached_adapter(annotation)
 
 
+# nan and inf stay floats in the dump (pydantic's default turns them into null for ``Any``),
+# so that _check_plain refuses them instead of storing a null the caller never sent.
+_KEEP_NAN = ConfigDict(ser_json_inf_nan="constants")
+
+
 def _build_adapter(annotation: object) -> TypeAdapter[Any]:
     try:
-        return TypeAdapter(cast(Any, annotation))
+        try:
+            return TypeAdapter(cast(Any, annotation), config=_KEEP_NAN)
+        except PydanticUserError:  # models, dataclasses, TypedDicts: their own config rules
+            return TypeAdapter(cast(Any, annotation))
     except PydanticSchemaGenerationError as exc:
         raise ConfigurationError(f"pydantic cannot handle the type {annotation!r}: {exc}") from exc
 
@@ -67,12 +90,12 @@ _cached_adapter = functools.lru_cache(maxsize=512)(_build_adapter)
 
 
 def _check_plain(data: Any) -> None:
-    """Refuse text containing NUL and non-finite floats in already plain JSON."""
+    """Refuse text containing NUL or a lone surrogate and non-finite floats in plain JSON."""
     kind = type(data)
-    if kind is str and NUL in data:
-        raise Failure(NUL_MESSAGE, data)
+    if kind is str and (problem := text_problem(data)):
+        raise Failure(problem, data)
     if kind is float and not math.isfinite(data):
-        raise Failure("cannot store nan or infinity as plain JSON", data)
+        raise Failure(NON_FINITE_MESSAGE, data)
     if kind is list:
         try:
             for item in data:
@@ -92,8 +115,8 @@ def _check_plain(data: Any) -> None:
 
 
 def _check_plain_key(data: dict[str, Any], key: str) -> None:
-    if NUL in key:
-        raise Failure(NUL_MESSAGE + " (in a dict key)", data, f"[{key!r}]")
+    if problem := text_problem(key):
+        raise Failure(problem + " (in a dict key)", data, f"[{key!r}]")
 
 
 # --------------------------------------------------------------------------- size
@@ -106,7 +129,7 @@ def check_size(data: JSONValue, limit_bytes: int, *, name: str = "value") -> int
     """Return the size in bytes of ``data`` as compact UTF-8 JSON text.
 
     Raises :class:`SerializationError` naming the size and the limit when it is larger than
-    ``limit_bytes``, or when ``data`` is not JSON (for instance nan, which :func:`encode` tags).
+    ``limit_bytes``, or when ``data`` is not JSON (for instance nan).
     """
     kind = type(data)
     if data is None or kind is bool:  # the common tiny results: no JSON encoder run

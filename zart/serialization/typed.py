@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import functools
-import importlib
 import json
 import math
+import sys
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
@@ -19,7 +19,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, RootModel
 
 from zart.errors import SerializationError
-from zart.serialization.common import NUL, NUL_MESSAGE, TAG, Failure, JSONDict, JSONValue
+from zart.serialization.common import (
+    NON_FINITE_MESSAGE,
+    NUL,
+    TAG,
+    Failure,
+    JSONDict,
+    JSONValue,
+    text_problem,
+)
 
 _Encoder: TypeAlias = Callable[[Any], JSONValue]
 _Decoder: TypeAlias = Callable[[JSONDict], object]
@@ -50,8 +58,10 @@ def encode(value: object, *, name: str = "value") -> JSONValue:
     ``frozenset``             items are orderable, so equal sets give equal JSON)
     ``dict``                  ``{"$zart": "dict", "v": [[key, value], ...]}`` when a key is
                               not a str or is ``"$zart"`` itself; otherwise a plain dict
-    ``float``                 ``{"$zart": "float", "v": "nan"}`` for nan, ±inf, -0.0 and
-                              magnitudes >= 1e16 (JSONB would print those as integers)
+    ``float``                 ``{"$zart": "float", "v": "-0.0"}`` for -0.0 and magnitudes
+                              >= 1e16 (JSONB would print those as integers); nan and
+                              ±inf are refused (JSON has no such number; rows stored
+                              earlier with a nan tag still read back)
     ``datetime``, ``date``,   ISO 8601 in ``"v"``; an aware datetime keeps its UTC offset.
     ``time``                  A ``ZoneInfo`` zone is also kept by key (``"tz"``); any other
                               tzinfo (pytz, dateutil, named ``timezone``) comes back as a
@@ -70,7 +80,8 @@ def encode(value: object, *, name: str = "value") -> JSONValue:
     ========================  ==========================================================
 
     Raises :class:`SerializationError` (naming ``name`` and the place inside the value) for
-    text containing NUL, unsupported types, classes defined inside a function, and cycles.
+    text containing NUL or a lone surrogate, nan and infinity, unsupported types, classes
+    defined inside a function, and cycles.
     """
     try:
         return _encode(value)
@@ -101,8 +112,8 @@ def decode(data: JSONValue) -> object:
 def _encode(value: Any) -> JSONValue:
     kind = type(value)
     if kind is str:
-        if NUL in value:
-            raise Failure(NUL_MESSAGE, value)
+        if (NUL in value or not value.isascii()) and (problem := text_problem(value)):
+            raise Failure(problem, value)
         return value  # type: ignore[no-any-return]
     if kind is int or kind is bool or value is None:
         return value  # type: ignore[no-any-return]
@@ -124,12 +135,12 @@ def _encode_dict(value: dict[Any, Any]) -> JSONValue:
         for key, item in value.items():
             if type(key) is not str or key == TAG:
                 return _encode_escaped_dict(value)
-            if NUL in key:
-                raise Failure(NUL_MESSAGE + " (in a dict key)", value, f"[{key!r}]")
+            if (NUL in key or not key.isascii()) and (problem := text_problem(key)):
+                raise Failure(problem + " (in a dict key)", value, f"[{key!r}]")
             kind = type(item)
             if kind is str:
-                if NUL in item:
-                    raise Failure(NUL_MESSAGE, item)
+                if (NUL in item or not item.isascii()) and (problem := text_problem(item)):
+                    raise Failure(problem, item)
                 out[key] = item
             elif kind is int or kind is bool or item is None:
                 out[key] = item
@@ -170,6 +181,8 @@ def _encode_items(value: Iterable[Any]) -> list[JSONValue]:
 
 
 def _encode_float(value: float) -> JSONValue:
+    if not math.isfinite(value):  # nan, inf, and 1e999999 (which Python reads as inf)
+        raise Failure(NON_FINITE_MESSAGE, value)
     if -_FLOAT_EXPONENT_LIMIT < value < _FLOAT_EXPONENT_LIMIT and (
         value != 0.0 or math.copysign(1.0, value) > 0
     ):
@@ -331,7 +344,10 @@ def _try_import_class(path: str) -> object | None:
 @functools.lru_cache(maxsize=1024)
 def import_class(path: str) -> object:
     module_name, _, qualname = path.partition(":")
-    found: object = importlib.import_module(module_name)
+    # Never import: a stored type name must not make this process run a module's code.
+    found: object | None = sys.modules.get(module_name)
+    if found is None:
+        raise ImportError(f"module {module_name!r} is not imported in this process")
     for part in qualname.split("."):
         found = getattr(found, part)
     return found
