@@ -1,7 +1,7 @@
 """Zart's exception hierarchy. Every error Zart raises derives from :class:`ZartError`.
 
 - Configuration and input: :class:`ConfigurationError`, :class:`InvalidPayload`,
-  :class:`SerializationError`, :class:`UnknownTask`.
+  :class:`InvalidName`, :class:`SerializationError`, :class:`UnknownTask`.
 - Control plane: :class:`ExecutionNotFound`, :class:`ExecutionAlreadyExists`.
 - Admin operations: :class:`StepNotFound`, :class:`PauseRuleNotFound`,
   :class:`InvalidExecutionState`.
@@ -44,6 +44,12 @@ class SchemaMissing(MigrationError):
 
 class InvalidPayload(ZartError, ValueError):
     """A payload, result or event failed validation or cannot be stored."""
+
+
+class InvalidName(InvalidPayload):
+    """An execution id, task, step, event or schedule name that cannot be stored: empty, longer
+    than its column, or containing NUL or a lone surrogate (rules: :mod:`zart.models.names`).
+    Nothing was stored."""
 
 
 class SerializationError(InvalidPayload):

@@ -103,3 +103,58 @@ async def test_an_unstorable_payload_is_refused_and_nothing_is_stored(
         await scheduler.start("bad-values-step-result", payload, execution_id=execution_id)
     with pytest.raises(zart.ExecutionNotFound):
         await scheduler.status(execution_id)
+
+
+# -- names and ids ------------------------------------------------------------------------
+
+
+@zart.step("named-{sku}")
+async def named_step(sku: str) -> str:
+    return sku
+
+
+@zart.durable("bad-values-named-step")
+async def named_step_handler(payload: dict[str, Any]) -> str:
+    return await named_step(payload["sku"])
+
+
+BAD_NAMES = {"too long": "x" * 300, "NUL": "a\x00b", "lone surrogate": "caf\ud800"}
+
+
+async def test_a_step_name_formatted_from_the_payload_that_cannot_be_stored_fails_the_step(
+    scheduler: DurableScheduler,
+) -> None:
+    async with scheduler.run_worker(**FAST_WORKER):
+        execution_id = await scheduler.start(named_step_handler, {"sku": "x" * 300})
+        failure = await _failed(scheduler, execution_id)
+        error: Any = failure.error
+        assert error["kind"] == "handler_failed"
+        assert "step name 'named-xxx" in error["message"]
+        assert "at most 255 fit" in error["message"]
+        assert (await scheduler.status(execution_id)).claim_count == 1
+        healthy = await scheduler.start(healthy_handler)
+        assert await scheduler.wait(healthy, timeout=20) == "fine"
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES.values(), ids=BAD_NAMES.keys())
+async def test_a_start_with_a_bad_execution_id_or_task_name_stores_nothing(
+    scheduler: DurableScheduler, bad: str
+) -> None:
+    with pytest.raises(zart.InvalidName, match=r"^execution id"):
+        await scheduler.start(healthy_handler, execution_id=bad)
+    with pytest.raises(zart.InvalidName, match=r"^task name"):
+        await scheduler.start(bad, execution_id="never-stored")
+    assert (await scheduler.list_executions()).total == 0
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES.values(), ids=BAD_NAMES.keys())
+async def test_an_event_with_a_bad_name_or_execution_id_stores_nothing(
+    scheduler: DurableScheduler, bad: str
+) -> None:
+    execution_id = await scheduler.start(healthy_handler)
+    with pytest.raises(zart.InvalidName, match=r"^event name"):
+        await scheduler.offer_event(execution_id, bad, {"ok": True})
+    with pytest.raises(zart.InvalidName, match=r"^execution id"):
+        await scheduler.offer_event(bad, "approved", {"ok": True})
+    detail = await scheduler.execution_detail(execution_id)
+    assert detail.events == ()
