@@ -1,7 +1,7 @@
 """Zart's exception hierarchy. Every error Zart raises derives from :class:`ZartError`.
 
 - Configuration and input: :class:`ConfigurationError`, :class:`InvalidPayload`,
-  :class:`SerializationError`, :class:`UnknownTask`.
+  :class:`InvalidName`, :class:`SerializationError`, :class:`UnknownTask`.
 - Control plane: :class:`ExecutionNotFound`, :class:`ExecutionAlreadyExists`.
 - Admin operations: :class:`StepNotFound`, :class:`PauseRuleNotFound`,
   :class:`InvalidExecutionState`.
@@ -46,6 +46,12 @@ class InvalidPayload(ZartError, ValueError):
     """A payload, result or event failed validation or cannot be stored."""
 
 
+class InvalidName(InvalidPayload):
+    """An execution id, task, step, event or schedule name that cannot be stored: empty, longer
+    than its column, or containing NUL or a lone surrogate (rules: :mod:`zart.models.names`).
+    Nothing was stored."""
+
+
 class SerializationError(InvalidPayload):
     """A value cannot be turned into stored JSON (or back) without losing its meaning."""
 
@@ -86,7 +92,13 @@ class ExecutionAlreadyExists(ZartError):
         self.status = status
 
 
-class LeaseLost(ZartError):
+class WorkerSignal(ZartError):
+    """Base of the errors that steer a worker rather than report a failure (a lost lease, a
+    checkpoint that could not be written). Never rebuilt from a stored error: a planted row
+    naming one would make every worker that reads it let go of the execution, for ever."""
+
+
+class LeaseLost(WorkerSignal):
     """A worker's write was refused: its lease on the execution expired and was taken over."""
 
     def __init__(self, execution_id: str) -> None:

@@ -15,10 +15,10 @@ does not fit raises :class:`~zart.ConfigurationError` naming the variable.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from zart.database import DEFAULT_DATABASE_URL
 from zart.durations import parse_duration
@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     inline_wait_limit: timedelta = DEFAULT_INLINE_WAIT_LIMIT
     #: Bearer token of the HTTP API (``zart serve``); ``None``: no auth.
     api_token: str | None = Field(default=None, repr=False)
+    #: Origins a browser may call the HTTP API from (CORS), e.g. the original's admin UI:
+    #: ``ZART_CORS_ORIGINS="http://localhost:5173,https://ops.example.com"``; none by default.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     #: The application's scheduler, ``MODULE:ATTRIBUTE`` (``zart worker --app``).
     app: str | None = None
     # -- the worker (``run_worker`` and ``zart worker``): see :class:`zart.worker.WorkerSettings`
@@ -70,6 +73,15 @@ class Settings(BaseSettings):
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value, name="inline_wait_limit")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            return tuple(str(origin).strip().rstrip("/") for origin in value if str(origin).strip())
+        return value
 
     @field_validator("database_schema", "api_token", "app", mode="before")
     @classmethod

@@ -4,20 +4,24 @@ script sees one shape whichever edge it reads. Each model converts from the froz
 scheduler returns. Keys are an API: add, never rename.
 
 Beyond the original's keys, ``Execution`` carries ``error``, ``runId``, ``runCount`` and
-``updatedAt``, ``Run`` ``error`` and ``triggeredBy``, ``Step`` ``wakeAt``, and ``Detail`` the
-``runId`` of the run it shows. Clients of the original ignore keys they do not know.
+``updatedAt``, ``Run`` ``error`` and ``triggeredBy``, ``Step`` ``wakeAt`` and
+``lastErrorDetail`` (the structured error beside the original's ``lastError`` string), an
+attempt ``errorDetail``, a pause rule ``triggeredBy`` (the same value as the original's
+``createdBy``) and ``reason``, ``Stats`` ``waiting``, and ``Detail`` the ``runId`` of the run it
+shows. Clients of the original ignore keys they do not know.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
 from zart.models import ExecutionStatus
 from zart.models.statuses import AttemptStatus, RunTrigger, StepKind, StepStatus
+from zart.repositories.executions import SortField
 from zart.repositories.records import (
     ExecutionDetail,
     ExecutionRecord,
@@ -32,6 +36,22 @@ NO_NUL = r"^[^\x00]*$"
 #: An identifier as stored (execution ids, task, step and event names).
 Name = Annotated[str, Field(min_length=1, max_length=255, pattern=NO_NUL)]
 Text = Annotated[str, Field(min_length=1, max_length=1024, pattern=NO_NUL)]
+
+
+def utc_instant(value: datetime) -> datetime:
+    """An aware time in UTC; ``ValueError`` for one that leaves the calendar once in UTC
+    (``0001-01-01T00:00:00+14:00``, ``9999-12-31T23:59:59-14:00``), which the database cannot
+    store or compare."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"{value.isoformat()} is out of range once in UTC (years 1 to 9999)"
+        ) from None
+
+
+#: An aware time, given in any zone, as UTC (the queries' ``from``/``to``, ``expiresAt``).
+UtcTime = Annotated[AwareDatetime, AfterValidator(utc_instant)]
 
 
 class Wire(BaseModel):
@@ -75,6 +95,9 @@ class Execution(Wire):
 
 
 class ExecutionList(Wire):
+    """What ``zart list --json`` prints. (The HTTP list answers a plain array of
+    :class:`Execution`, as the original does, with the total in ``X-Total-Count``.)"""
+
     items: list[Execution]
     total: int
     limit: int
@@ -90,6 +113,10 @@ class StartExecution(Wire):
 
 
 class Stats(Wire):
+    """Executions per status. The original's clients know no ``waiting`` status, so
+    ``running`` counts the waiting executions too (a waiting execution is under way; the
+    original shows its sleeping runs as running) and ``waiting`` says how many of them wait."""
+
     scheduled: int
     running: int
     waiting: int
@@ -99,7 +126,9 @@ class Stats(Wire):
 
     @classmethod
     def of(cls, counts: dict[ExecutionStatus, int]) -> Stats:
-        return cls(**{status.value: counts.get(status, 0) for status in ExecutionStatus})
+        values = {status.value: counts.get(status, 0) for status in ExecutionStatus}
+        values["running"] += values["waiting"]
+        return cls(**values)
 
 
 class Run(Wire):
@@ -132,11 +161,28 @@ class Run(Wire):
         )
 
 
+def error_text(error: JsonValue) -> str | None:
+    """A stored error as the one line the original sends (``lastError``, an attempt's
+    ``error``): ``"ValueError: card declined"``; ``None`` when there is no error."""
+    if error is None:
+        return None
+    if not isinstance(error, dict):
+        return str(error)
+    message = error.get("message")
+    text = message if isinstance(message, str) else str(error.get("kind") or "error")
+    inner = error.get("last_error") or error.get("error") or error
+    kind = inner.get("type") if isinstance(inner, dict) else None
+    if isinstance(kind, str) and kind:
+        return f"{kind.rpartition(':')[2].rpartition('.')[2]}: {text}"
+    return text
+
+
 class Attempt(Wire):
     attempt_number: int
     status: AttemptStatus
     result: JsonValue
-    error: JsonValue
+    error: str | None
+    error_detail: JsonValue
     started_at: datetime
     completed_at: datetime
 
@@ -146,22 +192,26 @@ class Attempt(Wire):
             attempt_number=attempt.attempt_number,
             status=attempt.status,
             result=attempt.result,
-            error=attempt.error,
+            error=error_text(attempt.error),
+            error_detail=attempt.error,
             started_at=attempt.started_at,
             completed_at=attempt.completed_at,
         )
 
 
 class Step(Wire):
-    """A step of a run's timeline. ``retryable``: ``retry-step`` accepts it now."""
+    """A step of a run's timeline. ``retryable``: ``retry-step`` accepts it now.
+    ``scheduledAt``: when the step began (its first attempt's start; a step without attempts,
+    a sleep or an event wait, began when it was recorded), never after its ``completedAt``."""
 
-    step_id: int
+    step_id: str
     name: str
     kind: StepKind
     status: StepStatus
     retry_attempt: int
     result: JsonValue
-    last_error: JsonValue
+    last_error: str | None
+    last_error_detail: JsonValue
     retryable: bool
     scheduled_at: datetime
     completed_at: datetime | None
@@ -171,18 +221,22 @@ class Step(Wire):
     @classmethod
     def of(cls, detail: StepDetail, execution_failed: bool) -> Step:
         step = detail.step
+        began = [step.created_at, *(a.started_at for a in detail.attempts[:1])]
+        if step.completed_at is not None:
+            began.append(step.completed_at)
         return cls(
-            step_id=step.step_id,
+            step_id=str(step.step_id),
             name=step.name,
             kind=step.kind,
             status=step.status,
             retry_attempt=max(step.attempts - 1, 0),
             result=step.result,
-            last_error=step.error,
+            last_error=error_text(step.error),
+            last_error_detail=step.error,
             retryable=execution_failed
             and step.kind is StepKind.STEP
             and step.status is StepStatus.FAILED,
-            scheduled_at=step.created_at,
+            scheduled_at=min(began),
             completed_at=step.completed_at,
             wake_at=step.wake_at,
             attempts=[Attempt.of(a) for a in detail.attempts],
@@ -247,7 +301,7 @@ class CreatePauseRule(Wire):
     step_pattern: Name | None = None
     reason: Text | None = None
     triggered_by: Name | None = None
-    expires_at: AwareDatetime | None = None
+    expires_at: UtcTime | None = None
     expires_in_secs: Annotated[float, Field(gt=0, le=10 * 365 * 86400)] | None = None
 
 
@@ -258,6 +312,7 @@ class PauseRule(Wire):
     step_pattern: str | None
     reason: str | None
     triggered_by: str | None
+    created_by: str | None
     created_at: datetime
     expires_at: datetime | None
     deleted_at: datetime | None
@@ -272,6 +327,7 @@ class PauseRule(Wire):
             step_pattern=rule.step_pattern,
             reason=rule.reason,
             triggered_by=rule.triggered_by,
+            created_by=rule.triggered_by,
             created_at=rule.created_at,
             expires_at=rule.expires_at,
             deleted_at=rule.deleted_at,
@@ -280,7 +336,8 @@ class PauseRule(Wire):
 
 
 class EventAccepted(Wire):
-    """What ``zart event send --json`` prints once the event is stored."""
+    """The event is stored: the 202 body of ``POST /api/v1/events/...`` and what ``zart event
+    send --json`` prints."""
 
     durable_execution_id: str
     event: str
@@ -299,5 +356,23 @@ class ErrorEnvelope(Wire):
     error: ErrorBody
 
 
-SortBy = Literal["status", "taskName", "scheduledAt", "completedAt"]
 SortOrder = Literal["asc", "desc"]
+
+#: ``sortBy`` values: the original's snake_case ones (what its UI sends) and camelCase. The
+#: original sorts by scheduled time for any other value, and so do we (:func:`sort_field`).
+SORT_FIELDS: dict[str, SortField] = {
+    "status": "status",
+    "task_name": "task_name",
+    "taskName": "task_name",
+    "scheduled_at": "created_at",
+    "scheduledAt": "created_at",
+    "created_at": "created_at",
+    "createdAt": "created_at",
+    "completed_at": "completed_at",
+    "completedAt": "completed_at",
+}
+
+
+def sort_field(sort_by: str | None) -> SortField:
+    """The column ``sortBy`` names; scheduled time for a value it does not know."""
+    return SORT_FIELDS.get(sort_by or "", "created_at")

@@ -1,7 +1,8 @@
 """A property-based fuzz of the HTTP API from its own OpenAPI document (schemathesis): no
 request, valid or not, gets a 5xx, an undocumented status code, or a body that breaks the
-documented schema. A real server (uvicorn in a thread) on a real database, both backends; a
-bounded number of examples and a fixed seed keep it short and repeatable."""
+documented schema. A real server (uvicorn in a thread) on a real database, both backends, and
+once more with a token set (every request carries it); a bounded number of examples and a fixed
+seed keep it short and repeatable."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -48,6 +50,15 @@ CHECKS = [
 ]
 
 
+TOKEN = "fuzz-token"
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    headers: dict[str, str]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -55,12 +66,13 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
-def base_url(
+@pytest.fixture(scope="module", params=["postgresql", "sqlite", "postgresql-auth"])
+def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A served app on a fresh migrated database of the backend."""
+) -> Iterator[Served]:
+    """A served app on a fresh migrated database of the backend (with a token: ``-auth``)."""
     cleanup = None
+    token = TOKEN if request.param.endswith("-auth") else ""
     if request.param == "sqlite":
         target = tmp_path_factory.mktemp("fuzz") / "zart.db"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
@@ -75,7 +87,7 @@ def base_url(
             server.drop_database(name)
 
     port = _free_port()
-    app = create_app(ApiSettings(database_url=url, max_body_bytes=64 * 1024))
+    app = create_app(ApiSettings(database_url=url, max_body_bytes=64 * 1024, api_token=token))
     uvicorn_server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="on")
     )
@@ -86,7 +98,8 @@ def base_url(
             if uvicorn_server.started:
                 break
             time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        yield Served(f"http://127.0.0.1:{port}", headers)
     finally:
         uvicorn_server.should_exit = True
         thread.join(timeout=30)
@@ -95,15 +108,15 @@ def base_url(
 
 
 @pytest.fixture(scope="module")
-def seeded(base_url: str) -> str:
+def seeded(served: Served) -> Served:
     """Some real data, so that routes answer with bodies and not only with 404s."""
-    with httpx.Client(base_url=base_url) as client:
+    with httpx.Client(base_url=served.url, headers=served.headers) as client:
         client.post(
             "/api/v1/executions",
             json={"executionId": "fuzz-1", "taskName": "fuzz-task", "payload": {"a": 1}},
         )
         client.post("/zart/admin/v1/pause", json={"taskName": "fuzz-task"})
-    return base_url
+    return served
 
 
 @schema.parametrize()
@@ -113,9 +126,13 @@ def seeded(base_url: str) -> str:
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_the_api_keeps_its_openapi_contract(case: schemathesis.Case, seeded: str) -> None:
-    case.call_and_validate(base_url=seeded, checks=CHECKS, timeout=30)
+def test_the_api_keeps_its_openapi_contract(case: schemathesis.Case, seeded: Served) -> None:
+    case.call_and_validate(base_url=seeded.url, headers=seeded.headers, checks=CHECKS, timeout=30)
 
 
-def test_the_openapi_document_is_served(seeded: str) -> None:
-    assert httpx.get(f"{seeded}/openapi.json").json()["paths"] == _document()["paths"]
+def test_the_openapi_document_is_served(seeded: Served) -> None:
+    document = httpx.get(f"{seeded.url}/openapi.json", headers=seeded.headers).json()
+    assert set(document["paths"]) == set(_document()["paths"])
+    assert ("HTTPBearer" in document["components"].get("securitySchemes", {})) == bool(
+        seeded.headers
+    )

@@ -77,7 +77,7 @@ def test_named_needs_a_name() -> None:
     @zart.step("plain")
     async def plain() -> None: ...
 
-    with pytest.raises(zart.ConfigurationError):
+    with pytest.raises(zart.InvalidName, match="step name must not be empty"):
         plain().named("")
 
 

@@ -1,6 +1,7 @@
 """``create_app(settings)``: the Zart HTTP API as a whole FastAPI app (what ``zart serve``
-runs): the router, health checks, the error envelope everywhere, a request body limit, and an
-optional in-process worker."""
+runs): the router, health checks, the error envelope everywhere, the token in front of
+everything but the health checks, CORS for the origins named, and an optional in-process
+worker."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zart import __version__
-from zart.api.errors import ApiError, error_response, install_error_handlers
-from zart.api.routes import DEFAULT_MAX_BODY_BYTES, create_router
+from zart.api.auth import TokenGate, configured_token
+from zart.api.errors import error_response, install_error_handlers
+from zart.api.routes import DEFAULT_MAX_BODY_BYTES, TOTAL_COUNT_HEADER, create_router
 from zart.database import DEFAULT_DATABASE_URL
 from zart.scheduler import DurableScheduler
 from zart.settings import load_settings
@@ -32,8 +34,11 @@ class ApiSettings:
 
     database_url: str = DEFAULT_DATABASE_URL
     schema: str | None = None
-    #: Bearer token every route but the health checks requires; ``None``: no auth.
+    #: Bearer token every route but the health checks requires; ``None``: ``ZART_API_TOKEN``;
+    #: ``""``: no auth.
     api_token: str | None = None
+    #: Origins a browser may call the API from (CORS); ``None``: ``ZART_CORS_ORIGINS``.
+    cors_origins: tuple[str, ...] | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     #: Run a worker for the handlers registered in this process, inside the server.
     with_worker: bool = False
@@ -46,7 +51,8 @@ class ApiSettings:
         return cls(
             database_url=settings.database_url,
             schema=settings.database_schema,
-            api_token=settings.api_token,
+            api_token=settings.api_token or "",
+            cors_origins=tuple(settings.cors_origins),
         )
 
 
@@ -58,13 +64,18 @@ def create_app(
 ) -> FastAPI:
     """The Zart HTTP API app: every route of :func:`~zart.api.create_router`, ``/healthz``
     (the process answers) and ``/readyz`` (the database answers, else 503), the OpenAPI
-    document at ``/openapi.json``, and the error envelope for every error.
+    document at ``/openapi.json`` (behind the token like every route but the health checks),
+    CORS for ``settings.cors_origins``, and the error envelope for every error.
 
     Give ``scheduler`` to serve one you already have (it stays yours to close, unless
     ``close_scheduler``: then it is closed at shutdown with its engine); otherwise the app
     makes one from ``settings`` and closes it at shutdown.
     """
     settings = settings or ApiSettings.from_env()
+    token = configured_token(settings.api_token)
+    origins = (
+        load_settings().cors_origins if settings.cors_origins is None else settings.cors_origins
+    )
     owned = scheduler is None or close_scheduler
     served = scheduler or DurableScheduler(settings.database_url, schema=settings.schema)
 
@@ -86,9 +97,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(
-        create_router(
-            served, api_token=settings.api_token or "", max_body_bytes=settings.max_body_bytes
-        )
+        create_router(served, api_token=token or "", max_body_bytes=settings.max_body_bytes)
     )
 
     @app.get("/healthz", response_class=PlainTextResponse, tags=["health"])
@@ -112,42 +121,15 @@ def create_app(
         return PlainTextResponse("ok")
 
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(TokenGate, token=token)
+    if origins:
+        # Outermost: a browser's preflight carries no token, and a 401 needs the CORS headers
+        # for the page to read it.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(origins),
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=[TOTAL_COUNT_HEADER],
+        )
     return app
-
-
-class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413: by ``Content-Length`` before reading,
-    and by counting a streamed body as it arrives."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(scope, receive, send)
-                return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise ApiError(413, "payload_too_large", self._message)
-            return message
-
-        await self.app(scope, counted, send)
-
-    @property
-    def _message(self) -> str:
-        return f"request body over {self.max_bytes} bytes"
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await error_response(413, "payload_too_large", self._message)(scope, receive, send)

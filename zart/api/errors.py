@@ -1,20 +1,19 @@
 """Every error answer in one envelope, ``{"error": {"code": "...", "message": "..."}}``, with
-a stable ``code`` per cause. :class:`GuardedRoute` applies it to the router's own routes, so it
-holds wherever the router is mounted; :func:`install_error_handlers` covers the rest of an app
-made by ``create_app`` (unknown paths, wrong methods, oversized bodies)."""
+a stable ``code`` per cause. ``zart.api.auth.GuardedRoute`` applies it to the router's own
+routes, so it holds wherever the router is mounted; :func:`install_error_handlers` covers the
+rest of an app made by ``create_app`` (unknown paths, wrong methods)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from zart.database import mask_credentials
 from zart.errors import (
     EventAlreadyDelivered,
     EventNotAccepted,
@@ -22,6 +21,7 @@ from zart.errors import (
     ExecutionNotFound,
     InvalidExecutionState,
     InvalidPayload,
+    MigrationError,
     PauseRuleNotFound,
     RunNotFound,
     StepNotFound,
@@ -44,6 +44,7 @@ ZART_ERRORS: tuple[tuple[type[ZartError], int, str], ...] = (
     (InvalidExecutionState, 409, "invalid_execution_state"),
     (InvalidPayload, 422, "invalid_payload"),
     (WaitTimedOut, 504, "wait_timed_out"),
+    (MigrationError, 503, "database_not_migrated"),
 )
 
 #: Codes of the answers that do not come from a Zart error.
@@ -107,8 +108,10 @@ def response_for(exc: Exception) -> Response:
         return _internal(exc)
     if isinstance(exc, UnicodeError):  # text that is not valid Unicode (a lone surrogate)
         return error_response(422, "invalid_payload", f"text is not valid Unicode: {exc}")
-    if isinstance(exc, OperationalError | InterfaceError | OSError):
-        log("database_unavailable", f"database unreachable: {exc}", level=30)
+    if isinstance(exc, SQLAlchemyError | OSError):
+        # Unreachable, refusing our credentials, or not migrated: /readyz says 503 for the
+        # same causes, and so do the routes. The log has the driver's words (no password).
+        log("database_unavailable", f"database error: {mask_credentials(str(exc))}", level=30)
         return error_response(503, "database_unavailable", "the database is unreachable")
     return _internal(exc)
 
@@ -118,26 +121,8 @@ def _internal(exc: Exception) -> Response:
     return error_response(500, "internal_error", "internal error; see the server log")
 
 
-Handler = Callable[[Request], Coroutine[Any, Any, Response]]
-
-#: Exceptions GuardedRoute turns into envelope answers (anything else is a bug: 500).
+#: Exceptions a guarded route turns into envelope answers (anything else is a bug: 500).
 HANDLED = (HTTPException, RequestValidationError, ZartError, UnicodeError, SQLAlchemyError, OSError)
-
-
-class GuardedRoute(APIRoute):
-    """A route whose every failure (bad input, Zart errors, database outage) is answered with
-    the error envelope, whichever app the router is mounted in."""
-
-    def get_route_handler(self) -> Handler:
-        handler = super().get_route_handler()
-
-        async def guarded(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except HANDLED as exc:
-                return response_for(exc)
-
-        return guarded
 
 
 def install_error_handlers(app: FastAPI) -> None:

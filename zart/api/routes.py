@@ -6,26 +6,24 @@ answer. Errors are answered with the envelope of :mod:`zart.api.errors`.
 
 from __future__ import annotations
 
-import hmac
-import os
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
-from pydantic import AwareDatetime
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from fastapi.security import HTTPBearer
 
-from zart.api.errors import ApiError, GuardedRoute
+from zart.api.auth import configured_token, guarded_route
+from zart.api.errors import ApiError
 from zart.errors import ExecutionNotFound
 from zart.models import ExecutionStatus
-from zart.repositories.executions import SortField
 from zart.scheduler import DurableScheduler
 from zart.wire import (
     NO_NUL,
     CreatePauseRule,
     Detail,
     ErrorEnvelope,
+    EventAccepted,
     Execution,
-    ExecutionList,
     PauseRule,
     Rerun,
     RerunAnswer,
@@ -34,10 +32,11 @@ from zart.wire import (
     RetryStep,
     RetryStepAnswer,
     Run,
-    SortBy,
     SortOrder,
     StartExecution,
     Stats,
+    UtcTime,
+    sort_field,
 )
 
 #: Largest request body accepted by default (the default payload limit plus room for JSON).
@@ -49,13 +48,8 @@ ExecutionId = Annotated[str, Path(min_length=1, max_length=255, pattern=NO_NUL)]
 EventName = Annotated[str, Path(min_length=1, max_length=255, pattern=NO_NUL)]
 RuleId = Annotated[str, Path(min_length=1, max_length=255, pattern=NO_NUL)]
 QueryName = Annotated[str | None, Query(min_length=1, max_length=255, pattern=NO_NUL)]
-
-_SORT_FIELDS: dict[str, SortField] = {
-    "status": "status",
-    "taskName": "task_name",
-    "scheduledAt": "created_at",
-    "completedAt": "completed_at",
-}
+#: The total of a list's matches, beside the plain array the original answers.
+TOTAL_COUNT_HEADER = "X-Total-Count"
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -75,30 +69,12 @@ def create_router(
     ``""`` turns auth off) makes every route require ``Authorization: Bearer <token>``.
     Bodies over ``max_body_bytes`` are refused with 413.
     """
-    token = os.environ.get("ZART_API_TOKEN") if api_token is None else api_token
-
-    async def guard(request: Request) -> None:
-        if token:
-            given = request.headers.get("authorization", "")
-            scheme, _, value = given.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                value.strip().encode(), token.encode()
-            ):
-                raise ApiError(
-                    401,
-                    "unauthorized",
-                    "a valid 'Authorization: Bearer <token>' header is required",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-        length = request.headers.get("content-length")
-        if (length is not None and length.isdigit() and int(length) > max_body_bytes) or len(
-            await request.body()
-        ) > max_body_bytes:
-            raise ApiError(413, "payload_too_large", f"request body over {max_body_bytes} bytes")
-
+    token = configured_token(api_token)
     router = APIRouter(
-        route_class=GuardedRoute,
-        dependencies=[Depends(guard)],
+        route_class=guarded_route(token, max_body_bytes),
+        # Describes the bearer scheme in the OpenAPI document (securitySchemes); the token
+        # itself is checked by the route class, before the body is read.
+        dependencies=[Depends(HTTPBearer(auto_error=False))] if token else [],
         responses=_errors(401, 413, 422, 503),
     )
     _execution_routes(router, scheduler)
@@ -109,30 +85,34 @@ def create_router(
 def _execution_routes(router: APIRouter, scheduler: DurableScheduler) -> None:
     @router.get("/api/v1/executions", tags=["executions"])
     async def list_executions(
+        response: Response,
         status: Annotated[ExecutionStatus | None, Query()] = None,
         task_name: Annotated[QueryName, Query(alias="taskName")] = None,
-        created_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-        created_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+        created_from: Annotated[UtcTime | None, Query(alias="from")] = None,
+        created_to: Annotated[UtcTime | None, Query(alias="to")] = None,
         search: Annotated[str | None, Query(max_length=255, pattern=NO_NUL)] = None,
-        sort_by: Annotated[SortBy, Query(alias="sortBy")] = "scheduledAt",
+        sort_by: Annotated[str | None, Query(alias="sortBy", max_length=64)] = None,
         sort_order: Annotated[SortOrder, Query(alias="sortOrder")] = "desc",
         limit: Annotated[int, Query(ge=1, le=1000)] = 20,
         offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
-    ) -> ExecutionList:
-        """A page of executions, newest first unless sorted otherwise, with the total."""
+    ) -> list[Execution]:
+        """A page of executions (a plain array, as the original answers), newest first unless
+        sorted otherwise; the number of matches is in the ``X-Total-Count`` header. ``sortBy``:
+        ``scheduled_at``, ``task_name``, ``status``, ``completed_at`` or their camelCase; any
+        other value sorts by scheduled time, as the original does."""
         page = await scheduler.list_executions(
             status=status,
             task_name=task_name,
             created_from=created_from,
             created_to=created_to,
             search=search,
-            sort_by=_SORT_FIELDS[sort_by],
+            sort_by=sort_field(sort_by),
             descending=sort_order == "desc",
             limit=limit,
             offset=offset,
         )
-        items = [Execution.of(r) for r in page.items]
-        return ExecutionList(items=items, total=page.total, limit=limit, offset=offset)
+        response.headers[TOTAL_COUNT_HEADER] = str(page.total)
+        return [Execution.of(r) for r in page.items]
 
     @router.post(
         "/api/v1/executions",
@@ -196,15 +176,16 @@ def _execution_routes(router: APIRouter, scheduler: DurableScheduler) -> None:
         execution_id: ExecutionId,
         event_name: EventName,
         payload: Annotated[Any, Body()] = None,
-    ) -> Response:
-        """Deliver the event (the body is its payload): 202; 409 when the execution takes no
-        more events or already has this one."""
+    ) -> EventAccepted:
+        """Deliver the event (the body is its payload): 202 with a small JSON body; 409 when
+        the execution takes no more events or already has this one."""
         await scheduler.offer_event(execution_id, event_name, payload)
-        return Response(status_code=202)
+        return EventAccepted(durable_execution_id=execution_id, event=event_name, payload=payload)
 
     @router.get("/api/v1/stats", tags=["executions"])
     async def stats() -> Stats:
-        """How many executions are in each status."""
+        """How many executions are in each status (``running`` counts the waiting ones too,
+        ``waiting`` how many of them wait)."""
         counts = await scheduler.stats()
         return Stats.of(counts)
 

@@ -44,6 +44,14 @@ def serve(
             " can start, cancel and restart executions).",
         ),
     ] = False,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            help="An origin browsers may call the API from (repeatable; default:"
+            " ZART_CORS_ORIGINS, comma-separated).",
+        ),
+    ] = None,
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
     schema: Schema = None,
 ) -> None:
@@ -71,7 +79,8 @@ def serve(
     settings = ApiSettings(
         database_url=scheduler.settings.database_url,
         schema=scheduler.schema,
-        api_token=token,
+        api_token=token or "",
+        cors_origins=tuple(cors_origin) if cors_origin else scheduler.settings.cors_origins,
         with_worker=with_worker,
     )
     # The process ends with the server: the scheduler (and an app's engine) close with it.

@@ -229,11 +229,11 @@ class _StepAttempts:
                 "kind": "retry_exhausted",
                 "attempts": self.attempt + 1,
                 "last_error": encoded,
-                "message": str(error),
+                "message": encoded["message"],  # type: ignore[index,call-overload]
             }
             failure: BaseException = RetryExhausted(self.name, self.attempt + 1, error)
         else:
-            raw = {"kind": "business", "error": encoded, "message": str(error)}
+            raw = {"kind": "business", "error": encoded, "message": encoded["message"]}  # type: ignore[index,call-overload]
             failure = error
         await self.state.checkpoint(
             self._outcome(StepStatus.FAILED, error=raw, completed_at=now), attempt

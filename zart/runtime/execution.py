@@ -202,7 +202,8 @@ def _failure_error(failure: ExecutionFailure) -> dict[str, Any]:
 
 
 def _error(kind: str, error: BaseException) -> dict[str, Any]:
-    return {"kind": kind, "message": str(error), "error": encode_exception(error)}
+    encoded: Any = encode_exception(error)  # its message is storable (NUL, surrogates escaped)
+    return {"kind": kind, "message": encoded["message"], "error": encoded}
 
 
 async def _finish(state: RunState, outcome: _Outcome, claimed: ExecutionRecord) -> ExecutionRecord:

@@ -15,8 +15,10 @@ from pydantic import ValidationError
 from zart.durations import parse_duration
 from zart.errors import ConfigurationError, InvalidPayload, SerializationError
 from zart.models import CatchupPolicy, OverlapPolicy
+from zart.models.names import check_name
 from zart.runtime.outcomes import ExecutionFailure
-from zart.schedules.plans import DEFAULT_CATCHUP, DEFAULT_OVERLAP, ScheduleSpec, check_name
+from zart.schedules.plans import DEFAULT_CATCHUP, DEFAULT_OVERLAP, ScheduleSpec
+from zart.schedules.plans import check_name as check_schedule_name
 from zart.serialization import from_json, to_json
 
 P = ParamSpec("P")
@@ -165,6 +167,7 @@ def durable(
     """
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError("a durable handler needs a non-empty task name")
+    check_name(name, "task name")
     limit = None if timeout is None else parse_duration(timeout, name="timeout")
     spec = (
         None
@@ -172,7 +175,7 @@ def durable(
         else ScheduleSpec.create(schedule, timezone=timezone, overlap=overlap, catchup=catchup)
     )
     if spec is not None:
-        check_name(name)
+        check_schedule_name(name)
 
     def register(fn: Callable[P, Awaitable[R]]) -> DurableHandler[P, R]:
         if not inspect.iscoroutinefunction(fn):

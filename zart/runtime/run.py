@@ -22,6 +22,7 @@ from zart.database import TRANSIENT_ERRORS
 from zart.errors import DuplicateStepName, NonDeterministicReplay
 from zart.logs import log
 from zart.models import StepKind, StepStatus, TimerKind
+from zart.models.names import check_name
 from zart.repositories import pause_rules as pause_rules_repo
 from zart.repositories import steps as steps_repo
 from zart.repositories import timers as timers_repo
@@ -146,7 +147,10 @@ class RunState:
         return self.runtime.clock
 
     def take_name(self, name: str, kind: StepKind) -> tuple[int, StepRecord | None]:
-        """Reserve ``name`` for this pass; its position and recorded outcome, if any."""
+        """Reserve ``name`` for this pass; its position and recorded outcome, if any. A name
+        that cannot be stored (too long, NUL: e.g. a placeholder filled from a payload) raises
+        :class:`~zart.errors.InvalidName` to the handler: the step fails, nothing loops."""
+        check_name(name, f"{kind.value} name")
         if name in self.used_names:
             raise DuplicateStepName(name)
         self.used_names.add(name)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zart.clock import SYSTEM_CLOCK, Clock
 from zart.database import TRANSIENT_ERRORS
-from zart.errors import ZartError
+from zart.errors import WorkerSignal
 from zart.models import ExecutionStatus, TimerKind
 from zart.repositories import leases, steps, wakeups
 from zart.repositories.executors import OperationFunction
@@ -36,7 +36,7 @@ class Suspended(BaseException):
     The worker records the execution as ``waiting`` and drops the coroutine."""
 
 
-class CheckpointFailed(ZartError):
+class CheckpointFailed(WorkerSignal):
     """A checkpoint could not be written (the database is unreachable). The run stops; its
     lease expires and another claim replays it."""
 

@@ -17,6 +17,7 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from zart.durations import RetryPolicy, parse_duration, parse_retry
 from zart.errors import ConfigurationError
+from zart.models.names import check_name
 from zart.runtime.attempts import run_step
 from zart.runtime.definitions import StepDefinition, TimeoutScope
 from zart.runtime.run import current_run, current_step
@@ -56,8 +57,7 @@ class StepCall(Coroutine[Any, Any, R], Generic[R]):
 
     def named(self, name: str) -> StepCall[R]:
         """This call under another step name (for static step functions called in a loop)."""
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError("a step name must be a non-empty string")
+        check_name(name, "step name")
         if self._coroutine is not None:
             raise ConfigurationError(".named() must be called before the step is awaited")
         return StepCall(self.definition, self.args, self.kwargs, name)
@@ -118,9 +118,14 @@ def _placeholders(name: str, signature: inspect.Signature) -> frozenset[str]:
         parsed = list(string.Formatter().parse(name))
     except ValueError as exc:
         raise ConfigurationError(f"invalid step name template {name!r}: {exc}") from exc
-    for _literal, field_name, _spec, _conversion in parsed:
+    for _literal, field_name, _spec, conversion in parsed:
         if field_name is None:
             continue
+        if conversion not in (None, "r", "s", "a"):
+            raise ConfigurationError(
+                f"step name {name!r} uses the conversion !{conversion} in {{{field_name}}};"
+                " only !r, !s and !a exist"
+            )
         root = field_name.split(".", 1)[0].split("[", 1)[0]
         if root not in signature.parameters:
             raise ConfigurationError(
@@ -128,6 +133,8 @@ def _placeholders(name: str, signature: inspect.Signature) -> frozenset[str]:
                 f" parameter {root!r} (parameters: {', '.join(signature.parameters) or 'none'})"
             )
         fields.add(root)
+    if not fields:  # a fixed name: check it now rather than at every call
+        check_name(name, "step name")
     return frozenset(fields)
 
 

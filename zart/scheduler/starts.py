@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
 from zart.clock import SYSTEM_CLOCK
-from zart.errors import ConfigurationError, InvalidPayload, UnknownTask
+from zart.errors import ConfigurationError, UnknownTask
+from zart.models.names import check_name, check_path_segment
 from zart.repositories import executions as executions_repo
 from zart.repositories import wakeups
 from zart.repositories import workers as workers_repo
@@ -62,7 +63,7 @@ async def start_request(
         target: DurableHandler[..., Any] | None = handler
         task_name = handler.name
     elif isinstance(handler, str):
-        task_name = handler
+        task_name = check_name(handler, "task name")
         target = find_handler(task_name)
         if target is None and task_name not in await live_task_names():
             raise UnknownTask(task_name)
@@ -73,8 +74,8 @@ async def start_request(
     # Started by name for a handler only a remote worker knows: the worker validates it.
     stored = to_json(payload, name="payload") if target is None else target.payload_from(payload)
     check_size(stored, max_payload_bytes, name="payload")
-    if execution_id is not None and (not isinstance(execution_id, str) or not execution_id):
-        raise InvalidPayload("execution_id must be a non-empty string")
+    if execution_id is not None:
+        check_path_segment(execution_id, "execution id")
     return StartRequest(
         task_name=task_name,
         payload=stored,

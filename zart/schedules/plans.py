@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from zart.errors import InvalidSchedule
+from zart.errors import InvalidName, InvalidSchedule
+from zart.models.names import check_name as check_storable_name
 from zart.models.statuses import CatchupPolicy, OverlapPolicy
 from zart.schedules.cron import Cron, parse_cron
 
@@ -77,7 +78,10 @@ def check_name(name: Any) -> str:
         raise InvalidSchedule(
             f"schedule name {name[:40]!r}... is longer than {MAX_NAME_LENGTH} characters"
         )
-    return name
+    try:
+        return check_storable_name(name, "schedule name", max_length=MAX_NAME_LENGTH)
+    except InvalidName as exc:  # NUL, a lone surrogate
+        raise InvalidSchedule(str(exc)) from None
 
 
 def execution_id_for(schedule: str, fire_at: datetime) -> str:

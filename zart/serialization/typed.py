@@ -1,82 +1,37 @@
-"""Stored JSON for step outcomes, payloads and errors, without pickle.
-
-Two formats live here:
-
-- **Typed replay** (:func:`encode` / :func:`decode`): a step's return value is stored so that
-  replay gives back a value that is *equal and of the same type at every level*, whether or not
-  the function was annotated. Plain JSON stays plain; a value JSON cannot describe becomes a
-  *tag*, a dict whose reserved key ``"$zart"`` names the kind. A step that returned
-  ``{"user": User(id=UUID(...), tags=("a", "b")), "at": datetime(2026, 1, 1, tzinfo=UTC)}``
-  is stored as::
-
-      {
-        "user": {"$zart": "model", "type": "app.models:User",
-                 "v": {"id": {"$zart": "uuid", "v": "6f1c...e2"},
-                       "tags": {"$zart": "tuple", "v": ["a", "b"]}}},
-        "at": {"$zart": "datetime", "v": "2026-01-01T00:00:00+00:00"}
-      }
-
-- **Plain JSON** (:func:`to_json` / :func:`from_json`): payloads and results that outside
-  clients (the HTTP API, the admin UI) read, shaped by pydantic and an optional annotation.
-
-Every check happens while encoding, before anything is written: text containing a NUL character
-(PostgreSQL's JSONB cannot hold it), values of unsupported types, and classes that cannot be
-imported back (defined inside a function) raise :class:`~zart.errors.SerializationError` naming
-the place inside the value, e.g. ``result['items'][2]: cannot store a value of type socket``.
-
-Classes are stored as ``"module:QualName"`` and imported when read back. Decoding only ever
-calls the constructor of a class that is an Enum, a pydantic model, a dataclass, a named tuple
-or an exception (checked before the call), so stored data cannot name an arbitrary callable.
-"""
+"""Typed replay: :func:`encode` / :func:`decode` (see the package docstring)."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
 import functools
-import importlib
 import json
 import math
+import sys
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from enum import Enum
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, PydanticSchemaGenerationError, RootModel, TypeAdapter
-from pydantic_core import PydanticSerializationError
+from pydantic import BaseModel, RootModel
 
-from zart.errors import ConfigurationError, SerializationError, StoredError
-
-__all__ = [
-    "TAG",
-    "JSONValue",
-    "check_size",
-    "decode",
-    "decode_exception",
-    "encode",
-    "encode_exception",
-    "from_json",
-    "to_json",
-]
-
-JSONValue: TypeAlias = "dict[str, JSONValue] | list[JSONValue] | str | int | float | bool | None"
-"""A value made only of what :func:`json.dumps` writes and :func:`json.loads` reads back."""
-
-TAG = "$zart"
-"""The reserved key that marks a tagged value."""
-
-_JSONDict: TypeAlias = "dict[str, JSONValue]"
-_Encoder: TypeAlias = Callable[[Any], JSONValue]
-_Decoder: TypeAlias = Callable[[_JSONDict], object]
-
-_NUL = "\x00"
-_NUL_MESSAGE = (
-    "text containing a NUL character cannot be stored (PostgreSQL JSON cannot hold it); "
-    "remove it or return bytes instead"
+from zart.errors import SerializationError
+from zart.serialization.common import (
+    NON_FINITE_MESSAGE,
+    NUL,
+    TAG,
+    Failure,
+    JSONDict,
+    JSONValue,
+    text_problem,
 )
+
+_Encoder: TypeAlias = Callable[[Any], JSONValue]
+_Decoder: TypeAlias = Callable[[JSONDict], object]
+
 # Python prints floats this large with an exponent and PostgreSQL's JSONB prints them back as
 # integers ("1e+16" -> 10000000000000000), so they are tagged to come back as floats.
 _FLOAT_EXPONENT_LIMIT = 1e16
@@ -92,43 +47,6 @@ _BY_NAME: dict[str, bool] = (
 )
 
 
-class _Failure(Exception):
-    """Raised inside the encoder; each container it crosses adds its place to ``path``."""
-
-    def __init__(self, message: str, culprit: object, segment: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.culprit = culprit  # the child of the container being unwound
-        self.segments = [] if segment is None else [segment]
-
-    def locate_in_sequence(self, container: Iterable[object], *, unordered: bool = False) -> None:
-        for index, item in enumerate(container):
-            if item is self.culprit:
-                self.segments.append("[*]" if unordered else f"[{index}]")
-                break
-        self.culprit = container
-
-    def locate_in_mapping(self, container: dict[Any, Any]) -> None:
-        for key, item in container.items():
-            if item is self.culprit:
-                self.segments.append(f"[{key!r}]")
-                break
-            if key is self.culprit:
-                self.segments.append(f"[{key!r}] (the key)")
-                break
-        self.culprit = container
-
-    def locate_in_attribute(self, container: object, name: str) -> None:
-        self.segments.append(f".{name}")
-        self.culprit = container
-
-    def error(self, name: str) -> SerializationError:
-        return SerializationError(f"{name}{''.join(reversed(self.segments))}: {self.message}")
-
-
-# --------------------------------------------------------------------------- typed replay
-
-
 def encode(value: object, *, name: str = "value") -> JSONValue:
     """Turn ``value`` into self-describing JSON that :func:`decode` reads back exactly.
 
@@ -140,8 +58,10 @@ def encode(value: object, *, name: str = "value") -> JSONValue:
     ``frozenset``             items are orderable, so equal sets give equal JSON)
     ``dict``                  ``{"$zart": "dict", "v": [[key, value], ...]}`` when a key is
                               not a str or is ``"$zart"`` itself; otherwise a plain dict
-    ``float``                 ``{"$zart": "float", "v": "nan"}`` for nan, ±inf, -0.0 and
-                              magnitudes >= 1e16 (JSONB would print those as integers)
+    ``float``                 ``{"$zart": "float", "v": "-0.0"}`` for -0.0 and magnitudes
+                              >= 1e16 (JSONB would print those as integers); nan and
+                              ±inf are refused (JSON has no such number; rows stored
+                              earlier with a nan tag still read back)
     ``datetime``, ``date``,   ISO 8601 in ``"v"``; an aware datetime keeps its UTC offset.
     ``time``                  A ``ZoneInfo`` zone is also kept by key (``"tz"``); any other
                               tzinfo (pytz, dateutil, named ``timezone``) comes back as a
@@ -160,11 +80,12 @@ def encode(value: object, *, name: str = "value") -> JSONValue:
     ========================  ==========================================================
 
     Raises :class:`SerializationError` (naming ``name`` and the place inside the value) for
-    text containing NUL, unsupported types, classes defined inside a function, and cycles.
+    text containing NUL or a lone surrogate, nan and infinity, unsupported types, classes
+    defined inside a function, and cycles.
     """
     try:
         return _encode(value)
-    except _Failure as failure:
+    except Failure as failure:
         raise failure.error(name) from None
     except RecursionError:
         raise SerializationError(
@@ -191,8 +112,8 @@ def decode(data: JSONValue) -> object:
 def _encode(value: Any) -> JSONValue:
     kind = type(value)
     if kind is str:
-        if _NUL in value:
-            raise _Failure(_NUL_MESSAGE, value)
+        if (NUL in value or not value.isascii()) and (problem := text_problem(value)):
+            raise Failure(problem, value)
         return value  # type: ignore[no-any-return]
     if kind is int or kind is bool or value is None:
         return value  # type: ignore[no-any-return]
@@ -209,23 +130,23 @@ def _encode(value: Any) -> JSONValue:
 
 
 def _encode_dict(value: dict[Any, Any]) -> JSONValue:
-    out: _JSONDict = {}
+    out: JSONDict = {}
     try:
         for key, item in value.items():
             if type(key) is not str or key == TAG:
                 return _encode_escaped_dict(value)
-            if _NUL in key:
-                raise _Failure(_NUL_MESSAGE + " (in a dict key)", value, f"[{key!r}]")
+            if (NUL in key or not key.isascii()) and (problem := text_problem(key)):
+                raise Failure(problem + " (in a dict key)", value, f"[{key!r}]")
             kind = type(item)
             if kind is str:
-                if _NUL in item:
-                    raise _Failure(_NUL_MESSAGE, item)
+                if (NUL in item or not item.isascii()) and (problem := text_problem(item)):
+                    raise Failure(problem, item)
                 out[key] = item
             elif kind is int or kind is bool or item is None:
                 out[key] = item
             else:
                 out[key] = _encode(item)
-    except _Failure as failure:
+    except Failure as failure:
         if failure.culprit is not value:
             failure.locate_in_mapping(value)
         raise
@@ -237,7 +158,7 @@ def _encode_escaped_dict(value: dict[Any, Any]) -> JSONValue:
     try:
         for key, item in value.items():
             pairs.append([_encode(key), _encode(item)])
-    except _Failure as failure:
+    except Failure as failure:
         failure.locate_in_mapping(value)
         raise
     return {TAG: "dict", "v": pairs}
@@ -246,7 +167,7 @@ def _encode_escaped_dict(value: dict[Any, Any]) -> JSONValue:
 def _encode_list(value: list[Any]) -> list[JSONValue]:
     try:
         return [item if type(item) in _PASS_THROUGH else _encode(item) for item in value]
-    except _Failure as failure:
+    except Failure as failure:
         failure.locate_in_sequence(value)
         raise
 
@@ -254,12 +175,14 @@ def _encode_list(value: list[Any]) -> list[JSONValue]:
 def _encode_items(value: Iterable[Any]) -> list[JSONValue]:
     try:
         return [_encode(item) for item in value]
-    except _Failure as failure:
+    except Failure as failure:
         failure.locate_in_sequence(value)
         raise
 
 
 def _encode_float(value: float) -> JSONValue:
+    if not math.isfinite(value):  # nan, inf, and 1e999999 (which Python reads as inf)
+        raise Failure(NON_FINITE_MESSAGE, value)
     if -_FLOAT_EXPONENT_LIMIT < value < _FLOAT_EXPONENT_LIMIT and (
         value != 0.0 or math.copysign(1.0, value) > 0
     ):
@@ -274,13 +197,13 @@ def _encode_set(value: set[Any] | frozenset[Any]) -> JSONValue:
         ordered = list(value)
     try:
         items = [_encode(item) for item in ordered]
-    except _Failure as failure:
+    except Failure as failure:
         failure.locate_in_sequence(value, unordered=True)
         raise
     return {TAG: "set" if type(value) is set else "frozenset", "v": items}
 
 
-def _zone_fields(zone: tzinfo | None) -> _JSONDict:
+def _zone_fields(zone: tzinfo | None) -> JSONDict:
     if isinstance(zone, ZoneInfo) and zone.key is not None:
         return {"tz": zone.key}
     return {}
@@ -319,15 +242,15 @@ def _class_encoder(value: object) -> _Encoder:
     cls = type(value)
     encoder: _Encoder
     if isinstance(value, Enum):
-        encoder = functools.partial(_encode_enum, _class_path(cls, value))
+        encoder = functools.partial(_encode_enum, class_path(cls, value))
     elif isinstance(value, BaseModel):
-        encoder = functools.partial(_encode_model, _class_path(cls, value))
+        encoder = functools.partial(_encode_model, class_path(cls, value))
     elif dataclasses.is_dataclass(value):
-        encoder = functools.partial(_encode_dataclass, _class_path(cls, value))
+        encoder = functools.partial(_encode_dataclass, class_path(cls, value))
     elif isinstance(value, tuple) and hasattr(cls, "_fields"):
-        encoder = functools.partial(_encode_namedtuple, _class_path(cls, value))
+        encoder = functools.partial(_encode_namedtuple, class_path(cls, value))
     else:
-        raise _Failure(_unsupported_message(cls), value)
+        raise Failure(_unsupported_message(cls), value)
     _ENCODERS[cls] = encoder
     return encoder
 
@@ -347,17 +270,17 @@ def _unsupported_message(cls: type) -> str:
 def _encode_enum(path: str, value: Enum) -> JSONValue:
     try:
         return {TAG: "enum", "type": path, "v": _encode(value.value)}
-    except _Failure as failure:
+    except Failure as failure:
         failure.locate_in_attribute(value, "value")
         raise
 
 
-def _encode_fields(value: object, names: Iterable[str]) -> _JSONDict:
-    out: _JSONDict = {}
+def _encode_fields(value: object, names: Iterable[str]) -> JSONDict:
+    out: JSONDict = {}
     for field_name in names:
         try:
             out[field_name] = _encode(getattr(value, field_name))
-        except _Failure as failure:
+        except Failure as failure:
             failure.locate_in_attribute(value, field_name)
             raise
     return out
@@ -378,7 +301,7 @@ def _encode_dataclass(path: str, value: object) -> JSONValue:
             init.append(field.name)
         elif hasattr(value, field.name):
             later.append(field.name)
-    tag: _JSONDict = {TAG: "dataclass", "type": path, "v": _encode_fields(value, init)}
+    tag: JSONDict = {TAG: "dataclass", "type": path, "v": _encode_fields(value, init)}
     if later:
         tag["attrs"] = _encode_fields(value, later)
     return tag
@@ -388,11 +311,11 @@ def _encode_namedtuple(path: str, value: tuple[Any, ...]) -> JSONValue:
     return {TAG: "namedtuple", "type": path, "v": _encode_items(value)}
 
 
-def _class_path(cls: type, value: object) -> str:
+def class_path(cls: type, value: object) -> str:
     """``module:QualName`` of ``cls``, checked to import back to the very same class."""
     path = f"{cls.__module__}:{cls.__qualname__}"
     if "<locals>" in cls.__qualname__:
-        raise _Failure(
+        raise Failure(
             f"cannot store an instance of {cls.__module__}.{cls.__qualname__}: the class is "
             f"defined inside a function, so it cannot be imported when the value is read back; "
             f"define it at module level",
@@ -400,10 +323,10 @@ def _class_path(cls: type, value: object) -> str:
         )
     found = _try_import_class(path)
     if found is not cls and found is not None:  # the module was reloaded since it was cached
-        _import_class.cache_clear()
+        import_class.cache_clear()
         found = _try_import_class(path)
     if found is not cls:
-        raise _Failure(
+        raise Failure(
             f"cannot store an instance of {cls.__module__}.{cls.__qualname__}: importing "
             f"{path!r} does not give back this class; define it at module level",
             value,
@@ -413,15 +336,18 @@ def _class_path(cls: type, value: object) -> str:
 
 def _try_import_class(path: str) -> object | None:
     try:
-        return _import_class(path)
+        return import_class(path)
     except (ImportError, AttributeError):
         return None
 
 
 @functools.lru_cache(maxsize=1024)
-def _import_class(path: str) -> object:
+def import_class(path: str) -> object:
     module_name, _, qualname = path.partition(":")
-    found: object = importlib.import_module(module_name)
+    # Never import: a stored type name must not make this process run a module's code.
+    found: object | None = sys.modules.get(module_name)
+    if found is None:
+        raise ImportError(f"module {module_name!r} is not imported in this process")
     for part in qualname.split("."):
         found = getattr(found, part)
     return found
@@ -443,32 +369,32 @@ def _decode(data: JSONValue) -> object:
     raise SerializationError(f"cannot read back a value of type {kind.__qualname__}: not JSON")
 
 
-def _corrupt(data: _JSONDict, problem: str) -> SerializationError:
+def _corrupt(data: JSONDict, problem: str) -> SerializationError:
     shown = json.dumps(data, default=repr)
     if len(shown) > 200:
         shown = shown[:200] + "..."
     return SerializationError(f"corrupt stored value {shown}: {problem}")
 
 
-def _decode_tag(data: _JSONDict) -> object:
+def _decode_tag(data: JSONDict) -> object:
     decoder = _DECODERS.get(data[TAG])  # type: ignore[arg-type]
     if decoder is None:
         raise _corrupt(data, f"unknown {TAG} kind {data[TAG]!r}")
     return decoder(data)
 
 
-def _field(data: _JSONDict, key: str, kind: type[Any]) -> Any:
+def _field(data: JSONDict, key: str, kind: type[Any]) -> Any:
     found = data.get(key)
     if type(found) is not kind:
         raise _corrupt(data, f"{data[TAG]} needs {key!r} of type {kind.__name__}")
     return found
 
 
-def _decode_items(data: _JSONDict) -> list[object]:
+def _decode_items(data: JSONDict) -> list[object]:
     return [_decode(item) for item in _field(data, "v", list)]
 
 
-def _decode_escaped_dict(data: _JSONDict) -> dict[Any, object]:
+def _decode_escaped_dict(data: JSONDict) -> dict[Any, object]:
     out: dict[Any, object] = {}
     for pair in _field(data, "v", list):
         if type(pair) is not list or len(pair) != 2:
@@ -480,7 +406,7 @@ def _decode_escaped_dict(data: _JSONDict) -> dict[Any, object]:
 def _text_decoder(parse: Callable[[str], object], what: str) -> _Decoder:
     """A decoder for tags whose ``"v"`` is text that ``parse`` reads."""
 
-    def decoder(data: _JSONDict) -> object:
+    def decoder(data: JSONDict) -> object:
         try:
             return parse(_field(data, "v", str))
         except (ValueError, ArithmeticError):  # also binascii.Error, decimal.InvalidOperation
@@ -492,7 +418,7 @@ def _text_decoder(parse: Callable[[str], object], what: str) -> _Decoder:
 def _zoned(decoder: _Decoder) -> _Decoder:
     """Put back the ``ZoneInfo`` that a datetime or time tag names in ``"tz"``."""
 
-    def zoned_decoder(data: _JSONDict) -> object:
+    def zoned_decoder(data: JSONDict) -> object:
         value: Any = decoder(data)
         key = data.get("tz")
         if key is None:
@@ -514,17 +440,17 @@ def _decode_base64(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
-def _decode_timedelta(data: _JSONDict) -> timedelta:
+def _decode_timedelta(data: JSONDict) -> timedelta:
     parts = _field(data, "v", list)
     if len(parts) != 3 or any(type(part) is not int for part in parts):
         raise _corrupt(data, "timedelta needs [days, seconds, microseconds]")
     return timedelta(days=parts[0], seconds=parts[1], microseconds=parts[2])
 
 
-def _stored_class(data: _JSONDict, check: Callable[[type], bool]) -> Any:
+def _stored_class(data: JSONDict, check: Callable[[type], bool]) -> Any:
     path = _field(data, "type", str)
     try:
-        cls = _import_class(path)
+        cls = import_class(path)
     except (ImportError, AttributeError, ValueError) as exc:
         raise SerializationError(
             f"cannot read back a stored {data[TAG]}: class {path!r} cannot be imported ({exc})"
@@ -534,11 +460,11 @@ def _stored_class(data: _JSONDict, check: Callable[[type], bool]) -> Any:
     return cls
 
 
-def _decode_fields(data: _JSONDict, key: str) -> dict[str, object]:
+def _decode_fields(data: JSONDict, key: str) -> dict[str, object]:
     return {name: _decode(item) for name, item in _field(data, key, dict).items()}
 
 
-def _decode_enum(data: _JSONDict) -> Enum:
+def _decode_enum(data: JSONDict) -> Enum:
     cls = _stored_class(data, lambda cls: issubclass(cls, Enum))
     if "v" not in data:
         raise _corrupt(data, "enum needs 'v'")
@@ -546,7 +472,7 @@ def _decode_enum(data: _JSONDict) -> Enum:
     return member
 
 
-def _decode_model(data: _JSONDict) -> BaseModel:
+def _decode_model(data: JSONDict) -> BaseModel:
     cls = _stored_class(data, lambda cls: issubclass(cls, BaseModel))
     fields = _decode_fields(data, "v")
     if issubclass(cls, RootModel):  # validates its single value, not a dict of fields
@@ -558,7 +484,7 @@ def _decode_model(data: _JSONDict) -> BaseModel:
     return model
 
 
-def _decode_dataclass(data: _JSONDict) -> object:
+def _decode_dataclass(data: JSONDict) -> object:
     cls = _stored_class(data, dataclasses.is_dataclass)
     value = cls(**_decode_fields(data, "v"))
     if "attrs" in data:
@@ -567,7 +493,7 @@ def _decode_dataclass(data: _JSONDict) -> object:
     return value
 
 
-def _decode_namedtuple(data: _JSONDict) -> tuple[Any, ...]:
+def _decode_namedtuple(data: JSONDict) -> tuple[Any, ...]:
     cls = _stored_class(data, lambda cls: issubclass(cls, tuple) and hasattr(cls, "_fields"))
     value: tuple[Any, ...] = cls(*_decode_items(data))
     return value
@@ -592,184 +518,3 @@ _DECODERS: dict[str, _Decoder] = {
     "dataclass": _decode_dataclass,
     "namedtuple": _decode_namedtuple,
 }
-
-
-# --------------------------------------------------------------------------- exceptions
-
-
-def encode_exception(exc: BaseException) -> JSONValue:
-    """Store an exception as ``{"type": "module:QualName", "args": ..., "message": str(exc)}``.
-
-    ``"args"`` is ``encode(exc.args)``, or ``None`` when an argument cannot be stored or the
-    class cannot be imported back (then :func:`decode_exception` gives a
-    :class:`~zart.errors.StoredError`). Tracebacks, causes and attributes not passed through
-    ``args`` are not kept. Never raises for an unstorable exception.
-    """
-    cls = type(exc)
-    type_name = f"{cls.__module__}:{cls.__qualname__}".replace(_NUL, "\\x00")
-    try:
-        message = str(exc)
-    except Exception:  # a broken __str__ must not hide the original failure
-        message = f"<{cls.__qualname__} with an unprintable message>"
-    args: JSONValue = None
-    try:
-        _class_path(cls, exc)
-        args = encode(exc.args)
-    except (_Failure, SerializationError):
-        pass
-    return {"type": type_name, "args": args, "message": message.replace(_NUL, "\\x00")}
-
-
-def decode_exception(data: JSONValue) -> BaseException:
-    """Rebuild an exception stored by :func:`encode_exception`.
-
-    Gives an instance of the same class built from the same args when the class imports and
-    ``cls(*args)`` reproduces both the args and the message; otherwise a
-    :class:`~zart.errors.StoredError` carrying ``type_name`` and ``message``.
-    """
-    if (
-        type(data) is not dict
-        or type(data.get("type")) is not str
-        or type(data.get("message")) is not str
-    ):
-        raise SerializationError(f"corrupt stored error {data!r}: needs 'type' and 'message'")
-    type_name: str = data["type"]  # type: ignore[assignment]
-    message: str = data["message"]  # type: ignore[assignment]
-    rebuilt = _rebuild_exception(type_name, data.get("args"), message)
-    return rebuilt if rebuilt is not None else StoredError(type_name, message)
-
-
-def _rebuild_exception(
-    type_name: str, stored_args: JSONValue, message: str
-) -> BaseException | None:
-    if stored_args is None:
-        return None
-    try:
-        cls = _import_class(type_name)
-        args = decode(stored_args)
-        if (
-            not (isinstance(cls, type) and issubclass(cls, BaseException))
-            or type(args) is not tuple
-        ):
-            return None
-        rebuilt = cls(*args)
-        # A constructor that reshapes its arguments (formats a message, stores a field
-        # elsewhere) would give a different exception: prefer the honest fallback.
-        if rebuilt.args != args or str(rebuilt) != message:
-            return None
-    except Exception:
-        return None
-    return rebuilt
-
-
-# --------------------------------------------------------------------------- plain JSON
-
-
-def to_json(value: object, annotation: object = Any, *, name: str = "value") -> JSONValue:
-    """Plain JSON (no tags) for values that outside clients read: payloads and results.
-
-    This is pydantic's ``TypeAdapter(annotation).dump_python(value, mode="json")``; with no
-    annotation pydantic infers from the runtime value (models and dataclasses become objects,
-    datetimes ISO strings, UUIDs and Decimals strings, tuples and sets lists, bytes UTF-8
-    text, nan and inf ``null``). A value that does not match ``annotation`` is dumped by its
-    runtime type rather than refused. Raises :class:`SerializationError` for a value pydantic
-    cannot dump and for text containing NUL; :class:`ConfigurationError` for an annotation
-    pydantic does not understand.
-    """
-    try:
-        data: JSONValue = _adapter(annotation).dump_python(value, mode="json", warnings=False)
-    except PydanticSerializationError as exc:
-        raise SerializationError(f"{name}: cannot be turned into JSON: {exc}") from exc
-    try:
-        _check_plain(data)
-    except _Failure as failure:
-        raise failure.error(name) from None
-    return data
-
-
-def from_json(data: JSONValue, annotation: object = Any) -> object:
-    """Validate plain JSON against ``annotation`` (``TypeAdapter(annotation).validate_python``).
-
-    With no annotation the data is returned as is. Invalid data raises pydantic's
-    ``ValidationError`` unchanged (it is a ``ValueError``); callers that face users turn it
-    into :class:`~zart.errors.InvalidPayload` and may show its ``errors()``.
-    """
-    return _adapter(annotation).validate_python(data)
-
-
-def _adapter(annotation: object) -> TypeAdapter[Any]:
-    try:
-        hash(annotation)
-    except TypeError:  # e.g. Annotated[...] with an unhashable marker: no caching
-        return _build_adapter(annotation)
-    return _cached_adapter(annotation)
-
-
-def _build_adapter(annotation: object) -> TypeAdapter[Any]:
-    try:
-        return TypeAdapter(cast(Any, annotation))
-    except PydanticSchemaGenerationError as exc:
-        raise ConfigurationError(f"pydantic cannot handle the type {annotation!r}: {exc}") from exc
-
-
-_cached_adapter = functools.lru_cache(maxsize=512)(_build_adapter)
-
-
-def _check_plain(data: Any) -> None:
-    """Refuse text containing NUL and non-finite floats in already plain JSON."""
-    kind = type(data)
-    if kind is str and _NUL in data:
-        raise _Failure(_NUL_MESSAGE, data)
-    if kind is float and not math.isfinite(data):
-        raise _Failure("cannot store nan or infinity as plain JSON", data)
-    if kind is list:
-        try:
-            for item in data:
-                _check_plain(item)
-        except _Failure as failure:
-            failure.locate_in_sequence(data)
-            raise
-    elif kind is dict:
-        try:
-            for key, item in data.items():
-                _check_plain_key(data, key)
-                _check_plain(item)
-        except _Failure as failure:
-            if failure.culprit is not data:
-                failure.locate_in_mapping(data)
-            raise
-
-
-def _check_plain_key(data: dict[str, Any], key: str) -> None:
-    if _NUL in key:
-        raise _Failure(_NUL_MESSAGE + " (in a dict key)", data, f"[{key!r}]")
-
-
-# --------------------------------------------------------------------------- size
-
-
-_SMALL_INT = 10**18  # ints within this are measured without the encoder (their repr)
-
-
-def check_size(data: JSONValue, limit_bytes: int, *, name: str = "value") -> int:
-    """Return the size in bytes of ``data`` as compact UTF-8 JSON text.
-
-    Raises :class:`SerializationError` naming the size and the limit when it is larger than
-    ``limit_bytes``, or when ``data`` is not JSON (for instance nan, which :func:`encode` tags).
-    """
-    kind = type(data)
-    if data is None or kind is bool:  # the common tiny results: no JSON encoder run
-        size = 4 if data is None or data is True else 5
-    elif kind is int and -_SMALL_INT < data < _SMALL_INT:  # type: ignore[operator]
-        size = len(repr(data))
-    else:
-        try:
-            text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise SerializationError(f"{name}: not JSON: {exc}") from exc
-        size = len(text.encode("utf-8"))
-    if size > limit_bytes:
-        raise SerializationError(
-            f"{name} is {size:,} bytes of JSON, over the limit of {limit_bytes:,} bytes"
-        )
-    return size
