@@ -69,6 +69,7 @@ from bench.measure import (
     write_figures,
 )
 from zart.models import ExecutionRow, StepRow, table_of
+from zart.repositories.executors import ConnectionExecutor
 from zart.repositories.steps import list_steps
 
 WAIT_TIMEOUT = 300.0
@@ -152,7 +153,8 @@ async def _until_status(scheduler: zart.DurableScheduler, execution_id: str, sta
 async def _step(scheduler: zart.DurableScheduler, execution_id: str, name: str) -> Any:
     run_id = (await scheduler.status(execution_id)).run_id
     async with scheduler.engine.connect() as conn:
-        found = [s for s in await list_steps(conn, run_id) if s.name == name]
+        steps = await ConnectionExecutor(conn).run(list_steps, run_id)
+    found = [s for s in steps if s.name == name]
     return found[0]
 
 

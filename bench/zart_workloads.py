@@ -38,6 +38,7 @@ from bench.measure import (
     wait_disconnected,
     write_figures,
 )
+from zart.repositories.executors import ConnectionExecutor
 from zart.repositories.steps import load_run_outcomes
 from zart.worker import Worker, WorkerSettings
 
@@ -170,7 +171,7 @@ async def _resume_one(
             await conn.exec_driver_sql("SELECT 1")  # the connection is checked out and live
             with counter.counting() as counts:
                 started = time.perf_counter()
-                outcomes = await load_run_outcomes(conn, run_id)
+                outcomes = await ConnectionExecutor(conn).run(load_run_outcomes, run_id)
                 loads.append(time.perf_counter() - started)
             load_statements = Counter(counts)
         if len(outcomes) != steps:

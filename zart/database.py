@@ -47,12 +47,36 @@ _SQLITE_PRAGMAS = (
 T = TypeVar("T")
 
 
+#: ``scheme://user:password@``: the password runs to the last ``@`` (a password may hold one).
+_CREDENTIALS = re.compile(r"(?P<head>[A-Za-z][\w+.-]*://[^:/@\s]*):(?P<password>\S*)@")
+
+
+def mask_url(url: str | URL) -> str:
+    """``url`` without its password (``***``), for every message, log line and error that
+    names a database; a URL that does not parse is masked too."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # malformed: mask what looks like credentials
+        return mask_credentials(str(url))
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` (an error message, say) with the password of every URL in it masked."""
+    return _CREDENTIALS.sub(r"\g<head>:***@", text)
+
+
 def parse_url(url: str | URL) -> URL:
     """Parse and check a database URL, naming the problem when it is not one Zart can use."""
     try:
         parsed = make_url(url)
-    except Exception as exc:  # sqlalchemy raises ArgumentError, but be broad about odd input
-        raise ConfigurationError(f"invalid database URL {str(url)!r}: {exc}") from exc
+    except Exception:  # sqlalchemy raises ArgumentError, but be broad about odd input
+        # The driver's message quotes the URL whole: say what is wrong without it.
+        raise ConfigurationError(
+            f"invalid database URL {mask_url(url)!r}: expected"
+            " postgresql+asyncpg://user:password@host/database or sqlite+aiosqlite:///file.db"
+        ) from None
     backend = parsed.get_backend_name()
     driver = parsed.get_driver_name()
     if backend == "postgresql":
@@ -63,7 +87,7 @@ def parse_url(url: str | URL) -> URL:
             parsed = parsed.set(drivername="sqlite+aiosqlite")
     else:
         raise ConfigurationError(
-            f"unsupported database {backend!r} in {parsed.render_as_string(hide_password=True)!r}:"
+            f"unsupported database {backend!r} in {mask_url(parsed)!r}:"
             " Zart runs on PostgreSQL (postgresql+asyncpg://...) or SQLite"
             " (sqlite+aiosqlite:///file.db)"
         )
@@ -103,7 +127,7 @@ def explain_missing_tables(engine: AsyncEngine) -> AsyncEngine:
     statement that meets a missing Zart table raises :class:`~zart.errors.SchemaMissing`,
     saying how to create the tables, rather than the driver's ``no such table`` error."""
     view = engine.execution_options()
-    url = engine.url.render_as_string(hide_password=True)
+    url = mask_url(engine.url)
     schema = schema_of(engine)
 
     @event.listens_for(view.sync_engine, "handle_error")

@@ -10,7 +10,9 @@ the first applies them, the rest find the schema at head and do nothing.
 
 from __future__ import annotations
 
+import asyncio
 import io
+import threading
 from collections.abc import Callable
 from contextlib import redirect_stdout
 from dataclasses import dataclass
@@ -69,13 +71,26 @@ def head_revision() -> str:
     return head
 
 
+#: Alembic keeps the migration in progress in module globals (``alembic.context``, ``op``):
+#: two migrations at once in one process, on two databases or two event loops, would run in
+#: each other's context. This lock runs them one at a time; the database lock orders processes.
+_ALEMBIC = threading.Lock()
+
+
 async def _run_locked(
     engine: AsyncEngine, schema: str | None, action: Callable[[Connection], Any]
 ) -> Any:
     engine = with_schema(engine, schema)  # also validates the schema name
-    async with engine.begin() as conn:
-        await lock_for_migration(conn, MIGRATION_LOCK_KEY, schema)
-        return await conn.run_sync(_explained(action))
+    # Polled, not acquired in a thread: a cancelled wait must not leave the lock taken. (A
+    # threading lock has no awaitable; an asyncio one would not cover other event loops.)
+    while not _ALEMBIC.acquire(blocking=False):  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    try:
+        async with engine.begin() as conn:
+            await lock_for_migration(conn, MIGRATION_LOCK_KEY, schema)
+            return await conn.run_sync(_explained(action))
+    finally:
+        _ALEMBIC.release()
 
 
 def _explained(action: Callable[[Connection], Any]) -> Callable[[Connection], Any]:
@@ -151,7 +166,7 @@ def upgrade_sql(
     target = revision if from_revision is None else f"{from_revision}:{revision}"
     buffer = io.StringIO()
     config.output_buffer = buffer
-    with redirect_stdout(io.StringIO()):
+    with _ALEMBIC, redirect_stdout(io.StringIO()):
         try:
             command.upgrade(config, target, sql=True)
         except CommandError as exc:

@@ -13,10 +13,10 @@ shows. Clients of the original ignore keys they do not know.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
 from zart.models import ExecutionStatus
@@ -36,6 +36,22 @@ NO_NUL = r"^[^\x00]*$"
 #: An identifier as stored (execution ids, task, step and event names).
 Name = Annotated[str, Field(min_length=1, max_length=255, pattern=NO_NUL)]
 Text = Annotated[str, Field(min_length=1, max_length=1024, pattern=NO_NUL)]
+
+
+def utc_instant(value: datetime) -> datetime:
+    """An aware time in UTC; ``ValueError`` for one that leaves the calendar once in UTC
+    (``0001-01-01T00:00:00+14:00``, ``9999-12-31T23:59:59-14:00``), which the database cannot
+    store or compare."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"{value.isoformat()} is out of range once in UTC (years 1 to 9999)"
+        ) from None
+
+
+#: An aware time, given in any zone, as UTC (the queries' ``from``/``to``, ``expiresAt``).
+UtcTime = Annotated[AwareDatetime, AfterValidator(utc_instant)]
 
 
 class Wire(BaseModel):
@@ -285,7 +301,7 @@ class CreatePauseRule(Wire):
     step_pattern: Name | None = None
     reason: Text | None = None
     triggered_by: Name | None = None
-    expires_at: AwareDatetime | None = None
+    expires_at: UtcTime | None = None
     expires_in_secs: Annotated[float, Field(gt=0, le=10 * 365 * 86400)] | None = None
 
 

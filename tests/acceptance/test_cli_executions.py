@@ -51,10 +51,16 @@ def zart(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def error_line(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
-    """The one ``error:`` line a failed command writes on stderr (asserting there is one)."""
+def error_line(
+    result: subprocess.CompletedProcess[str], code: int = 1, *, unvalidated: bool = False
+) -> str:
+    """The one ``error:`` line a failed command writes on stderr (asserting there is one);
+    ``unvalidated``: after the note of a start by name without --module."""
     assert result.returncode == code, result
     lines = result.stderr.splitlines()
+    if unvalidated:
+        assert lines[0].startswith("note: the payload was not validated here"), result.stderr
+        lines = lines[1:]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: "), result.stderr
     return lines[0]
@@ -63,6 +69,14 @@ def error_line(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
 def ok(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, result
     assert result.stderr == "", result.stderr
+    return result.stdout
+
+
+def started_by_name(result: subprocess.CompletedProcess[str], task: str) -> str:
+    """A start without --module: done, with the one note that the payload went unvalidated."""
+    assert result.returncode == 0, result
+    assert result.stderr.startswith(f"note: the payload was not validated here (task {task!r}")
+    assert len(result.stderr.splitlines()) == 1, result.stderr
     return result.stdout
 
 
@@ -91,11 +105,12 @@ def worker(database_url: str) -> Iterator[None]:
 @pytest.mark.usefixtures("worker")
 def test_a_worker_runs_what_the_cli_starts_and_the_cli_shows_it(database_url: str) -> None:
     # By name only: the live worker serves "greet", nothing is imported here.
-    greeted = ok(
+    greeted = started_by_name(
         zart(
             database_url, "start", "greet", "--payload", '{"name": "ada"}',
             "--execution-id", "greet-1", "--wait",
-        )
+        ),
+        "greet",
     )  # fmt: skip
     # The status is read just after the start: the live worker, woken by NOTIFY, may have
     # claimed it already (or run it to its end).
@@ -107,7 +122,7 @@ def test_a_worker_runs_what_the_cli_starts_and_the_cli_shows_it(database_url: st
         database_url, "start", "doomed", "--payload", '{"name": "bob"}',
         "--execution-id", "doomed-1", "--wait", "--json",
     )  # fmt: skip
-    assert error_line(doomed) == (
+    assert error_line(doomed, unvalidated=True) == (
         "error: execution 'doomed-1' failed: step_failed in 'flaky': RetryExhausted: step"
         " 'flaky' failed after 2 attempts; last error: ConnectionError: bob is unreachable"
         " (attempt 1)"
@@ -202,7 +217,11 @@ def test_events_waits_and_cancellation(database_url: str) -> None:
         database_url, "start", "approval", "--payload", '{"name": "bob"}',
         "--execution-id", "approval-2", "--wait", "--timeout", "0.2", "--json",
     )  # fmt: skip
-    assert "is still" in error_line(pending, code=3)
+    assert pending.returncode == 3
+    note, error = pending.stderr.splitlines()  # no --module: the payload went unvalidated
+    assert note.startswith("note: the payload was not validated here (task 'approval'")
+    assert error.startswith("error: ")
+    assert "is still" in error
     assert "after 0.2s; it keeps running" in pending.stderr
     assert json.loads(pending.stdout)["status"] in {"scheduled", "running", "waiting"}
 

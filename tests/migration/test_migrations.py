@@ -4,6 +4,7 @@ from several processes at once and never touch the application's own tables."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, inspect, text
@@ -135,3 +136,24 @@ async def test_a_schema_of_its_own(empty_engine: AsyncEngine) -> None:
 
     await downgrade(empty_engine, "base", schema="zart_jobs")
     assert await _tables(empty_engine, "zart_jobs") == {VERSION_TABLE}
+
+
+async def test_two_databases_migrated_at_once_in_one_process(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Alembic keeps the running migration in module globals: two at once in one process
+    (this backend's database and a SQLite file) must not run in each other's context."""
+    engines = [
+        create_engine(empty_database_url),
+        create_engine(f"sqlite+aiosqlite:///{tmp_path / 'other.db'}"),
+    ]
+    try:
+        await asyncio.gather(
+            *(upgrade(engine) for engine in engines), *(upgrade(e) for e in engines)
+        )
+        for engine in engines:
+            assert await _tables(engine) == ZART_TABLES | {VERSION_TABLE}
+            assert (await check(engine)).ok
+    finally:
+        for engine in engines:
+            await engine.dispose()

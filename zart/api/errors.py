@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from zart.database import mask_credentials
 from zart.errors import (
     EventAlreadyDelivered,
     EventNotAccepted,
@@ -20,6 +21,7 @@ from zart.errors import (
     ExecutionNotFound,
     InvalidExecutionState,
     InvalidPayload,
+    MigrationError,
     PauseRuleNotFound,
     RunNotFound,
     StepNotFound,
@@ -42,6 +44,7 @@ ZART_ERRORS: tuple[tuple[type[ZartError], int, str], ...] = (
     (InvalidExecutionState, 409, "invalid_execution_state"),
     (InvalidPayload, 422, "invalid_payload"),
     (WaitTimedOut, 504, "wait_timed_out"),
+    (MigrationError, 503, "database_not_migrated"),
 )
 
 #: Codes of the answers that do not come from a Zart error.
@@ -105,8 +108,10 @@ def response_for(exc: Exception) -> Response:
         return _internal(exc)
     if isinstance(exc, UnicodeError):  # text that is not valid Unicode (a lone surrogate)
         return error_response(422, "invalid_payload", f"text is not valid Unicode: {exc}")
-    if isinstance(exc, OperationalError | InterfaceError | OSError):
-        log("database_unavailable", f"database unreachable: {exc}", level=30)
+    if isinstance(exc, SQLAlchemyError | OSError):
+        # Unreachable, refusing our credentials, or not migrated: /readyz says 503 for the
+        # same causes, and so do the routes. The log has the driver's words (no password).
+        log("database_unavailable", f"database error: {mask_credentials(str(exc))}", level=30)
         return error_response(503, "database_unavailable", "the database is unreachable")
     return _internal(exc)
 

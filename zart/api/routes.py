@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from fastapi.security import HTTPBearer
-from pydantic import AwareDatetime
 
 from zart.api.auth import configured_token, guarded_route
 from zart.api.errors import ApiError
@@ -36,6 +35,7 @@ from zart.wire import (
     SortOrder,
     StartExecution,
     Stats,
+    UtcTime,
     sort_field,
 )
 
@@ -88,8 +88,8 @@ def _execution_routes(router: APIRouter, scheduler: DurableScheduler) -> None:
         response: Response,
         status: Annotated[ExecutionStatus | None, Query()] = None,
         task_name: Annotated[QueryName, Query(alias="taskName")] = None,
-        created_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-        created_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+        created_from: Annotated[UtcTime | None, Query(alias="from")] = None,
+        created_to: Annotated[UtcTime | None, Query(alias="to")] = None,
         search: Annotated[str | None, Query(max_length=255, pattern=NO_NUL)] = None,
         sort_by: Annotated[str | None, Query(alias="sortBy", max_length=64)] = None,
         sort_order: Annotated[SortOrder, Query(alias="sortOrder")] = "desc",

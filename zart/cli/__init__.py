@@ -7,12 +7,15 @@ environment variables.
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from typing import Annotated, NoReturn
 
 import typer
 
 from zart import __version__
-from zart.cli import db, events, executions, schedules, serve, worker
+from zart.cli import admin, db, events, executions, schedules, serve, worker
+from zart.database import mask_credentials
+from zart.errors import ZartError
 
 __all__ = ["app", "main"]
 
@@ -36,6 +39,10 @@ app.command(name="cancel")(executions.cancel)
 app.command(name="stats")(executions.stats)
 app.add_typer(events.app, name="event")
 app.command(name="serve")(serve.serve)
+app.command(name="retry-step")(admin.retry_step)
+app.command(name="restart")(admin.restart)
+app.command(name="rerun")(admin.rerun)
+app.add_typer(admin.pause, name="pause")
 
 
 def _print_version(value: bool) -> None:
@@ -60,5 +67,20 @@ def root(
 
 
 def main() -> None:
-    """Entry point of the ``zart`` script (and of ``python -m zart``)."""
-    app(prog_name="zart")
+    """Entry point of the ``zart`` script (and of ``python -m zart``).
+
+    Every error is one ``error:`` line on stderr and exit code 1, never a traceback (which
+    could show a database URL's password); commands report the errors they expect themselves,
+    this catches what escapes them (a bad setting met while building the scheduler, say)."""
+    try:
+        app(prog_name="zart")
+    except ZartError as exc:
+        _exit_with(str(exc))
+    except Exception as exc:  # a traceback helps no operator; the message names the problem
+        _exit_with(f"{type(exc).__name__}: {exc}")
+
+
+def _exit_with(message: str) -> NoReturn:
+    lines = mask_credentials(message).strip().splitlines() or ["unknown error"]
+    sys.stderr.write(f"error: {lines[0]}\n")
+    raise SystemExit(1)

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from zart.database import create_engine
+from zart.database import create_engine, mask_url
 from zart.errors import ZartError
 from zart.logs import LOG_FORMATS, LOG_LEVELS, configure
 from zart.scheduler import DurableScheduler
@@ -186,9 +186,9 @@ def run_reporting_errors(url: str, main: Callable[[], Coroutine[Any, Any, T]]) -
     except ZartError as exc:
         fail(str(exc))
     except DBAPIError as exc:
-        fail(f"database error on {_shown(url)}: {exc.orig if exc.orig is not None else exc}")
+        fail(f"database error on {mask_url(url)}: {exc.orig if exc.orig is not None else exc}")
     except OSError as exc:  # connection refused, unknown host, timeout
-        fail(f"cannot connect to {_shown(url)}: {str(exc) or type(exc).__name__}")
+        fail(f"cannot connect to {mask_url(url)}: {str(exc) or type(exc).__name__}")
 
 
 async def _let_sqlite_threads_stop() -> None:
@@ -218,12 +218,7 @@ def _require_sqlite_file(url: str) -> None:
 
 def shown_url(scheduler: DurableScheduler) -> str:
     """The URL of the scheduler's database, without its password, for error lines."""
-    return scheduler.engine.url.render_as_string(hide_password=True)
-
-
-def _shown(url: str) -> str:
-    """``url`` without its password."""
-    return make_url(url).render_as_string(hide_password=True)
+    return mask_url(scheduler.engine.url)
 
 
 def fail(message: str) -> NoReturn:

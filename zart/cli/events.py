@@ -35,11 +35,13 @@ def send(
     execution_id: Annotated[str, typer.Argument(help="The execution to deliver the event to.")],
     name: Annotated[str, typer.Argument(help="The event name the handler waits for.")],
     payload: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--payload", help="""The event's payload as JSON, e.g. '{"approved": true}'."""
+            "--payload",
+            help="""The event's payload as JSON, e.g. '{"approved": true}' (default: null).""",
+            show_default=False,
         ),
-    ],
+    ] = None,
     sender: Annotated[
         str | None,
         typer.Option(
@@ -55,7 +57,7 @@ def send(
     schema: Schema = None,
 ) -> None:
     """Deliver the event NAME with its JSON payload to an execution."""
-    data = parse_json(payload, "event payload")
+    data = None if payload is None else parse_json(payload, "event payload")
     sent_by = (sender or f"{_user()}@{socket.gethostname()} via zart event send")[:255]
     run_on_scheduler(
         database_url,

@@ -41,8 +41,9 @@ from zart.errors import (
 )
 from zart.models import ExecutionStatus
 from zart.repositories.records import ExecutionPage, ExecutionRecord
+from zart.runtime.registry import find_handler
 from zart.scheduler import DurableScheduler
-from zart.wire import Detail, Execution, ExecutionList, Stats
+from zart.wire import Detail, Execution, ExecutionList, Stats, utc_instant
 
 __all__ = ["cancel", "list_", "show", "start", "stats", "status", "wait"]
 
@@ -87,11 +88,14 @@ class SortBy(StrEnum):
 def start(
     task: Annotated[str, typer.Argument(help="Task name of a durable handler.")],
     payload: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--payload", help="""The handler's input as JSON, e.g. '{"email": "a@b.c"}'."""
+            "--payload",
+            help="""The handler's input as JSON, e.g. '{"email": "a@b.c"}' (default: null,"""
+            " for a handler that takes no input).",
+            show_default=False,
         ),
-    ],
+    ] = None,
     execution_id: Annotated[
         str | None,
         typer.Option(
@@ -119,9 +123,10 @@ def start(
 
     Without, TASK must be served by a live worker (one that heartbeated
     in the last 2 minutes) and PAYLOAD is stored as given: that worker
-    validates it, and a payload it refuses fails the execution.
+    validates it, and a payload it refuses fails the execution. A note on
+    stderr says so.
     """
-    data = parse_json(payload)
+    data = None if payload is None else parse_json(payload)
     if modules:
         import_modules(modules)
 
@@ -148,6 +153,13 @@ def start(
         record, existed, timed_out = run_on_scheduler(database_url, schema, action)
     except KeyboardInterrupt:
         _interrupted()
+    if find_handler(task) is None:
+        typer.echo(
+            f"note: the payload was not validated here (task {task!r} is not registered in this"
+            " process; --module imports it); the worker that runs it validates it, and a payload"
+            " it refuses fails the execution",
+            err=True,
+        )
     if wait_:
         _finish(record, timed_out, timeout, json_output)
     elif json_output:
@@ -342,7 +354,10 @@ def _instant(text: str) -> datetime:
         raise typer.BadParameter(
             f"{text!r} is not an ISO 8601 time (e.g. 2030-01-31 or 2030-01-31T08:00:00+02:00)"
         ) from None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    try:
+        return utc_instant(when if when.tzinfo is not None else when.replace(tzinfo=UTC))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def wait(

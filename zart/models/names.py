@@ -8,6 +8,13 @@ value the database would refuse: a non-empty string of at most the column's leng
 cannot hold it) and no lone surrogate (not valid Unicode, so not encodable as UTF-8). A value
 that breaks it raises :class:`~zart.errors.InvalidName` naming what it is and the problem;
 the HTTP API answers 422 and the CLI exits 1 with that line.
+
+Execution ids and event names also sit in URL paths (``/api/v1/executions/{id}``,
+``/api/v1/events/{id}/{event}``), one path segment each, as in the original server. A ``/``
+would split the segment, so such an execution could never be reached over HTTP (its start
+would succeed, then every get, cancel, wait and event answer 404): :func:`check_path_segment`
+refuses them where they enter, rather than routing them with a path converter that would make
+``/executions/a/cancel`` ambiguous.
 """
 
 from __future__ import annotations
@@ -42,6 +49,17 @@ def check_name(value: object, what: str, *, max_length: int = MAX_LENGTH) -> str
                 f"{what} {_shown(value)} contains a lone surrogate (not valid Unicode)"
             ) from None
     return value
+
+
+def check_path_segment(value: object, what: str) -> str:
+    """:func:`check_name`, and no ``/``: for execution ids and event names, which the HTTP API
+    routes on as one path segment each."""
+    name = check_name(value, what)
+    if "/" in name:
+        raise InvalidName(
+            f"{what} {_shown(name)} contains '/': it could not be reached over the HTTP API"
+        )
+    return name
 
 
 def _shown(value: str) -> str:

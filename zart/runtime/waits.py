@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from zart.durations import parse_duration
 from zart.errors import ConfigurationError, EventTimeout, InvalidPayload, OutsideExecution
 from zart.models import StepKind, StepStatus, TimerKind
+from zart.models.names import check_path_segment
 from zart.repositories import events as events_repo
 from zart.repositories import steps as steps_repo
 from zart.repositories.records import EventRecord
@@ -109,6 +110,7 @@ async def wait_for_event(
     :class:`~zart.EventTimeout` when ``timeout`` passes first; that outcome is stored, so
     replays raise it again.
     """
+    check_path_segment(name, "event name")
     limit = None if timeout is None else parse_duration(timeout, name="event timeout")
     run = _run_for("zart.wait_for_event")
     if run is None:

@@ -28,7 +28,7 @@ from zart.errors import (
     WaitTimedOut,
 )
 from zart.models import ExecutionStatus
-from zart.models.names import check_name
+from zart.models.names import check_path_segment
 from zart.repositories import events as events_repo
 from zart.repositories import executions as executions_repo
 from zart.repositories import runs as runs_repo
@@ -410,8 +410,8 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         Raises :class:`~zart.ExecutionNotFound`, :class:`~zart.EventNotAccepted` (finished or
         cancelled) or :class:`~zart.EventAlreadyDelivered`, storing nothing.
         """
-        check_name(execution_id, "execution id")
-        check_name(name, "event name")
+        check_path_segment(execution_id, "execution id")
+        check_path_segment(name, "event name")
         if sender is not None and (
             not isinstance(sender, str) or not 0 < len(sender) <= 255 or "\x00" in sender
         ):

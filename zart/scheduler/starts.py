@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from zart.clock import SYSTEM_CLOCK
 from zart.errors import ConfigurationError, UnknownTask
-from zart.models.names import check_name
+from zart.models.names import check_name, check_path_segment
 from zart.repositories import executions as executions_repo
 from zart.repositories import wakeups
 from zart.repositories import workers as workers_repo
@@ -75,7 +75,7 @@ async def start_request(
     stored = to_json(payload, name="payload") if target is None else target.payload_from(payload)
     check_size(stored, max_payload_bytes, name="payload")
     if execution_id is not None:
-        check_name(execution_id, "execution id")
+        check_path_segment(execution_id, "execution id")
     return StartRequest(
         task_name=task_name,
         payload=stored,

@@ -44,6 +44,8 @@ def to_json(value: object, annotation: object = Any, *, name: str = "value") -> 
         raise SerializationError(f"{name}: cannot be turned into JSON: {exc}") from exc
     except UnicodeEncodeError:  # pydantic encodes dict keys: a lone surrogate in one
         raise SerializationError(f"{name}: {SURROGATE_MESSAGE} (in a dict key)") from None
+    except (ValueError, RecursionError) as exc:  # "Maximum serialization depth exceeded"
+        raise SerializationError(f"{name}: cannot be turned into JSON: {exc}") from None
     try:
         _check_plain(data)
     except Failure as failure:
