@@ -5,14 +5,17 @@ a refused start stores nothing (issue 13)."""
 from __future__ import annotations
 
 import math
+import sys
 import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 import zart
-from tests.integration.runtime_helpers import FAST_WORKER
+from tests.integration.runtime_helpers import FAST_WORKER, steps_of, wait_for_status
 from zart import DurableScheduler
+from zart.models import StepRow
 
 
 @zart.step("bad-values-text")
@@ -158,3 +161,63 @@ async def test_an_event_with_a_bad_name_or_execution_id_stores_nothing(
         await scheduler.offer_event(bad, "approved", {"ok": True})
     detail = await scheduler.execution_detail(execution_id)
     assert detail.events == ()
+
+
+@zart.durable("bad-values-exits")
+async def exiting_handler() -> None:
+    sys.exit(3)  # would stop the worker's event loop if it escaped the run
+
+
+async def test_a_handler_calling_sys_exit_fails_its_execution_and_the_worker_goes_on(
+    scheduler: DurableScheduler,
+) -> None:
+    async with scheduler.run_worker(**FAST_WORKER):
+        execution_id = await scheduler.start(exiting_handler)
+        failure = await _failed(scheduler, execution_id)
+        error: Any = failure.error
+        assert error["kind"] == "handler_failed"
+        assert error["error"]["type"] == "builtins:SystemExit"
+        assert (await scheduler.status(execution_id)).claim_count == 1
+        healthy = await scheduler.start(healthy_handler)
+        assert await scheduler.wait(healthy, timeout=20) == "fine"
+
+
+# -- planted rows ---------------------------------------------------------------------------
+
+
+@zart.step("bad-values-refuse")
+async def refuse() -> None:
+    raise ValueError("no")
+
+
+@zart.durable("bad-values-planted-error")
+async def planted_error_handler() -> str:
+    try:
+        await refuse()
+    except Exception as exc:  # replay raises what the stored row says
+        caught = f"{type(exc).__name__}: {exc}"
+    await zart.wait_for_event("go", timeout=60)
+    return caught
+
+
+@pytest.mark.parametrize(
+    "planted", ["builtins:SystemExit", "builtins:KeyboardInterrupt", "zart.errors:LeaseLost"]
+)
+async def test_a_planted_stored_error_replays_as_stored_error_not_a_worker_exit(
+    suspending: DurableScheduler, planted: str
+) -> None:
+    scheduler = suspending
+    async with scheduler.run_worker(**FAST_WORKER):
+        execution_id = await scheduler.start(planted_error_handler)
+        await wait_for_status(scheduler, execution_id, zart.ExecutionStatus.WAITING)
+        stored = (await steps_of(scheduler, execution_id))["bad-values-refuse"]
+        error = {**stored.error, "error": {**stored.error["error"], "type": planted}}
+        async with scheduler.engine.begin() as conn:
+            await conn.execute(
+                update(StepRow).where(StepRow.step_id == stored.step_id).values(error=error)
+            )
+        await scheduler.offer_event(execution_id, "go")
+        result = await scheduler.wait(execution_id, timeout=20)
+        assert result == f"StoredError: {planted}: no"
+        healthy = await scheduler.start(healthy_handler)  # the worker is alive
+        assert await scheduler.wait(healthy, timeout=20) == "fine"

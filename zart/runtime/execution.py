@@ -72,6 +72,14 @@ async def execute(
         action = "lease_lost" if isinstance(exc, LeaseLost) else "checkpoint_failed"
         log(action, f"execution stopped on this worker: {exc}", **fields)
         return None
+    except TRANSIENT_ERRORS as exc:  # a database outage met outside a checkpoint: hand back
+        log("checkpoint_failed", f"execution stopped on this worker: {exc}", **fields)
+        return None
+    except Exception as exc:
+        # Anything else escaping the run (a value the database refused, a bug) would end the
+        # task and leave the execution running, to be claimed and to crash again for ever:
+        # end it as failed instead, with the error stored.
+        result = _Failed(_error("internal_error", exc))
     finally:
         current_run.reset(token)
     try:
@@ -84,6 +92,10 @@ async def execute(
         # steps are all stored, and records its end.
         log("finish_failed", f"could not record the end of the run: {exc}", level=30, **fields)
         return None
+    except Exception as exc:  # the database refused this end (an unstorable result...)
+        log("finish_failed", f"could not record the end of the run: {exc}", level=30, **fields)
+        ending = _Failed(_error("internal_error", exc))  # an error is always storable
+        return await _finish(state, ending, claimed.execution)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +144,8 @@ async def _run_handler(state: RunState, handler: DurableHandler[..., Any]) -> _O
             return _Waiting(frozenset(state.awaited_events))
         failure = _classify(state, exc)
         return await _recover(state, handler, argument, failure)
+    except (SystemExit, GeneratorExit) as exc:  # sys.exit() in a handler: its failure, not
+        return _Failed(_error("handler_failed", exc))  # the worker's (which must go on)
     return _completed(state, handler, value)
 
 
