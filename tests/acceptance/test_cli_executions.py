@@ -373,3 +373,25 @@ def _read_all(fd: int) -> str:
             break
         chunks.append(chunk)
     return b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--execution-id", "x" * 300, "error: execution id 'xxx"),
+        ("--execution-id", "a\x01b" + "\u00e9" * 300, "error: execution id 'a\\x01b"),
+    ],
+)
+def test_a_start_with_an_id_that_cannot_be_stored_is_one_error_line(
+    database_url: str, option: str, value: str, message: str
+) -> None:
+    result = zart(
+        database_url, "start", "greet", "--module", "tests.acceptance.cli_handlers",
+        "--payload", '{"name": "ada"}', option, value,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(message), result.stderr
+    assert "at most 255 fit" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    listed = zart(database_url, "list")
+    assert "greet" not in listed.stdout
