@@ -11,13 +11,14 @@ import os
 import pty
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.processes import running
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = "tests.acceptance.cli_handlers"
@@ -83,23 +84,13 @@ def started_by_name(result: subprocess.CompletedProcess[str], task: str) -> str:
 @pytest.fixture
 def worker(database_url: str) -> Iterator[None]:
     """``zart worker tests.acceptance.cli_handlers`` running (and registered) on the database."""
-    process = subprocess.Popen(
+    with running(
         [sys.executable, "-m", "zart", "worker", HANDLERS, "--poll-interval", "0.05"],
         cwd=ROOT,
         env=environment(database_url),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    try:
-        first = process.stderr.readline()  # written once the worker is registered
-        assert " running " in first, first + process.stderr.read()
+        ready=" running ",  # written once the worker is registered
+    ):
         yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _, rest = process.communicate(timeout=30)
-        assert process.returncode == 0, rest
 
 
 @pytest.mark.usefixtures("worker")

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from examples.fastapi_app.database import create_app_engine
 from examples.fastapi_app.models import Base, User
 from tests.acceptance.test_cli_worker import ROOT, zart
+from tests.processes import Process, until_healthy
 
 
 def _free_port() -> int:
@@ -30,28 +30,15 @@ def _free_port() -> int:
 def served(arguments: list[str], env: dict[str, str]) -> Iterator[str]:
     """``zart serve ARGUMENTS --port N`` until it answers; its base URL."""
     port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "zart", "serve", *arguments, "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    process = Process(
+        [sys.executable, "-m", "zart", "serve", *arguments, "--port", str(port)], cwd=ROOT, env=env
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):  # until it answers (or died)
-            if process.poll() is not None:
-                raise AssertionError(f"zart serve exited: {process.communicate()[1]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        until_healthy(process, base)
         yield base
     finally:
-        process.terminate()
-        process.communicate(timeout=30)  # closes the pipe too
+        process.stop(signal.SIGTERM)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 import zart
 from examples.fastapi_app.app import create_app
 from examples.fastapi_app.models import Credit, User
+from tests.processes import Process
 from zart.models import ExecutionRow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,31 +72,23 @@ async def test_a_signup_request_commits_the_user_and_its_workflow_together(
 
 
 @pytest.fixture
-def app_worker(database_url: str) -> Iterator[subprocess.Popen[str]]:
+def app_worker(database_url: str) -> Iterator[Process]:
     """``zart worker --app examples.fastapi_app.durable:scheduler`` with only the
     application's own setting, APP_DATABASE_URL: no ZART_DATABASE_URL."""
-    worker = subprocess.Popen(
+    worker = Process(
         [sys.executable, "-m", "zart", "worker", "--app", "examples.fastapi_app.durable:scheduler"],
         cwd=ROOT,
         env=environment(APP_DATABASE_URL=database_url),
-        stderr=subprocess.PIPE,
-        text=True,
     )
     try:
-        assert worker.stderr is not None
-        started = worker.stderr.readline()  # "worker ... running ..." once it is up
-        assert "running user-onboarding" in started, started
+        worker.wait_for("running user-onboarding")  # "worker ... running ..." once it is up
         yield worker
     finally:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(timeout=60)
-        if worker.stderr is not None:
-            worker.stderr.close()
+        worker.stop(signal.SIGTERM)
 
 
 async def test_the_worker_process_runs_on_the_apps_scheduler(
-    database_url: str, app_worker: subprocess.Popen[str]
+    database_url: str, app_worker: Process
 ) -> None:
     app = create_app(database_url, run_worker=False)  # the web process: no worker of its own
     scheduler: zart.DurableScheduler = app.state.scheduler
@@ -113,10 +106,8 @@ async def test_the_worker_process_runs_on_the_apps_scheduler(
         assert result == "grace@example.com onboarded with 10 credits"
         record = await scheduler.status(execution_id)
         assert record.claim_count == 1  # claimed once, by the worker process
-    app_worker.send_signal(signal.SIGTERM)
-    assert app_worker.wait(timeout=60) == 0
-    assert app_worker.stderr is not None
-    assert "stopping: waiting for running executions" in app_worker.stderr.read()
+    assert app_worker.stop(signal.SIGTERM) == 0, app_worker.stderr
+    assert "stopping: waiting for running executions" in app_worker.stderr
 
 
 def test_the_examples_own_suite_passes_on_the_apps_tables(database_url: str) -> None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 import zart
 from tests.acceptance.test_cli_worker import ROOT
+from tests.processes import Process, until_healthy
 from zart import DurableScheduler
 from zart.api import ApiSettings, create_app, create_router
 
@@ -145,30 +146,19 @@ def server(database_url: str) -> Iterator[tuple[int, subprocess.Popen[str]]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZART_")}
     env["ZART_API_TOKEN"] = TOKEN
     port = _free_port()
-    process = subprocess.Popen(
+    process = Process(
         [
             *[sys.executable, "-m", "zart", "serve", "tests.acceptance.test_http_closed"],
             *["--port", str(port), "--database-url", database_url],
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
     )
     try:
-        for _ in range(600):
-            if process.poll() is not None:
-                raise AssertionError(f"zart serve exited: {process.communicate()[1]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield port, process
+        until_healthy(process, f"http://127.0.0.1:{port}")
+        yield port, process.popen
     finally:
-        process.terminate()
-        process.communicate(timeout=30)
+        process.stop(signal.SIGTERM)
 
 
 def _post_unauthenticated(port: int, size: int) -> bytes:

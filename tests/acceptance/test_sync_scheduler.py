@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -16,6 +14,7 @@ import pytest
 
 import zart
 from tests.acceptance.cli_handlers import Approval, Greeting, approval, greet
+from tests.processes import running
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,21 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def worker(database_url: str) -> Iterator[None]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZART_")}
-    process = subprocess.Popen(
+    with running(
         [sys.executable, "-m", "zart", "worker", "tests.acceptance.cli_handlers"],
         cwd=ROOT,
         env={**env, "ZART_DATABASE_URL": database_url, "ZART_POLL_INTERVAL": "0.05"},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    try:
-        assert "running" in process.stderr.readline()
+        ready=" running ",
+    ):
         yield
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
-        process.stderr.close()
 
 
 def test_a_sync_app_starts_reads_signals_waits_and_cancels(database_url: str, worker: None) -> None:
