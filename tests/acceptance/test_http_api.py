@@ -280,7 +280,7 @@ async def test_an_event_that_does_not_fit_the_waits_model_is_422_and_stores_noth
         refused = await client.post("/api/v1/events/typed-1/approval", json={"answer": 3})
         message = _error(refused, 422, "event_does_not_fit")
         assert "'approval'" in message
-        assert "answer: 3 is not of type \"string\"" in message
+        assert 'answer: 3 is not of type "string"' in message
         assert '"by" is a required property' in message
         # Stored nothing: the execution still waits and the right event is accepted.
         assert (await scheduler.status("typed-1")).status is zart.ExecutionStatus.WAITING
