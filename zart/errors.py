@@ -1,7 +1,7 @@
 """Zart's exception hierarchy. Every error Zart raises derives from :class:`ZartError`.
 
 - Configuration and input: :class:`ConfigurationError`, :class:`InvalidPayload`,
-  :class:`InvalidName`, :class:`SerializationError`, :class:`UnknownTask`.
+  :class:`EventDoesNotFit`, :class:`InvalidName`, :class:`SerializationError`, :class:`UnknownTask`.
 - Control plane: :class:`ExecutionNotFound`, :class:`ExecutionAlreadyExists`.
 - Admin operations: :class:`StepNotFound`, :class:`PauseRuleNotFound`,
   :class:`InvalidExecutionState`.
@@ -44,6 +44,21 @@ class SchemaMissing(MigrationError):
 
 class InvalidPayload(ZartError, ValueError):
     """A payload, result or event failed validation or cannot be stored."""
+
+
+class EventDoesNotFit(InvalidPayload):
+    """An offered event's payload does not fit the JSON schema of the ``model=`` its wait
+    recorded; ``problems`` names each misfit (``"approved: 'yes' is not of type 'boolean'"``).
+    Nothing was stored."""
+
+    def __init__(self, execution_id: str, name: str, problems: list[str]) -> None:
+        super().__init__(
+            f"event {name!r} does not fit the model execution {execution_id!r} waits for: "
+            + "; ".join(problems)
+        )
+        self.execution_id = execution_id
+        self.name = name
+        self.problems = problems
 
 
 class InvalidName(InvalidPayload):

@@ -187,6 +187,19 @@ def test_events_waits_and_cancellation(database_url: str) -> None:
     line = r"started approval-1 \(task approval, (scheduled|running|waiting)\)\n"
     assert re.fullmatch(line, started)
 
+    for _ in range(100):  # hang guard: until the wait (and its model's schema) is stored
+        status = json.loads(ok(zart(database_url, "status", "approval-1", "--json")))
+        if status["status"] == "waiting":
+            break
+    misfit = zart(
+        database_url, "event", "send", "approval-1", "decision", "--payload", '{"approved": 1}'
+    )
+    assert error_line(misfit) == (
+        "error: event 'decision' does not fit the model execution 'approval-1' waits for:"
+        ' (payload): "by" is a required property; approved: 1 is not of type "boolean"'
+    )
+    assert misfit.stdout == ""
+
     sent = ok(
         zart(
             database_url, "event", "send", "approval-1", "decision",

@@ -56,6 +56,17 @@ async def approval(data: Order) -> str:
     return f"{data.email}: {decision['answer']}"
 
 
+class Answer(BaseModel):
+    answer: str
+    by: str
+
+
+@zart.durable("http-typed-approval")
+async def typed_approval(data: Order) -> str:
+    decision = await zart.wait_for_event("approval", model=Answer)
+    return f"{data.email}: {decision.answer} by {decision.by}"
+
+
 def _client(app: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://zart")
 
@@ -253,6 +264,32 @@ async def test_cancel_wait_timeout_and_events(
         assert cancelled.content == b""
         _error(await client.post("/api/v1/executions/ap-2/cancel"), 409, "execution_terminal")
         assert (await client.get("/api/v1/executions/ap-2")).json()["status"] == "cancelled"
+
+
+async def test_an_event_that_does_not_fit_the_waits_model_is_422_and_stores_nothing(
+    client: httpx.AsyncClient, scheduler: DurableScheduler
+) -> None:
+    async with scheduler.run_worker(**FAST_WORKER):
+        body = {"executionId": "typed-1", "taskName": "http-typed-approval", "payload": ORDER}
+        assert (await client.post("/api/v1/executions", json=body)).status_code == 201
+        for _ in range(1000):  # hang guard: until the wait (and its model's schema) is stored
+            if (await scheduler.status("typed-1")).status is zart.ExecutionStatus.WAITING:
+                break
+            await asyncio.sleep(0.01)
+
+        refused = await client.post("/api/v1/events/typed-1/approval", json={"answer": 3})
+        message = _error(refused, 422, "event_does_not_fit")
+        assert "'approval'" in message
+        assert 'answer: 3 is not of type "string"' in message
+        assert '"by" is a required property' in message
+        # Stored nothing: the execution still waits and the right event is accepted.
+        assert (await scheduler.status("typed-1")).status is zart.ExecutionStatus.WAITING
+        offered = await client.post(
+            "/api/v1/events/typed-1/approval", json={"answer": "yes", "by": "grace"}
+        )
+        assert offered.status_code == 202, offered.text
+        done = await client.get("/api/v1/executions/typed-1/wait", params={"timeoutSecs": 10})
+        assert done.json()["result"] == "a@b.c: yes by grace"
 
 
 async def test_auth_is_required_when_a_token_is_set(scheduler: DurableScheduler) -> None:

@@ -15,6 +15,7 @@ from tests.factories import run_on
 from tests.integration.runtime_helpers import count, seen, steps_of, times, wait_for_status
 from zart import DurableScheduler
 from zart.models import StepStatus, TimerKind
+from zart.repositories import events as events_repo
 from zart.repositories import timers as timers_repo
 from zart.testing import FakeClock, run_to_completion
 
@@ -249,19 +250,32 @@ async def test_event_errors(suspending: DurableScheduler) -> None:
         await suspending.offer_event(execution_id, "other", {})
 
 
-async def test_an_event_that_does_not_fit_the_model_fails_clearly(
+async def test_an_event_that_does_not_fit_the_model_is_refused_at_the_door(
     suspending: DurableScheduler,
 ) -> None:
     async with suspending.run_worker(**WORKER):
         execution_id = await suspending.start(approval, {})
         await wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
-        await suspending.offer_event(execution_id, "manager-approval", {"approved": "maybe"})
-        with pytest.raises(zart.ExecutionFailed) as failed:
-            await suspending.wait(execution_id, timeout=10)
+        with pytest.raises(zart.EventDoesNotFit) as refused:
+            await suspending.offer_event(execution_id, "manager-approval", {"approved": "maybe"})
+        # Nothing stored: the right event is still accepted and ends the wait.
+        assert await list_events_of(suspending, execution_id) == []
+        await suspending.offer_event(
+            execution_id, "manager-approval", {"approved": True, "reviewer": "cy"}
+        )
+        assert await suspending.wait(execution_id, timeout=10) == "approved by cy"
 
-    assert failed.value.error["kind"] == "step_failed"
-    assert failed.value.error["step"] == "manager-approval"
-    assert "does not fit Decision" in failed.value.error["message"]
+    assert isinstance(refused.value, zart.InvalidPayload)
+    assert refused.value.problems == [
+        '(payload): "reviewer" is a required property',
+        'approved: "maybe" is not of type "boolean"',
+    ]
+    assert "'manager-approval'" in str(refused.value)
+
+
+async def list_events_of(scheduler: DurableScheduler, execution_id: str) -> list[Any]:
+    async with scheduler.engine.connect() as conn:
+        return list(await run_on(conn, events_repo.list_events, execution_id))
 
 
 async def test_wait_for_event_outside_an_execution_is_an_error() -> None:

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from zart.database import mask_credentials
 from zart.errors import (
     EventAlreadyDelivered,
+    EventDoesNotFit,
     EventNotAccepted,
     ExecutionAlreadyExists,
     ExecutionNotFound,
@@ -42,6 +43,7 @@ ZART_ERRORS: tuple[tuple[type[ZartError], int, str], ...] = (
     (EventNotAccepted, 409, "event_not_accepted"),
     (EventAlreadyDelivered, 409, "event_already_delivered"),
     (InvalidExecutionState, 409, "invalid_execution_state"),
+    (EventDoesNotFit, 422, "event_does_not_fit"),
     (InvalidPayload, 422, "invalid_payload"),
     (WaitTimedOut, 504, "wait_timed_out"),
     (MigrationError, 503, "database_not_migrated"),

@@ -56,9 +56,10 @@ JSONValue = JSON().with_variant(JSONB(), "postgresql").with_variant(JSONText(), 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp that is always timezone-aware UTC in Python.
 
-    PostgreSQL stores ``timestamptz``. SQLite has no timestamp type and SQLAlchemy drops the
-    offset there, so values are normalised to naive UTC on the way in (which keeps the stored
-    text sortable, hence comparable in SQL) and tagged as UTC on the way out.
+    PostgreSQL stores ``timestamptz``. SQLite has no timestamp type and SQLAlchemy's SQLite
+    ``DATETIME`` writes the wall time without its offset, so values are normalised to UTC on the
+    way in (which keeps the stored text sortable, hence comparable in SQL, on either backend
+    without asking which one it is) and tagged as UTC on the way out.
     """
 
     impl = DateTime(timezone=True)
@@ -69,10 +70,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r} given to a UTC column; attach a timezone")
-        value = value.astimezone(UTC)
-        if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -144,6 +144,8 @@ class StepRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: An event wait's ``model=`` as JSON schema: offers are checked against it (revision 0003).
+    event_schema: Mapped[Any | None] = mapped_column(JSONValue)
 
     __table_args__ = (
         UniqueConstraint("run_id", "name"),

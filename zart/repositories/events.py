@@ -7,15 +7,23 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from zart.errors import EventAlreadyDelivered, EventNotAccepted, ExecutionNotFound
-from zart.models import EventRow, StepKind, StepStatus, table_of
+from zart.errors import (
+    EventAlreadyDelivered,
+    EventDoesNotFit,
+    EventNotAccepted,
+    ExecutionNotFound,
+)
+from zart.models import EventRow, ExecutionRow, StepKind, StepRow, StepStatus, table_of
 from zart.repositories import rows, steps, timers, wakeups
 from zart.repositories.executions import lock_execution, wake_execution
 from zart.repositories.executors import Backend, Operation, reads
 from zart.repositories.records import EventDelivery, EventRecord, Lease
 from zart.repositories.statements import Statement, upsert
+from zart.serialization.schemas import schema_problems
 
 events = table_of(EventRow)
+executions = table_of(ExecutionRow)
+steps_table = table_of(StepRow)
 
 DELIVER = Statement(
     "deliver_event",
@@ -46,6 +54,20 @@ EVENTS_OF = Statement(
         .order_by(events.c.received_at, events.c.event_id)
     ),
 )
+WAIT_SCHEMA = Statement(
+    "event_wait_schema",
+    lambda _d: (
+        select(steps_table.c.event_schema)
+        .join(executions, executions.c.current_run_id == steps_table.c.run_id)
+        .where(
+            executions.c.execution_id == bindparam("execution_id"),
+            steps_table.c.name == bindparam("name"),
+            steps_table.c.kind == StepKind.EVENT.value,
+            steps_table.c.status == StepStatus.WAITING.value,
+            steps_table.c.event_schema.is_not(None),
+        )
+    ),
+)
 CONSUME = Statement(
     "consume_event",
     lambda _d: (
@@ -74,10 +96,11 @@ def deliver_event(
     """Store an event for an execution; wake the execution if its current run waits for it
     (and, with ``channel``, its workers at commit).
 
-    Raises :class:`ExecutionNotFound`, :class:`EventNotAccepted` (finished or cancelled) or
-    :class:`EventAlreadyDelivered`, having written nothing. The execution row is locked first
-    (:func:`~zart.repositories.executions.lock_execution`), which orders this delivery against a
-    concurrent suspension so the wake-up is never lost.
+    Raises :class:`ExecutionNotFound`, :class:`EventNotAccepted` (finished or cancelled),
+    :class:`EventDoesNotFit` (the current run waits for it with a model whose JSON schema the
+    payload does not fit) or :class:`EventAlreadyDelivered`, having written nothing. The
+    execution row is locked first (:func:`~zart.repositories.executions.lock_execution`),
+    which orders this delivery against a concurrent suspension so the wake-up is never lost.
     """
     locked = yield from lock_execution(backend, execution_id)
     if locked is None:
@@ -85,6 +108,11 @@ def deliver_event(
     status, task_name = locked
     if status.is_terminal:
         raise EventNotAccepted(execution_id, status.value)
+    # Read under the execution's lock: the wait cannot complete or be replaced meanwhile.
+    for wait in (yield WAIT_SCHEMA, {"execution_id": execution_id, "name": name}):
+        problems = schema_problems(wait["event_schema"], payload)
+        if problems:
+            raise EventDoesNotFit(execution_id, name, problems)
     params = {
         "execution_id": execution_id,
         "name": name,

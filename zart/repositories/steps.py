@@ -56,6 +56,8 @@ class StepOutcome:
     deadline_at: datetime | None = None
     wake_at: datetime | None = None
     completed_at: datetime | None = None
+    #: The JSON schema of an event wait's ``model=``, which offers of the event must fit.
+    event_schema: Any = None
 
 
 #: One checkpoint of a group: the lease that fences it, the outcome, the attempt (if any).
@@ -75,6 +77,7 @@ STEP_COLUMNS = (
     "created_at",
     "updated_at",
     "completed_at",
+    "event_schema",
 )
 #: What a retry's outcome replaces of the earlier attempt's (a completed outcome never changes).
 _UPDATED_ON_CONFLICT = tuple(
@@ -290,6 +293,7 @@ def _step_values(outcome: StepOutcome, now: datetime) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
         "completed_at": outcome.completed_at,
+        "event_schema": outcome.event_schema,
     }
 
 

@@ -117,11 +117,19 @@ class RunState:
         position: int,
         wake_at: datetime | None,
         timer: TimerKind | None,
+        event_schema: Any = None,
     ) -> StepRecord:
         """Store that step ``name`` waits (until ``wake_at``), with a timer when the run will
-        suspend rather than wait in memory."""
+        suspend rather than wait in memory, and for an event wait the JSON schema offers of the
+        event must fit."""
         outcome = self.outcome(
-            name, kind, StepStatus.WAITING, position, attempts=0, wake_at=wake_at
+            name,
+            kind,
+            StepStatus.WAITING,
+            position,
+            attempts=0,
+            wake_at=wake_at,
+            event_schema=event_schema,
         )
         return await self.checkpoint(outcome, timer=timer)
 

@@ -23,6 +23,7 @@ from zart.repositories import steps as steps_repo
 from zart.repositories.records import EventRecord
 from zart.runtime.run import RunState, current_run, current_step
 from zart.serialization import check_readable, from_json
+from zart.serialization.schemas import model_schema
 
 T = TypeVar("T")
 
@@ -144,7 +145,9 @@ async def wait_for_event(
             raise run.failed(name, raw, EventTimeout(name, seconds))
         if event is None and record is None:
             timer = TimerKind.EVENT_TIMEOUT
-            await run.record_wait(name, StepKind.EVENT, position, deadline, timer)
+            # The model's JSON schema lets any process that offers the event refuse a misfit.
+            schema = None if model is None else model_schema(model)
+            await run.record_wait(name, StepKind.EVENT, position, deadline, timer, schema)
     if event is not None:
         return _validated(run, name, event.payload, model)
     run.awaited_events.add(name)
