@@ -29,6 +29,7 @@ from zart.models import (
     StepStatus,
     table_of,
 )
+from zart.repositories import events as events_repo
 from zart.repositories import runs as runs_repo
 from zart.repositories import steps as steps_repo
 from zart.repositories.executions import ACTIVE_VALUES, get_execution
@@ -198,9 +199,13 @@ def retry_failed_step(
     execution claimable: the next claim replays the run, returns every other recorded outcome
     from the store and runs ``step`` once more (its attempt history and numbering go on).
 
-    The step's global timeout window starts afresh; the run row is reopened too.
+    The step's global timeout window starts afresh; the run row is reopened too. A failed
+    event wait (a payload its model refused, or a timeout) waits again, without a deadline,
+    for a new event of its name: the old event is removed.
     """
     yield RETRY_STEP, {"step_id": step.step_id, "now": now}
+    if step.kind is StepKind.EVENT:  # the wait takes the next event of its name
+        yield from events_repo.forget_event(backend, execution.execution_id, step.name)
     yield REOPEN_RUN, {"run_id": execution.run_id}
     yield REOPEN, {"execution_id": execution.execution_id, "deadline_at": deadline_at, "now": now}
     return RetriedStep(execution.execution_id, execution.run_id, step.name, step.attempts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -66,6 +67,12 @@ WAIT_SCHEMA = Statement(
             steps_table.c.status == StepStatus.WAITING.value,
             steps_table.c.event_schema.is_not(None),
         )
+    ),
+)
+FORGET = Statement(
+    "forget_event",
+    lambda _d: events.delete().where(
+        events.c.execution_id == bindparam("execution_id"), events.c.name == bindparam("name")
     ),
 )
 CONSUME = Statement(
@@ -141,6 +148,12 @@ def list_events(backend: Backend, execution_id: str) -> Operation[list[EventReco
     return [rows.event(r) for r in (yield EVENTS_OF, {"execution_id": execution_id})]
 
 
+def forget_event(backend: Backend, execution_id: str, name: str) -> Operation[None]:
+    """Remove the event ``name`` of an execution, so that a new one can be delivered: a
+    retried event wait takes the next event of its name, not the one it refused."""
+    yield FORGET, {"execution_id": execution_id, "name": name}
+
+
 def consume_event(
     backend: Backend, execution_id: str, name: str, *, now: datetime
 ) -> Operation[EventRecord | None]:
@@ -159,22 +172,31 @@ def take_event(
     position: int,
     deadline: bool,
     now: datetime,
+    refusal: Callable[[Any], Any] | None = None,
+    event_schema: Any = None,
 ) -> Operation[EventRecord | None]:
     """A wait for the event ``name`` takes it, in one transaction: the event consumed, the
     wait's step stored ``completed`` with its payload (fenced by ``lease``) and, when the wait
-    has a ``deadline``, its timer called off. ``None`` when the event has not arrived."""
+    has a ``deadline``, its timer called off. ``None`` when the event has not arrived.
+
+    ``refusal(payload)`` is the stored error of a payload the wait's model refuses (``None``:
+    it fits); such a wait is stored ``failed``, keeping ``event_schema``, so that retry-step
+    can re-open it for a new event."""
     event = yield from consume_event(backend, lease.execution_id, name, now=now)
     if event is None:
         return None
+    error = None if refusal is None else refusal(event.payload)
     done = steps.StepOutcome(
         run_id=run_id,
         name=name,
         kind=StepKind.EVENT,
-        status=StepStatus.COMPLETED,
+        status=StepStatus.COMPLETED if error is None else StepStatus.FAILED,
         position=position,
         attempts=1,
         result=event.payload,
+        error=error,
         completed_at=now,
+        event_schema=event_schema,
     )
     yield from steps.record_step_outcome(backend, lease, done, now=now)
     if deadline:

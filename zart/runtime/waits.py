@@ -123,11 +123,15 @@ async def wait_for_event(
     if record is not None and record.status is StepStatus.COMPLETED:
         return _validated(run, name, record.result, model)
     if record is not None and record.status is StepStatus.FAILED:
+        if isinstance(record.error, dict) and record.error.get("kind") == "invalid_event":
+            raise run.failed(name, record.error, InvalidPayload(record.error.get("message")))
         raise run.failed(name, record.error, EventTimeout(name, seconds))
     now = run.clock.now()
     deadline = record.wake_at if record is not None else (None if limit is None else now + limit)
+    # The model's JSON schema lets any process that offers the event refuse a misfit.
+    schema = None if model is None else model_schema(model)
     async with run.busy():  # stored before any sibling's suspension lets go of the lease
-        event = await _take_event(run, name, position, deadline, now)
+        event = await _take_event(run, name, position, deadline, now, model, schema)
         if event is None and deadline is not None and now >= deadline:
             raw = {"kind": "event_timeout", "timeout_seconds": seconds, "message": f"{name!r}"}
             await run.checkpoint(
@@ -145,8 +149,6 @@ async def wait_for_event(
             raise run.failed(name, raw, EventTimeout(name, seconds))
         if event is None and record is None:
             timer = TimerKind.EVENT_TIMEOUT
-            # The model's JSON schema lets any process that offers the event refuse a misfit.
-            schema = None if model is None else model_schema(model)
             await run.record_wait(name, StepKind.EVENT, position, deadline, timer, schema)
     if event is not None:
         return _validated(run, name, event.payload, model)
@@ -155,10 +157,25 @@ async def wait_for_event(
 
 
 async def _take_event(
-    run: RunState, name: str, position: int, deadline: datetime | None, now: datetime
+    run: RunState,
+    name: str,
+    position: int,
+    deadline: datetime | None,
+    now: datetime,
+    model: Any,
+    schema: Any,
 ) -> EventRecord | None:
     """Consume the delivered event ``name`` and complete the wait in one transaction (its
-    deadline timer, if any, is called off); ``None`` when the event has not arrived."""
+    deadline timer, if any, is called off); ``None`` when the event has not arrived. A
+    payload ``model`` refuses is stored as the wait's failure (retry-step re-opens it)."""
+
+    def refusal(payload: Any) -> Any:
+        try:
+            _validated(run, name, payload, model)
+        except InvalidPayload as exc:
+            return {"kind": "invalid_event", "message": str(exc)}
+        return None
+
     return await run.runtime.write(
         events_repo.take_event,
         run.lease,
@@ -167,6 +184,8 @@ async def _take_event(
         position=position,
         deadline=deadline is not None,
         now=now,
+        refusal=None if model is None else refusal,
+        event_schema=schema,
     )
 
 

@@ -46,7 +46,8 @@ class AdminOperations(SchedulerBase):
 
         No new run: the step's failure is set aside (its attempts stay in the history) and the
         execution becomes claimable; the replay returns every other stored outcome and runs
-        this step again, continuing its attempt numbering. Raises
+        this step again, continuing its attempt numbering. A failed event wait waits again for
+        a new event of its name (the one it refused is removed), without its old deadline. Raises
         :class:`~zart.ExecutionNotFound`, :class:`~zart.StepNotFound`, or
         :class:`~zart.InvalidExecutionState` when the execution or the step has not failed.
         """
@@ -55,7 +56,8 @@ class AdminOperations(SchedulerBase):
             step = (await db.run(steps_repo.load_run_outcomes, execution.run_id)).get(step_name)
             if step is None:
                 raise StepNotFound(execution_id, step_name)
-            if step.kind is not StepKind.STEP or step.status is not StepStatus.FAILED:
+            retriable = step.kind in (StepKind.STEP, StepKind.EVENT)
+            if not retriable or step.status is not StepStatus.FAILED:
                 raise InvalidExecutionState(
                     execution_id,
                     f"{step.kind.value} {step_name!r} is {step.status.value}, not a failed step",
