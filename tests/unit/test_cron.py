@@ -174,11 +174,27 @@ def test_policies_are_validated_too() -> None:
 
 def test_names_must_fit_the_execution_id() -> None:
     assert check_name("nightly") == "nightly"
-    with pytest.raises(zart.InvalidSchedule, match="non-empty name"):
+    with pytest.raises(zart.InvalidSchedule, match="must not be empty"):
         check_name(" ")
-    with pytest.raises(zart.InvalidSchedule, match="longer than 200"):
+    with pytest.raises(zart.InvalidSchedule, match="201 characters long; at most 200 fit"):
         check_name("x" * 201)
     assert len(execution_id_for("x" * 200, utc(2030, 1, 1, 0, 0, 0))) <= 255
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("a\x00b", "contains a NUL character"),
+        ("caf\ud800", "contains a lone surrogate"),
+        ("reports/daily", "contains '/'"),
+        (7, "must be a string, not int"),
+    ],
+    ids=["NUL", "lone surrogate", "slash", "not a string"],
+)
+def test_names_obey_the_rule_of_every_name_and_id(name: object, problem: str) -> None:
+    # the same zart.models.names rule as the execution ids the schedule's firings get
+    with pytest.raises(zart.InvalidSchedule, match=rf"^schedule name .*{problem}"):
+        check_name(name)
 
 
 def test_the_execution_id_names_the_schedule_and_the_utc_fire_time() -> None:

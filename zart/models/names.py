@@ -51,10 +51,11 @@ def check_name(value: object, what: str, *, max_length: int = MAX_LENGTH) -> str
     return value
 
 
-def check_path_segment(value: object, what: str) -> str:
+def check_path_segment(value: object, what: str, *, max_length: int = MAX_LENGTH) -> str:
     """:func:`check_name`, and no ``/``: for execution ids and event names, which the HTTP API
-    routes on as one path segment each."""
-    name = check_name(value, what)
+    routes on as one path segment each (and schedule names, which begin their executions'
+    ids)."""
+    name = check_name(value, what, max_length=max_length)
     if "/" in name:
         raise InvalidName(
             f"{what} {_shown(name)} contains '/': it could not be reached over the HTTP API"

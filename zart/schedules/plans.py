@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from zart.errors import InvalidName, InvalidSchedule
-from zart.models.names import check_name as check_storable_name
+from zart.models.names import check_path_segment
 from zart.models.statuses import CatchupPolicy, OverlapPolicy
 from zart.schedules.cron import Cron, parse_cron
 
@@ -71,16 +71,13 @@ def _policy(kind: type[Policy], value: Any, name: str) -> Policy:
 
 
 def check_name(name: Any) -> str:
-    """A schedule name: non-empty, at most :data:`MAX_NAME_LENGTH` characters."""
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidSchedule("a schedule needs a non-empty name")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidSchedule(
-            f"schedule name {name[:40]!r}... is longer than {MAX_NAME_LENGTH} characters"
-        )
+    """A schedule name: the rule of every name (:mod:`zart.models.names`), with room left for
+    the fire time in the ids of the executions it starts (``{name}@{fire time}``: at most
+    :data:`MAX_NAME_LENGTH` characters) and no ``/``, which would put those ids out of the HTTP
+    API's reach. Raises :class:`~zart.errors.InvalidSchedule` saying why."""
     try:
-        return check_storable_name(name, "schedule name", max_length=MAX_NAME_LENGTH)
-    except InvalidName as exc:  # NUL, a lone surrogate
+        return check_path_segment(name, "schedule name", max_length=MAX_NAME_LENGTH)
+    except InvalidName as exc:
         raise InvalidSchedule(str(exc)) from None
 
 
