@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from zart.errors import ConfigurationError, SchemaMissing
+from zart.serialization.common import read_stored_json
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///zart.db"
 
@@ -97,6 +98,8 @@ def parse_url(url: str | URL) -> URL:
 def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
     """Create an engine for ``url`` set up for Zart (see the module docstring)."""
     parsed = parse_url(url)
+    # A stored row the worker cannot read must fail its execution, not the worker's claim.
+    engine_options.setdefault("json_deserializer", read_stored_json)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise ConfigurationError(

@@ -17,6 +17,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from zart.serialization.common import read_stored_json
+
 #: Every constraint and index gets a deterministic name, so migrations can drop and alter them
 #: by name on every backend and autogenerate never sees spurious differences.
 NAMING_CONVENTION = {
@@ -43,7 +45,7 @@ class JSONText(TypeDecorator[Any]):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
-        return None if value is None else json.loads(value)
+        return None if value is None else read_stored_json(value)
 
 
 #: JSONB on PostgreSQL (compact, indexable), JSON text on SQLite. Either way a stored value reads

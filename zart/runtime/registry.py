@@ -19,7 +19,7 @@ from zart.models.names import check_name
 from zart.runtime.outcomes import ExecutionFailure
 from zart.schedules.plans import DEFAULT_CATCHUP, DEFAULT_OVERLAP, ScheduleSpec
 from zart.schedules.plans import check_name as check_schedule_name
-from zart.serialization import from_json, to_json
+from zart.serialization import check_readable, from_json, to_json
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -102,6 +102,7 @@ class DurableHandler(Generic[P, R]):
         """The handler's argument, rebuilt from the stored payload."""
         if not self.takes_input:
             return NO_INPUT
+        check_readable(payload)  # a planted row the engine could not read
         try:
             return from_json(payload, self.input_type)
         except ValidationError as exc:

@@ -22,7 +22,7 @@ from zart.repositories import events as events_repo
 from zart.repositories import steps as steps_repo
 from zart.repositories.records import EventRecord
 from zart.runtime.run import RunState, current_run, current_step
-from zart.serialization import from_json
+from zart.serialization import check_readable, from_json
 from zart.serialization.schemas import model_schema
 
 T = TypeVar("T")
@@ -218,6 +218,7 @@ def _done(
 
 
 def _validated(run: RunState, name: str, payload: Any, model: Any) -> Any:
+    check_readable(payload)  # a planted row the engine could not read
     if model is None:
         return payload
     try:

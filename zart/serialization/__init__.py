@@ -29,7 +29,7 @@ calls the constructor of a class that is an Enum, a pydantic model, a dataclass,
 or an exception (checked before the call), so stored data cannot name an arbitrary callable.
 """
 
-from zart.serialization.common import TAG, JSONValue
+from zart.serialization.common import TAG, JSONValue, check_readable
 from zart.serialization.exceptions import decode_exception, encode_exception
 from zart.serialization.plain import check_size, from_json, to_json
 from zart.serialization.typed import decode, encode
@@ -37,6 +37,7 @@ from zart.serialization.typed import decode, encode
 __all__ = [
     "TAG",
     "JSONValue",
+    "check_readable",
     "check_size",
     "decode",
     "decode_exception",

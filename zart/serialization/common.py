@@ -4,6 +4,7 @@ while it unwinds."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any, TypeAlias
 
@@ -27,6 +28,33 @@ SURROGATE_MESSAGE = (
     "stored as UTF-8; decode the text with errors='replace' or return bytes instead"
 )
 NON_FINITE_MESSAGE = "cannot store nan or infinity: JSON has no such number"
+
+UNREADABLE = "unreadable"
+"""The tag kind :func:`read_stored_json` gives a stored column it cannot read."""
+
+
+def read_stored_json(text: str | bytes) -> JSONValue:
+    """``json.loads`` for the JSON columns, which never raises: a row planted with SQL (or
+    written by a bug) holding JSON nested deeper than the decoder goes, or text that is not
+    JSON, reads as ``{"$zart": "unreadable", "v": why}``, so the worker that reads it goes on
+    and :func:`~zart.serialization.decode` refuses it with a clear error, failing only the
+    execution it belongs to."""
+    try:
+        value: JSONValue = json.loads(text)
+    except RecursionError:
+        why = "the stored JSON is nested too deeply to read"
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        why = f"the stored text is not JSON ({exc})"
+    else:
+        return value
+    return {TAG: UNREADABLE, "v": why}
+
+
+def check_readable(data: object) -> None:
+    """Raise :class:`SerializationError` saying why when ``data`` is what
+    :func:`read_stored_json` gives a stored column it could not read."""
+    if type(data) is dict and data.get(TAG) == UNREADABLE:
+        raise SerializationError(f"cannot read back a stored value: {data.get('v')}")
 
 
 def text_problem(text: str) -> str | None:

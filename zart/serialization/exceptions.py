@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zart.errors import SerializationError, StoredError, WorkerSignal
-from zart.serialization.common import Failure, JSONValue, storable_text
+from zart.serialization.common import Failure, JSONValue, check_readable, storable_text
 from zart.serialization.typed import class_path, decode, encode, import_class
 
 
@@ -40,6 +40,7 @@ def decode_exception(data: JSONValue) -> Exception:
     :class:`~zart.errors.StoredError` carrying ``type_name`` and ``message``: a stored row
     can never make a worker exit, or let go of an execution.
     """
+    check_readable(data)
     if (
         type(data) is not dict
         or type(data.get("type")) is not str

@@ -23,9 +23,11 @@ from zart.serialization.common import (
     NON_FINITE_MESSAGE,
     NUL,
     TAG,
+    UNREADABLE,
     Failure,
     JSONDict,
     JSONValue,
+    check_readable,
     text_problem,
 )
 
@@ -499,7 +501,13 @@ def _decode_namedtuple(data: JSONDict) -> tuple[Any, ...]:
     return value
 
 
+def _unreadable(data: JSONDict) -> object:
+    check_readable(data)
+    raise _corrupt(data, "unreadable")  # pragma: no cover - check_readable raised
+
+
 _DECODERS: dict[str, _Decoder] = {
+    UNREADABLE: _unreadable,
     "tuple": lambda data: tuple(_decode_items(data)),
     "set": lambda data: set(_decode_items(data)),
     "frozenset": lambda data: frozenset(_decode_items(data)),
