@@ -233,9 +233,7 @@ class Step(Wire):
             result=step.result,
             last_error=error_text(step.error),
             last_error_detail=step.error,
-            retryable=execution_failed
-            and step.kind is StepKind.STEP
-            and step.status is StepStatus.FAILED,
+            retryable=execution_failed and step.kind.retriable and step.status is StepStatus.FAILED,
             scheduled_at=min(began),
             completed_at=step.completed_at,
             wake_at=step.wake_at,

@@ -292,6 +292,42 @@ async def test_an_event_that_does_not_fit_the_waits_model_is_422_and_stores_noth
         assert done.json()["result"] == "a@b.c: yes by grace"
 
 
+async def test_a_run_failed_on_an_event_is_repaired_over_http(
+    client: httpx.AsyncClient, scheduler: DurableScheduler
+) -> None:
+    admin = "/zart/admin/v1/executions/typed-2"
+    body = {"executionId": "typed-2", "taskName": "http-typed-approval", "payload": ORDER}
+    assert (await client.post("/api/v1/executions", json=body)).status_code == 201
+    # Offered before the wait is recorded, so nothing checks it at the door: the handler fails.
+    early = await client.post("/api/v1/events/typed-2/approval", json={"answer": 3})
+    assert early.status_code == 202, early.text
+    async with scheduler.run_worker(**FAST_WORKER):
+        done = await client.get("/api/v1/executions/typed-2/wait", params={"timeoutSecs": 10})
+        assert done.json()["status"] == "failed"
+        wait = next(s for s in (await client.get(f"{admin}/detail")).json()["steps"])
+        assert (wait["name"], wait["kind"], wait["status"]) == ("approval", "event", "failed")
+        assert wait["retryable"] is True
+        assert wait["lastErrorDetail"]["kind"] == "invalid_event"
+
+        retried = await client.post(f"{admin}/retry-step", json={"stepName": "approval"})
+        assert retried.status_code == 200, retried.text
+        for _ in range(1000):  # hang guard: until the re-opened wait is suspended again
+            if (await scheduler.status("typed-2")).status is zart.ExecutionStatus.WAITING:
+                break
+            await asyncio.sleep(0.01)
+        _error(
+            await client.post("/api/v1/events/typed-2/approval", json={"answer": 4}),
+            422,
+            "event_does_not_fit",
+        )
+        fixed = await client.post(
+            "/api/v1/events/typed-2/approval", json={"answer": "yes", "by": "ops"}
+        )
+        assert fixed.status_code == 202, fixed.text
+        done = await client.get("/api/v1/executions/typed-2/wait", params={"timeoutSecs": 10})
+        assert done.json()["result"] == "a@b.c: yes by ops"
+
+
 async def test_auth_is_required_when_a_token_is_set(scheduler: DurableScheduler) -> None:
     app = create_app(ApiSettings(api_token=TOKEN), scheduler=scheduler)
     async with _client(app) as client:

@@ -41,6 +41,12 @@ class StepKind(StrEnum):
     SLEEP = "sleep"
     EVENT = "event"
 
+    @property
+    def retriable(self) -> bool:
+        """Whether retry-step can run a failed row of this kind again: a step function, or an
+        event wait (it waits again for a new event)."""
+        return self in (StepKind.STEP, StepKind.EVENT)
+
 
 class StepStatus(StrEnum):
     """``waiting`` covers a retry back-off, a sleep and an event not yet delivered."""

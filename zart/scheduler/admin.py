@@ -17,7 +17,7 @@ from zart.errors import (
 )
 from zart.logs import log
 from zart.models import ExecutionStatus
-from zart.models.statuses import RunTrigger, StepKind, StepStatus
+from zart.models.statuses import RunTrigger, StepStatus
 from zart.repositories import admin as admin_repo
 from zart.repositories import pause_rules as pause_rules_repo
 from zart.repositories import steps as steps_repo
@@ -56,8 +56,7 @@ class AdminOperations(SchedulerBase):
             step = (await db.run(steps_repo.load_run_outcomes, execution.run_id)).get(step_name)
             if step is None:
                 raise StepNotFound(execution_id, step_name)
-            retriable = step.kind in (StepKind.STEP, StepKind.EVENT)
-            if not retriable or step.status is not StepStatus.FAILED:
+            if not step.kind.retriable or step.status is not StepStatus.FAILED:
                 raise InvalidExecutionState(
                     execution_id,
                     f"{step.kind.value} {step_name!r} is {step.status.value}, not a failed step",
