@@ -205,3 +205,34 @@ async def test_a_planted_step_error_naming_an_unknown_class_replays_as_stored_er
         assert "no_such_module" not in sys.modules  # nothing imported
         healthy = await scheduler.start(healthy_handler)
         assert await scheduler.wait(healthy, timeout=20) == "fine"
+
+
+@zart.durable("planted-rows-event")
+async def event_handler() -> str:
+    try:
+        await zart.wait_for_event("go", timeout=60)
+    except zart.SerializationError as exc:
+        return f"SerializationError: {exc}"
+    return "read"  # pragma: no cover - the planted payload cannot be read
+
+
+@pytest.mark.parametrize(("planted", "message"), UNREADABLE.values(), ids=UNREADABLE)
+async def test_a_planted_event_payload_is_raised_at_the_wait_as_a_serialization_error(
+    scheduler: DurableScheduler, planted: str, message: str
+) -> None:
+    _skip_not_json_on_postgresql(scheduler, planted)
+    execution_id = await scheduler.start(event_handler)  # no worker yet
+    await scheduler.offer_event(execution_id, "go", {"ok": True})
+    await _plant(
+        scheduler,
+        f"UPDATE zart_events SET payload = {_json(scheduler)} WHERE execution_id = :id",
+        value=_planted(scheduler, planted),
+        id=execution_id,
+    )
+    async with scheduler.run_worker(**FAST_WORKER):
+        result = await scheduler.wait(execution_id, timeout=30)
+        assert result.startswith("SerializationError: cannot read back a stored value: ")
+        assert message in result
+        assert (await scheduler.status(execution_id)).claim_count == 1
+        healthy = await scheduler.start(healthy_handler)
+        assert await scheduler.wait(healthy, timeout=20) == "fine"
