@@ -75,6 +75,10 @@ class Execution(Wire):
     run_id: str
     run_count: int
     updated_at: datetime
+    #: The execution started to undo this cancelled one (its task's ``on_cancel``).
+    compensation_id: str | None = None
+    #: The cancelled execution this one undoes.
+    compensates: str | None = None
 
     @classmethod
     def of(cls, record: ExecutionRecord) -> Execution:
@@ -91,6 +95,8 @@ class Execution(Wire):
             run_id=record.run_id,
             run_count=record.run_count,
             updated_at=record.updated_at,
+            compensation_id=record.compensation_id,
+            compensates=record.compensates,
         )
 
 

@@ -45,3 +45,18 @@ async def doomed(data: Greeting) -> str:
 async def approval(data: Greeting) -> str:
     decision = await zart.wait_for_event("decision", timeout=timedelta(days=1), model=Approval)
     return f"{data.name}: {'approved' if decision.approved else 'refused'} by {decision.by}"
+
+
+@zart.step("refund")
+async def refund(name: str) -> str:
+    return f"refunded {name}"
+
+
+async def undo_order(data: Greeting) -> str:
+    return await refund(data.name)
+
+
+@zart.durable("order", on_cancel=undo_order)
+async def order(data: Greeting) -> str:
+    await zart.wait_for_event("shipped", timeout=timedelta(days=1))
+    return f"{data.name}: shipped"

@@ -28,7 +28,7 @@ EXECUTION_KEYS = {
     *("name", "durableExecutionId", "payload", "status", "scheduledAt", "completedAt"),
     *("version", "result"),
     # ... and what the CLI adds
-    *("error", "runId", "runCount", "updatedAt"),
+    *("error", "runId", "runCount", "updatedAt", "compensationId", "compensates"),
 }
 
 
@@ -240,6 +240,40 @@ def test_events_waits_and_cancellation(database_url: str) -> None:
     ended = zart(database_url, "wait", "approval-2")
     assert error_line(ended) == "error: execution 'approval-2' was cancelled"
     assert "  execution cancelled\n" in ended.stdout
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_cancel_from_the_cli_runs_the_compensation_on_the_worker(database_url: str) -> None:
+    """``zart cancel`` imports no handlers: the live worker that runs ``order:on_cancel`` is
+    how it knows that ``order`` has a compensation."""
+    started_by_name(
+        zart(database_url, "start", "order", "--payload", '{"name": "ada"}', "--execution-id",
+             "order-1"),
+        "order",
+    )  # fmt: skip
+    for _ in range(100):  # hang guard: until the worker has begun it and it waits
+        if json.loads(ok(zart(database_url, "status", "order-1", "--json")))["status"] == "waiting":
+            break
+
+    cancelled = ok(zart(database_url, "cancel", "order-1"))
+    found = re.fullmatch(r"cancelled order-1; its on_cancel runs as ([0-9a-f-]{36})\n", cancelled)
+    assert found, cancelled
+    compensation_id = found.group(1)
+
+    waited = ok(zart(database_url, "wait", compensation_id, "--timeout", "30"))
+    assert waited.endswith('; result: "refunded ada"\n')
+    shown = ok(zart(database_url, "show", "order-1"))
+    assert f"  undone:  by its on_cancel, execution {compensation_id!r}\n" in shown
+    assert "  status:  cancelled, " in shown
+    status = json.loads(ok(zart(database_url, "status", compensation_id, "--json")))
+    assert (status["name"], status["compensates"], status["status"]) == (
+        "order:on_cancel",
+        "order-1",
+        "completed",
+    )
+    assert "  undoes:  the cancelled execution 'order-1'\n" in ok(
+        zart(database_url, "status", compensation_id)
+    )
 
 
 def test_unknown_ids_and_refused_starts_store_nothing(database_url: str) -> None:

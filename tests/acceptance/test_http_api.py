@@ -110,7 +110,8 @@ async def test_start_get_wait_list_and_stats(
     execution = waited.json()
     pinned = {"name", "durableExecutionId", "payload", "status", "scheduledAt", "completedAt"}
     pinned |= {"version", "result"}
-    assert set(execution) == pinned | {"error", "runId", "runCount", "updatedAt"}
+    added = {"error", "runId", "runCount", "updatedAt", "compensationId", "compensates"}
+    assert set(execution) == pinned | added
     assert execution["status"] == "completed"
     assert execution["result"]["charged"] == "charged user:a@b.c 5"
     assert execution["completedAt"] is not None

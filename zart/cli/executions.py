@@ -445,7 +445,8 @@ def cancel(
     A worker running it loses its lease: the step in flight may finish,
     but its outcome is not recorded and no further step runs. An
     execution that already finished is an error (exit code 1) and stays
-    as it is.
+    as it is. If a worker had begun it and its task declares on_cancel,
+    the compensation starts (its id is printed).
     """
 
     async def action(scheduler: DurableScheduler) -> tuple[bool, ExecutionRecord]:
@@ -457,6 +458,8 @@ def cancel(
         fail(f"execution {execution_id!r} already finished ({record.status.value})")
     if json_output:
         typer.echo(dumps(Execution.of(record)))
+    elif record.compensation_id is not None:
+        typer.echo(f"cancelled {execution_id}; its on_cancel runs as {record.compensation_id}")
     else:
         typer.echo(f"cancelled {execution_id}")
 

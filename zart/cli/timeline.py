@@ -79,6 +79,10 @@ def summary_lines(record: ExecutionRecord, waits: Sequence[StepRecord] = ()) -> 
     yield times
     if record.run_count > 1:
         yield f"  runs:    {record.run_count} (current: {record.run_id})"
+    if record.compensation_id is not None:
+        yield f"  undone:  by its on_cancel, execution {record.compensation_id!r}"
+    if record.compensates is not None:
+        yield f"  undoes:  the cancelled execution {record.compensates!r}"
     if record.status is ExecutionStatus.WAITING:
         for step in waits or ():
             yield from wrapped("  waits:   ", wait_text(step))

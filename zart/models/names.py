@@ -65,3 +65,14 @@ def check_path_segment(value: object, what: str, *, max_length: int = MAX_LENGTH
 
 def _shown(value: str) -> str:
     return repr(value) if len(value) <= _SHOWN else f"{value[:_SHOWN]!r}..."
+
+
+#: What a task's compensation task is named: ``"<task>:on_cancel"`` (``@zart.durable(...,
+#: on_cancel=fn)``).
+COMPENSATION_SUFFIX = ":on_cancel"
+
+
+def compensation_of(task_name: str) -> str:
+    """The task name of ``task_name``'s compensation, the execution started when one of its
+    executions is cancelled (if it declares ``on_cancel``)."""
+    return task_name + COMPENSATION_SUFFIX

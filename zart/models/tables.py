@@ -80,6 +80,10 @@ class ExecutionRow(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: The fire time of the schedule firing that started it (NULL: not started by a schedule).
     fire_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The execution that undoes this cancelled one (its task's ``on_cancel``), if any.
+    compensation_id: Mapped[str | None] = mapped_column(String(ID))
+    #: The cancelled execution this one undoes (NULL: not a compensation).
+    compensates: Mapped[str | None] = mapped_column(String(ID))
 
     __table_args__ = (
         CheckConstraint(_one_of("status", ExecutionStatus), name="status"),

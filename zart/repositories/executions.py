@@ -7,7 +7,8 @@ claim ahead) and :mod:`.leases` (renew, release, suspend, finish).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -24,10 +25,12 @@ from zart.models import (
     StepStatus,
     table_of,
 )
+from zart.models.names import compensation_of
 from zart.repositories import rows, runs, wakeups
 from zart.repositories.executors import Backend, Operation, autocommit, reads
 from zart.repositories.records import CreatedExecution, ExecutionPage, ExecutionRecord, Lease
 from zart.repositories.statements import Statement, one_of, upsert
+from zart.repositories.workers import live_task_names
 
 executions = table_of(ExecutionRow)
 run_rows = table_of(RunRow)
@@ -68,6 +71,7 @@ def _execution_values() -> dict[str, Any]:
         "lease_token": bindparam("lease_token", type_=executions.c.lease_token.type),
         "lease_owner": bindparam("lease_owner", type_=executions.c.lease_owner.type),
         "deadline_at": bindparam("deadline_at", type_=executions.c.deadline_at.type),
+        "compensates": bindparam("compensates", type_=executions.c.compensates.type),
         "version": 1,
         "created_at": now,
         "updated_at": now,
@@ -173,6 +177,14 @@ CANCEL = Statement(
         .returning(*executions.c)
     ),
 )
+LINK_COMPENSATION = Statement(
+    "link_compensation",
+    lambda _d: (
+        update(executions)
+        .where(executions.c.execution_id == bindparam("execution_id"))
+        .values(compensation_id=bindparam("compensation_id"))
+    ),
+)
 LOCK = Statement(
     "lock_execution",
     lambda _d: (
@@ -217,6 +229,7 @@ def create_execution(
     deadline_at: datetime | None = None,
     lease: Lease | None = None,
     channel: str | None = None,
+    compensates: str | None = None,
 ) -> Operation[CreatedExecution]:
     """Insert an execution and its first run, idempotently by ``execution_id``; with
     ``channel``, a new unclaimed one also wakes the workers of its task at commit.
@@ -232,6 +245,9 @@ def create_execution(
     first claim), exactly as a claim (:mod:`.claims`) would leave it: the start of an
     in-process worker's own execution, which then needs no claim (see
     ``DurableScheduler.start``).
+
+    ``compensates`` is the cancelled execution a compensation undoes
+    (:func:`cancel_execution`).
     """
     params = {
         "execution_id": execution_id,
@@ -239,6 +255,7 @@ def create_execution(
         "payload": payload,
         "run_id": str(uuid.uuid4()),
         "deadline_at": deadline_at,
+        "compensates": compensates,
         "now": now,
         **_first_claim(lease, claimable_at or now),
     }
@@ -347,7 +364,13 @@ def count_executions_by_status(backend: Backend) -> Operation[dict[ExecutionStat
 
 
 def cancel_execution(
-    backend: Backend, execution_id: str, *, now: datetime
+    backend: Backend,
+    execution_id: str,
+    *,
+    now: datetime,
+    compensated: Collection[str] = frozenset(),
+    seen_since: datetime | None = None,
+    channel: str | None = None,
 ) -> Operation[ExecutionRecord | None]:
     """Cancel an unfinished execution (and its current run); ``None`` when it is unknown or
     already finished.
@@ -356,13 +379,41 @@ def cancel_execution(
     when it learns of it (at once in the same process, else at its next heartbeat or
     checkpoint, whichever comes first); a checkpoint written after the cancel is refused, so no
     further step runs.
+
+    When a worker had begun it (``claim_count > 0``: one never claimed ran no code) and its task
+    declares ``on_cancel``, its compensation is started here, in the same transaction: an
+    execution of task ``"<task>:on_cancel"`` on the same payload, linked both ways
+    (``compensation_id``, ``compensates``), which wakes the workers of that task at commit
+    (``channel``). Whether the task declares one is known from ``compensated`` (the task names
+    with ``on_cancel`` in the cancelling process), else from the workers alive since
+    ``seen_since`` that run its compensation task (the cancelling process may import no
+    handlers: ``zart cancel``, the HTTP API).
     """
     found = yield CANCEL, {"execution_id": execution_id, "active": ACTIVE_VALUES, "now": now}
     if not found:
         return None
     record = rows.execution(found[0])
     yield from runs.end_run(backend, record.run_id, ExecutionStatus.CANCELLED, now=now)
-    return record
+    if record.claim_count == 0:
+        return record
+    task_name = compensation_of(record.task_name)
+    if record.task_name not in compensated and (
+        seen_since is None
+        or task_name not in (yield from live_task_names(backend, seen_since=seen_since))
+    ):
+        return record
+    compensation = yield from create_execution(
+        backend,
+        execution_id=str(uuid.uuid4()),
+        task_name=task_name,
+        payload=record.payload,
+        now=now,
+        channel=channel,
+        compensates=execution_id,
+    )
+    compensation_id = compensation.execution.execution_id
+    yield LINK_COMPENSATION, {"execution_id": execution_id, "compensation_id": compensation_id}
+    return replace(record, compensation_id=compensation_id)
 
 
 def lock_execution(

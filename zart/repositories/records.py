@@ -40,6 +40,10 @@ class ExecutionRecord:
     version: int
     #: The fire time of the schedule firing that started it; ``None`` for other starts.
     fire_time: datetime | None = None
+    #: The execution started to undo this one when it was cancelled (its task's ``on_cancel``).
+    compensation_id: str | None = None
+    #: The cancelled execution this one undoes, when it is a compensation.
+    compensates: str | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -57,6 +57,8 @@ def execution(m: Mapping[str, Any]) -> ExecutionRecord:
         version=m["version"],
         # .get: statements that return only some columns still build a record.
         fire_time=m.get("fire_time"),
+        compensation_id=m.get("compensation_id"),
+        compensates=m.get("compensates"),
     )
 
 

@@ -31,6 +31,8 @@ class ExecutionInfo:
     #: The fire time (aware UTC) of the schedule firing that started this execution; ``None``
     #: when it was not started by a schedule.
     fire_time: datetime | None = None
+    #: The cancelled execution this one undoes, when it is a compensation (``on_cancel``).
+    compensates: str | None = None
 
     def is_retry(self) -> bool:
         """Whether this is a retry of the current step (``current_attempt > 0``)."""
@@ -57,4 +59,5 @@ def context() -> ExecutionInfo:
         max_retries=None if step is None else step.max_retries,
         step_name=None if step is None else step.name,
         fire_time=execution.fire_time,
+        compensates=execution.compensates,
     )

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from zart.durations import parse_duration
 from zart.errors import ConfigurationError, InvalidPayload, SerializationError
 from zart.models import CatchupPolicy, OverlapPolicy
-from zart.models.names import check_name
+from zart.models.names import COMPENSATION_SUFFIX, check_name, compensation_of
 from zart.runtime.outcomes import ExecutionFailure
 from zart.schedules.plans import DEFAULT_CATCHUP, DEFAULT_OVERLAP, ScheduleSpec
 from zart.schedules.plans import check_name as check_schedule_name
@@ -26,6 +26,7 @@ R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 
 OnFailure = Callable[[Any, ExecutionFailure], Any]
+OnCancel = Callable[..., Awaitable[Any]]
 
 #: The argument of a handler that takes no input.
 NO_INPUT = object()
@@ -42,6 +43,12 @@ class DurableHandler(Generic[P, R]):
     on_failure: OnFailure | None = None
     #: The cron schedule declared with ``@zart.durable(name, schedule=...)``, if any.
     schedule: ScheduleSpec | None = None
+    #: The handler of the compensation run when an execution of this one is cancelled
+    #: (``@zart.durable(name, on_cancel=fn)``), registered as task ``"<name>:on_cancel"``.
+    on_cancel: DurableHandler[..., Any] | None = None
+    #: For a compensation: the handler whose cancelled executions it undoes (whose input type
+    #: its unannotated parameter takes).
+    undoes: DurableHandler[..., Any] | None = field(default=None, repr=False)
     _hints: dict[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -75,7 +82,15 @@ class DurableHandler(Generic[P, R]):
 
     @property
     def input_type(self) -> Any:
-        return Any if self._parameter is None else self._annotation(self._parameter)
+        if self._parameter is None:
+            return Any
+        if self.undoes is not None and self._parameter not in self._hints_of_fn():
+            return self.undoes.input_type  # a compensation takes the input of what it undoes
+        return self._annotation(self._parameter)
+
+    def _hints_of_fn(self) -> dict[str, Any]:
+        self._annotation("return")  # resolves them once
+        return self._hints or {}
 
     @property
     def output_type(self) -> Any:
@@ -151,6 +166,7 @@ def durable(
     timezone: str = "UTC",
     overlap: OverlapPolicy | str = DEFAULT_OVERLAP,
     catchup: CatchupPolicy | str = DEFAULT_CATCHUP,
+    on_cancel: OnCancel | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], DurableHandler[P, R]]:
     """Register an async function as the durable handler of task ``name``.
 
@@ -165,6 +181,12 @@ def durable(
     handler gets no input (``None``); ``zart.context().fire_time`` says which fire time it
     serves. An invalid expression, time zone or policy raises :class:`~zart.InvalidSchedule`
     here, at import time.
+
+    ``on_cancel=fn`` (an async function taking the handler's input, or nothing) undoes what a
+    cancelled execution did: cancelling an execution that a worker had begun starts, in the
+    cancel's transaction, a compensation execution of task ``"<name>:on_cancel"`` with the
+    cancelled execution's payload. It is durable like any execution (steps, retries, sleeps);
+    ``zart.context().compensates`` names the execution it undoes. See ``docs/scheduler.md``.
     """
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError("a durable handler needs a non-empty task name")
@@ -177,13 +199,26 @@ def durable(
     )
     if spec is not None:
         check_schedule_name(name)
+    if name.endswith(COMPENSATION_SUFFIX):
+        raise ConfigurationError(
+            f"task name {name!r} ends with {COMPENSATION_SUFFIX!r}, which names the"
+            " compensation of another task: pass the function as on_cancel= of that task"
+        )
+    if on_cancel is not None:
+        check_name(compensation_of(name), "task name with its ':on_cancel' suffix")
 
     def register(fn: Callable[P, Awaitable[R]]) -> DurableHandler[P, R]:
         if not inspect.iscoroutinefunction(fn):
             raise ConfigurationError(f"durable handler {name!r} must be an async function")
         handler = DurableHandler(
-            name=name, fn=fn, timeout=limit, on_failure=on_failure, schedule=spec
+            name=name,
+            fn=fn,
+            timeout=limit,
+            on_failure=on_failure,
+            schedule=spec,
         )
+        if on_cancel is not None:
+            handler.on_cancel = _compensation(handler, on_cancel)
         if spec is not None and handler.takes_input:
             raise ConfigurationError(
                 f"durable handler {name!r} has schedule= and takes an input; a declared"
@@ -197,9 +232,23 @@ def durable(
                 f" {_origin(fn)}"
             )
         _registry[name] = handler
+        if handler.on_cancel is not None:
+            _registry[handler.on_cancel.name] = handler.on_cancel
         return handler
 
     return register
+
+
+def _compensation(handler: DurableHandler[..., Any], fn: OnCancel) -> DurableHandler[..., Any]:
+    """The handler of ``handler``'s compensation: ``fn``, run on the cancelled execution's
+    payload as a durable handler of its own."""
+    name = handler.name
+    if not inspect.iscoroutinefunction(fn):
+        raise ConfigurationError(f"on_cancel of durable handler {name!r} must be an async function")
+    try:
+        return DurableHandler(name=compensation_of(name), fn=fn, undoes=handler)
+    except ConfigurationError as exc:  # more than one parameter
+        raise ConfigurationError(f"on_cancel of durable handler {name!r}: {exc}") from exc
 
 
 def _origin(fn: Callable[..., Any]) -> str:
@@ -210,6 +259,11 @@ def find_handler(name: str) -> DurableHandler[..., Any] | None:
     return _registry.get(name)
 
 
+def compensated_names() -> frozenset[str]:
+    """The task names registered in this process that declare ``on_cancel``."""
+    return frozenset(name for name, handler in _registry.items() if handler.on_cancel)
+
+
 def registered_names() -> list[str]:
     return sorted(_registry)
 
@@ -217,4 +271,6 @@ def registered_names() -> list[str]:
 def unregister(name: str) -> None:
     """Forget the durable handler of task ``name`` (tests that register handlers, such as
     scheduled ones every worker would pick up, only for their own duration)."""
-    _registry.pop(name, None)
+    handler = _registry.pop(name, None)
+    if handler is not None and handler.on_cancel is not None:
+        _registry.pop(handler.on_cancel.name, None)

@@ -44,8 +44,15 @@ from zart.repositories.records import (
     StepDetail,
     StepRecord,
 )
-from zart.runtime.registry import DurableHandler, ExecutionId, find_handler, registered_names
+from zart.runtime.registry import (
+    DurableHandler,
+    ExecutionId,
+    compensated_names,
+    find_handler,
+    registered_names,
+)
 from zart.scheduler.admin import AdminOperations
+from zart.scheduler.base import LIVE_WORKER_WINDOW
 from zart.scheduler.schedules import ScheduleOperations
 from zart.scheduler.starts import (
     StartRequest,
@@ -377,10 +384,19 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
 
     async def cancel(self, execution_id: str) -> bool:
         """Cancel an unfinished execution: True if it was cancelled now, False if it had
-        already finished. Unknown ids raise :class:`~zart.ExecutionNotFound`."""
+        already finished. Unknown ids raise :class:`~zart.ExecutionNotFound`.
+
+        If a worker had begun it and its task declares ``on_cancel``, its compensation starts
+        in the same transaction (``status(execution_id).compensation_id`` names it)."""
+        now = self.clock.now()
         async with self.store.transaction() as db:
             cancelled = await db.run(
-                executions_repo.cancel_execution, execution_id, now=self.clock.now()
+                executions_repo.cancel_execution,
+                execution_id,
+                now=now,
+                compensated=compensated_names(),
+                seen_since=now - LIVE_WORKER_WINDOW,
+                channel=self.runtime.channel,
             )
             if (
                 cancelled is None
@@ -390,6 +406,8 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         if cancelled is not None:
             for worker in self._workers:
                 worker.abort(execution_id)
+            if cancelled.compensation_id is not None:
+                self._wake_workers(None)
         return cancelled is not None
 
     async def offer_event(

@@ -12,7 +12,7 @@ once), and advance ``next_fire_at``. Only the loop reads the clock.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -64,7 +64,9 @@ class TickReport:
 class ScheduleLoop:
     """Fires due schedules. ``on_started`` runs after the commit of a tick that started
     executions (to wake an in-process claim loop), ``on_cancelled(execution_id)`` for each
-    execution the ``cancel_previous`` policy cancelled (to stop it at once if it runs here)."""
+    execution the ``cancel_previous`` policy cancelled (to stop it at once if it runs here);
+    ``compensated()`` names the tasks with ``on_cancel``, whose cancelled executions get a
+    compensation."""
 
     def __init__(
         self,
@@ -75,6 +77,7 @@ class ScheduleLoop:
         timeout_of: TimeoutOf = lambda _name: None,
         on_started: Callable[[], Any] = lambda: None,
         on_cancelled: Callable[[str], Any] = lambda _id: None,
+        compensated: Callable[[], Collection[str]] = frozenset,
         worker_id: str | None = None,
     ) -> None:
         self.store = store
@@ -83,6 +86,7 @@ class ScheduleLoop:
         self._timeout_of = timeout_of
         self._on_started = on_started
         self._on_cancelled = on_cancelled
+        self._compensated = compensated
         self._worker_id = worker_id
 
     async def sync(self, declared: Iterable[DeclaredSchedule]) -> list[ScheduleRecord]:
@@ -260,7 +264,11 @@ class ScheduleLoop:
         cancelled = None
         if previous is not None:  # cancel_previous
             cancelled = await db.run(
-                executions_repo.cancel_execution, previous.execution_id, now=now
+                executions_repo.cancel_execution,
+                previous.execution_id,
+                now=now,
+                compensated=self._compensated(),
+                channel=self.channel,
             )
         if previous is not None and cancelled is not None:
             report.cancelled.append(previous.execution_id)

@@ -43,7 +43,7 @@ from zart.repositories import claims, leases, wakeups
 from zart.repositories import workers as workers_repo
 from zart.repositories.records import ClaimedExecution, ExecutionRecord, Lease, StepRecord
 from zart.runtime.execution import Runtime, execute
-from zart.runtime.registry import find_handler
+from zart.runtime.registry import compensated_names, find_handler
 from zart.schedules.loop import DeclaredSchedule, ScheduleLoop
 from zart.worker.ahead import CLAIM_CHUNK, RELEASE_ERRORS, ClaimAhead, handing_back
 from zart.worker.settings import WorkerSettings
@@ -127,6 +127,7 @@ class Worker:
             timeout_of=_timeout_of,
             on_started=self._wake.set,
             on_cancelled=self.abort,
+            compensated=compensated_names,
             worker_id=self.worker_id,
         )
 
