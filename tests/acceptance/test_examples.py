@@ -64,6 +64,14 @@ FACTS: dict[str, list[str]] = {
         r"^approval-ada: provisioned \(gpu-cluster-01, approved by grace: go ahead\)$",
         r"^approval-bob: expired \(no decision within 1 day\)$",
     ],
+    "cancellation.py": [
+        r"^  charge-card: 4990 cents taken for order-7$",
+        r"^  cancelled; its compensation is execution '[0-9a-f-]{36}'$",
+        r"^  compensation 'order:on_cancel' undoes 'order-7'$",
+        r"^  compensation: released 2 item\(s\), refunded 4990 cents$",
+        r"^  order:on_cancel: completed, undoes 'order-7'$",
+        r"^held stock: \{\}; money taken: \{\}$",
+    ],
     "followup.py": [
         r"^confirmation sent at 2030-01-01 00:00:00\+00:00\nfollow-up sent at +2030-01-02 00:00",
         r"^virtual time between them: 1 day, 0:00:00$",
