@@ -79,6 +79,8 @@ class Execution(Wire):
     compensation_id: str | None = None
     #: The cancelled execution this one undoes.
     compensates: str | None = None
+    #: Its tags (``{}`` when none).
+    tags: dict[str, str] = Field(default_factory=dict)
 
     @classmethod
     def of(cls, record: ExecutionRecord) -> Execution:
@@ -97,6 +99,7 @@ class Execution(Wire):
             updated_at=record.updated_at,
             compensation_id=record.compensation_id,
             compensates=record.compensates,
+            tags=record.tags,
         )
 
 
@@ -116,6 +119,8 @@ class StartExecution(Wire):
     execution_id: Name | None = None
     task_name: Name
     payload: JsonValue = None
+    #: Tag keys to strings (rules: ``zart.models.names.check_tags``).
+    tags: dict[str, str] | None = None
 
 
 class Stats(Wire):

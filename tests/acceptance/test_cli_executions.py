@@ -28,7 +28,7 @@ EXECUTION_KEYS = {
     *("name", "durableExecutionId", "payload", "status", "scheduledAt", "completedAt"),
     *("version", "result"),
     # ... and what the CLI adds
-    *("error", "runId", "runCount", "updatedAt", "compensationId", "compensates"),
+    *("error", "runId", "runCount", "updatedAt", "compensationId", "compensates", "tags"),
 }
 
 

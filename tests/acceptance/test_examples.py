@@ -72,6 +72,13 @@ FACTS: dict[str, list[str]] = {
         r"^  order:on_cancel: completed, undoes 'order-7'$",
         r"^held stock: \{\}; money taken: \{\}$",
     ],
+    "tags.py": [
+        r"^usage report for acme, 2026-11\nbilling report for acme, 2026-11\n"
+        r"usage report for globex, 2026-11$",
+        r"^acme has 2 executions$",
+        r"^acme's usage reports: \[\{'kind': 'usage', 'tenant': 'acme'\}\]$",
+        r"^a bad filter: tag key 'tenant id' is not 1 to 64 letters",
+    ],
     "followup.py": [
         r"^confirmation sent at 2030-01-01 00:00:00\+00:00\nfollow-up sent at +2030-01-02 00:00",
         r"^virtual time between them: 1 day, 0:00:00$",

@@ -16,6 +16,7 @@ from zart.api.auth import configured_token, guarded_route
 from zart.api.errors import ApiError
 from zart.errors import ExecutionNotFound
 from zart.models import ExecutionStatus
+from zart.models.names import MAX_TAGS, parse_tags
 from zart.scheduler import DurableScheduler
 from zart.wire import (
     NO_NUL,
@@ -91,6 +92,7 @@ def _execution_routes(router: APIRouter, scheduler: DurableScheduler) -> None:
         created_from: Annotated[UtcTime | None, Query(alias="from")] = None,
         created_to: Annotated[UtcTime | None, Query(alias="to")] = None,
         search: Annotated[str | None, Query(max_length=255, pattern=NO_NUL)] = None,
+        tag: Annotated[list[str] | None, Query(max_length=MAX_TAGS)] = None,
         sort_by: Annotated[str | None, Query(alias="sortBy", max_length=64)] = None,
         sort_order: Annotated[SortOrder, Query(alias="sortOrder")] = "desc",
         limit: Annotated[int, Query(ge=1, le=1000)] = 20,
@@ -99,13 +101,15 @@ def _execution_routes(router: APIRouter, scheduler: DurableScheduler) -> None:
         """A page of executions (a plain array, as the original answers), newest first unless
         sorted otherwise; the number of matches is in the ``X-Total-Count`` header. ``sortBy``:
         ``scheduled_at``, ``task_name``, ``status``, ``completed_at`` or their camelCase; any
-        other value sorts by scheduled time, as the original does."""
+        other value sorts by scheduled time, as the original does. ``tag=key:value``
+        (repeatable): only executions carrying every tag named."""
         page = await scheduler.list_executions(
             status=status,
             task_name=task_name,
             created_from=created_from,
             created_to=created_to,
             search=search,
+            tags=parse_tags(tag or (), ":"),
             sort_by=sort_field(sort_by),
             descending=sort_order == "desc",
             limit=limit,
@@ -131,7 +135,7 @@ def _execution_routes(router: APIRouter, scheduler: DurableScheduler) -> None:
             except ExecutionNotFound:
                 pass
         execution_id = await scheduler.start(
-            body.task_name, body.payload, execution_id=body.execution_id
+            body.task_name, body.payload, execution_id=body.execution_id, tags=body.tags
         )
         if existed:
             response.status_code = 200

@@ -20,8 +20,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zart.database import create_engine, mask_url
-from zart.errors import ZartError
+from zart.errors import InvalidName, ZartError
 from zart.logs import LOG_FORMATS, LOG_LEVELS, configure
+from zart.models.names import parse_tags
 from zart.scheduler import DurableScheduler
 
 T = TypeVar("T")
@@ -83,6 +84,25 @@ JsonOutput = Annotated[
         help="Print JSON for scripts (camelCase, the HTTP API's shapes) instead of text.",
     ),
 ]
+
+
+Tags = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--tag",
+        metavar="KEY=VALUE",
+        help="A tag (repeatable), e.g. --tag tenant=acme.",
+        show_default=False,
+    ),
+]
+
+
+def parse_tag_options(items: list[str] | None) -> dict[str, str]:
+    """``--tag KEY=VALUE`` options as tags, or one ``error:`` line naming the bad one."""
+    try:
+        return parse_tags(items or (), "=", "--tag")
+    except InvalidName as exc:
+        fail(str(exc))
 
 
 def run_on(url: str, action: Callable[[AsyncEngine], Awaitable[T]]) -> T:

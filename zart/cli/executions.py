@@ -25,9 +25,11 @@ from zart.cli.common import (
     DatabaseUrl,
     JsonOutput,
     Schema,
+    Tags,
     dumps,
     fail,
     parse_json,
+    parse_tag_options,
     run_on_scheduler,
 )
 from zart.cli.worker import import_modules
@@ -111,6 +113,7 @@ def start(
     ] = False,
     timeout: WaitTimeout = None,
     modules: Modules = None,
+    tag: Tags = None,
     json_output: JsonOutput = False,
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
     schema: Schema = None,
@@ -127,13 +130,14 @@ def start(
     stderr says so.
     """
     data = None if payload is None else parse_json(payload)
+    tags = parse_tag_options(tag)
     if modules:
         import_modules(modules)
 
     async def action(scheduler: DurableScheduler) -> tuple[ExecutionRecord, bool, bool]:
         existed = execution_id is not None and await _exists(scheduler, execution_id)
         try:
-            started = await scheduler.start(task, data, execution_id=execution_id)
+            started = await scheduler.start(task, data, execution_id=execution_id, tags=tags)
         except UnknownTask as exc:
             if modules:
                 raise
@@ -280,6 +284,15 @@ def list_(
             show_default=False,
         ),
     ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag",
+            metavar="KEY=VALUE",
+            help="Only executions carrying this tag (repeatable: all of them).",
+            show_default=False,
+        ),
+    ] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=1000, help="Executions per page.")
     ] = 20,
@@ -295,6 +308,7 @@ def list_(
     schema: Schema = None,
 ) -> None:
     """List executions, newest first, with the total number that match."""
+    tags = parse_tag_options(tag)
 
     async def action(scheduler: DurableScheduler) -> tuple[ExecutionPage, Any]:
         page = await scheduler.list_executions(
@@ -303,6 +317,7 @@ def list_(
             created_from=created_from,
             created_to=created_to,
             search=search,
+            tags=tags,
             sort_by=sort_by.value,
             descending=not ascending,
             limit=limit,

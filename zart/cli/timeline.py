@@ -79,6 +79,9 @@ def summary_lines(record: ExecutionRecord, waits: Sequence[StepRecord] = ()) -> 
     yield times
     if record.run_count > 1:
         yield f"  runs:    {record.run_count} (current: {record.run_id})"
+    if record.tags:
+        tags = ", ".join(f"{key}={value}" for key, value in record.tags.items())
+        yield from wrapped("  tags:    ", tags)
     if record.compensation_id is not None:
         yield f"  undone:  by its on_cancel, execution {record.compensation_id!r}"
     if record.compensates is not None:

@@ -19,6 +19,9 @@ refuses them where they enter, rather than routing them with a path converter th
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
+
 from zart.errors import InvalidName
 from zart.models.tables import ID
 
@@ -76,3 +79,48 @@ def compensation_of(task_name: str) -> str:
     """The task name of ``task_name``'s compensation, the execution started when one of its
     executions is cancelled (if it declares ``on_cancel``)."""
     return task_name + COMPENSATION_SUFFIX
+
+
+#: A tag key: what ``list_executions(tags=...)``, ``tag=key:value`` (HTTP) and ``--tag
+#: key=value`` (CLI) name, so it holds neither ``:`` nor ``=``.
+TAG_KEY = re.compile(r"[A-Za-z0-9_.\-/]{1,64}")
+#: The most tags one execution carries.
+MAX_TAGS = 32
+
+
+def check_tags(tags: object, what: str = "tags") -> dict[str, str]:
+    """``tags`` (``None`` or a mapping of tag keys to string values) as stored, sorted by key;
+    else :class:`~zart.errors.InvalidName` naming the tag and the problem. A value follows the
+    rule of names (:func:`check_name`)."""
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        raise InvalidName(f"{what} must map tag keys to strings, not {type(tags).__name__}")
+    if len(tags) > MAX_TAGS:
+        raise InvalidName(f"{what}: {len(tags)} tags; at most {MAX_TAGS} fit")
+    checked: dict[str, str] = {}
+    for key, value in tags.items():
+        if not isinstance(key, str) or not TAG_KEY.fullmatch(key):
+            raise InvalidName(
+                f"tag key {_shown(key) if isinstance(key, str) else repr(key)} is not 1 to 64"
+                " letters, digits, '_', '-', '.' or '/'"
+            )
+        if not isinstance(value, str):
+            raise InvalidName(f"tag {key!r} must be a string, not {type(value).__name__}")
+        checked[key] = check_name(value, f"the value of tag {key!r}")
+    return dict(sorted(checked.items()))
+
+
+def parse_tags(items: Iterable[str], separator: str, what: str = "tag") -> dict[str, str]:
+    """Tags written ``key<separator>value`` (``tenant:acme`` in an HTTP query, ``tenant=acme``
+    on the command line), checked as :func:`check_tags` checks them; a malformed item or a
+    key given twice raises :class:`~zart.errors.InvalidName`."""
+    tags: dict[str, str] = {}
+    for item in items:
+        key, found, value = item.partition(separator)
+        if not found:
+            raise InvalidName(f"{what} {_shown(item)} is not key{separator}value")
+        if key in tags:
+            raise InvalidName(f"{what} {key!r} is given twice")
+        tags[key] = value
+    return check_tags(tags)

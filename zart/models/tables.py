@@ -84,6 +84,9 @@ class ExecutionRow(Base):
     compensation_id: Mapped[str | None] = mapped_column(String(ID))
     #: The cancelled execution this one undoes (NULL: not a compensation).
     compensates: Mapped[str | None] = mapped_column(String(ID))
+    #: The execution's tags (``start(..., tags=...)``): an object of string values, NULL when it
+    #: has none.
+    tags: Mapped[Any | None] = mapped_column(JSONValue)
 
     __table_args__ = (
         CheckConstraint(_one_of("status", ExecutionStatus), name="status"),
@@ -95,6 +98,16 @@ class ExecutionRow(Base):
         ),
         Index("ix_zart_executions_status_created", "status", "created_at"),
         Index("ix_zart_executions_task_created", "task_name", "created_at"),
+        # The tag filter (tags @> :tags) on PostgreSQL; tagged rows only. SQLite filters with
+        # json_extract and cannot use it, but keeps it cheap: untagged rows are not in it.
+        Index(
+            "ix_zart_executions_tags",
+            "tags",
+            postgresql_using="gin",
+            postgresql_ops={"tags": "jsonb_path_ops"},
+            postgresql_where=text("tags IS NOT NULL"),
+            sqlite_where=text("tags IS NOT NULL"),
+        ),
     )
 
 

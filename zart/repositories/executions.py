@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, bindparam, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, literal, or_, select, update
 
 from zart.errors import ExecutionAlreadyExists
 from zart.models import (
@@ -72,6 +72,7 @@ def _execution_values() -> dict[str, Any]:
         "lease_owner": bindparam("lease_owner", type_=executions.c.lease_owner.type),
         "deadline_at": bindparam("deadline_at", type_=executions.c.deadline_at.type),
         "compensates": bindparam("compensates", type_=executions.c.compensates.type),
+        "tags": bindparam("tags", type_=executions.c.tags.type),
         "version": 1,
         "created_at": now,
         "updated_at": now,
@@ -230,6 +231,7 @@ def create_execution(
     lease: Lease | None = None,
     channel: str | None = None,
     compensates: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> Operation[CreatedExecution]:
     """Insert an execution and its first run, idempotently by ``execution_id``; with
     ``channel``, a new unclaimed one also wakes the workers of its task at commit.
@@ -247,7 +249,8 @@ def create_execution(
     ``DurableScheduler.start``).
 
     ``compensates`` is the cancelled execution a compensation undoes
-    (:func:`cancel_execution`).
+    (:func:`cancel_execution`); ``tags`` are stored as given (checked by the caller), NULL
+    when empty. An existing execution with other tags is another start.
     """
     params = {
         "execution_id": execution_id,
@@ -256,13 +259,14 @@ def create_execution(
         "run_id": str(uuid.uuid4()),
         "deadline_at": deadline_at,
         "compensates": compensates,
+        "tags": tags or None,
         "now": now,
         **_first_claim(lease, claimable_at or now),
     }
     found = yield CREATE, params
     if not found:
         existing = yield from get_execution(backend, execution_id)
-        return _existing(existing, execution_id, task_name, payload)
+        return _existing(existing, execution_id, task_name, payload, tags or {})
     if not backend.modifying_ctes:
         yield CREATE_RUN, params
     if channel is not None and lease is None:  # sent at commit: the caller's, with session=
@@ -271,7 +275,11 @@ def create_execution(
 
 
 def _existing(
-    existing: ExecutionRecord | None, execution_id: str, task_name: str, payload: Any
+    existing: ExecutionRecord | None,
+    execution_id: str,
+    task_name: str,
+    payload: Any,
+    tags: dict[str, str],
 ) -> CreatedExecution:
     """The execution a start with an existing ``execution_id`` refers to (see
     :func:`create_execution`)."""
@@ -286,6 +294,10 @@ def _existing(
     if existing.payload != payload:
         raise ExecutionAlreadyExists(
             execution_id, existing.status, "it was started with a different payload"
+        )
+    if existing.tags != tags:
+        raise ExecutionAlreadyExists(
+            execution_id, existing.status, f"it was started with other tags ({existing.tags})"
         )
     return CreatedExecution(existing, created=False)
 
@@ -305,9 +317,13 @@ class ExecutionFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
     search: str | None = None
+    #: Executions carrying every one of these tags (checked by the caller).
+    tags: dict[str, str] | None = None
 
-    def conditions(self) -> list[ColumnElement[bool]]:
+    def conditions(self, dialect: str) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
+        if self.tags:
+            conditions.append(_tagged(self.tags, dialect))
         if self.status is not None:
             conditions.append(executions.c.status == self.status.value)
         if self.task_name is not None:
@@ -327,6 +343,21 @@ class ExecutionFilter:
         return conditions
 
 
+def _tagged(tags: dict[str, str], dialect: str) -> ColumnElement[bool]:
+    """The execution carries all of ``tags``: ``tags @> :tags`` on PostgreSQL (the GIN index
+    serves it), one ``json_extract`` comparison per tag on SQLite."""
+    column = executions.c.tags
+    if dialect == "postgresql":
+        contains = column.op("@>", is_comparison=True)
+        return contains(bindparam("tags", tags, type_=column.type))
+    return and_(
+        *(
+            func.json_extract(column, f'$."{key}"') == bindparam(f"tag_{i}", value)
+            for i, (key, value) in enumerate(tags.items())
+        )
+    )
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -342,11 +373,17 @@ def list_executions(
     offset: int = 0,
 ) -> Operation[ExecutionPage]:
     """One page of executions matching ``where`` and the total count of matches."""
-    conditions = where.conditions()
     column = executions.c[sort_by]
     order = [column.desc() if descending else column.asc(), executions.c.execution_id.asc()]
-    page = select(executions).where(*conditions).order_by(*order).limit(limit).offset(offset)
-    count = select(func.count().label("total")).select_from(executions).where(*conditions)
+
+    def page(dialect: str) -> Any:
+        found = select(executions).where(*where.conditions(dialect))
+        return found.order_by(*order).limit(limit).offset(offset)
+
+    def count(dialect: str) -> Any:
+        total = select(func.count().label("total")).select_from(executions)
+        return total.where(*where.conditions(dialect))
+
     items = yield Statement.adhoc("list_executions", page), {}
     total = yield Statement.adhoc("count_executions", count), {}
     return ExecutionPage(

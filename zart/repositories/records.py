@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +44,8 @@ class ExecutionRecord:
     compensation_id: str | None = None
     #: The cancelled execution this one undoes, when it is a compensation.
     compensates: str | None = None
+    #: Its tags (``start(..., tags=...)``), sorted by key; empty when it has none.
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_terminal(self) -> bool:

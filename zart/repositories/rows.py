@@ -59,6 +59,7 @@ def execution(m: Mapping[str, Any]) -> ExecutionRecord:
         fire_time=m.get("fire_time"),
         compensation_id=m.get("compensation_id"),
         compensates=m.get("compensates"),
+        tags=m.get("tags") or {},
     )
 
 

@@ -55,10 +55,10 @@ class Statement:
         self.cached = cached
 
     @classmethod
-    def adhoc(cls, name: str, construct: Any) -> Statement:
+    def adhoc(cls, name: str, build: Callable[[str], Any]) -> Statement:
         """A statement made for one call (a listing with the filters it was given): run like
         the others, its compiled form is not kept."""
-        return cls(name, lambda _dialect: construct, cached=False)
+        return cls(name, build, cached=False)
 
     def construct(self, dialect: str) -> Any:
         """The Core construct for ``dialect`` (built on first use)."""

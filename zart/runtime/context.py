@@ -7,8 +7,10 @@ body).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from zart.errors import OutsideExecution
@@ -33,6 +35,8 @@ class ExecutionInfo:
     fire_time: datetime | None = None
     #: The cancelled execution this one undoes, when it is a compensation (``on_cancel``).
     compensates: str | None = None
+    #: The tags it was started with (``start(..., tags=...)``); empty when none.
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     def is_retry(self) -> bool:
         """Whether this is a retry of the current step (``current_attempt > 0``)."""
@@ -60,4 +64,5 @@ def context() -> ExecutionInfo:
         step_name=None if step is None else step.name,
         fire_time=execution.fire_time,
         compensates=execution.compensates,
+        tags=MappingProxyType(execution.tags),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar, overload
@@ -28,7 +28,7 @@ from zart.errors import (
     WaitTimedOut,
 )
 from zart.models import ExecutionStatus
-from zart.models.names import check_path_segment
+from zart.models.names import check_path_segment, check_tags
 from zart.repositories import events as events_repo
 from zart.repositories import executions as executions_repo
 from zart.repositories import runs as runs_repo
@@ -92,6 +92,7 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         *,
         execution_id: str | None = None,
         session: AsyncSession | AsyncConnection | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ExecutionId[R]: ...
     @overload
     async def start(
@@ -101,6 +102,7 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         *,
         execution_id: str | None = None,
         session: AsyncSession | AsyncConnection | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ExecutionId[R]: ...
     @overload
     async def start(
@@ -110,6 +112,7 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         *,
         execution_id: str | None = None,
         session: AsyncSession | AsyncConnection | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ExecutionId[Any]: ...
     async def start(
         self,
@@ -118,6 +121,7 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         *,
         execution_id: str | None = None,
         session: AsyncSession | AsyncConnection | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ExecutionId[Any]:
         """Start an execution of ``handler`` (a durable handler or its task name) and return
         its id.
@@ -135,6 +139,9 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         The id returned is an :class:`~zart.ExecutionId` (a ``str``) typed with the handler's
         result, and the payload is typed as the handler's input: a type checker catches a
         wrong input and a misused result (a start by task name is typed ``Any``).
+
+        ``tags`` (tag keys to strings, e.g. ``{"tenant": "acme"}``) are stored with the
+        execution: ``zart.context().tags`` in it, ``list_executions(tags=...)`` to find it.
         """
         request = await start_request(
             handler,
@@ -142,6 +149,7 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
             execution_id,
             max_payload_bytes=self.runtime.max_payload_bytes,
             live_task_names=self._live_task_names,
+            tags=tags,
         )
         if session is None and (here := self._reserve(request)) is not None:
             return ExecutionId(await self._start_here(request, *here))
@@ -233,12 +241,14 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         created_from: datetime | None = None,
         created_to: datetime | None = None,
         search: str | None = None,
+        tags: Mapping[str, str] | None = None,
         sort_by: SortField = "created_at",
         descending: bool = True,
         limit: int = 20,
         offset: int = 0,
     ) -> ExecutionPage:
-        """A page of executions, newest first by default, with the total number of matches."""
+        """A page of executions, newest first by default, with the total number of matches;
+        with ``tags``, only those carrying every one of them."""
         if not 1 <= limit <= 1000:
             raise InvalidPayload(f"limit must be between 1 and 1000, not {limit}")
         if offset < 0:
@@ -248,7 +258,8 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
         except ValueError:
             choices = ", ".join(s.value for s in ExecutionStatus)
             raise InvalidPayload(f"unknown status {status!r}; one of: {choices}") from None
-        where = ExecutionFilter(wanted, task_name, created_from, created_to, search)
+        wanted_tags = check_tags(tags, "the tags filter")
+        where = ExecutionFilter(wanted, task_name, created_from, created_to, search, wanted_tags)
         async with self.store.reading() as db:
             return await db.run(
                 executions_repo.list_executions,

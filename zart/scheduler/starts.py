@@ -4,7 +4,7 @@ transaction) and :func:`enqueue` (the caller's synchronous ``Session``)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from zart.clock import SYSTEM_CLOCK
 from zart.errors import ConfigurationError, UnknownTask
-from zart.models.names import check_name, check_path_segment
+from zart.models.names import check_name, check_path_segment, check_tags
 from zart.repositories import executions as executions_repo
 from zart.repositories import wakeups
 from zart.repositories import workers as workers_repo
@@ -47,6 +47,7 @@ class StartRequest:
     payload: Any
     execution_id: str
     timeout: timedelta | None
+    tags: dict[str, str]
 
 
 async def start_request(
@@ -56,9 +57,11 @@ async def start_request(
     *,
     max_payload_bytes: int,
     live_task_names: Callable[[], Awaitable[set[str]]],
+    tags: Mapping[str, str] | None = None,
 ) -> StartRequest:
     """Check what to start before anything is written: the handler (or a task name some live
-    worker runs), the payload against the handler's input model, its size, the id."""
+    worker runs), the payload against the handler's input model, its size, the id, the
+    tags."""
     if isinstance(handler, DurableHandler):
         target: DurableHandler[..., Any] | None = handler
         task_name = handler.name
@@ -76,11 +79,13 @@ async def start_request(
     check_size(stored, max_payload_bytes, name="payload")
     if execution_id is not None:
         check_path_segment(execution_id, "execution id")
+    checked_tags = check_tags(tags)
     return StartRequest(
         task_name=task_name,
         payload=stored,
         execution_id=execution_id or str(uuid.uuid4()),
         timeout=None if target is None else target.timeout,
+        tags=checked_tags,
     )
 
 
@@ -99,6 +104,7 @@ def created(
         "deadline_at": None if request.timeout is None else now + request.timeout,
         "lease": lease,
         "channel": channel,
+        "tags": request.tags,
     }
 
 
@@ -120,6 +126,7 @@ def enqueue(
     execution_id: str | None = None,
     schema: str | None = None,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    tags: Mapping[str, str] | None = None,
 ) -> str:
     """Start an execution from synchronous code (Flask, scripts) inside the caller's
     SQLAlchemy ``Session`` or ``Connection`` transaction; return its id.
@@ -146,6 +153,7 @@ def enqueue(
                 execution_id,
                 max_payload_bytes=max_payload_bytes,
                 live_task_names=live_task_names,
+                tags=tags,
             )
         )
         channel = wakeups.channel_for(schema)

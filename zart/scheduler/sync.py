@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
@@ -71,7 +71,12 @@ class SyncScheduler:
 
     @overload
     def start(
-        self, handler: DurableHandler[[In], R], payload: In, *, execution_id: str | None = None
+        self,
+        handler: DurableHandler[[In], R],
+        payload: In,
+        *,
+        execution_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ExecutionId[R]: ...
     @overload
     def start(
@@ -80,16 +85,28 @@ class SyncScheduler:
         payload: None = None,
         *,
         execution_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ExecutionId[R]: ...
     @overload
     def start(
-        self, handler: str, payload: Any = None, *, execution_id: str | None = None
+        self,
+        handler: str,
+        payload: Any = None,
+        *,
+        execution_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ExecutionId[Any]: ...
     def start(
-        self, handler: Any, payload: Any = None, *, execution_id: str | None = None
+        self,
+        handler: Any,
+        payload: Any = None,
+        *,
+        execution_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ExecutionId[Any]:
         """:meth:`DurableScheduler.start` (without ``session=``: see :func:`zart.enqueue`)."""
-        return self._call(self.scheduler.start(handler, payload, execution_id=execution_id))
+        started = self.scheduler.start(handler, payload, execution_id=execution_id, tags=tags)
+        return self._call(started)
 
     def status(self, execution_id: str) -> ExecutionRecord:
         """:meth:`DurableScheduler.status`."""
