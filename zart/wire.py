@@ -30,6 +30,7 @@ from zart.repositories.records import (
     StepAttemptRecord,
     StepDetail,
 )
+from zart.scheduler.bulk import BulkResult
 
 #: No NUL: PostgreSQL text cannot hold it.
 NO_NUL = r"^[^\x00]*$"
@@ -299,6 +300,56 @@ class Rerun(Wire):
 class RerunAnswer(Wire):
     new_run_number: int
     effective_rerun: list[str]
+
+
+class BulkFilter(Wire):
+    """Which executions a bulk action takes (``/zart/admin/v1/bulk/...``): every field
+    optional, but at least one is needed; ``from``/``to`` bound the start time."""
+
+    task_name: Name | None = None
+    tags: dict[str, str] | None = None
+    created_from: UtcTime | None = Field(default=None, alias="from")
+    created_to: UtcTime | None = Field(default=None, alias="to")
+    dry_run: bool = False
+
+
+class BulkCancel(BulkFilter):
+    status: ExecutionStatus | None = None
+
+
+class BulkRestart(BulkFilter):
+    status: ExecutionStatus = ExecutionStatus.FAILED
+    triggered_by: Name | None = None
+
+
+class BulkRetryStep(BulkFilter):
+    step_name: Name
+    triggered_by: Name | None = None
+
+
+class BulkSkipped(Wire):
+    execution_id: str
+    reason: str
+
+
+class BulkAnswer(Wire):
+    """What a bulk action did (see ``zart.scheduler.bulk.BulkResult``)."""
+
+    action: str
+    matched: int
+    done: list[str]
+    skipped: list[BulkSkipped]
+    dry_run: bool
+
+    @classmethod
+    def of(cls, result: BulkResult) -> BulkAnswer:
+        return cls(
+            action=result.action,
+            matched=result.matched,
+            done=list(result.done),
+            skipped=[BulkSkipped(execution_id=i, reason=r) for i, r in result.skipped],
+            dry_run=result.dry_run,
+        )
 
 
 class CreatePauseRule(Wire):

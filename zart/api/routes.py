@@ -20,6 +20,11 @@ from zart.models.names import MAX_TAGS, parse_tags
 from zart.scheduler import DurableScheduler
 from zart.wire import (
     NO_NUL,
+    BulkAnswer,
+    BulkCancel,
+    BulkFilter,
+    BulkRestart,
+    BulkRetryStep,
     CreatePauseRule,
     Detail,
     ErrorEnvelope,
@@ -244,6 +249,30 @@ def _admin_routes(router: APIRouter, scheduler: DurableScheduler) -> None:  # no
         )
         return RerunAnswer(new_run_number=new.run.run_index, effective_rerun=list(new.rerun_steps))
 
+    @router.post(f"{admin}/bulk/cancel", tags=["admin"], responses=_errors(422))
+    async def bulk_cancel(body: BulkCancel) -> BulkAnswer:
+        """Cancel every unfinished execution that matches (each as its own cancel, its
+        ``on_cancel`` included); ``dryRun`` only counts them."""
+        return BulkAnswer.of(await scheduler.cancel_many(status=body.status, **_bulk_filter(body)))
+
+    @router.post(f"{admin}/bulk/restart", tags=["admin"], responses=_errors(422))
+    async def bulk_restart(body: BulkRestart) -> BulkAnswer:
+        """Restart every finished execution that matches (``status``: ``failed`` unless
+        given), each in a new run; ``dryRun`` only counts them."""
+        restarted = await scheduler.restart_many(
+            status=body.status, triggered_by=body.triggered_by, **_bulk_filter(body)
+        )
+        return BulkAnswer.of(restarted)
+
+    @router.post(f"{admin}/bulk/retry-step", tags=["admin"], responses=_errors(422))
+    async def bulk_retry_step(body: BulkRetryStep) -> BulkAnswer:
+        """Run the failed step ``stepName`` once more in every failed execution that matches;
+        ``dryRun`` only counts them."""
+        retried = await scheduler.retry_step_many(
+            body.step_name, triggered_by=body.triggered_by, **_bulk_filter(body)
+        )
+        return BulkAnswer.of(retried)
+
     @router.get(f"{admin}/pause", tags=["admin"])
     async def list_pause_rules(
         include_deleted: Annotated[bool, Query(alias="includeDeleted")] = False,
@@ -292,3 +321,13 @@ def _admin_routes(router: APIRouter, scheduler: DurableScheduler) -> None:  # no
     ) -> Response:
         """The original server's way to remove a rule; the same as ``DELETE``."""
         return await remove(rule_id, triggered_by)
+
+
+def _bulk_filter(body: BulkFilter) -> dict[str, Any]:
+    return {
+        "task_name": body.task_name,
+        "tags": body.tags,
+        "created_from": body.created_from,
+        "created_to": body.created_to,
+        "dry_run": body.dry_run,
+    }

@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from zart import __version__
-from zart.cli import admin, db, events, executions, schedules, serve, worker
+from zart.cli import admin, bulk, db, events, executions, schedules, serve, worker
 from zart.database import mask_credentials
 from zart.errors import ZartError
 
@@ -43,6 +43,7 @@ app.command(name="retry-step")(admin.retry_step)
 app.command(name="restart")(admin.restart)
 app.command(name="rerun")(admin.rerun)
 app.add_typer(admin.pause, name="pause")
+app.add_typer(bulk.app, name="bulk")
 
 
 def _print_version(value: bool) -> None:

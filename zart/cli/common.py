@@ -9,6 +9,7 @@ import json
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -24,6 +25,7 @@ from zart.errors import InvalidName, ZartError
 from zart.logs import LOG_FORMATS, LOG_LEVELS, configure
 from zart.models.names import parse_tags
 from zart.scheduler import DurableScheduler
+from zart.wire import utc_instant
 
 T = TypeVar("T")
 
@@ -92,6 +94,42 @@ Tags = Annotated[
         "--tag",
         metavar="KEY=VALUE",
         help="A tag (repeatable), e.g. --tag tenant=acme.",
+        show_default=False,
+    ),
+]
+
+
+def parse_instant(text: str) -> datetime:
+    """A ``--from`` / ``--to`` time: ISO 8601, UTC unless it names its offset."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO 8601 time (e.g. 2030-01-31 or 2030-01-31T08:00:00+02:00)"
+        ) from None
+    try:
+        return utc_instant(when if when.tzinfo is not None else when.replace(tzinfo=UTC))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+CreatedFrom = Annotated[
+    datetime | None,
+    typer.Option(
+        "--from",
+        parser=parse_instant,
+        metavar="TIME",
+        help="Only executions created at or after TIME (ISO 8601; UTC unless it says).",
+        show_default=False,
+    ),
+]
+CreatedTo = Annotated[
+    datetime | None,
+    typer.Option(
+        "--to",
+        parser=parse_instant,
+        metavar="TIME",
+        help="Only executions created at or before TIME.",
         show_default=False,
     ),
 ]

@@ -13,7 +13,6 @@ interrupted with Ctrl-C.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -22,6 +21,8 @@ from pydantic import ValidationError
 
 from zart.cli import progress, timeline
 from zart.cli.common import (
+    CreatedFrom,
+    CreatedTo,
     DatabaseUrl,
     JsonOutput,
     Schema,
@@ -45,7 +46,7 @@ from zart.models import ExecutionStatus
 from zart.repositories.records import ExecutionPage, ExecutionRecord
 from zart.runtime.registry import find_handler
 from zart.scheduler import DurableScheduler
-from zart.wire import Detail, Execution, ExecutionList, Stats, utc_instant
+from zart.wire import Detail, Execution, ExecutionList, Stats
 
 __all__ = ["cancel", "list_", "show", "start", "stats", "status", "wait"]
 
@@ -264,26 +265,8 @@ def list_(
             show_default=False,
         ),
     ] = None,
-    created_from: Annotated[
-        datetime | None,
-        typer.Option(
-            "--from",
-            parser=lambda text: _instant(text),
-            metavar="TIME",
-            help="Only executions created at or after TIME (ISO 8601; UTC unless it says).",
-            show_default=False,
-        ),
-    ] = None,
-    created_to: Annotated[
-        datetime | None,
-        typer.Option(
-            "--to",
-            parser=lambda text: _instant(text),
-            metavar="TIME",
-            help="Only executions created at or before TIME.",
-            show_default=False,
-        ),
-    ] = None,
+    created_from: CreatedFrom = None,
+    created_to: CreatedTo = None,
     tag: Annotated[
         list[str] | None,
         typer.Option(
@@ -360,19 +343,6 @@ def list_(
     _echo_lines(timeline.table(headers, rows))
     last = offset + len(page.items)
     typer.echo(f"{offset + 1}-{last} of {page.total} executions")
-
-
-def _instant(text: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not an ISO 8601 time (e.g. 2030-01-31 or 2030-01-31T08:00:00+02:00)"
-        ) from None
-    try:
-        return utc_instant(when if when.tzinfo is not None else when.replace(tzinfo=UTC))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
 
 
 def wait(

@@ -319,6 +319,8 @@ class ExecutionFilter:
     search: str | None = None
     #: Executions carrying every one of these tags (checked by the caller).
     tags: dict[str, str] | None = None
+    #: Executions in one of these statuses (with ``status``: in both).
+    statuses: tuple[ExecutionStatus, ...] = ()
 
     def conditions(self, dialect: str) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
@@ -326,6 +328,9 @@ class ExecutionFilter:
             conditions.append(_tagged(self.tags, dialect))
         if self.status is not None:
             conditions.append(executions.c.status == self.status.value)
+        if self.statuses:
+            # One comparison each (a handful): the listing compiles without expanding IN.
+            conditions.append(or_(*(executions.c.status == s.value for s in self.statuses)))
         if self.task_name is not None:
             conditions.append(executions.c.task_name == self.task_name)
         if self.created_from is not None:
@@ -380,15 +385,39 @@ def list_executions(
         found = select(executions).where(*where.conditions(dialect))
         return found.order_by(*order).limit(limit).offset(offset)
 
+    items = yield Statement.adhoc("list_executions", page), {}
+    total = yield from count_matching(backend, where)
+    return ExecutionPage(items=tuple(rows.execution(r) for r in items), total=total)
+
+
+@reads
+def count_matching(backend: Backend, where: ExecutionFilter) -> Operation[int]:
+    """How many executions match ``where``."""
+
     def count(dialect: str) -> Any:
         total = select(func.count().label("total")).select_from(executions)
         return total.where(*where.conditions(dialect))
 
-    items = yield Statement.adhoc("list_executions", page), {}
-    total = yield Statement.adhoc("count_executions", count), {}
-    return ExecutionPage(
-        items=tuple(rows.execution(r) for r in items), total=int(total[0]["total"] or 0)
-    )
+    found = yield Statement.adhoc("count_executions", count), {}
+    return int(found[0]["total"] or 0)
+
+
+@reads
+def matching_ids(
+    backend: Backend, where: ExecutionFilter, *, after: str | None, limit: int
+) -> Operation[list[str]]:
+    """The ids of up to ``limit`` executions matching ``where``, in id order, after ``after``:
+    a keyset page, which stays correct while the executions already seen change (a bulk
+    action walks the matches this way)."""
+
+    def page(dialect: str) -> Any:
+        found = select(executions.c.execution_id).where(*where.conditions(dialect))
+        if after is not None:
+            found = found.where(executions.c.execution_id > after)
+        return found.order_by(executions.c.execution_id).limit(limit)
+
+    found = yield Statement.adhoc("matching_execution_ids", page), {}
+    return [row["execution_id"] for row in found]
 
 
 @reads

@@ -28,12 +28,12 @@ from zart.errors import (
     WaitTimedOut,
 )
 from zart.models import ExecutionStatus
-from zart.models.names import check_path_segment, check_tags
+from zart.models.names import check_path_segment
 from zart.repositories import events as events_repo
 from zart.repositories import executions as executions_repo
 from zart.repositories import runs as runs_repo
 from zart.repositories import steps as steps_repo
-from zart.repositories.executions import ExecutionFilter, SortField
+from zart.repositories.executions import SortField
 from zart.repositories.records import (
     ClaimedExecution,
     CreatedExecution,
@@ -51,8 +51,8 @@ from zart.runtime.registry import (
     find_handler,
     registered_names,
 )
-from zart.scheduler.admin import AdminOperations
 from zart.scheduler.base import LIVE_WORKER_WINDOW
+from zart.scheduler.bulk import BulkOperations, execution_filter
 from zart.scheduler.schedules import ScheduleOperations
 from zart.scheduler.starts import (
     StartRequest,
@@ -73,7 +73,7 @@ R = TypeVar("R")
 RECHECK_RUNNING_HERE = 1.0
 
 
-class DurableScheduler(AdminOperations, ScheduleOperations):
+class DurableScheduler(BulkOperations, ScheduleOperations):
     """Start, inspect, wait for and cancel durable executions; run workers in-process.
 
     ``DurableScheduler("postgresql+asyncpg://...")`` or ``DurableScheduler(engine=app_engine)``;
@@ -253,13 +253,14 @@ class DurableScheduler(AdminOperations, ScheduleOperations):
             raise InvalidPayload(f"limit must be between 1 and 1000, not {limit}")
         if offset < 0:
             raise InvalidPayload(f"offset must not be negative, not {offset}")
-        try:
-            wanted = None if status is None else ExecutionStatus(status)
-        except ValueError:
-            choices = ", ".join(s.value for s in ExecutionStatus)
-            raise InvalidPayload(f"unknown status {status!r}; one of: {choices}") from None
-        wanted_tags = check_tags(tags, "the tags filter")
-        where = ExecutionFilter(wanted, task_name, created_from, created_to, search, wanted_tags)
+        where = execution_filter(
+            status=status,
+            task_name=task_name,
+            created_from=created_from,
+            created_to=created_to,
+            search=search,
+            tags=tags,
+        )
         async with self.store.reading() as db:
             return await db.run(
                 executions_repo.list_executions,
