@@ -40,6 +40,9 @@ class ExecutionRecord:
     version: int
     #: The fire time of the schedule firing that started it; ``None`` for other starts.
     fire_time: datetime | None = None
+    #: Claims in a row, up to the latest, that ended without the worker reporting back (it
+    #: died or lost its lease mid-run); ``max_claims`` of them fail it as a crash loop.
+    crashed_claims: int = 0
 
     @property
     def is_terminal(self) -> bool:

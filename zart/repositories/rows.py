@@ -57,6 +57,7 @@ def execution(m: Mapping[str, Any]) -> ExecutionRecord:
         version=m["version"],
         # .get: statements that return only some columns still build a record.
         fire_time=m.get("fire_time"),
+        crashed_claims=m.get("crashed_claims", 0),
     )
 
 
