@@ -28,7 +28,7 @@ EXECUTION_KEYS = {
     *("name", "durableExecutionId", "payload", "status", "scheduledAt", "completedAt"),
     *("version", "result"),
     # ... and what the CLI adds
-    *("error", "runId", "runCount", "updatedAt"),
+    *("error", "runId", "runCount", "updatedAt", "crashedClaims"),
 }
 
 

@@ -110,7 +110,7 @@ async def test_start_get_wait_list_and_stats(
     execution = waited.json()
     pinned = {"name", "durableExecutionId", "payload", "status", "scheduledAt", "completedAt"}
     pinned |= {"version", "result"}
-    assert set(execution) == pinned | {"error", "runId", "runCount", "updatedAt"}
+    assert set(execution) == pinned | {"error", "runId", "runCount", "updatedAt", "crashedClaims"}
     assert execution["status"] == "completed"
     assert execution["result"]["charged"] == "charged user:a@b.c 5"
     assert execution["completedAt"] is not None

@@ -42,6 +42,9 @@ class DurableHandler(Generic[P, R]):
     on_failure: OnFailure | None = None
     #: The cron schedule declared with ``@zart.durable(name, schedule=...)``, if any.
     schedule: ScheduleSpec | None = None
+    #: Claims in a row that may end without a report (the worker died or lost its lease
+    #: mid-run) before the execution fails as a crash loop; ``None``: the worker's option.
+    max_claims: int | None = None
     _hints: dict[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -151,6 +154,7 @@ def durable(
     timezone: str = "UTC",
     overlap: OverlapPolicy | str = DEFAULT_OVERLAP,
     catchup: CatchupPolicy | str = DEFAULT_CATCHUP,
+    max_claims: int | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], DurableHandler[P, R]]:
     """Register an async function as the durable handler of task ``name``.
 
@@ -165,10 +169,22 @@ def durable(
     handler gets no input (``None``); ``zart.context().fire_time`` says which fire time it
     serves. An invalid expression, time zone or policy raises :class:`~zart.InvalidSchedule`
     here, at import time.
+
+    ``max_claims`` (default: the worker's ``max_claims`` option, 5): after that many claims
+    in a row ended without the worker reporting back (it died, was killed, or lost its lease
+    while the run was in flight), the next claim fails the execution with a stored
+    ``crash_loop`` error instead of running it again.
     """
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError("a durable handler needs a non-empty task name")
     check_name(name, "task name")
+    if max_claims is not None and (
+        isinstance(max_claims, bool) or not isinstance(max_claims, int) or max_claims < 1
+    ):
+        raise ConfigurationError(
+            f"durable handler {name!r}: max_claims must be a whole number of at least 1,"
+            f" not {max_claims!r}"
+        )
     limit = None if timeout is None else parse_duration(timeout, name="timeout")
     spec = (
         None
@@ -182,7 +198,12 @@ def durable(
         if not inspect.iscoroutinefunction(fn):
             raise ConfigurationError(f"durable handler {name!r} must be an async function")
         handler = DurableHandler(
-            name=name, fn=fn, timeout=limit, on_failure=on_failure, schedule=spec
+            name=name,
+            fn=fn,
+            timeout=limit,
+            on_failure=on_failure,
+            schedule=spec,
+            max_claims=max_claims,
         )
         if spec is not None and handler.takes_input:
             raise ConfigurationError(
