@@ -27,11 +27,40 @@ def _schema() -> str | None:
     return schema
 
 
-def _replace_attempt_check(condition: str) -> None:
-    if op.get_bind().dialect.name == 'sqlite':
+def _attempts(check: str) -> sa.Table:
+    """zart_step_attempts as revision 0001 made it, with ``check``: batch mode copies it from
+    this rather than from reflection, so ``zart db sql`` can print the copy too."""
+    json = sa.JSON().with_variant(sa.Text(), 'sqlite')
+    return sa.Table(
+        ATTEMPTS,
+        sa.MetaData(),
+        sa.Column('attempt_id', sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column('step_id', sa.Integer(), nullable=False),
+        sa.Column('attempt_number', sa.Integer(), nullable=False),
+        sa.Column('status', sa.String(length=16), nullable=False),
+        sa.Column('result', json, nullable=True),
+        sa.Column('error', json, nullable=True),
+        sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('completed_at', sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(check, name=CHECK),
+        sa.ForeignKeyConstraint(
+            ['step_id'],
+            ['zart_steps.step_id'],
+            name='fk_zart_step_attempts_step_id_zart_steps',
+            ondelete='CASCADE',
+        ),
+        sa.PrimaryKeyConstraint('attempt_id', name='pk_zart_step_attempts'),
+        sa.UniqueConstraint(
+            'step_id', 'attempt_number', name='uq_zart_step_attempts_step_id_attempt_number'
+        ),
+    )
+
+
+def _replace_attempt_check(old: str, condition: str) -> None:
+    if op.get_context().dialect.name == 'sqlite':
         # SQLite cannot alter a CHECK: batch mode copies the table. zart_step_attempts is a
         # leaf (nothing references it), so dropping the old copy cascades to nothing.
-        with op.batch_alter_table(ATTEMPTS, recreate='always') as batch_op:
+        with op.batch_alter_table(ATTEMPTS, recreate='always', copy_from=_attempts(old)) as batch_op:
             batch_op.drop_constraint(op.f(CHECK), type_='check')
             batch_op.create_check_constraint(op.f(CHECK), condition)
         return
@@ -56,7 +85,7 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'running'"),
         sqlite_where=sa.text("status = 'running'"),
     )
-    _replace_attempt_check(WITH_CRASHED)
+    _replace_attempt_check(WITHOUT_CRASHED, WITH_CRASHED)
 
 
 def downgrade() -> None:
@@ -65,7 +94,7 @@ def downgrade() -> None:
     op.execute(
         attempts.update().where(attempts.c.status == 'crashed').values(status='failed')
     )
-    _replace_attempt_check(WITHOUT_CRASHED)
+    _replace_attempt_check(WITH_CRASHED, WITHOUT_CRASHED)
     op.drop_index('ix_zart_executions_leases', table_name='zart_executions', schema=_schema())
     # Not batch mode (see 0002): SQLite >= 3.35 drops an unindexed column in place.
     op.drop_column('zart_executions', 'crashed_claims', schema=_schema())
