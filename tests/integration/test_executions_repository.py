@@ -316,7 +316,7 @@ async def test_cancel_fences_out_the_running_worker(store: Store) -> None:
         )
     assert await run_on(store, executions.cancel_execution, record.execution_id, now=T0) is None
     assert await run_on(store, executions.cancel_execution, "no-such-execution", now=T0) is None
-    assert await claim(store, now=T0 + 2 * LEASE) == []
+    assert await claim(store, now=T0 + 2 * LEASE, takeovers=1) == []
 
 
 async def test_finished_executions_are_never_claimed(store: Store) -> None:
