@@ -71,9 +71,10 @@ async def claim(
     limit: int = 10,
     now: datetime = T0,
     lease_timeout: timedelta = LEASE,
+    takeovers: int = 0,
 ) -> list[ClaimedExecution]:
     """The worker's claim (it also fires the due timers of the runs it wakes and completes
-    their due sleeps)."""
+    their due sleeps); with ``takeovers``, up to that many expired leases first."""
     return await run_on(
         conn,
         claims.claim_ready_executions,
@@ -82,6 +83,7 @@ async def claim(
         limit=limit,
         now=now,
         lease_timeout=lease_timeout,
+        takeovers=takeovers,
     )
 
 

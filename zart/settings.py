@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     shutdown_timeout: float = _WORKER_DEFAULTS.shutdown_timeout
     claim_ahead: float = _WORKER_DEFAULTS.claim_ahead
     claim_ahead_limit: int = _WORKER_DEFAULTS.claim_ahead_limit
+    max_claims: int = _WORKER_DEFAULTS.max_claims
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -3,8 +3,8 @@ sends them. The HTTP API answers with these models and ``zart ... --json`` print
 script sees one shape whichever edge it reads. Each model converts from the frozen records the
 scheduler returns. Keys are an API: add, never rename.
 
-Beyond the original's keys, ``Execution`` carries ``error``, ``runId``, ``runCount`` and
-``updatedAt``, ``Run`` ``error`` and ``triggeredBy``, ``Step`` ``wakeAt`` and
+Beyond the original's keys, ``Execution`` carries ``error``, ``runId``, ``runCount``,
+``updatedAt`` and ``crashedClaims``, ``Run`` ``error`` and ``triggeredBy``, ``Step`` ``wakeAt`` and
 ``lastErrorDetail`` (the structured error beside the original's ``lastError`` string), an
 attempt ``errorDetail``, a pause rule ``triggeredBy`` (the same value as the original's
 ``createdBy``) and ``reason``, ``Stats`` ``waiting``, and ``Detail`` the ``runId`` of the run it
@@ -82,6 +82,9 @@ class Execution(Wire):
     compensates: str | None = None
     #: Its tags (``{}`` when none).
     tags: dict[str, str] = Field(default_factory=dict)
+    #: Claims in a row that ended without the worker reporting back (``crash_loop`` at the
+    #: handler's ``max_claims``).
+    crashed_claims: int
 
     @classmethod
     def of(cls, record: ExecutionRecord) -> Execution:
@@ -101,6 +104,7 @@ class Execution(Wire):
             compensation_id=record.compensation_id,
             compensates=record.compensates,
             tags=record.tags,
+            crashed_claims=record.crashed_claims,
         )
 
 

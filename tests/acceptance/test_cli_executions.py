@@ -28,7 +28,8 @@ EXECUTION_KEYS = {
     *("name", "durableExecutionId", "payload", "status", "scheduledAt", "completedAt"),
     *("version", "result"),
     # ... and what the CLI adds
-    *("error", "runId", "runCount", "updatedAt", "compensationId", "compensates", "tags"),
+    *("error", "runId", "runCount", "updatedAt", "crashedClaims"),
+    *("compensationId", "compensates", "tags"),
 }
 
 

@@ -110,7 +110,8 @@ async def test_start_get_wait_list_and_stats(
     execution = waited.json()
     pinned = {"name", "durableExecutionId", "payload", "status", "scheduledAt", "completedAt"}
     pinned |= {"version", "result"}
-    added = {"error", "runId", "runCount", "updatedAt", "compensationId", "compensates", "tags"}
+    added = {"error", "runId", "runCount", "updatedAt", "crashedClaims"}
+    added |= {"compensationId", "compensates", "tags"}
     assert set(execution) == pinned | added
     assert execution["status"] == "completed"
     assert execution["result"]["charged"] == "charged user:a@b.c 5"

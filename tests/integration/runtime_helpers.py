@@ -95,6 +95,7 @@ async def take_over(
                 limit=1,
                 now=scheduler.clock.now() + after,
                 lease_timeout=timedelta(minutes=5),
+                takeovers=1,
             )
         if taken:
             return taken

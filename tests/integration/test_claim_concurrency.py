@@ -69,10 +69,10 @@ async def test_a_claim_skips_an_execution_whose_checkpoint_is_in_flight(
         )
         # The lease has expired, but the checkpoint holds the row: the claim passes it by.
         async with claimer.begin():
-            assert await claim(claimer, worker_id="w2", now=expired) == []
+            assert await claim(claimer, worker_id="w2", now=expired, takeovers=1) == []
         await writer.commit()
         async with claimer.begin():
-            (taken,) = await claim(claimer, worker_id="w2", now=expired)
+            (taken,) = await claim(claimer, worker_id="w2", now=expired, takeovers=1)
             outcomes = await run_on(claimer, steps.load_run_outcomes, record.run_id)
     assert taken.execution.execution_id == record.execution_id
     assert outcomes["charge"].result == "ok"
@@ -90,7 +90,9 @@ async def test_a_checkpoint_racing_a_takeover_waits_then_is_fenced_out(
 
     async with engine.connect() as claimer, engine.connect() as writer:
         await claimer.begin()
-        (taken,) = await claim(claimer, worker_id="w2", now=expired)  # not yet committed
+        (taken,) = await claim(
+            claimer, worker_id="w2", now=expired, takeovers=1
+        )  # not yet committed
 
         async def checkpoint() -> None:
             async with writer.begin():

@@ -149,6 +149,7 @@ async def test_a_direct_start_is_taken_over_once_its_lease_expires(
                 limit=1,
                 now=scheduler.clock.now(),
                 lease_timeout=timedelta(minutes=5),
+                takeovers=1,
             )
             assert too_early == []
         taken = await take_over(scheduler, "direct-start", after=timedelta(seconds=10))

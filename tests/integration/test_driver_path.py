@@ -299,6 +299,7 @@ async def test_a_waking_claim_fires_timers_and_completes_sleeps_of_woken_runs_on
             limit=10,
             now=now,
             lease_timeout=LEASE,
+            takeovers=1,
         )
     previous = {c.execution.execution_id: c.previous_status for c in claimed}
     assert previous == {

@@ -153,18 +153,74 @@ async def test_claim_takes_due_executions_of_known_tasks_only(store: Store) -> N
     assert await claim(store, now=T0 + timedelta(seconds=2)) == []
 
 
-async def test_an_expired_lease_is_claimable_by_another_worker(store: Store) -> None:
+async def test_an_expired_lease_is_taken_over_by_another_worker(store: Store) -> None:
     record = await new_execution(store)
     first = await claim_only(store, record.execution_id, worker_id="worker-a")
 
-    assert await claim(store, worker_id="worker-b", now=T0 + LEASE - timedelta(seconds=1)) == []
-    second = await claim_only(store, record.execution_id, worker_id="worker-b", now=T0 + LEASE)
+    early = T0 + LEASE - timedelta(seconds=1)
+    assert await claim(store, worker_id="worker-b", now=early, takeovers=1) == []
+    # Only a claim that asks for takeovers takes a running row whose lease expired.
+    assert await claim(store, worker_id="worker-b", now=T0 + LEASE) == []
+    (second,) = await claim(store, worker_id="worker-b", now=T0 + LEASE, takeovers=1)
 
-    assert second.token != first.token
+    assert second.lease.token != first.token
+    assert second.previous_status is ExecutionStatus.RUNNING
+    assert second.execution.crashed_claims == 1  # the first claim never reported back
     stored = await run_on(store, executions.get_execution, record.execution_id)
     assert stored is not None
     assert stored.lease_owner == "worker-b"
-    assert stored.claim_count == 2
+    assert (stored.claim_count, stored.crashed_claims) == (2, 1)
+
+
+async def test_crashed_claims_count_takeovers_in_a_row_and_reset_after_a_report(
+    store: Store,
+) -> None:
+    record = await new_execution(store)
+    await claim_only(store, record.execution_id)
+    now = T0
+    for crashed in (1, 2, 3):  # each claim's worker dies: its lease expires unreported
+        now += LEASE
+        (taken,) = await claim(store, now=now, takeovers=1)
+        assert taken.execution.crashed_claims == crashed
+
+    await run_on(store, leases_repo.release_lease, taken.lease, now=now)  # this one reported back
+    (again,) = await claim(store, now=now, takeovers=1)
+
+    assert again.previous_status is ExecutionStatus.SCHEDULED
+    assert (again.execution.claim_count, again.execution.crashed_claims) == (5, 0)
+
+
+async def test_a_takeover_is_claimed_before_a_backlog_of_due_starts(store: Store) -> None:
+    dead = await new_execution(store, execution_id="dead-workers")
+    await claim_only(store, dead.execution_id, worker_id="dead")
+    # A backlog of starts all due before the dead worker's lease expires: ordered by
+    # claimable_at alone, the takeover would come after every one of them.
+    backlog = [
+        await new_execution(store, claimable_at=T0 + timedelta(seconds=i)) for i in range(1, 21)
+    ]
+
+    first = await claim(store, now=T0 + LEASE, limit=5, takeovers=1)
+
+    assert [c.execution.execution_id for c in first] == [
+        dead.execution_id,
+        *(b.execution_id for b in backlog[:4]),
+    ]
+    assert [c.previous_status for c in first][:2] == [
+        ExecutionStatus.RUNNING,
+        ExecutionStatus.SCHEDULED,
+    ]
+
+
+async def test_executions_that_died_together_are_taken_over_one_per_claim(store: Store) -> None:
+    together = [await new_execution(store) for _ in range(3)]
+    batch = await claim(store, worker_id="dead")  # one claim: one lease expiry for all
+    assert len(batch) == 3
+
+    taken = await claim(store, now=T0 + LEASE, limit=50, takeovers=1)
+
+    assert len(taken) == 1
+    assert taken[0].execution.execution_id in {e.execution_id for e in together}
+    assert taken[0].previous_status is ExecutionStatus.RUNNING
 
 
 async def test_heartbeat_renews_held_leases_and_reports_lost_ones(
@@ -176,7 +232,7 @@ async def test_heartbeat_renews_held_leases_and_reports_lost_ones(
     kept_lease = await claim_only(store, kept.execution_id, now=T0 + timedelta(seconds=10))
     leases = [taken_lease, kept_lease]
     # taken's lease expires first and worker-b takes it over
-    await claim_only(store, taken.execution_id, worker_id="worker-b", now=T0 + LEASE)
+    await claim_only(store, taken.execution_id, worker_id="worker-b", now=T0 + LEASE, takeovers=1)
 
     renewed, lost = await run_on(
         store, leases_repo.renew_leases, leases, now=T0 + LEASE, lease_timeout=LEASE
@@ -190,7 +246,7 @@ async def test_heartbeat_renews_held_leases_and_reports_lost_ones(
 async def test_a_stale_lease_cannot_finish_and_changes_nothing(store: Store) -> None:
     record = await new_execution(store)
     stale = await claim_only(store, record.execution_id, worker_id="worker-a")
-    (fresh,) = await claim(store, worker_id="worker-b", now=T0 + LEASE)
+    (fresh,) = await claim(store, worker_id="worker-b", now=T0 + LEASE, takeovers=1)
     before = await run_on(store, executions.get_execution, record.execution_id)
 
     with pytest.raises(LeaseLost):
@@ -260,7 +316,7 @@ async def test_cancel_fences_out_the_running_worker(store: Store) -> None:
         )
     assert await run_on(store, executions.cancel_execution, record.execution_id, now=T0) is None
     assert await run_on(store, executions.cancel_execution, "no-such-execution", now=T0) is None
-    assert await claim(store, now=T0 + 2 * LEASE) == []
+    assert await claim(store, now=T0 + 2 * LEASE, takeovers=1) == []
 
 
 async def test_finished_executions_are_never_claimed(store: Store) -> None:

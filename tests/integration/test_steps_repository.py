@@ -122,7 +122,7 @@ async def test_retries_update_the_step_and_keep_every_attempt(store: Store) -> N
 async def test_a_checkpoint_with_a_stale_lease_writes_nothing(store: Store) -> None:
     record = await new_execution(store)
     stale = await claim_only(store, record.execution_id, worker_id="worker-a")
-    await claim_only(store, record.execution_id, worker_id="worker-b", now=T0 + LEASE)
+    await claim_only(store, record.execution_id, worker_id="worker-b", now=T0 + LEASE, takeovers=1)
     steps_before = await _count(store, StepRow)
     attempts_before = await _count(store, StepAttemptRow)
 

@@ -72,6 +72,11 @@ def summary_lines(record: ExecutionRecord, waits: Sequence[StepRecord] = ()) -> 
     (its waiting steps), what a waiting execution waits for."""
     yield f"Execution {record.execution_id!r} (task {record.task_name!r})"
     yield f"  status:  {record.status.value}, claimed by a worker {record.claim_count} time(s)"
+    if record.crashed_claims:
+        yield (
+            f"  crashes: {record.crashed_claims} claim(s) in a row ended without the worker"
+            " reporting back (it died or lost its lease)"
+        )
     times = f"  created: {moment(record.created_at)}"
     if record.completed_at is not None:
         took = duration(record.created_at, record.completed_at)
@@ -291,6 +296,10 @@ def error_text(error: Any) -> str:
         return str(error)
     if error.get("kind") == "retry_exhausted":
         return f"retries exhausted after {error.get('attempts')} attempts; {error.get('message')}"
+    if error.get("kind") in {"timed_out", "event_timeout", "invalid_event", "crashed"}:
+        return str(error.get("message"))
+    if error.get("kind") == "crash_loop":  # an execution's or a step's: no exception behind it
+        return f"crash_loop: {error.get('message')}"
     if error.get("kind") in {"timed_out", "event_timeout", "invalid_event"}:
         return str(error.get("message"))
     inner = error.get("error")

@@ -134,6 +134,16 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    max_claims: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Claims in a row that may end without a report (the worker died or lost its"
+            " lease mid-run) before the next one fails the execution as a crash loop, for"
+            " handlers that set no max_claims of their own (default: ZART_MAX_CLAIMS, else 5).",
+            show_default=False,
+        ),
+    ] = None,
     log_level: LogLevel = None,
     log_format: LogFormatOption = None,
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
@@ -162,6 +172,7 @@ def worker(
                 shutdown_timeout=shutdown_timeout,
                 claim_ahead=claim_ahead,
                 claim_ahead_limit=claim_ahead_limit,
+                max_claims=max_claims,
                 task_names=names,
             ) as running,
         ):

@@ -58,9 +58,13 @@ class StepStatus(StrEnum):
 
 
 class AttemptStatus(StrEnum):
+    """How a step attempt ended. ``crashed``: its worker died (or lost its lease) while it
+    ran; recorded by the claim that took the execution over (revision 0006)."""
+
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
+    CRASHED = "crashed"
 
 
 class TimerKind(StrEnum):

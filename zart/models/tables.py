@@ -73,6 +73,10 @@ class ExecutionRow(Base):
     lease_token: Mapped[str | None] = mapped_column(String(UUID_LENGTH))
     lease_owner: Mapped[str | None] = mapped_column(String(ID))
     claim_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    #: Claims in a row that ended without the worker reporting back (it died or lost its
+    #: lease mid-run): the claim adds one when it takes over a ``running`` row and resets it
+    #: otherwise; at ``max_claims`` the execution fails as a crash loop (revision 0006).
+    crashed_claims: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -95,6 +99,14 @@ class ExecutionRow(Base):
             "claimable_at",
             postgresql_where=text("claimable_at IS NOT NULL"),
             sqlite_where=text("claimable_at IS NOT NULL"),
+        ),
+        # The takeover claim's: leases by expiry, at most the fleet's concurrency of rows, so
+        # an expired one is found without reading past a backlog of due starts (0006).
+        Index(
+            "ix_zart_executions_leases",
+            "claimable_at",
+            postgresql_where=text("status = 'running'"),
+            sqlite_where=text("status = 'running'"),
         ),
         Index("ix_zart_executions_status_created", "status", "created_at"),
         Index("ix_zart_executions_task_created", "task_name", "created_at"),

@@ -8,6 +8,13 @@ the same row, and a row another transaction is changing is skipped rather than w
 SQLite the transaction began with ``BEGIN IMMEDIATE``, so only one claimer runs at a time and
 reading the due rows then updating them is safe. All executions claimed by one call share one
 fresh lease token; every fence matches on (execution_id, token), so sharing it is safe.
+
+Takeovers (a ``running`` row whose lease expired: its worker died or lost it mid-run) are not
+taken by the ready claim but by a claim of their own, asked for by the worker, a few at a time
+(usually one) and ahead of the ready rows: a dead worker's executions do not queue behind a
+backlog of starts, and executions that died together (one of them may have killed the
+worker) are resumed apart. Each claim counts, in ``crashed_claims``, the claims in a row that
+ended without a report: one more for a takeover, back to 0 for any other claim.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, any_, bindparam, func, select, update
+from sqlalchemy import String, and_, any_, bindparam, case, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from zart.models import (
@@ -33,7 +40,7 @@ from zart.models import (
 from zart.repositories import rows
 from zart.repositories import steps as steps_repo
 from zart.repositories import timers as timers_repo
-from zart.repositories.executions import ACTIVE_VALUES, leaving_worker
+from zart.repositories.executions import leaving_worker
 from zart.repositories.executors import Backend, Operation, autocommit
 from zart.repositories.records import ClaimedExecution, Lease, StepRecord
 from zart.repositories.statements import Statement, one_of
@@ -44,6 +51,10 @@ timers = table_of(TimerRow)
 
 #: What a claim hands its worker: the claimed executions and their runs' outcomes, by run.
 Claim = tuple[list[ClaimedExecution], dict[str, dict[str, StepRecord]]]
+
+#: The statuses the ready claim takes: a start, a wake-up, a run handed back. A ``running``
+#: row is taken only by the takeover claim.
+READY_VALUES = [ExecutionStatus.SCHEDULED.value, ExecutionStatus.WAITING.value]
 
 
 def _lease_expiry() -> Any:
@@ -78,6 +89,12 @@ def _leased(claimable_at: Any = None) -> dict[str, Any]:
         "lease_owner": bindparam("worker_id"),
         "claimable_at": _lease_expiry() if claimable_at is None else claimable_at,
         "claim_count": executions.c.claim_count + 1,
+        # The row's status before the claim: `running` means the last claim never reported
+        # back (a takeover), anything else that it did.
+        "crashed_claims": case(
+            (executions.c.status == ExecutionStatus.RUNNING.value, executions.c.crashed_claims + 1),
+            else_=0,
+        ),
         "updated_at": bindparam("now", type_=executions.c.updated_at.type),
         "version": executions.c.version + 1,
     }
@@ -93,7 +110,7 @@ def _candidates(dialect: str) -> Any:
         .where(
             executions.c.claimable_at <= now,
             one_of(executions.c.task_name, "task_names", dialect),
-            one_of(executions.c.status, "active", dialect),
+            one_of(executions.c.status, "ready", dialect),
         )
         .order_by(executions.c.claimable_at)
         .limit(bindparam("limit"))
@@ -105,6 +122,38 @@ def _candidates(dialect: str) -> Any:
         .cte("candidates")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
+
+
+def _takeover_candidates(dialect: str) -> Any:
+    """The expired leases of the takeover claim, oldest expiry first: read on the partial
+    index of ``running`` rows (the status is a literal so that a generic plan matches it),
+    at most as many rows as the fleet runs at once, whatever backlog of starts is due."""
+    now = bindparam("now", type_=executions.c.updated_at.type)
+    due = (
+        select(executions.c.execution_id, executions.c.status.label("previous_status"))
+        .where(
+            executions.c.status == literal_column(f"'{ExecutionStatus.RUNNING.value}'"),
+            executions.c.claimable_at <= now,
+            one_of(executions.c.task_name, "task_names", dialect),
+        )
+        .order_by(executions.c.claimable_at)
+        .limit(bindparam("limit"))
+    )
+    if dialect != "postgresql":
+        return due
+    return (
+        due.with_for_update(skip_locked=True)
+        .cte("candidates")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+
+
+def _take_over(_dialect: str) -> Any:
+    """PostgreSQL: the takeover claim in one statement (nothing to wake: the runs ran)."""
+    candidates = _takeover_candidates("postgresql")
+    claimed = _claimed_cte(candidates)
+    joined = claimed.c.execution_id == candidates.c.execution_id
+    return select(*claimed.c, candidates.c.previous_status).join_from(claimed, candidates, joined)
 
 
 def _claim_and_wake(_dialect: str) -> Any:
@@ -246,6 +295,8 @@ CLAIM_UPDATE = Statement(
     ),
 )
 CLAIM_AHEAD = Statement("claim_ahead", _claim_ahead)
+TAKE_OVER = Statement("take_over", _take_over)
+TAKEOVER_DUE = Statement("takeover_due", _takeover_candidates)
 STILL_HELD = Statement(
     "still_held",
     lambda _d: still_leased(
@@ -256,9 +307,9 @@ RELEASE_HELD = Statement("release_held", _release_held)
 
 
 class OutcomesNotLoaded(Exception):
-    """A claim committed, but reading its runs' outcomes failed (``__cause__``): what it
-    took (``taken``, as the claim returns it), for the worker to hand back rather than wait
-    out the leases."""
+    """A claim committed, but what followed it (reading its runs' outcomes, the ready claim
+    after a takeover) failed (``__cause__``): what it took (``taken``, as the claim returns
+    it), for the worker to hand back rather than wait out the leases."""
 
     def __init__(self, taken: Sequence[Any]) -> None:
         super().__init__("the claimed executions' outcomes could not be read")
@@ -279,7 +330,7 @@ class _ClaimParameters:
     def params(self, **extra: Any) -> dict[str, Any]:
         return {
             "task_names": self.task_names,
-            "active": ACTIVE_VALUES,
+            "ready": READY_VALUES,
             "limit": self.limit,
             "now": self.now,
             "token": self.token,
@@ -309,9 +360,13 @@ def claim_ready_executions(
     limit: int,
     now: datetime,
     lease_timeout: timedelta,
+    takeovers: int = 0,
 ) -> Operation[list[ClaimedExecution]]:
-    """Claim up to ``limit`` executions of ``task_names`` that are due (or whose lease
-    expired) for this worker, each with its status before the claim (``waiting``: woken up).
+    """Claim up to ``limit`` executions of ``task_names`` for this worker: first up to
+    ``takeovers`` ``running`` ones whose lease expired (their worker died or lost the lease
+    mid-run), oldest expiry first, each one's ``crashed_claims`` one more; then ready ones
+    that are due. Each comes with its status before the claim (``waiting``: woken up;
+    ``running``: taken over).
 
     For the runs it brings back from ``waiting`` the claim also does what each would
     otherwise do one by one: their due timers fire and their due sleeps are completed (a due
@@ -321,10 +376,26 @@ def claim_ready_executions(
     if not names or limit <= 0:
         return []
     claim = _ClaimParameters(worker_id, names, limit, now, now + lease_timeout)
+    taken: list[ClaimedExecution] = []
+    if takeovers > 0:
+        taken = yield from _take_over_with(backend, claim, min(takeovers, limit))
+        if len(taken) >= limit:
+            return taken
+    try:
+        return taken + (yield from _claim_ready(backend, claim, limit - len(taken)))
+    except Exception as exc:
+        if not taken:  # nothing committed
+            raise
+        raise OutcomesNotLoaded(taken) from exc  # the takeovers committed on their own
+
+
+def _claim_ready(
+    backend: Backend, claim: _ClaimParameters, limit: int
+) -> Operation[list[ClaimedExecution]]:
     if backend.modifying_ctes:
-        found = yield CLAIM_AND_WAKE, claim.params()
+        found = yield CLAIM_AND_WAKE, claim.params(limit=limit)
         return claim.claimed(found, {r["execution_id"]: r["previous_status"] for r in found})
-    due = yield CLAIM_DUE, claim.params()
+    due = yield CLAIM_DUE, claim.params(limit=limit)
     previous = {r["execution_id"]: r["previous_status"] for r in due}
     if not previous:
         return []
@@ -332,9 +403,23 @@ def claim_ready_executions(
     claimed = claim.claimed(found, previous)
     woken = [c.execution.run_id for c in claimed if c.previous_status is ExecutionStatus.WAITING]
     if woken:
-        yield from timers_repo.fire_due_timers(backend, woken, now=now)
-        yield from steps_repo.complete_due_sleeps(backend, woken, now=now)
+        yield from timers_repo.fire_due_timers(backend, woken, now=claim.now)
+        yield from steps_repo.complete_due_sleeps(backend, woken, now=claim.now)
     return claimed
+
+
+def _take_over_with(
+    backend: Backend, claim: _ClaimParameters, limit: int
+) -> Operation[list[ClaimedExecution]]:
+    if backend.modifying_ctes:
+        found = yield TAKE_OVER, claim.params(limit=limit)
+        return claim.claimed(found, {r["execution_id"]: r["previous_status"] for r in found})
+    due = yield TAKEOVER_DUE, claim.params(limit=limit)
+    previous = {r["execution_id"]: r["previous_status"] for r in due}
+    if not previous:
+        return []
+    found = yield CLAIM_UPDATE, claim.params(ids=list(previous))
+    return claim.claimed(found, previous)
 
 
 def _outcomes_of(
@@ -364,9 +449,11 @@ def claim_and_load(
     limit: int,
     now: datetime,
     lease_timeout: timedelta,
+    takeovers: int = 0,
 ) -> Operation[Claim]:
-    """The worker's claim: :func:`claim_ready_executions`, then the outcomes of the claimed
-    runs in a statement of its own (PostgreSQL: two round trips, each committed alone)."""
+    """The worker's claim: :func:`claim_ready_executions` (with ``takeovers`` expired leases
+    first), then the outcomes of the claimed runs in a statement of its own (PostgreSQL: two
+    round trips, each committed alone; three with takeovers asked for)."""
     claimed = yield from claim_ready_executions(
         backend,
         worker_id=worker_id,
@@ -374,6 +461,7 @@ def claim_and_load(
         limit=limit,
         now=now,
         lease_timeout=lease_timeout,
+        takeovers=takeovers,
     )
     return claimed, (yield from _outcomes_of(backend, claimed, claimed))
 

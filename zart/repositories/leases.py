@@ -432,6 +432,7 @@ def _finished(
         claim_count=execution.claim_count,
         version=row["version"],
         fire_time=execution.fire_time,
+        crashed_claims=execution.crashed_claims,
     )
 
 

@@ -46,6 +46,9 @@ class ExecutionRecord:
     compensates: str | None = None
     #: Its tags (``start(..., tags=...)``), sorted by key; empty when it has none.
     tags: dict[str, str] = field(default_factory=dict)
+    #: Claims in a row, up to the latest, that ended without the worker reporting back (it
+    #: died or lost its lease mid-run); ``max_claims`` of them fail it as a crash loop.
+    crashed_claims: int = 0
 
     @property
     def is_terminal(self) -> bool:

@@ -60,6 +60,7 @@ def execution(m: Mapping[str, Any]) -> ExecutionRecord:
         compensation_id=m.get("compensation_id"),
         compensates=m.get("compensates"),
         tags=m.get("tags") or {},
+        crashed_claims=m.get("crashed_claims", 0),
     )
 
 

@@ -16,6 +16,7 @@ from zart.logs import log, logger
 from zart.models import AttemptStatus, StepKind, StepStatus, TimerKind
 from zart.repositories import steps as steps_repo
 from zart.repositories.records import AttemptOutcome, StepRecord
+from zart.runtime.crashes import crashed_attempt
 from zart.runtime.definitions import StepDefinition
 from zart.runtime.run import RunState, StepScope, current_step
 from zart.runtime.runtime import CheckpointFailed
@@ -123,6 +124,11 @@ class _StepAttempts:
         await self.state.clock.sleep_until(wake_at)
 
     async def run(self) -> Any:
+        if self.state.crash_pending and self.wake_at is None:
+            # The run was taken over: this step, the first run anew, was the one in flight
+            # when the last claim's worker died (a deterministic replay reaches it again).
+            self.state.crash_pending = False
+            await self._crashed()
         if self.wake_at is not None:  # resuming a retry back-off
             suspend = self.state.must_suspend(self.wake_at)
             # Whether a timer was stored with the back-off is not known here; one more is
@@ -158,6 +164,13 @@ class _StepAttempts:
                     current_session.reset(session_token)
                 current_step.reset(token)
             return await self._succeeded(value, started, transaction)
+
+    async def _crashed(self) -> None:
+        """Record the attempt in flight at the crash as ``crashed`` (it counts as a try): the
+        step stays ``running`` until this try's outcome replaces it."""
+        attempt = crashed_attempt(self.state, self.name, self.attempt)
+        await self.state.checkpoint(self._outcome(StepStatus.RUNNING, error=attempt.error), attempt)
+        self.attempt += 1
 
     async def _begin_transaction(self) -> StepTransaction | None:
         """A transactional step's attempt transaction (``None`` for a plain step)."""

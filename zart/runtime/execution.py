@@ -20,6 +20,7 @@ from zart.logs import log
 from zart.models import ExecutionStatus
 from zart.repositories import leases
 from zart.repositories.records import ClaimedExecution, ExecutionRecord, StepRecord
+from zart.runtime.crashes import DEFAULT_MAX_CLAIMS, end_crash_loop
 from zart.runtime.outcomes import DeadlineExceeded, ExecutionFailure, HandlerFailed, StepFailed
 from zart.runtime.registry import NO_INPUT, DurableHandler
 from zart.runtime.run import RunState, current_run
@@ -34,6 +35,7 @@ from zart.serialization import check_size, encode_exception
 
 __all__ = [
     "DEFAULT_INLINE_WAIT_LIMIT",
+    "DEFAULT_MAX_CLAIMS",
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "CheckpointFailed",
     "Runtime",
@@ -47,11 +49,15 @@ async def execute(
     handler: DurableHandler[..., Any],
     claimed: ClaimedExecution,
     outcomes: dict[str, StepRecord],
+    *,
+    max_claims: int = DEFAULT_MAX_CLAIMS,
 ) -> ExecutionRecord | None:
     """Run a claimed execution's current run to its end (or until its lease is lost).
 
     Returns the finished execution, or ``None`` when this worker no longer owns it (lease lost,
-    checkpoint failed): then another claim will replay it.
+    checkpoint failed): then another claim will replay it. ``max_claims``: the worker's limit
+    of claims in a row ending without a report, for a handler that sets none; at it, the
+    execution fails as a crash loop without running (:mod:`zart.runtime.crashes`).
     """
     execution = claimed.execution
     if execution.deadline_at is None and handler.timeout is not None:
@@ -65,9 +71,24 @@ async def execute(
         "execution_id": claimed.execution.execution_id,
         "task_name": handler.name,
     }
+    crashed = execution.crashed_claims
+    limit = handler.max_claims or max_claims
+    if crashed:
+        log(
+            "execution_taken_over",
+            f"execution taken over: {crashed} claim(s) in a row ended without a report"
+            f" (max_claims {limit})",
+            level=30,
+            claim_count=execution.claim_count,
+            **fields,
+        )
+        state.crash_pending = True
     token = current_run.set(state)
     try:
-        result = await _run_handler(state, handler)
+        if crashed >= limit:
+            result: _Outcome = _Failed(await end_crash_loop(state, limit))
+        else:
+            result = await _run_handler(state, handler)
     except (LeaseLost, CheckpointFailed) as exc:
         action = "lease_lost" if isinstance(exc, LeaseLost) else "checkpoint_failed"
         log(action, f"execution stopped on this worker: {exc}", **fields)

@@ -49,6 +49,9 @@ class DurableHandler(Generic[P, R]):
     #: For a compensation: the handler whose cancelled executions it undoes (whose input type
     #: its unannotated parameter takes).
     undoes: DurableHandler[..., Any] | None = field(default=None, repr=False)
+    #: Claims in a row that may end without a report (the worker died or lost its lease
+    #: mid-run) before the execution fails as a crash loop; ``None``: the worker's option.
+    max_claims: int | None = None
     _hints: dict[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -167,6 +170,7 @@ def durable(
     overlap: OverlapPolicy | str = DEFAULT_OVERLAP,
     catchup: CatchupPolicy | str = DEFAULT_CATCHUP,
     on_cancel: OnCancel | None = None,
+    max_claims: int | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], DurableHandler[P, R]]:
     """Register an async function as the durable handler of task ``name``.
 
@@ -187,10 +191,21 @@ def durable(
     cancel's transaction, a compensation execution of task ``"<name>:on_cancel"`` with the
     cancelled execution's payload. It is durable like any execution (steps, retries, sleeps);
     ``zart.context().compensates`` names the execution it undoes. See ``docs/scheduler.md``.
+    ``max_claims`` (default: the worker's ``max_claims`` option, 5): after that many claims
+    in a row ended without the worker reporting back (it died, was killed, or lost its lease
+    while the run was in flight), the next claim fails the execution with a stored
+    ``crash_loop`` error instead of running it again.
     """
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError("a durable handler needs a non-empty task name")
     check_name(name, "task name")
+    if max_claims is not None and (
+        isinstance(max_claims, bool) or not isinstance(max_claims, int) or max_claims < 1
+    ):
+        raise ConfigurationError(
+            f"durable handler {name!r}: max_claims must be a whole number of at least 1,"
+            f" not {max_claims!r}"
+        )
     limit = None if timeout is None else parse_duration(timeout, name="timeout")
     spec = (
         None
@@ -216,6 +231,7 @@ def durable(
             timeout=limit,
             on_failure=on_failure,
             schedule=spec,
+            max_claims=max_claims,
         )
         if on_cancel is not None:
             handler.on_cancel = _compensation(handler, on_cancel)

@@ -62,6 +62,9 @@ class RunState:
     parked_holding: int = 0  # busy regions held by branches already parked
     suspending: bool = False
     awaited_events: set[str] = field(default_factory=set)
+    #: The claim took this run over (the last claim ended without a report): the first step
+    #: run anew records the crash of its attempt in flight first (:mod:`zart.runtime.crashes`).
+    crash_pending: bool = False
     # Set when a busy region ends, for parked branches; made by the first park() only (most
     # runs never park, and an Event per run was a measurable share of a resume's CPU).
     _changed: asyncio.Event | None = None

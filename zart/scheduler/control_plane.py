@@ -486,6 +486,7 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
         shutdown_timeout: float | None = None,
         claim_ahead: float | None = None,
         claim_ahead_limit: int | None = None,
+        max_claims: int | None = None,
         schedules: bool = True,
     ) -> AsyncIterator[Worker]:
         """Run a worker in this process while the block runs (apps, tests, scripts).
@@ -493,10 +494,11 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
         It runs every durable handler registered in this process, or ``task_names``. An
         option not given comes from the scheduler's :class:`~zart.Settings` (``ZART_*``;
         defaults: concurrency 64, lease_timeout 30 s, poll_interval 0.5 s, shutdown_timeout
-        30 s). ``claim_ahead`` (seconds) and ``claim_ahead_limit``: see
-        :class:`WorkerSettings`. ``schedules=False``: this worker neither stores the
-        handlers' declared cron schedules nor fires any (``zart.testing`` fires them on
-        request).
+        30 s). ``claim_ahead`` (seconds), ``claim_ahead_limit`` and ``max_claims`` (claims in
+        a row that may end without a report before an execution fails as a crash loop, for
+        handlers that set none; default 5): see :class:`WorkerSettings`. ``schedules=False``:
+        this worker neither stores the handlers' declared cron schedules nor fires any
+        (``zart.testing`` fires them on request).
         """
         settings = self.settings.worker_settings(
             concurrency=concurrency,
@@ -506,6 +508,7 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
             shutdown_timeout=shutdown_timeout,
             claim_ahead=claim_ahead,
             claim_ahead_limit=claim_ahead_limit,
+            max_claims=max_claims,
         )
         worker = Worker(
             self.runtime,

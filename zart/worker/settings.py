@@ -7,6 +7,7 @@ import gc
 from dataclasses import dataclass
 
 from zart.errors import ConfigurationError
+from zart.runtime.crashes import DEFAULT_MAX_CLAIMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +24,10 @@ class WorkerSettings:
     claim_ahead: float = 2.0
     #: At most this many executions held that way at once.
     claim_ahead_limit: int = 10_000
+    #: Claims in a row that may end without a report (the worker died or lost its lease
+    #: mid-run) before the next one fails the execution as a crash loop, for handlers that
+    #: set no ``max_claims`` of their own.
+    max_claims: int = DEFAULT_MAX_CLAIMS
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -37,6 +42,8 @@ class WorkerSettings:
             raise ConfigurationError(f"poll_interval must be positive, not {self.poll_interval}")
         if self.claim_ahead < 0:
             raise ConfigurationError(f"claim_ahead must be at least 0, not {self.claim_ahead}")
+        if self.max_claims < 1:
+            raise ConfigurationError(f"max_claims must be at least 1, not {self.max_claims}")
         if self.claim_ahead_limit < 0:
             raise ConfigurationError(
                 f"claim_ahead_limit must be at least 0, not {self.claim_ahead_limit}"

@@ -10,7 +10,8 @@
   it reconnects and re-checks;
 - the **schedules loop** fires due cron schedules (:mod:`zart.schedules.loop`); the schedules
   declared on this worker's handlers are stored when it starts;
-- executions claimed ahead of their due time wait in :mod:`zart.worker.ahead` until then.
+- executions claimed ahead of their due time wait in :mod:`zart.worker.ahead` until then;
+- a dead worker's executions are taken over first, one at a time (:mod:`zart.worker.takeovers`).
 
 Every statement goes through the runtime's store (:mod:`zart.repositories.store`), chosen
 for the engine once: the worker never asks which database it is on.
@@ -47,6 +48,7 @@ from zart.runtime.registry import compensated_names, find_handler
 from zart.schedules.loop import DeclaredSchedule, ScheduleLoop
 from zart.worker.ahead import CLAIM_CHUNK, RELEASE_ERRORS, ClaimAhead, handing_back
 from zart.worker.settings import WorkerSettings
+from zart.worker.takeovers import Takeovers
 
 #: Seconds the worker's copy of the pause rules may age at most (beyond a short poll
 #: interval). A change made in this process, or announced by NOTIFY, is reloaded at once.
@@ -112,6 +114,10 @@ class Worker:
             task_names=self.task_names,
             wake=self._wake,
             spawn=self._spawn,
+        )
+        #: When a claim asks for a takeover first (expired leases, one at a time).
+        self._takeovers = Takeovers(
+            poll_interval=self.settings.poll_interval, probation=self.settings.heartbeat_every
         )
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
@@ -388,18 +394,22 @@ class Worker:
     async def _claim_and_load(
         self, free: int, now: datetime
     ) -> tuple[list[ClaimedExecution], dict[str, dict[str, StepRecord]]]:
+        takeovers = self._takeovers.wanted(now)
         try:
-            return await self.store.run(
+            claimed, outcomes = await self.store.run(
                 claims.claim_and_load,
                 worker_id=self.worker_id,
                 task_names=self.task_names,
                 limit=free,
                 now=now,
                 lease_timeout=timedelta(seconds=self.settings.lease_timeout),
+                takeovers=takeovers,
             )
         except claims.OutcomesNotLoaded as failed:  # hand back what it took, at once
             await self._release([c.lease for c in failed.taken])
             raise failed.__cause__ or failed from None
+        self._takeovers.claimed(takeovers, claimed, now)
+        return claimed, outcomes
 
     def _spawn(self, claimed: ClaimedExecution, outcomes: dict[str, StepRecord]) -> None:
         execution_id = claimed.execution.execution_id
@@ -407,7 +417,8 @@ class Worker:
         if handler is None:  # pragma: no cover - we only claim task names we registered
             return
         task = asyncio.create_task(
-            execute(self.runtime, handler, claimed, outcomes), name=f"zart-execution-{execution_id}"
+            execute(self.runtime, handler, claimed, outcomes, max_claims=self.settings.max_claims),
+            name=f"zart-execution-{execution_id}",
         )
         self._in_flight[execution_id] = (task, claimed.lease)
         task.add_done_callback(lambda done: self._execution_ended(execution_id, done))
@@ -436,9 +447,11 @@ class Worker:
                 )
             else:
                 record = task.result()
-        # Claim again when ready work may wait for this slot, and re-plan the next wake-up
-        # when the run suspended or let go of the execution some other way.
-        if self._backlog or record is None or not record.is_terminal:
+        # Claim again when ready work may wait for this slot, or a takeover for the end of
+        # this one's probation, and re-plan the next wake-up when the run suspended or let go
+        # of the execution some other way.
+        cleared = self._takeovers.ended(execution_id)
+        if cleared or self._backlog or record is None or not record.is_terminal:
             self._wake.set()
         if self._on_finished is not None:
             self._on_finished(execution_id, record)
