@@ -145,7 +145,9 @@ def load_app(target: str) -> DurableScheduler:
     except ZartError as exc:  # the application's settings or handlers do not fit
         fail(f"--app {target}: {exc}")
     if not isinstance(found, DurableScheduler):
-        fail(f"--app {target} is a {type(found).__name__}, not a zart.DurableScheduler")
+        kind = type(found).__name__
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        fail(f"--app {target} is {article} {kind}, not a zart.DurableScheduler")
     return found
 
 
@@ -169,6 +171,10 @@ def import_module(name: str, what: str = "module") -> ModuleType:
         return importlib.import_module(name)
     except ImportError as exc:
         fail(f"cannot import {what} {name!r}: {exc}")
+    except ZartError:  # the module's own handlers or settings do not fit: the caller says
+        raise
+    except Exception as exc:  # the module's import raised: say which module, and what
+        fail(f"cannot import {what} {name!r}: it raised {type(exc).__name__}: {exc}")
 
 
 def parse_json(text: str, what: str = "payload") -> Any:
