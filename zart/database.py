@@ -110,7 +110,7 @@ def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
             import aiosqlite  # noqa: F401
         except ImportError as exc:  # pragma: no cover - depends on the installation
             raise ConfigurationError(
-                "SQLite support needs aiosqlite: pip install 'zart-durable[sqlite]'"
+                "SQLite support needs aiosqlite, the sqlite extra: pip install aiosqlite"
             ) from exc
         engine = create_async_engine(parsed, **engine_options)
         _configure_sqlite(engine)

@@ -78,7 +78,10 @@ def serve(
 
         from zart.api import ApiSettings, create_app
     except ImportError as exc:  # pragma: no cover - depends on the installation
-        fail(f"zart serve needs the api extra (pip install 'zart-durable[api]'): {exc}")
+        fail(
+            "zart serve needs FastAPI and uvicorn, the api extra (pip install fastapi uvicorn):"
+            f" {exc}"
+        )
     scheduler = app_or_url(context, app, modules, database_url, schema)
     configure_logging(scheduler, log_level, log_format)  # after the app's import
     token = scheduler.settings.api_token  # ZART_API_TOKEN, unless the app's settings say
