@@ -165,3 +165,31 @@ def test_an_app_whose_settings_do_not_fit_is_one_error_line() -> None:
         "error: --app examples.fastapi_app.durable:scheduler: invalid Zart settings:"
         " concurrency (ZART_CONCURRENCY)"
     ), result.stderr
+
+
+@pytest.mark.parametrize("how", ["modules", "app"])
+def test_a_worker_on_a_database_without_zarts_tables_is_one_error_line(
+    empty_database_url: str, how: str
+) -> None:
+    if empty_database_url.startswith("sqlite"):  # a file, with no table in it
+        Path(empty_database_url.removeprefix("sqlite+aiosqlite:///")).touch()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZART_", "APP_"))}
+    if how == "modules":
+        arguments = ["tests.acceptance.crash_flow", "--database-url", empty_database_url]
+    else:  # the example app's engine reads APP_DATABASE_URL
+        arguments = ["--app", "examples.fastapi_app.durable:scheduler"]
+        env["APP_DATABASE_URL"] = empty_database_url
+    result = subprocess.run(
+        [sys.executable, "-m", "zart", "worker", *arguments],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: Zart's tables are missing from "), result.stderr
+    assert "`zart db upgrade` or `await scheduler.migrate()`" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -111,7 +111,7 @@ def run_on_scheduler(
     A SQLite file that does not exist is such an error: opening it would create an empty
     database, which no command but ``zart db upgrade`` should do.
     """
-    _require_sqlite_file(url)
+    require_sqlite_file(url)
 
     async def run() -> T:
         scheduler = DurableScheduler(url, schema=schema)
@@ -210,7 +210,9 @@ async def _let_sqlite_threads_stop() -> None:
             await asyncio.to_thread(thread.join, SQLITE_THREAD_GRACE_SECONDS)
 
 
-def _require_sqlite_file(url: str) -> None:
+def require_sqlite_file(url: str) -> None:
+    """One ``error:`` line when ``url`` names a SQLite file that does not exist: opening it
+    would create an empty database, which no command but ``zart db upgrade`` should do."""
     try:
         parsed = make_url(url)
     except Exception:  # reported with the rest when the engine is created
