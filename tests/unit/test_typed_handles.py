@@ -55,5 +55,9 @@ def test_a_payload_that_is_not_the_handlers_input_fails_to_type_check() -> None:
 def test_a_misused_result_fails_to_type_check() -> None:
     assert mypy("misused_result.py") == (
         1,
-        ['misused_result.py:12: error: "Receipt" has no attribute "upper"  [attr-defined]'],
+        [
+            'misused_result.py:12: error: "Receipt" has no attribute "upper"  [attr-defined]',
+            "misused_result.py:13: error: Incompatible types in assignment (expression has type"
+            ' "Receipt", variable has type "str")  [assignment]',
+        ],
     )
