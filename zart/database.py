@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
+from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -110,7 +110,7 @@ def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
             import aiosqlite  # noqa: F401
         except ImportError as exc:  # pragma: no cover - depends on the installation
             raise ConfigurationError(
-                "SQLite support needs aiosqlite: pip install 'zart-durable[sqlite]'"
+                "SQLite support needs aiosqlite, the sqlite extra: pip install aiosqlite"
             ) from exc
         engine = create_async_engine(parsed, **engine_options)
         _configure_sqlite(engine)
@@ -121,26 +121,38 @@ def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
 
 _MISSING_TABLE = re.compile(
     r"no such table: (?:\w+\.)?(?P<sqlite>zart_\w+)"  # SQLite
-    r'|relation "(?:\w+\.)?(?P<pg>zart_\w+)" does not exist'  # PostgreSQL
+    r'|relation "(?:(?P<schema>\w+)\.)?(?P<pg>zart_\w+)" does not exist'  # PostgreSQL
 )
 
 
-def explain_missing_tables(engine: AsyncEngine) -> AsyncEngine:
-    """``engine`` (a view of it: the application's own engine is left as it was) on which a
-    statement that meets a missing Zart table raises :class:`~zart.errors.SchemaMissing`,
-    saying how to create the tables, rather than the driver's ``no such table`` error."""
-    view = engine.execution_options()
-    url = mask_url(engine.url)
-    schema = schema_of(engine)
+def explain_missing_tables(engine: AsyncEngine | Engine) -> None:
+    """Make a statement on ``engine`` that meets a missing Zart table raise
+    :class:`~zart.errors.SchemaMissing`, saying how to create the tables, rather than the
+    driver's ``no such table`` / ``relation ... does not exist``.
 
-    @event.listens_for(view.sync_engine, "handle_error")
-    def _on_error(context: ExceptionContext) -> None:
-        found = _MISSING_TABLE.search(str(context.original_exception))
-        if found is not None:
-            table = found["sqlite"] or found["pg"]
-            raise SchemaMissing(table, url, schema) from context.sqlalchemy_exception
+    SQLAlchemy runs ``handle_error`` listeners for every engine of a dialect (an
+    ``execution_options()`` copy included), so the listener is installed once per dialect:
+    it also covers Zart's statements on the application's own connections
+    (``start(session=...)``, ``zart.enqueue``), and any number of schedulers on one engine
+    (one per test) add nothing. It costs nothing until a statement fails; the URL and schema
+    named come from the failed statement itself."""
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    # The listeners live on the dialect, which event.contains() does not look at.
+    if _explain_missing_table not in sync_engine.dialect.dispatch.handle_error:
+        event.listen(sync_engine, "handle_error", _explain_missing_table)
 
-    return view
+
+def _explain_missing_table(context: ExceptionContext) -> None:
+    found = _MISSING_TABLE.search(str(context.original_exception))
+    if found is None:
+        return
+    schema = found["schema"]
+    if schema is None and context.connection is not None:
+        translate = context.connection.get_execution_options().get("schema_translate_map")
+        schema = (translate or {}).get(None)
+    url = mask_url(context.engine.url) if context.engine is not None else context.dialect.name
+    table = found["sqlite"] or found["pg"]
+    raise SchemaMissing(table, url, schema) from context.sqlalchemy_exception
 
 
 def read_only(engine: AsyncEngine) -> AsyncEngine:

@@ -111,3 +111,35 @@ def test_serve_refuses_a_public_bind_without_a_token(host: str) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: refusing to serve on {host} without ZART_API_TOKEN")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("with_worker", [[], ["--with-worker"]])
+def test_serve_refuses_a_database_without_zarts_tables(
+    empty_database_url: str, with_worker: list[str]
+) -> None:
+    """Checked once before the server starts: one error line, not a worker's traceback in
+    uvicorn's lifespan, nor a server whose every route answers 503."""
+    if empty_database_url.startswith("sqlite"):  # a file, with no table in it
+        Path(empty_database_url.removeprefix("sqlite+aiosqlite:///")).touch()
+    result = zart(
+        "serve", "tests.acceptance.crash_flow", *with_worker, "--database-url", empty_database_url
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: Zart's tables are missing from "), result.stderr
+    assert "`zart db upgrade` or `await scheduler.migrate()`" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_serve_refuses_a_sqlite_file_that_does_not_exist(tmp_path: Path) -> None:
+    missing = tmp_path / "never-created.db"
+
+    result = zart(
+        "serve", "tests.acceptance.crash_flow", "--database-url", f"sqlite+aiosqlite:///{missing}"
+    )
+
+    assert result.returncode == 1
+    assert (
+        result.stderr == f"error: no SQLite database at {missing}; `zart db upgrade` creates one\n"
+    )
+    assert not missing.exists()

@@ -107,12 +107,45 @@ def test_a_negative_claim_ahead_is_refused_before_anything_runs(option: str) -> 
         ),
     ],
 )
-def test_a_bad_app_is_one_error_line(arguments: list[str], message: str) -> None:
-    result = zart("worker", *arguments)
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_a_bad_app_is_one_error_line(command: str, arguments: list[str], message: str) -> None:
+    result = zart(command, *arguments)
 
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: {message}"), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize("command", ["worker", "serve"])
+@pytest.mark.parametrize(
+    ("source", "raised"),
+    [
+        ('raise RuntimeError("no APP_SECRET")\n', "RuntimeError: no APP_SECRET"),
+        ("def broken(:\n", "SyntaxError: invalid syntax"),
+        ("import a_dependency_not_installed\n", "No module named 'a_dependency_not_installed'"),
+    ],
+)
+def test_an_app_module_whose_import_fails_is_named_in_one_error_line(
+    command: str, source: str, raised: str, tmp_path: Path
+) -> None:
+    (tmp_path / "failing_app.py").write_text(source)
+
+    result = zart(command, "--app", "failing_app:scheduler", cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot import the --app module 'failing_app': ")
+    assert raised in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_an_app_attribute_that_is_an_engine_is_named_as_such() -> None:
+    result = zart("worker", "--app", "examples.fastapi_app.durable:scheduler.engine")
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: --app examples.fastapi_app.durable:scheduler.engine is an AsyncEngine,"
+        " not a zart.DurableScheduler\n"
+    )
 
 
 def test_an_app_whose_settings_do_not_fit_is_one_error_line() -> None:
@@ -132,3 +165,31 @@ def test_an_app_whose_settings_do_not_fit_is_one_error_line() -> None:
         "error: --app examples.fastapi_app.durable:scheduler: invalid Zart settings:"
         " concurrency (ZART_CONCURRENCY)"
     ), result.stderr
+
+
+@pytest.mark.parametrize("how", ["modules", "app"])
+def test_a_worker_on_a_database_without_zarts_tables_is_one_error_line(
+    empty_database_url: str, how: str
+) -> None:
+    if empty_database_url.startswith("sqlite"):  # a file, with no table in it
+        Path(empty_database_url.removeprefix("sqlite+aiosqlite:///")).touch()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZART_", "APP_"))}
+    if how == "modules":
+        arguments = ["tests.acceptance.crash_flow", "--database-url", empty_database_url]
+    else:  # the example app's engine reads APP_DATABASE_URL
+        arguments = ["--app", "examples.fastapi_app.durable:scheduler"]
+        env["APP_DATABASE_URL"] = empty_database_url
+    result = subprocess.run(
+        [sys.executable, "-m", "zart", "worker", *arguments],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: Zart's tables are missing from "), result.stderr
+    assert "`zart db upgrade` or `await scheduler.migrate()`" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

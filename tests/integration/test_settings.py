@@ -114,3 +114,61 @@ async def test_the_default_sqlite_file_without_tables_is_schema_missing(
     async with zart.DurableScheduler() as scheduler:  # ./zart.db, nothing migrated
         with pytest.raises(zart.SchemaMissing, match=r"zart\.db \(no table zart_executions\)"):
             await scheduler.list_executions()
+
+
+@zart.durable("settings-unmigrated")
+async def unmigrated(text: str) -> str:
+    return text
+
+
+async def test_a_start_in_the_apps_transaction_without_zarts_tables_is_schema_missing(
+    empty_database_url: str, backend: str
+) -> None:
+    """The statement runs on the application's own connection, not Zart's engine: still the
+    clear error, naming the schema Zart's tables were looked for in."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    schema = "durable" if backend == "postgresql" else None
+    app_engine = create_engine(empty_database_url)
+    try:
+        async with (
+            zart.DurableScheduler(engine=app_engine, schema=schema) as scheduler,
+            AsyncSession(app_engine) as session,
+        ):
+            with pytest.raises(zart.SchemaMissing) as missing:
+                await scheduler.start(unmigrated, "hi", session=session)
+        assert missing.value.table == "zart_executions"
+        assert missing.value.schema == schema
+        if schema is not None:
+            assert f"schema {schema!r}" in str(missing.value)
+    finally:
+        await app_engine.dispose()
+
+
+def test_enqueue_without_zarts_tables_is_schema_missing(empty_database_url: str) -> None:
+    from sqlalchemy import create_engine as create_sync_engine
+    from sqlalchemy.orm import Session
+
+    from tests.integration.test_transactions import sync_url
+
+    engine = create_sync_engine(sync_url(empty_database_url))
+    try:
+        with Session(engine) as session, pytest.raises(zart.SchemaMissing, match="zart db upgrade"):
+            zart.enqueue(session, unmigrated, "hi")
+    finally:
+        engine.dispose()
+
+
+async def test_schedulers_on_one_engine_explain_missing_tables_once(
+    empty_database_url: str,
+) -> None:
+    """One listener per engine, however many schedulers (one per test) it serves."""
+    app_engine = create_engine(empty_database_url)
+    try:
+        for _ in range(3):
+            async with zart.DurableScheduler(engine=app_engine) as scheduler:
+                with pytest.raises(zart.SchemaMissing):
+                    await scheduler.status("anything")
+        assert len(app_engine.sync_engine.dialect.dispatch.handle_error) == 1
+    finally:
+        await app_engine.dispose()

@@ -10,3 +10,5 @@ async def misused_result(scheduler: DurableScheduler) -> None:
     execution_id = await scheduler.start(checkout, OrderInput(order_id=1))
     receipt = await scheduler.wait(execution_id)
     receipt.upper()  # line 12: a Receipt has no upper()
+    text: str = receipt  # line 13: nor is it a str
+    del text

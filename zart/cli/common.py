@@ -169,7 +169,7 @@ def run_on_scheduler(
     A SQLite file that does not exist is such an error: opening it would create an empty
     database, which no command but ``zart db upgrade`` should do.
     """
-    _require_sqlite_file(url)
+    require_sqlite_file(url)
 
     async def run() -> T:
         scheduler = DurableScheduler(url, schema=schema)
@@ -203,7 +203,9 @@ def load_app(target: str) -> DurableScheduler:
     except ZartError as exc:  # the application's settings or handlers do not fit
         fail(f"--app {target}: {exc}")
     if not isinstance(found, DurableScheduler):
-        fail(f"--app {target} is a {type(found).__name__}, not a zart.DurableScheduler")
+        kind = type(found).__name__
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        fail(f"--app {target} is {article} {kind}, not a zart.DurableScheduler")
     return found
 
 
@@ -227,6 +229,10 @@ def import_module(name: str, what: str = "module") -> ModuleType:
         return importlib.import_module(name)
     except ImportError as exc:
         fail(f"cannot import {what} {name!r}: {exc}")
+    except ZartError:  # the module's own handlers or settings do not fit: the caller says
+        raise
+    except Exception as exc:  # the module's import raised: say which module, and what
+        fail(f"cannot import {what} {name!r}: it raised {type(exc).__name__}: {exc}")
 
 
 def parse_json(text: str, what: str = "payload") -> Any:
@@ -262,7 +268,9 @@ async def _let_sqlite_threads_stop() -> None:
             await asyncio.to_thread(thread.join, SQLITE_THREAD_GRACE_SECONDS)
 
 
-def _require_sqlite_file(url: str) -> None:
+def require_sqlite_file(url: str) -> None:
+    """One ``error:`` line when ``url`` names a SQLite file that does not exist: opening it
+    would create an empty database, which no command but ``zart db upgrade`` should do."""
     try:
         parsed = make_url(url)
     except Exception:  # reported with the rest when the engine is created

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from typing import Annotated
 
 import typer
@@ -15,9 +16,15 @@ from zart.cli.common import (
     Schema,
     configure_logging,
     fail,
+    require_sqlite_file,
+    run_reporting_errors,
+    shown_url,
 )
 from zart.cli.worker import Modules, app_or_url
 from zart.database import DEFAULT_DATABASE_URL
+from zart.errors import SchemaMissing
+from zart.migrations import VERSION_TABLE, current_revision
+from zart.scheduler import DurableScheduler
 
 
 def is_loopback(host: str) -> bool:
@@ -78,7 +85,10 @@ def serve(
 
         from zart.api import ApiSettings, create_app
     except ImportError as exc:  # pragma: no cover - depends on the installation
-        fail(f"zart serve needs the api extra (pip install 'zart-durable[api]'): {exc}")
+        fail(
+            "zart serve needs FastAPI and uvicorn, the api extra (pip install fastapi uvicorn):"
+            f" {exc}"
+        )
     scheduler = app_or_url(context, app, modules, database_url, schema)
     configure_logging(scheduler, log_level, log_format)  # after the app's import
     token = scheduler.settings.api_token  # ZART_API_TOKEN, unless the app's settings say
@@ -87,6 +97,8 @@ def serve(
             f"refusing to serve on {host} without ZART_API_TOKEN; set a token, bind 127.0.0.1,"
             " or pass --insecure"
         )
+    require_sqlite_file(scheduler.engine.url.render_as_string(hide_password=False))
+    run_reporting_errors(shown_url(scheduler), lambda: require_schema(scheduler))
     settings = ApiSettings(
         database_url=scheduler.settings.database_url,
         schema=scheduler.schema,
@@ -102,3 +114,19 @@ def serve(
         err=True,
     )
     uvicorn.run(served, host=host, port=port, log_level="warning", lifespan="on")
+
+
+async def require_schema(scheduler: DurableScheduler) -> None:
+    """Refuse to serve a database without Zart's tables, once, before the server starts: its
+    worker would fail at start-up in a traceback, and every route answer 503. One query;
+    the engine's connections are then let go, since they belong to this event loop, not to
+    the server's."""
+    alembic = logging.getLogger("alembic")
+    level = alembic.level
+    alembic.setLevel(logging.WARNING)  # reading the revision logs two lines at INFO
+    try:
+        if await current_revision(scheduler.engine, schema=scheduler.schema) is None:
+            raise SchemaMissing(VERSION_TABLE, shown_url(scheduler), scheduler.schema)
+    finally:
+        alembic.setLevel(level)
+        await scheduler.engine.dispose()

@@ -57,7 +57,8 @@ class SchedulerBase:
         base = engine if engine is not None else create_engine(self.settings.database_url)
         self._base_engine = base
         self.schema = schema
-        self.engine = explain_missing_tables(with_schema(base, schema))
+        explain_missing_tables(base)
+        self.engine = with_schema(base, schema)
         self.clock = clock
         self.runtime = Runtime(
             self.engine,
