@@ -46,6 +46,9 @@ class DurableHandler(Generic[P, R]):
     #: The handler of the compensation run when an execution of this one is cancelled
     #: (``@zart.durable(name, on_cancel=fn)``), registered as task ``"<name>:on_cancel"``.
     on_cancel: DurableHandler[..., Any] | None = None
+    #: How long its finished executions are kept before workers prune them
+    #: (``@zart.durable(name, retention="30d")``); ``None``: the worker's ``retention``.
+    retention: timedelta | None = None
     #: For a compensation: the handler whose cancelled executions it undoes (whose input type
     #: its unannotated parameter takes).
     undoes: DurableHandler[..., Any] | None = field(default=None, repr=False)
@@ -167,6 +170,7 @@ def durable(
     overlap: OverlapPolicy | str = DEFAULT_OVERLAP,
     catchup: CatchupPolicy | str = DEFAULT_CATCHUP,
     on_cancel: OnCancel | None = None,
+    retention: timedelta | float | str | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], DurableHandler[P, R]]:
     """Register an async function as the durable handler of task ``name``.
 
@@ -187,11 +191,18 @@ def durable(
     cancel's transaction, a compensation execution of task ``"<name>:on_cancel"`` with the
     cancelled execution's payload. It is durable like any execution (steps, retries, sleeps);
     ``zart.context().compensates`` names the execution it undoes. See ``docs/scheduler.md``.
+
+    ``retention="30d"``: workers running the handler delete its finished executions (with all
+    their rows) once they finished that long ago; without it, the worker's ``retention``
+    option applies (none by default: kept for ever). See ``docs/operations.md``.
     """
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError("a durable handler needs a non-empty task name")
     check_name(name, "task name")
     limit = None if timeout is None else parse_duration(timeout, name="timeout")
+    kept = None if retention is None else parse_duration(retention, name="retention")
+    if kept is not None and kept <= timedelta(0):
+        raise ConfigurationError(f"retention of durable handler {name!r} must be positive")
     spec = (
         None
         if schedule is None
@@ -216,6 +227,7 @@ def durable(
             timeout=limit,
             on_failure=on_failure,
             schedule=spec,
+            retention=kept,
         )
         if on_cancel is not None:
             handler.on_cancel = _compensation(handler, on_cancel)
@@ -262,6 +274,11 @@ def find_handler(name: str) -> DurableHandler[..., Any] | None:
 def compensated_names() -> frozenset[str]:
     """The task names registered in this process that declare ``on_cancel``."""
     return frozenset(name for name, handler in _registry.items() if handler.on_cancel)
+
+
+def retentions() -> dict[str, timedelta]:
+    """The task names registered in this process that declare a ``retention``, with it."""
+    return {name: h.retention for name, h in _registry.items() if h.retention is not None}
 
 
 def registered_names() -> list[str]:

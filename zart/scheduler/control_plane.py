@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
 from sqlalchemy import event
@@ -486,6 +486,8 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
         shutdown_timeout: float | None = None,
         claim_ahead: float | None = None,
         claim_ahead_limit: int | None = None,
+        retention: timedelta | float | str | None = None,
+        prune_interval: float | None = None,
         schedules: bool = True,
     ) -> AsyncIterator[Worker]:
         """Run a worker in this process while the block runs (apps, tests, scripts).
@@ -494,7 +496,9 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
         option not given comes from the scheduler's :class:`~zart.Settings` (``ZART_*``;
         defaults: concurrency 64, lease_timeout 30 s, poll_interval 0.5 s, shutdown_timeout
         30 s). ``claim_ahead`` (seconds) and ``claim_ahead_limit``: see
-        :class:`WorkerSettings`. ``schedules=False``: this worker neither stores the
+        :class:`WorkerSettings`. ``retention`` (``"30d"``): the worker also deletes, every
+        ``prune_interval`` seconds, the finished executions older than that of handlers
+        without a ``retention`` of their own. ``schedules=False``: this worker neither stores the
         handlers' declared cron schedules nor fires any (``zart.testing`` fires them on
         request).
         """
@@ -506,6 +510,8 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
             shutdown_timeout=shutdown_timeout,
             claim_ahead=claim_ahead,
             claim_ahead_limit=claim_ahead_limit,
+            retention=retention,
+            prune_interval=prune_interval,
         )
         worker = Worker(
             self.runtime,

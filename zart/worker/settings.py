@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass
+from datetime import timedelta
 
+from zart.durations import parse_duration
 from zart.errors import ConfigurationError
 
 
@@ -23,6 +25,12 @@ class WorkerSettings:
     claim_ahead: float = 2.0
     #: At most this many executions held that way at once.
     claim_ahead_limit: int = 10_000
+    #: How long after they finished the executions of tasks without a ``retention`` of their
+    #: own are deleted in the background (a duration: ``"30d"``, a ``timedelta`` or seconds;
+    #: ``None``: kept for ever).
+    retention: timedelta | float | str | None = None
+    #: Seconds between two passes of the background pruning.
+    prune_interval: float = 60.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -37,10 +45,22 @@ class WorkerSettings:
             raise ConfigurationError(f"poll_interval must be positive, not {self.poll_interval}")
         if self.claim_ahead < 0:
             raise ConfigurationError(f"claim_ahead must be at least 0, not {self.claim_ahead}")
+        if self.retention is not None:
+            kept = parse_duration(self.retention, name="retention")
+            if kept <= timedelta(0):
+                raise ConfigurationError(f"retention must be positive, not {self.retention!r}")
+            object.__setattr__(self, "retention", kept)
+        if self.prune_interval <= 0:
+            raise ConfigurationError(f"prune_interval must be positive, not {self.prune_interval}")
         if self.claim_ahead_limit < 0:
             raise ConfigurationError(
                 f"claim_ahead_limit must be at least 0, not {self.claim_ahead_limit}"
             )
+
+    @property
+    def kept_for(self) -> timedelta | None:
+        """``retention`` as read (a ``timedelta``), or ``None``."""
+        return self.retention if isinstance(self.retention, timedelta) else None
 
     @property
     def heartbeat_every(self) -> float:
