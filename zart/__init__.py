@@ -84,7 +84,7 @@ from zart.runtime.steps import StepCall, StepDecorator, StepFunction, define_ste
 from zart.runtime.transactions import session, use_session
 from zart.runtime.waits import sleep, sleep_until, wait_for_event
 from zart.scheduler import DurableScheduler, SyncScheduler, enqueue
-from zart.scheduler.bulk import BulkResult
+from zart.scheduler.bulk import BulkResult, PruneResult
 from zart.settings import Settings
 
 __version__ = "0.1.0"
@@ -172,6 +172,7 @@ __all__ = [
     "OverlapPolicy",
     "PauseRuleNotFound",
     "PauseRuleRecord",
+    "PruneResult",
     "RetriedStep",
     "RetryExhausted",
     "RetryPolicy",

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     claim_ahead: float = _WORKER_DEFAULTS.claim_ahead
     claim_ahead_limit: int = _WORKER_DEFAULTS.claim_ahead_limit
     max_claims: int = _WORKER_DEFAULTS.max_claims
+    #: Finished executions of handlers without a ``retention`` are deleted this long after
+    #: they finished (``ZART_RETENTION="30d"``); none by default: kept for ever.
+    retention: timedelta | None = None
+    prune_interval: float = _WORKER_DEFAULTS.prune_interval
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -83,6 +87,11 @@ class Settings(BaseSettings):
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value, name="inline_wait_limit")
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention(cls, value: Any) -> timedelta | None:
+        return None if value in (None, "") else parse_duration(value, name="retention")
 
     @field_validator("cors_origins", mode="before")
     @classmethod

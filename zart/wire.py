@@ -30,7 +30,7 @@ from zart.repositories.records import (
     StepAttemptRecord,
     StepDetail,
 )
-from zart.scheduler.bulk import BulkResult
+from zart.scheduler.bulk import BulkResult, PruneResult
 
 #: No NUL: PostgreSQL text cannot hold it.
 NO_NUL = r"^[^\x00]*$"
@@ -354,6 +354,25 @@ class BulkAnswer(Wire):
             skipped=[BulkSkipped(execution_id=i, reason=r) for i, r in result.skipped],
             dry_run=result.dry_run,
         )
+
+
+class Prune(Wire):
+    """``POST /zart/admin/v1/prune``: delete finished executions older than ``olderThan``."""
+
+    older_than: Annotated[str, Field(min_length=1, max_length=64)] = "30d"
+    status: ExecutionStatus | None = None
+    task_name: Name | None = None
+    dry_run: bool = False
+
+
+class PruneAnswer(Wire):
+    matched: int
+    deleted: int
+    dry_run: bool
+
+    @classmethod
+    def of(cls, result: PruneResult) -> PruneAnswer:
+        return cls(matched=result.matched, deleted=result.deleted, dry_run=result.dry_run)
 
 
 class CreatePauseRule(Wire):

@@ -31,6 +31,8 @@ from zart.wire import (
     EventAccepted,
     Execution,
     PauseRule,
+    Prune,
+    PruneAnswer,
     Rerun,
     RerunAnswer,
     Restart,
@@ -272,6 +274,15 @@ def _admin_routes(router: APIRouter, scheduler: DurableScheduler) -> None:  # no
             body.step_name, triggered_by=body.triggered_by, **_bulk_filter(body)
         )
         return BulkAnswer.of(retried)
+
+    @router.post(f"{admin}/prune", tags=["admin"], responses=_errors(422))
+    async def prune(body: Prune) -> PruneAnswer:
+        """Delete the finished executions older than ``olderThan`` (``30d``), with all their
+        rows; ``dryRun`` only counts them."""
+        pruned = await scheduler.prune(
+            body.older_than, status=body.status, task_name=body.task_name, dry_run=body.dry_run
+        )
+        return PruneAnswer.of(pruned)
 
     @router.get(f"{admin}/pause", tags=["admin"])
     async def list_pause_rules(

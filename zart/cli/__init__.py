@@ -44,6 +44,7 @@ app.command(name="restart")(admin.restart)
 app.command(name="rerun")(admin.rerun)
 app.add_typer(admin.pause, name="pause")
 app.add_typer(bulk.app, name="bulk")
+app.command(name="prune")(bulk.prune)
 
 
 def _print_version(value: bool) -> None:

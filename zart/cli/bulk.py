@@ -29,7 +29,7 @@ from zart.database import DEFAULT_DATABASE_URL
 from zart.models import ExecutionStatus
 from zart.scheduler import DurableScheduler
 from zart.scheduler.bulk import BulkResult
-from zart.wire import BulkAnswer
+from zart.wire import BulkAnswer, PruneAnswer
 
 app = typer.Typer(
     help="Cancel, restart or retry a step of every execution a filter matches.",
@@ -197,3 +197,41 @@ def _run(
     )
     for execution_id, reason in result.skipped:
         typer.echo(f"  skipped {execution_id}: {reason}")
+
+
+def prune(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            metavar="DURATION",
+            help="Delete executions that finished longer ago than this (e.g. 30d, 12h).",
+        ),
+    ] = "30d",
+    status: Annotated[
+        ExecutionStatus | None,
+        typer.Option(
+            "--status",
+            help="Only executions in this status (completed, failed or cancelled; default all"
+            " three).",
+            show_default=False,
+        ),
+    ] = None,
+    task: Task = None,
+    dry_run: DryRun = False,
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    schema: Schema = None,
+) -> None:
+    """Delete finished executions older than --older-than, with all their rows."""
+    result = run_on_scheduler(
+        database_url,
+        schema,
+        lambda s: s.prune(older_than, status=status, task_name=task, dry_run=dry_run),
+    )
+    if json_output:
+        typer.echo(dumps(PruneAnswer.of(result)))
+    elif result.dry_run:
+        typer.echo(f"prune: {result.matched} execution(s) match (dry run, nothing deleted)")
+    else:
+        typer.echo(f"deleted {result.deleted} finished execution(s) older than {older_than}")

@@ -144,6 +144,16 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    retention: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DURATION",
+            help="Also delete finished executions this long after they finished (e.g. 30d),"
+            " for handlers without a retention of their own (default: ZART_RETENTION, else"
+            " never).",
+            show_default=False,
+        ),
+    ] = None,
     log_level: LogLevel = None,
     log_format: LogFormatOption = None,
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
@@ -173,6 +183,7 @@ def worker(
                 claim_ahead=claim_ahead,
                 claim_ahead_limit=claim_ahead_limit,
                 max_claims=max_claims,
+                retention=retention,
                 task_names=names,
             ) as running,
         ):

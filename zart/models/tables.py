@@ -110,6 +110,13 @@ class ExecutionRow(Base):
         ),
         Index("ix_zart_executions_status_created", "status", "created_at"),
         Index("ix_zart_executions_task_created", "task_name", "created_at"),
+        # Retention: the oldest finished executions first (revision 0008).
+        Index(
+            "ix_zart_executions_completed",
+            "completed_at",
+            postgresql_where=text("completed_at IS NOT NULL"),
+            sqlite_where=text("completed_at IS NOT NULL"),
+        ),
         # The tag filter (tags @> :tags) on PostgreSQL; tagged rows only. SQLite filters with
         # json_extract and cannot use it, but keeps it cheap: untagged rows are not in it.
         Index(

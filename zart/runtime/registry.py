@@ -46,6 +46,9 @@ class DurableHandler(Generic[P, R]):
     #: The handler of the compensation run when an execution of this one is cancelled
     #: (``@zart.durable(name, on_cancel=fn)``), registered as task ``"<name>:on_cancel"``.
     on_cancel: DurableHandler[..., Any] | None = None
+    #: How long its finished executions are kept before workers prune them
+    #: (``@zart.durable(name, retention="30d")``); ``None``: the worker's ``retention``.
+    retention: timedelta | None = None
     #: For a compensation: the handler whose cancelled executions it undoes (whose input type
     #: its unannotated parameter takes).
     undoes: DurableHandler[..., Any] | None = field(default=None, repr=False)
@@ -171,6 +174,7 @@ def durable(
     catchup: CatchupPolicy | str = DEFAULT_CATCHUP,
     on_cancel: OnCancel | None = None,
     max_claims: int | None = None,
+    retention: timedelta | float | str | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], DurableHandler[P, R]]:
     """Register an async function as the durable handler of task ``name``.
 
@@ -191,10 +195,15 @@ def durable(
     cancel's transaction, a compensation execution of task ``"<name>:on_cancel"`` with the
     cancelled execution's payload. It is durable like any execution (steps, retries, sleeps);
     ``zart.context().compensates`` names the execution it undoes. See ``docs/scheduler.md``.
+
     ``max_claims`` (default: the worker's ``max_claims`` option, 5): after that many claims
     in a row ended without the worker reporting back (it died, was killed, or lost its lease
     while the run was in flight), the next claim fails the execution with a stored
     ``crash_loop`` error instead of running it again.
+
+    ``retention="30d"``: workers running the handler delete its finished executions (with all
+    their rows) once they finished that long ago; without it, the worker's ``retention``
+    option applies (none by default: kept for ever). See ``docs/operations.md``.
     """
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError("a durable handler needs a non-empty task name")
@@ -207,6 +216,7 @@ def durable(
             f" not {max_claims!r}"
         )
     limit = None if timeout is None else parse_duration(timeout, name="timeout")
+    kept = _retention(name, retention)
     spec = (
         None
         if schedule is None
@@ -232,6 +242,7 @@ def durable(
             on_failure=on_failure,
             schedule=spec,
             max_claims=max_claims,
+            retention=kept,
         )
         if on_cancel is not None:
             handler.on_cancel = _compensation(handler, on_cancel)
@@ -253,6 +264,13 @@ def durable(
         return handler
 
     return register
+
+
+def _retention(name: str, retention: timedelta | float | str | None) -> timedelta | None:
+    kept = None if retention is None else parse_duration(retention, name="retention")
+    if kept is not None and kept <= timedelta(0):
+        raise ConfigurationError(f"retention of durable handler {name!r} must be positive")
+    return kept
 
 
 def _compensation(handler: DurableHandler[..., Any], fn: OnCancel) -> DurableHandler[..., Any]:
@@ -278,6 +296,11 @@ def find_handler(name: str) -> DurableHandler[..., Any] | None:
 def compensated_names() -> frozenset[str]:
     """The task names registered in this process that declare ``on_cancel``."""
     return frozenset(name for name, handler in _registry.items() if handler.on_cancel)
+
+
+def retentions() -> dict[str, timedelta]:
+    """The task names registered in this process that declare a ``retention``, with it."""
+    return {name: h.retention for name, h in _registry.items() if h.retention is not None}
 
 
 def registered_names() -> list[str]:

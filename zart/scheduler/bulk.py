@@ -13,17 +13,27 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from zart.errors import ExecutionNotFound, InvalidExecutionState, InvalidPayload, StepNotFound
+from zart.durations import format_duration, parse_duration
+from zart.errors import (
+    ConfigurationError,
+    ExecutionNotFound,
+    InvalidExecutionState,
+    InvalidPayload,
+    StepNotFound,
+)
 from zart.logs import log
 from zart.models import ExecutionStatus
 from zart.models.names import check_name, check_tags
 from zart.repositories import executions as executions_repo
+from zart.repositories import retention as retention_repo
 from zart.repositories.executions import ACTIVE, ExecutionFilter
 from zart.repositories.records import ExecutionRecord
+from zart.repositories.retention import FINISHED
 from zart.scheduler.admin import AdminOperations
+from zart.worker.pruning import prune
 
 #: Executions read per keyset page of a bulk action.
 BULK_PAGE = 100
@@ -39,6 +49,16 @@ class BulkResult:
     matched: int
     done: tuple[str, ...] = ()
     skipped: tuple[tuple[str, str], ...] = ()
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    """What :meth:`~zart.DurableScheduler.prune` did: ``matched`` finished executions were
+    old enough when it began; ``deleted`` of them were deleted (none with ``dry_run``)."""
+
+    matched: int
+    deleted: int
     dry_run: bool = False
 
 
@@ -178,6 +198,50 @@ class BulkOperations(AdminOperations):
             return None
 
         return await self._bulk("retry-step", where, retry, dry_run, required=1)
+
+    async def prune(
+        self,
+        older_than: timedelta | float | str = "30d",
+        *,
+        status: ExecutionStatus | str | None = None,
+        task_name: str | None = None,
+        dry_run: bool = False,
+    ) -> PruneResult:
+        """Delete the finished executions (``completed``, ``failed`` and ``cancelled``, or
+        only ``status``) that finished more than ``older_than`` ago, with all their runs,
+        steps, attempts, timers and events, in batches of one transaction each. Workers do
+        the same in the background for handlers with a ``retention`` (and with the worker
+        option ``retention``); see ``docs/operations.md``."""
+        try:
+            kept = parse_duration(older_than, name="older_than")
+        except ConfigurationError as exc:
+            raise InvalidPayload(str(exc)) from None
+        if kept <= timedelta(0):
+            raise InvalidPayload(f"older_than must be positive, not {older_than!r}")
+        where = execution_filter(status=status, task_name=task_name)
+        if where.status is not None and not where.status.is_terminal:
+            raise InvalidPayload(
+                f"only finished executions can be pruned, not {where.status.value} ones"
+            )
+        chosen = FINISHED if where.status is None else (where.status,)
+        before = self.clock.now() - kept
+        async with self.store.reading() as db:
+            matched = await db.run(
+                retention_repo.count_prunable,
+                before=before,
+                statuses=chosen,
+                task_name=task_name,
+            )
+        if dry_run:
+            return PruneResult(matched, 0, dry_run=True)
+        deleted = await prune(self.store, before, statuses=chosen, task_name=task_name)
+        log(
+            "executions_pruned",
+            f"pruned {deleted} finished execution(s)",
+            deleted=deleted,
+            older_than=format_duration(kept),
+        )
+        return PruneResult(matched, deleted)
 
     async def _bulk(
         self,

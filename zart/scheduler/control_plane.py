@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
 from sqlalchemy import event
@@ -487,6 +487,8 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
         claim_ahead: float | None = None,
         claim_ahead_limit: int | None = None,
         max_claims: int | None = None,
+        retention: timedelta | float | str | None = None,
+        prune_interval: float | None = None,
         schedules: bool = True,
     ) -> AsyncIterator[Worker]:
         """Run a worker in this process while the block runs (apps, tests, scripts).
@@ -496,9 +498,11 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
         defaults: concurrency 64, lease_timeout 30 s, poll_interval 0.5 s, shutdown_timeout
         30 s). ``claim_ahead`` (seconds), ``claim_ahead_limit`` and ``max_claims`` (claims in
         a row that may end without a report before an execution fails as a crash loop, for
-        handlers that set none; default 5): see :class:`WorkerSettings`. ``schedules=False``:
-        this worker neither stores the handlers' declared cron schedules nor fires any
-        (``zart.testing`` fires them on request).
+        handlers that set none; default 5): see :class:`WorkerSettings`. ``retention``
+        (``"30d"``): the worker also deletes, every ``prune_interval`` seconds, the finished
+        executions older than that of handlers without a ``retention`` of their own.
+        ``schedules=False``: this worker neither stores the handlers' declared cron schedules
+        nor fires any (``zart.testing`` fires them on request).
         """
         settings = self.settings.worker_settings(
             concurrency=concurrency,
@@ -509,6 +513,8 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
             claim_ahead=claim_ahead,
             claim_ahead_limit=claim_ahead_limit,
             max_claims=max_claims,
+            retention=retention,
+            prune_interval=prune_interval,
         )
         worker = Worker(
             self.runtime,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass
+from datetime import timedelta
 
+from zart.durations import parse_duration
 from zart.errors import ConfigurationError
 from zart.runtime.crashes import DEFAULT_MAX_CLAIMS
 
@@ -28,6 +30,12 @@ class WorkerSettings:
     #: mid-run) before the next one fails the execution as a crash loop, for handlers that
     #: set no ``max_claims`` of their own.
     max_claims: int = DEFAULT_MAX_CLAIMS
+    #: How long after they finished the executions of tasks without a ``retention`` of their
+    #: own are deleted in the background (a duration: ``"30d"``, a ``timedelta`` or seconds;
+    #: ``None``: kept for ever).
+    retention: timedelta | float | str | None = None
+    #: Seconds between two passes of the background pruning.
+    prune_interval: float = 60.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -44,10 +52,22 @@ class WorkerSettings:
             raise ConfigurationError(f"claim_ahead must be at least 0, not {self.claim_ahead}")
         if self.max_claims < 1:
             raise ConfigurationError(f"max_claims must be at least 1, not {self.max_claims}")
+        if self.retention is not None:
+            kept = parse_duration(self.retention, name="retention")
+            if kept <= timedelta(0):
+                raise ConfigurationError(f"retention must be positive, not {self.retention!r}")
+            object.__setattr__(self, "retention", kept)
+        if self.prune_interval <= 0:
+            raise ConfigurationError(f"prune_interval must be positive, not {self.prune_interval}")
         if self.claim_ahead_limit < 0:
             raise ConfigurationError(
                 f"claim_ahead_limit must be at least 0, not {self.claim_ahead_limit}"
             )
+
+    @property
+    def kept_for(self) -> timedelta | None:
+        """``retention`` as read (a ``timedelta``), or ``None``."""
+        return self.retention if isinstance(self.retention, timedelta) else None
 
     @property
     def heartbeat_every(self) -> float:
