@@ -20,6 +20,7 @@ from zart.cli.common import (
     DatabaseUrl,
     JsonOutput,
     Schema,
+    TagFilter,
     dumps,
     fail,
     parse_tag_options,
@@ -39,15 +40,6 @@ app = typer.Typer(
 Task = Annotated[
     str | None,
     typer.Option("--task", help="Only executions of this task name.", show_default=False),
-]
-Tag = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--tag",
-        metavar="KEY=VALUE",
-        help="Only executions carrying this tag (repeatable: all of them).",
-        show_default=False,
-    ),
 ]
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Only count the executions it would change.")
@@ -69,7 +61,7 @@ def cancel(
         ),
     ] = None,
     task: Task = None,
-    tag: Tag = None,
+    tag: TagFilter = None,
     created_from: CreatedFrom = None,
     created_to: CreatedTo = None,
     dry_run: DryRun = False,
@@ -102,7 +94,7 @@ def restart(
         ),
     ] = ExecutionStatus.FAILED,
     task: Task = None,
-    tag: Tag = None,
+    tag: TagFilter = None,
     created_from: CreatedFrom = None,
     created_to: CreatedTo = None,
     triggered_by: TriggeredBy = None,
@@ -132,7 +124,7 @@ def restart(
 def retry_step(
     step: Annotated[str, typer.Argument(help="The failed step's name.", show_default=False)],
     task: Task = None,
-    tag: Tag = None,
+    tag: TagFilter = None,
     created_from: CreatedFrom = None,
     created_to: CreatedTo = None,
     triggered_by: TriggeredBy = None,

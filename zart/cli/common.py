@@ -99,6 +99,17 @@ Tags = Annotated[
 ]
 
 
+TagFilter = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--tag",
+        metavar="KEY=VALUE",
+        help="Only executions carrying this tag (repeatable: all of them).",
+        show_default=False,
+    ),
+]
+
+
 def parse_instant(text: str) -> datetime:
     """A ``--from`` / ``--to`` time: ISO 8601, UTC unless it names its offset."""
     try:

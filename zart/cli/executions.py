@@ -26,6 +26,7 @@ from zart.cli.common import (
     DatabaseUrl,
     JsonOutput,
     Schema,
+    TagFilter,
     Tags,
     dumps,
     fail,
@@ -267,15 +268,7 @@ def list_(
     ] = None,
     created_from: CreatedFrom = None,
     created_to: CreatedTo = None,
-    tag: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--tag",
-            metavar="KEY=VALUE",
-            help="Only executions carrying this tag (repeatable: all of them).",
-            show_default=False,
-        ),
-    ] = None,
+    tag: TagFilter = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=1000, help="Executions per page.")
     ] = 20,
