@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from zart.errors import ConfigurationError, SchemaMissing
+from zart.outages import connection_lost
 from zart.serialization.common import read_stored_json
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///zart.db"
@@ -125,20 +126,33 @@ _MISSING_TABLE = re.compile(
 )
 
 
-def explain_missing_tables(engine: AsyncEngine) -> AsyncEngine:
-    """``engine`` (a view of it: the application's own engine is left as it was) on which a
-    statement that meets a missing Zart table raises :class:`~zart.errors.SchemaMissing`,
-    saying how to create the tables, rather than the driver's ``no such table`` error."""
+def explain_errors(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` (a view of it: the application's own engine is left as it was) on which
+
+    - a statement that meets a missing Zart table raises :class:`~zart.errors.SchemaMissing`,
+      saying how to create the tables, rather than the driver's ``no such table`` error;
+    - a connection an error shows is gone (:func:`connection_lost`: the server restarted, the
+      link dropped) is dropped with every other connection the pool holds, which the same
+      event most likely broke too, and a driver error SQLAlchemy passes on as it is (asyncpg's
+      ``InternalClientError``, an ``InterfaceError`` on commit) is raised as an
+      :class:`~sqlalchemy.exc.OperationalError`: every caller meets a SQLAlchemy error.
+    """
     view = engine.execution_options()
     url = mask_url(engine.url)
     schema = schema_of(engine)
 
     @event.listens_for(view.sync_engine, "handle_error")
     def _on_error(context: ExceptionContext) -> None:
-        found = _MISSING_TABLE.search(str(context.original_exception))
+        original = context.original_exception
+        found = _MISSING_TABLE.search(str(original))
         if found is not None:
             table = found["sqlite"] or found["pg"]
             raise SchemaMissing(table, url, schema) from context.sqlalchemy_exception
+        if not connection_lost(original):
+            return
+        context.is_disconnect = True  # also invalidates the rest of the pool
+        if context.sqlalchemy_exception is None and isinstance(original, Exception):
+            raise OperationalError(context.statement, context.parameters, original) from original
 
     return view
 
@@ -239,20 +253,16 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 # ---------------------------------------------------------------------------------------------
 # The worker's own connections (driven by zart.repositories.store) and driver errors
 
-#: Errors a worker's loop survives: the database is briefly unreachable (a connection lost, a
-#: lock not granted in time). Anything else is a bug. Driver errors reach callers as these
-#: (:func:`sqlalchemy_error`), whichever connection ran the statement.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
-
 
 def sqlalchemy_error(exc: BaseException) -> SQLAlchemyError | None:
     """The SQLAlchemy error for an error of a driver used directly (asyncpg, sqlite3), or
-    ``None`` when ``exc`` is not one: the one place driver errors are classified.
+    ``None`` when ``exc`` is not one.
 
     :class:`~sqlalchemy.exc.OperationalError` when the connection or the database is not
     usable now (asyncpg: the connection broke or was closed, an internal client error, the
     server refuses connections for now; SQLite: every error, "database is locked" included),
-    :class:`~sqlalchemy.exc.DatabaseError` for an error of the statement itself."""
+    :class:`~sqlalchemy.exc.DatabaseError` for an error of the statement itself. Whether an
+    error is worth retrying is :func:`is_transient`'s call, made on the driver's own error."""
     if isinstance(exc, SQLAlchemyError):
         return exc
     if isinstance(exc, sqlite3.Error):
@@ -303,8 +313,11 @@ class DriverConnections:
     the statements a worker runs all the time (checkpoints, claims, finishes).
 
     Lending one out costs a list pop; the engine's pool checkout costs ~130 µs of CPU here.
-    Errors surface as SQLAlchemy errors (:func:`sqlalchemy_error`). A connection that broke,
-    or whose user was cancelled mid-statement, is closed rather than lent again.
+    Errors surface as SQLAlchemy errors (:func:`sqlalchemy_error`). A connection that broke
+    (:func:`connection_lost`: closed, cut mid-statement, the server restarting), or whose
+    user was cancelled mid-statement, is closed rather than lent again, and so are the idle
+    ones: what broke one (a restart, a failover) broke them too, and each would otherwise fail
+    one more statement when lent.
     """
 
     def __init__(self, engine: AsyncEngine, size: int = DRIVER_CONNECTIONS) -> None:
@@ -330,13 +343,23 @@ class DriverConnections:
                 yield entry[1]
                 healthy = True
             except Exception as exc:
-                healthy = True  # an error, not a cancel mid-statement: is_closed() tells
-                raise _translated(exc) from exc
+                healthy = not connection_lost(exc)  # a statement's own error: still usable
+                if not healthy:
+                    await self._discard_idle()
+                translated = _translated(exc)
+                if translated is exc:
+                    raise  # keep its own cause (an operation's error wraps the driver's)
+                raise translated from exc
             finally:
                 if healthy and not self._closed and not entry[1].is_closed():
                     self._idle.append(entry)
                 else:
                     await _discard(entry)
+
+    async def _discard_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for entry in idle:
+            await _discard(entry)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
@@ -346,9 +369,7 @@ class DriverConnections:
 
     async def close(self) -> None:
         self._closed = True
-        idle, self._idle = self._idle, []
-        for entry in idle:
-            await _discard(entry)
+        await self._discard_idle()
 
 
 def _translated(exc: Exception) -> Exception:
