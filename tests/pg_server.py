@@ -18,7 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
@@ -107,9 +107,11 @@ class _Cluster:
         run_as: pwd.struct_passwd | None,
         *,
         durable: bool = False,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         self.bindir = bindir
         self.durable = durable
+        self.settings = dict(settings or {})
         self.base_dir = base_dir
         self.data_dir = base_dir / "data"
         self.socket_dir = base_dir / "socket"
@@ -166,6 +168,7 @@ class _Cluster:
         settings = {**_SETTINGS, "unix_socket_directories": str(self.socket_dir)}
         if not self.durable:
             settings.update(_NON_DURABLE_SETTINGS)
+        settings.update(self.settings)
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.write("\n# throwaway test server (zart tests/pg_server.py)\n")
             for name, value in settings.items():
@@ -199,6 +202,31 @@ class _Cluster:
                 f"--- end of the server log ---\n{log}"
             )
         raise AssertionError("unreachable")
+
+    def restart(self, mode: str, port: int) -> None:
+        # -l again: without it the new server would write to pg_ctl's stdout, a pipe held
+        # open for as long as the server runs.
+        result = self.run(
+            "pg_ctl",
+            "restart",
+            "-w",
+            "-t",
+            "60",
+            "-m",
+            mode,
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-o",
+            f"-p {port}",
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"pg_ctl restart -m {mode} failed with exit code {result.returncode}:\n"
+                f"{result.stdout}{result.stderr}\n"
+                f"--- end of the server log ---\n{_log_tail(self.log_file)}"
+            )
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
@@ -263,6 +291,22 @@ class PostgresServer:
         """Drop database ``name`` if it exists, terminating any connections to it first."""
         asyncio.run(self._drop_database(name))
 
+    @property
+    def restartable(self) -> bool:
+        """Whether :meth:`restart` can restart it (a server ``start_postgres`` started)."""
+        return self._cluster is not None
+
+    def restart(self, mode: str = "fast") -> None:
+        """Restart a server started by ``start_postgres`` on the same port, the way an
+        operator or a failover does: ``pg_ctl restart -m fast`` (clients are disconnected,
+        a clean shutdown) or ``-m immediate`` (the server is killed and recovers from its
+        WAL at the next start). Returns once the new server accepts connections."""
+        if mode not in ("smart", "fast", "immediate"):
+            raise ValueError(f"unknown shutdown mode {mode!r}: smart, fast or immediate")
+        if self._cluster is None:
+            raise RuntimeError(f"{self!r} was not started by start_postgres: cannot restart it")
+        self._cluster.restart(mode, self.port)
+
     def stop(self) -> None:
         """Stop a server started by ``start_postgres`` and delete its files.
 
@@ -315,13 +359,16 @@ class PostgresServer:
             await conn.close()
 
 
-def start_postgres(durable: bool = False) -> PostgresServer:
+def start_postgres(
+    durable: bool = False, settings: Mapping[str, str] | None = None
+) -> PostgresServer:
     """Start a throwaway PostgreSQL server on a free 127.0.0.1 port and return it.
 
     The cluster lives in a fresh temporary directory, runs with durability switched off (fsync,
     synchronous_commit and full_page_writes off) unless ``durable`` is true — then they keep
     PostgreSQL's production defaults, as the benchmarks want — and trusts every local
-    connection as superuser ``postgres``. When the current process is root,
+    connection as superuser ``postgres``. ``settings`` (``postgresql.conf`` names and values)
+    come last and win. When the current process is root,
     the server runs as the ``postgres`` OS user because PostgreSQL refuses to run as root.
     Call ``stop()`` when done; an ``atexit`` hook stops it otherwise.
     """
@@ -338,7 +385,7 @@ def start_postgres(durable: bool = False) -> PostgresServer:
             ) from None
     # As root, TMPDIR may point somewhere the server user cannot enter; /tmp is always reachable.
     base_dir = Path(tempfile.mkdtemp(prefix="zart-pg-", dir="/tmp" if run_as else None))
-    cluster = _Cluster(bindir, base_dir, run_as, durable=durable)
+    cluster = _Cluster(bindir, base_dir, run_as, durable=durable, settings=settings)
     try:
         cluster.own(base_dir)
         cluster.initdb()

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from zart.errors import ConfigurationError, SchemaMissing
+from zart.outages import connection_lost
 from zart.serialization.common import read_stored_json
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///zart.db"
@@ -46,6 +47,7 @@ _SQLITE_PRAGMAS = (
 )
 
 T = TypeVar("T")
+E = TypeVar("E", AsyncEngine, Engine)
 
 
 #: ``scheme://user:password@``: the password runs to the last ``@`` (a password may hold one).
@@ -125,10 +127,17 @@ _MISSING_TABLE = re.compile(
 )
 
 
-def explain_missing_tables(engine: AsyncEngine | Engine) -> None:
-    """Make a statement on ``engine`` that meets a missing Zart table raise
-    :class:`~zart.errors.SchemaMissing`, saying how to create the tables, rather than the
-    driver's ``no such table`` / ``relation ... does not exist``.
+def explain_errors(engine: E) -> E:
+    """Make the statements on ``engine`` fail in ways a caller can act on, and return it:
+
+    - a statement that meets a missing Zart table raises :class:`~zart.errors.SchemaMissing`,
+      saying how to create the tables, rather than the driver's ``no such table`` /
+      ``relation ... does not exist``;
+    - a connection an error shows is gone (:func:`connection_lost`: the server restarted, the
+      link dropped) is dropped with every other connection the pool holds, which the same
+      event most likely broke too, and a driver error SQLAlchemy passes on as it is (asyncpg's
+      ``InternalClientError``, an ``InterfaceError`` on commit) is raised as an
+      :class:`~sqlalchemy.exc.OperationalError`: every caller meets a SQLAlchemy error.
 
     SQLAlchemy runs ``handle_error`` listeners for every engine of a dialect (an
     ``execution_options()`` copy included), so the listener is installed once per dialect:
@@ -138,13 +147,21 @@ def explain_missing_tables(engine: AsyncEngine | Engine) -> None:
     named come from the failed statement itself."""
     sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
     # The listeners live on the dialect, which event.contains() does not look at.
-    if _explain_missing_table not in sync_engine.dialect.dispatch.handle_error:
-        event.listen(sync_engine, "handle_error", _explain_missing_table)
+    if _explain_error not in sync_engine.dialect.dispatch.handle_error:
+        event.listen(sync_engine, "handle_error", _explain_error)
+    return engine
 
 
-def _explain_missing_table(context: ExceptionContext) -> None:
-    found = _MISSING_TABLE.search(str(context.original_exception))
+def _explain_error(context: ExceptionContext) -> None:
+    original = context.original_exception
+    found = _MISSING_TABLE.search(str(original))
     if found is None:
+        if connection_lost(original):
+            context.is_disconnect = True  # also invalidates the rest of the pool
+            if context.sqlalchemy_exception is None and isinstance(original, Exception):
+                raise OperationalError(
+                    context.statement, context.parameters, original
+                ) from original
         return
     schema = found["schema"]
     if schema is None and context.connection is not None:
@@ -251,20 +268,16 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 # ---------------------------------------------------------------------------------------------
 # The worker's own connections (driven by zart.repositories.store) and driver errors
 
-#: Errors a worker's loop survives: the database is briefly unreachable (a connection lost, a
-#: lock not granted in time). Anything else is a bug. Driver errors reach callers as these
-#: (:func:`sqlalchemy_error`), whichever connection ran the statement.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
-
 
 def sqlalchemy_error(exc: BaseException) -> SQLAlchemyError | None:
     """The SQLAlchemy error for an error of a driver used directly (asyncpg, sqlite3), or
-    ``None`` when ``exc`` is not one: the one place driver errors are classified.
+    ``None`` when ``exc`` is not one.
 
     :class:`~sqlalchemy.exc.OperationalError` when the connection or the database is not
     usable now (asyncpg: the connection broke or was closed, an internal client error, the
     server refuses connections for now; SQLite: every error, "database is locked" included),
-    :class:`~sqlalchemy.exc.DatabaseError` for an error of the statement itself."""
+    :class:`~sqlalchemy.exc.DatabaseError` for an error of the statement itself. Whether an
+    error is worth retrying is :func:`is_transient`'s call, made on the driver's own error."""
     if isinstance(exc, SQLAlchemyError):
         return exc
     if isinstance(exc, sqlite3.Error):
@@ -315,8 +328,11 @@ class DriverConnections:
     the statements a worker runs all the time (checkpoints, claims, finishes).
 
     Lending one out costs a list pop; the engine's pool checkout costs ~130 µs of CPU here.
-    Errors surface as SQLAlchemy errors (:func:`sqlalchemy_error`). A connection that broke,
-    or whose user was cancelled mid-statement, is closed rather than lent again.
+    Errors surface as SQLAlchemy errors (:func:`sqlalchemy_error`). A connection that broke
+    (:func:`connection_lost`: closed, cut mid-statement, the server restarting), or whose
+    user was cancelled mid-statement, is closed rather than lent again, and so are the idle
+    ones: what broke one (a restart, a failover) broke them too, and each would otherwise fail
+    one more statement when lent.
     """
 
     def __init__(self, engine: AsyncEngine, size: int = DRIVER_CONNECTIONS) -> None:
@@ -342,13 +358,23 @@ class DriverConnections:
                 yield entry[1]
                 healthy = True
             except Exception as exc:
-                healthy = True  # an error, not a cancel mid-statement: is_closed() tells
-                raise _translated(exc) from exc
+                healthy = not connection_lost(exc)  # a statement's own error: still usable
+                if not healthy:
+                    await self._discard_idle()
+                translated = _translated(exc)
+                if translated is exc:
+                    raise  # keep its own cause (an operation's error wraps the driver's)
+                raise translated from exc
             finally:
                 if healthy and not self._closed and not entry[1].is_closed():
                     self._idle.append(entry)
                 else:
                     await _discard(entry)
+
+    async def _discard_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for entry in idle:
+            await _discard(entry)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
@@ -358,9 +384,7 @@ class DriverConnections:
 
     async def close(self) -> None:
         self._closed = True
-        idle, self._idle = self._idle, []
-        for entry in idle:
-            await _discard(entry)
+        await self._discard_idle()
 
 
 def _translated(exc: Exception) -> Exception:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# log("action", ...) or log(\n    "action", ...); and an action chosen first (action = "a" if ...).
-LOGGED = re.compile(r'\blog\(\s*"([a-z_]+)"')
+# log("action", ...) or log(\n    "action", ...); an action passed on (outage.failed(...,
+# action="a")); and an action chosen first (action = "a" if ...).
+LOGGED = re.compile(r'\blog\(\s*"([a-z_]+)"|\baction="([a-z_]+)"')
 CHOSEN = re.compile(r"^\s*action = (.*)$", re.MULTILINE)
 
 
@@ -17,7 +18,7 @@ def logged_actions() -> set[str]:
     found: set[str] = set()
     for path in (ROOT / "zart").rglob("*.py"):
         text = path.read_text()
-        found.update(LOGGED.findall(text))
+        found.update(name for names in LOGGED.findall(text) for name in names if name)
         for choice in CHOSEN.findall(text):
             found.update(re.findall(r'"([a-z_]+)"', choice))
     return found

@@ -10,10 +10,10 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from zart.database import TRANSIENT_ERRORS
 from zart.errors import RetryExhausted, SerializationError, StepTimedOut
 from zart.logs import log, logger
 from zart.models import AttemptStatus, StepKind, StepStatus, TimerKind
+from zart.outages import is_transient
 from zart.repositories import steps as steps_repo
 from zart.repositories.records import AttemptOutcome, StepRecord
 from zart.runtime.crashes import crashed_attempt
@@ -179,8 +179,10 @@ class _StepAttempts:
         transaction = StepTransaction(self.state.runtime.engine)
         try:
             await transaction.begin()
-        except TRANSIENT_ERRORS as exc:
-            raise CheckpointFailed(f"step transaction could not begin: {exc}") from exc
+        except Exception as exc:
+            if is_transient(exc):
+                raise CheckpointFailed(f"step transaction could not begin: {exc}") from exc
+            raise
         return transaction
 
     async def _attempt(self, limit: datetime | None, started: datetime) -> Any:

@@ -14,10 +14,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from zart.database import TRANSIENT_ERRORS
 from zart.errors import ExecutionDeadlineExceeded, LeaseLost, SerializationError, ZartError
 from zart.logs import log
 from zart.models import ExecutionStatus
+from zart.outages import is_transient
 from zart.repositories import leases
 from zart.repositories.records import ClaimedExecution, ExecutionRecord, StepRecord
 from zart.runtime.crashes import DEFAULT_MAX_CLAIMS, end_crash_loop
@@ -89,14 +89,16 @@ async def execute(
             result: _Outcome = _Failed(await end_crash_loop(state, limit))
         else:
             result = await _run_handler(state, handler)
-    except (LeaseLost, CheckpointFailed) as exc:
-        action = "lease_lost" if isinstance(exc, LeaseLost) else "checkpoint_failed"
-        log(action, f"execution stopped on this worker: {exc}", **fields)
+    except LeaseLost as exc:
+        log("lease_lost", f"execution stopped on this worker: {exc}", **fields)
         return None
-    except TRANSIENT_ERRORS as exc:  # a database outage met outside a checkpoint: hand back
-        log("checkpoint_failed", f"execution stopped on this worker: {exc}", **fields)
+    except CheckpointFailed as exc:
+        await _hand_back(state, exc, fields, action="checkpoint_failed")
         return None
     except Exception as exc:
+        if is_transient(exc):  # a database outage met outside a checkpoint
+            await _hand_back(state, exc, fields, action="checkpoint_failed")
+            return None
         # Anything else escaping the run (a value the database refused, a bug) would end the
         # task and leave the execution running, to be claimed and to crash again for ever:
         # end it as failed instead, with the error stored.
@@ -108,15 +110,31 @@ async def execute(
     except LeaseLost as exc:
         log("lease_lost", f"execution finished, but its lease was lost: {exc}", **fields)
         return None
-    except TRANSIENT_ERRORS as exc:  # a pool timeout, a dropped connection
-        # Nothing was recorded: the lease expires and another claim replays the run, whose
-        # steps are all stored, and records its end.
-        log("finish_failed", f"could not record the end of the run: {exc}", level=30, **fields)
-        return None
-    except Exception as exc:  # the database refused this end (an unstorable result...)
+    except Exception as exc:
+        if is_transient(exc):  # a dropped connection, a restarting server: nothing recorded
+            # (or recorded, its answer lost): the replay finds every step stored and records
+            # the end, or the hand-back finds the end recorded already.
+            await _hand_back(state, exc, fields, action="finish_failed")
+            return None
+        # The database refused this end (an unstorable result...).
         log("finish_failed", f"could not record the end of the run: {exc}", level=30, **fields)
         ending = _Failed(_error("internal_error", exc))  # an error is always storable
         return await _finish(state, ending, claimed.execution)
+
+
+async def _hand_back(
+    state: RunState, exc: BaseException, fields: dict[str, Any], *, action: str
+) -> None:
+    """A write of the run failed for an outage: never the run's failure. Hand the execution
+    back as soon as the database answers (:meth:`Runtime.hand_back`); the step in flight, whose
+    outcome is not stored, runs again on replay (at-least-once), and every stored one is not."""
+    runtime = state.runtime
+    runtime.outage.failed(f"run {state.execution.execution_id}", exc, action=action)
+    log(action, f"execution stopped on this worker: {exc}; handing it back", **fields)
+    try:
+        await runtime.hand_back(state.lease, state.execution.task_name)
+    finally:
+        runtime.outage.forget(f"run {state.execution.execution_id}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,11 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from zart.clock import Clock
-from zart.database import TRANSIENT_ERRORS
 from zart.errors import DuplicateStepName, NonDeterministicReplay
 from zart.logs import log
 from zart.models import StepKind, StepStatus, TimerKind
 from zart.models.names import check_name
+from zart.outages import is_transient
 from zart.repositories import pause_rules as pause_rules_repo
 from zart.repositories import steps as steps_repo
 from zart.repositories import timers as timers_repo
@@ -200,8 +200,10 @@ class RunState:
                     steps_repo.record_step_outcome, self.lease, outcome, attempt=attempt, now=now
                 )
             )
-        except TRANSIENT_ERRORS as exc:
-            raise CheckpointFailed(f"checkpoint could not be written: {exc}") from exc
+        except Exception as exc:
+            if is_transient(exc):
+                raise CheckpointFailed(f"checkpoint could not be written: {exc}") from exc
+            raise
         self.outcomes[record.name] = record
         return record
 

@@ -3,6 +3,7 @@ run (checkpoints and finishes, group-committed; the other writes of a wait)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, ParamSpec, TypeVar
@@ -10,9 +11,10 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zart.clock import SYSTEM_CLOCK, Clock
-from zart.database import TRANSIENT_ERRORS
-from zart.errors import WorkerSignal
+from zart.errors import LeaseLost, WorkerSignal
+from zart.logs import log
 from zart.models import ExecutionStatus, TimerKind
+from zart.outages import Outage, is_transient
 from zart.repositories import leases, steps, wakeups
 from zart.repositories.executors import OperationFunction
 from zart.repositories.records import AttemptOutcome, ExecutionRecord, Lease, StepRecord
@@ -37,8 +39,9 @@ class Suspended(BaseException):
 
 
 class CheckpointFailed(WorkerSignal):
-    """A checkpoint could not be written (the database is unreachable). The run stops; its
-    lease expires and another claim replays it."""
+    """A write of a run (a checkpoint, a timer, a step's transaction) could not be made: the
+    database is unavailable for now (:func:`~zart.database.is_transient`). The run stops and
+    hands its execution back (:meth:`Runtime.hand_back`); the next claim replays it."""
 
 
 @dataclass
@@ -53,6 +56,9 @@ class Runtime:
     channel: str = wakeups.CHANNEL
     #: Active pause rules, checked in memory before a step starts (see zart.runtime.pauses).
     pause_rules: PauseRules = field(default_factory=PauseRules)
+    #: The database's availability as this runtime's worker loops and runs find it: one
+    #: warning per outage, and each loop's back-off (see zart.database.Outage).
+    outage: Outage = field(default_factory=Outage)
     store: Store = field(init=False, repr=False)
     _checkpoints: Batcher[steps.Checkpoint, StepRecord] = field(init=False, repr=False)
     _finishes: Batcher[leases.Finish, ExecutionRecord] = field(init=False, repr=False)
@@ -101,18 +107,60 @@ class Runtime:
                 timer=timer,
                 now=self.clock.now(),
             )
-        except TRANSIENT_ERRORS as exc:
-            raise CheckpointFailed(f"checkpoint could not be written: {exc}") from exc
+        except Exception as exc:
+            if is_transient(exc):
+                raise CheckpointFailed(f"checkpoint could not be written: {exc}") from exc
+            raise
 
     async def write(
         self, operation: OperationFunction[P, T], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """Another write of a run (a timer, an event taken, a pause hold); a database error
-        is :class:`CheckpointFailed`, which stops the run."""
+        that is transient is :class:`CheckpointFailed`, which stops the run."""
         try:
             return await self.store.run(operation, *args, **kwargs)
-        except TRANSIENT_ERRORS as exc:
-            raise CheckpointFailed(f"checkpoint could not be written: {exc}") from exc
+        except Exception as exc:
+            if is_transient(exc):
+                raise CheckpointFailed(f"checkpoint could not be written: {exc}") from exc
+            raise
+
+    async def hand_back(self, lease: Lease, task_name: str) -> bool:
+        """Give ``lease``'s execution back unfinished after a write of its run failed for an
+        outage, trying again (with the outage's back-off) until the database answers: it is
+        claimable at once and the workers of ``task_name`` are woken, so the next claim
+        (most likely this worker's, the moment the database is back) replays the run from its
+        stored outcomes instead of waiting for the lease to expire. True when handed back;
+        False when the lease is gone (the write did commit, or another worker took over) or
+        the database refused it for good (then the lease expires)."""
+        key = f"hand-back {lease.execution_id}"
+        try:
+            while True:
+                try:
+                    await self.store.run(
+                        leases.release_lease,
+                        lease,
+                        now=self.clock.now(),
+                        channel=self.channel,
+                        task_names=[task_name],
+                    )
+                except LeaseLost:
+                    return False
+                except Exception as exc:
+                    if not is_transient(exc):
+                        log(
+                            "hand_back_failed",
+                            f"could not hand the execution back: {exc}",
+                            level=30,
+                            execution_id=lease.execution_id,
+                            task_name=task_name,
+                        )
+                        return False
+                    await asyncio.sleep(self.outage.failed(key, exc, action="hand_back_failed"))
+                else:
+                    self.outage.succeeded(key)
+                    return True
+        finally:
+            self.outage.forget(key)
 
     async def finish(
         self,

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 from zart.clock import SYSTEM_CLOCK, Clock
-from zart.database import create_engine, explain_missing_tables, with_schema
+from zart.database import create_engine, explain_errors, with_schema
 from zart.errors import ConfigurationError
 from zart.migrations import upgrade
 from zart.repositories import wakeups
@@ -57,7 +57,7 @@ class SchedulerBase:
         base = engine if engine is not None else create_engine(self.settings.database_url)
         self._base_engine = base
         self.schema = schema
-        explain_missing_tables(base)
+        explain_errors(base)
         self.engine = with_schema(base, schema)
         self.clock = clock
         self.runtime = Runtime(

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
 from zart.clock import SYSTEM_CLOCK
-from zart.database import explain_missing_tables
+from zart.database import explain_errors
 from zart.errors import ConfigurationError, UnknownTask
 from zart.models.names import check_name, check_path_segment, check_tags
 from zart.repositories import executions as executions_repo
@@ -140,7 +140,7 @@ def enqueue(
     ``execution_id`` exactly like ``start``; bad input raises before anything is written.
     """
     connection = sync_connection_of(session)
-    explain_missing_tables(connection.engine)
+    explain_errors(connection.engine)
     with caller_transaction_sync(connection, schema) as db:
 
         async def live_task_names() -> set[str]:

@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from zart.clock import Clock
-from zart.database import TRANSIENT_ERRORS
 from zart.errors import ExecutionAlreadyExists, InvalidSchedule
 from zart.logs import log
 from zart.models import OverlapPolicy
+from zart.outages import Outage, is_transient
 from zart.repositories import executions as executions_repo
 from zart.repositories import schedules as schedules_repo
 from zart.repositories import wakeups
@@ -79,8 +79,11 @@ class ScheduleLoop:
         on_cancelled: Callable[[str], Any] = lambda _id: None,
         compensated: Callable[[], Collection[str]] = frozenset,
         worker_id: str | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self.store = store
+        #: Where its failures for an outage go (the worker's: one warning per outage).
+        self.outage = outage if outage is not None else Outage("schedules loop")
         self.clock = clock
         self.channel = channel
         self._timeout_of = timeout_of
@@ -121,6 +124,7 @@ class ScheduleLoop:
         interval, or ``stopping``; until ``stopping`` is set."""
         while not stopping.is_set():
             due: datetime | None = None
+            pause = poll_interval
             try:
                 # One read while nothing is due: the tick's write transaction (which locks the
                 # due schedules) only when the earliest fire time has come.
@@ -128,13 +132,19 @@ class ScheduleLoop:
                     due = await db.run(schedules_repo.earliest_next_fire_at)
                 if due is not None and due <= self.clock.now():
                     report = await self.tick()
+                    self.outage.succeeded("schedules")
                     if report.more:  # a full batch: more schedules may be due right now
                         continue
                     if report.started or report.cancelled:  # fired: the next fire time moved
                         continue
-            except TRANSIENT_ERRORS as exc:
-                log("schedules_tick_failed", f"schedules tick failed: {exc}", level=30)
-            await self._wait(stopping, poll_interval, due)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                pause = self.outage.failed("schedules", exc, action="schedules_tick_failed")
+                due = None
+            else:
+                self.outage.succeeded("schedules")
+            await self._wait(stopping, pause, due)
 
     async def _wait(self, stopping: asyncio.Event, longest: float, due: datetime | None) -> None:
         """Wait until ``due`` (on the clock), ``longest`` real seconds, or ``stopping``.

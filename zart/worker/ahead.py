@@ -18,8 +18,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from zart.clock import Clock
-from zart.database import TRANSIENT_ERRORS
 from zart.errors import LeaseLost
 from zart.logs import log
 from zart.repositories import claims
@@ -35,8 +36,9 @@ CLAIM_CHUNK = 250
 #: At most this many held executions whose leases one read checks once they are due.
 WAKE_CHUNK = 1000
 
-#: Errors handing a lease back may meet: someone else owns it already, or the database is away.
-RELEASE_ERRORS: tuple[type[BaseException], ...] = (LeaseLost, *TRANSIENT_ERRORS)
+#: Errors a best-effort hand-back swallows: someone else owns the lease already, or the
+#: database did not take it (for any reason: the lease then simply expires).
+RELEASE_ERRORS: tuple[type[BaseException], ...] = (LeaseLost, SQLAlchemyError, OSError)
 
 
 @dataclass(slots=True, eq=False)
@@ -207,7 +209,7 @@ class ClaimAhead:
             held: set[str] | None = None
             try:
                 held = await self._store.run(claims.still_held, [h.lease for h in batch])
-            except TRANSIENT_ERRORS as exc:  # their first checkpoint is fenced all the same
+            except Exception as exc:  # their first checkpoint is fenced all the same
                 log("wake_failed", f"checking held leases failed: {exc}", level=30)
             for entry in batch:
                 execution_id = entry.claimed.execution.execution_id

@@ -16,9 +16,9 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 
 from zart.clock import Clock
-from zart.database import TRANSIENT_ERRORS
 from zart.logs import log
 from zart.models import ExecutionStatus
+from zart.outages import is_transient
 from zart.repositories import retention as retention_repo
 from zart.repositories.retention import FINISHED
 from zart.repositories.store import Store
@@ -102,7 +102,9 @@ class PruneLoop:
         while not stopping.is_set():
             try:
                 await self.tick()
-            except TRANSIENT_ERRORS as exc:
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
                 log("prune_failed", f"pruning failed: {exc}", level=30)
             try:
                 async with asyncio.timeout(interval):

@@ -37,9 +37,9 @@ from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from zart.database import TRANSIENT_ERRORS
 from zart.errors import ConfigurationError
 from zart.logs import log, logger
+from zart.outages import is_transient
 from zart.repositories import claims, leases, wakeups
 from zart.repositories import workers as workers_repo
 from zart.repositories.records import ClaimedExecution, ExecutionRecord, Lease, StepRecord
@@ -143,6 +143,7 @@ class Worker:
             on_cancelled=self.abort,
             compensated=compensated_names,
             worker_id=self.worker_id,
+            outage=runtime.outage,
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -249,7 +250,7 @@ class Worker:
                 await db.run(
                     workers_repo.mark_worker_stopped, self.worker_id, now=self.runtime.clock.now()
                 )
-        except TRANSIENT_ERRORS as exc:
+        except Exception as exc:  # best effort: the row drops out of the live list anyway
             log("worker_stop_unrecorded", f"could not record the stop: {exc}", level=30)
         await self.runtime.close_connections()
         log(
@@ -350,14 +351,18 @@ class Worker:
                         continue
                     limit = min(free, CLAIM_CHUNK)
                     taken = await self._claim(limit, now)
+                    self.runtime.outage.succeeded("claim")
                     if taken < limit:  # idle: claim what is due soon, sleep till the next
                         if await self._ahead.claim(now):
                             continue  # there may be more
                         pause = await self._until_next_due(pause, now)
                     elif taken < free:  # a backlog and free slots: the next chunk at once
                         continue
-                except TRANSIENT_ERRORS as exc:
-                    log("claim_failed", f"claim failed: {exc}", level=30, worker_id=self.worker_id)
+                except Exception as exc:
+                    if not is_transient(exc):  # a bug, or a schema that is not Zart's: die
+                        raise
+                    # The database is away: back off (logged once per outage), then again.
+                    pause = self.runtime.outage.failed("claim", exc, action="claim_failed")
             else:  # full: whatever woke us may be ready work waiting for a slot
                 self._backlog = True
             # Ready work beyond the free slots waits for a slot (its end sets the wake event).
@@ -416,10 +421,19 @@ class Worker:
                 takeovers=takeovers,
             )
         except claims.OutcomesNotLoaded as failed:  # hand back what it took, at once
-            await self._release([c.lease for c in failed.taken])
+            for taken in failed.taken:  # as soon as the database answers, if it does not now
+                self._hand_back(taken.lease, taken.execution.task_name)
             raise failed.__cause__ or failed from None
         self._takeovers.claimed(takeovers, claimed, now)
         return claimed, outcomes
+
+    def _hand_back(self, lease: Lease, task_name: str) -> None:
+        async def hand_back() -> None:
+            await self.runtime.hand_back(lease, task_name)
+
+        task = asyncio.create_task(hand_back(), name=f"zart-hand-back-{lease.execution_id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _spawn(self, claimed: ClaimedExecution, outcomes: dict[str, StepRecord]) -> None:
         execution_id = claimed.execution.execution_id
@@ -470,24 +484,24 @@ class Worker:
 
     async def _listen_loop(self) -> None:
         while True:
+            pause = self.settings.poll_interval
             try:
                 await self._listen()
-            except TRANSIENT_ERRORS as exc:
-                log(
-                    "listener_lost",
-                    f"wake-up listener lost: {exc}; reconnecting",
-                    level=30,
-                    worker_id=self.worker_id,
-                )
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                # Reconnect with the outage's back-off (logged once per outage).
+                pause = self.runtime.outage.failed("listener", exc, action="listener_lost")
             # A wake-up may have been missed while not listening: look now, then reconnect.
             self._wake.set()
-            await _wait(self._stopping, self.settings.poll_interval)
+            await _wait(self._stopping, pause)
             if self._stopping.is_set():
                 return
 
     async def _listen(self) -> None:
         def listening(pid: int) -> None:
             self.listener_pid = pid
+            self.runtime.outage.succeeded("listener")
             self._wake.set()  # anything that became ready before we listened
             log(
                 "listener_started",
@@ -519,17 +533,20 @@ class Worker:
 
     async def _heartbeat_loop(self) -> None:
         never = asyncio.Event()  # nothing hurries a heartbeat; the wait is the interval
+        pause = self.settings.heartbeat_every
         while True:  # runs on during a graceful shutdown; stop() cancels it last
-            await _wait(never, self.settings.heartbeat_every)
+            await _wait(never, pause)
+            pause = self.settings.heartbeat_every
             try:
                 await self._heartbeat()
-            except TRANSIENT_ERRORS as exc:
-                log(
-                    "heartbeat_failed",
-                    f"heartbeat failed: {exc}",
-                    level=30,
-                    worker_id=self.worker_id,
-                )
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                # Sooner than the interval: the leases must be renewed before they expire.
+                failed = self.runtime.outage.failed("heartbeat", exc, action="heartbeat_failed")
+                pause = min(pause, failed)
+            else:
+                self.runtime.outage.succeeded("heartbeat")
 
     async def _heartbeat(self) -> None:
         now = self.runtime.clock.now()
