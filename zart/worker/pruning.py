@@ -22,6 +22,8 @@ from zart.outages import is_transient
 from zart.repositories import retention as retention_repo
 from zart.repositories.retention import FINISHED
 from zart.repositories.store import Store
+from zart.runtime.registry import retentions as registry_retentions
+from zart.worker.settings import WorkerSettings
 
 #: Executions deleted per transaction by a worker's background pruning.
 PRUNE_BATCH = 100
@@ -57,22 +59,24 @@ async def prune(
 
 
 class PruneLoop:
-    """A worker's background pruning: every ``interval`` seconds, the finished executions of
-    each task with a ``retention`` of its own (``retentions()``), then those of every other
-    task past the worker's ``retention`` (if it has one)."""
+    """A worker's background pruning: every ``prune_interval`` seconds, the finished
+    executions of each task with a ``retention`` of its own (``retentions()``: the handlers
+    registered in this process), then those of every other task past the worker's
+    ``retention`` (if it has one)."""
 
     def __init__(
         self,
         store: Store,
         clock: Clock,
-        *,
-        retention: timedelta | None,
-        retentions: Callable[[], Mapping[str, timedelta]],
+        settings: WorkerSettings,
         worker_id: str,
+        *,
+        retentions: Callable[[], Mapping[str, timedelta]] = registry_retentions,
     ) -> None:
         self.store = store
         self.clock = clock
-        self.retention = retention
+        self.retention = settings.kept_for
+        self.interval = settings.prune_interval
         self.retentions = retentions
         self.worker_id = worker_id
 
@@ -98,7 +102,7 @@ class PruneLoop:
             )
         return deleted
 
-    async def run(self, stopping: asyncio.Event, interval: float) -> None:
+    async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             try:
                 await self.tick()
@@ -107,7 +111,7 @@ class PruneLoop:
                     raise
                 log("prune_failed", f"pruning failed: {exc}", level=30)
             try:
-                async with asyncio.timeout(interval):
+                async with asyncio.timeout(self.interval):
                     await stopping.wait()
             except TimeoutError:
                 pass

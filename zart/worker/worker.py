@@ -44,7 +44,7 @@ from zart.repositories import claims, leases, wakeups
 from zart.repositories import workers as workers_repo
 from zart.repositories.records import ClaimedExecution, ExecutionRecord, Lease, StepRecord
 from zart.runtime.execution import Runtime, execute
-from zart.runtime.registry import compensated_names, find_handler, retentions
+from zart.runtime.registry import compensated_names, find_handler
 from zart.schedules.loop import DeclaredSchedule, ScheduleLoop
 from zart.worker.ahead import CLAIM_CHUNK, RELEASE_ERRORS, ClaimAhead, handing_back
 from zart.worker.pruning import PruneLoop
@@ -120,13 +120,7 @@ class Worker:
         self._takeovers = Takeovers(
             poll_interval=self.settings.poll_interval, probation=self.settings.heartbeat_every
         )
-        self._pruning = PruneLoop(
-            self.store,
-            runtime.clock,
-            retention=self.settings.kept_for,
-            retentions=retentions,
-            worker_id=self.worker_id,
-        )
+        self._pruning = PruneLoop(self.store, runtime.clock, self.settings, self.worker_id)
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -176,7 +170,7 @@ class Worker:
         if self.fires_schedules:
             self._loops.append(self._supervise("schedules", self._schedules_loop))
         if self._pruning.needed:
-            self._loops.append(self._supervise("prune", self._prune_loop))
+            self._loops.append(self._supervise("prune", lambda: self._pruning.run(self._stopping)))
         log(
             "worker_started",
             f"worker {self.worker_id} started",
@@ -589,9 +583,6 @@ class Worker:
             if handler is not None and handler.schedule is not None:
                 declared.append(DeclaredSchedule(name, handler.schedule))
         return declared
-
-    async def _prune_loop(self) -> None:
-        await self._pruning.run(self._stopping, self.settings.prune_interval)
 
     async def _schedules_loop(self) -> None:
         await self.schedules.run(self._stopping, self.settings.poll_interval)
