@@ -92,7 +92,7 @@ def prune_finished(
     statuses: Collection[ExecutionStatus] = FINISHED,
     task_name: str | None = None,
     except_tasks: Collection[str] = (),
-    limit: int = 500,
+    limit: int = 100,
 ) -> Operation[list[str]]:
     """Delete up to ``limit`` finished executions (in ``statuses``) that finished before
     ``before``, oldest first, with all their rows (runs, steps, attempts, timers and events
