@@ -100,17 +100,17 @@ def _leased(claimable_at: Any = None) -> dict[str, Any]:
     }
 
 
-def _candidates(dialect: str) -> Any:
-    """The due rows of the claim, with their status before it: locked and passed by where
-    another claimer holds them (PostgreSQL); the select of the claim's first statement on
-    SQLite."""
+def _due(dialect: str, status: Any) -> Any:
+    """The due rows of ``task_names`` whose status matches ``status``, oldest first, with
+    their status before the claim: locked and passed by where another claimer holds them
+    (PostgreSQL, as a CTE); the select of the claim's first statement on SQLite."""
     now = bindparam("now", type_=executions.c.updated_at.type)
     due = (
         select(executions.c.execution_id, executions.c.status.label("previous_status"))
         .where(
+            status,
             executions.c.claimable_at <= now,
             one_of(executions.c.task_name, "task_names", dialect),
-            one_of(executions.c.status, "ready", dialect),
         )
         .order_by(executions.c.claimable_at)
         .limit(bindparam("limit"))
@@ -122,30 +122,19 @@ def _candidates(dialect: str) -> Any:
         .cte("candidates")
         .prefix_with("MATERIALIZED", dialect="postgresql")
     )
+
+
+def _candidates(dialect: str) -> Any:
+    """The due rows of the ready claim: starts, wake-ups, runs handed back."""
+    return _due(dialect, one_of(executions.c.status, "ready", dialect))
 
 
 def _takeover_candidates(dialect: str) -> Any:
     """The expired leases of the takeover claim, oldest expiry first: read on the partial
     index of ``running`` rows (the status is a literal so that a generic plan matches it),
     at most as many rows as the fleet runs at once, whatever backlog of starts is due."""
-    now = bindparam("now", type_=executions.c.updated_at.type)
-    due = (
-        select(executions.c.execution_id, executions.c.status.label("previous_status"))
-        .where(
-            executions.c.status == literal_column(f"'{ExecutionStatus.RUNNING.value}'"),
-            executions.c.claimable_at <= now,
-            one_of(executions.c.task_name, "task_names", dialect),
-        )
-        .order_by(executions.c.claimable_at)
-        .limit(bindparam("limit"))
-    )
-    if dialect != "postgresql":
-        return due
-    return (
-        due.with_for_update(skip_locked=True)
-        .cte("candidates")
-        .prefix_with("MATERIALIZED", dialect="postgresql")
-    )
+    running = literal_column(f"'{ExecutionStatus.RUNNING.value}'")
+    return _due(dialect, executions.c.status == running)
 
 
 def _take_over(_dialect: str) -> Any:
