@@ -133,8 +133,9 @@ def _takeover_candidates(dialect: str) -> Any:
     """The expired leases of the takeover claim, oldest expiry first: read on the partial
     index of ``running`` rows (the status is a literal so that a generic plan matches it),
     at most as many rows as the fleet runs at once, whatever backlog of starts is due."""
-    running = literal_column(f"'{ExecutionStatus.RUNNING.value}'")
-    return _due(dialect, executions.c.status == running)
+    return _due(
+        dialect, executions.c.status == literal_column(f"'{ExecutionStatus.RUNNING.value}'")
+    )
 
 
 def _take_over(_dialect: str) -> Any:
