@@ -17,14 +17,8 @@ from collections.abc import Callable
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,6 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zart.database import check_schema, lock_for_migration, parse_url, with_schema
 from zart.errors import MigrationError
 from zart.models import metadata
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.util.exc import CommandError
+
+# alembic is imported where it is used: every command of the CLI imports this module, and
+# only ``zart db`` and ``migrate()`` need alembic (a sixth of the CLI's start-up time).
 
 VERSION_TABLE = "zart_alembic_version"
 
@@ -56,6 +57,8 @@ def script_location() -> Path:
 
 def alembic_config(*, url: str | None = None, schema: str | None = None) -> Config:
     """An alembic ``Config`` for Zart's migrations (no ini file needed)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(script_location()))
     if url is not None:
@@ -65,6 +68,8 @@ def alembic_config(*, url: str | None = None, schema: str | None = None) -> Conf
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the package always ships revisions
         raise MigrationError("no migration revisions found")
@@ -97,6 +102,8 @@ def _explained(action: Callable[[Connection], Any]) -> Callable[[Connection], An
     """Alembic's own errors (an unknown revision, a database migrated by a newer Zart) become
     :class:`MigrationError` with a message that says what to do."""
 
+    from alembic.util.exc import CommandError
+
     def run(connection: Connection) -> Any:
         try:
             return action(connection)
@@ -126,6 +133,8 @@ async def upgrade(
 ) -> None:
     """Upgrade Zart's tables to ``revision`` (default: the newest)."""
 
+    from alembic import command
+
     def action(connection: Connection) -> None:
         command.upgrade(_with_connection(alembic_config(schema=schema), connection), revision)
 
@@ -137,6 +146,8 @@ async def downgrade(
 ) -> None:
     """Downgrade Zart's tables to ``revision`` (``base`` removes them all)."""
 
+    from alembic import command
+
     def action(connection: Connection) -> None:
         command.downgrade(_with_connection(alembic_config(schema=schema), connection), revision)
 
@@ -145,6 +156,7 @@ async def downgrade(
 
 async def current_revision(engine: AsyncEngine, *, schema: str | None = None) -> str | None:
     """The revision the database is at, or ``None`` when Zart's tables were never created."""
+    from alembic.runtime.migration import MigrationContext
 
     def action(connection: Connection) -> str | None:
         context = MigrationContext.configure(
@@ -160,6 +172,9 @@ def upgrade_sql(
     url: str, revision: str = "head", *, schema: str | None = None, from_revision: str | None = None
 ) -> str:
     """The DDL an upgrade would run, for teams that apply migrations with their own tools."""
+    from alembic import command
+    from alembic.util.exc import CommandError
+
     parsed = parse_url(url)
     check_schema(schema, parsed.get_backend_name())
     config = alembic_config(url=parsed.render_as_string(hide_password=False), schema=schema)
@@ -232,6 +247,9 @@ def app_include_name(schema: str | None = None) -> Callable[[str | None, str, An
 async def check(engine: AsyncEngine, *, schema: str | None = None) -> SchemaCheck:
     """Compare the database with the models: its revision and any difference autogenerate
     finds (a hand-edited table, a missing index)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
     head = head_revision()
 
     def action(connection: Connection) -> SchemaCheck:
