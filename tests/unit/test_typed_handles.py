@@ -9,10 +9,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from mypy import api
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "tests" / "typing"
+
+# One process runs them (pytest-xdist): mypy runs in the test process, on one cache directory.
+pytestmark = pytest.mark.xdist_group("mypy")
 
 
 def mypy(*names: str) -> tuple[int, list[str]]:
