@@ -24,7 +24,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from zart.errors import ConfigurationError, SchemaMissing
+from zart.errors import ConfigurationError, SchemaMissing, SchemaOutdated
 from zart.outages import connection_lost
 from zart.serialization.common import read_stored_json
 
@@ -127,12 +127,41 @@ _MISSING_TABLE = re.compile(
 )
 
 
+_MISSING_COLUMN = re.compile(
+    r"no such column: (?:(?P<sqlite_table>\w+)\.)?(?P<sqlite>\w+)"  # SQLite, a read
+    r"|table (?P<sqlite_insert_table>\w+) has no column named (?P<sqlite_insert>\w+)"  # a write
+    r'|column "(?P<pg_write>\w+)" of relation "(?P<pg_write_table>\w+)" does not exist'
+    r'|column (?:(?P<pg_table>\w+)\.)?"?(?P<pg>\w+)"? does not exist'  # PostgreSQL, a read
+)
+
+
+def _missing_column(message: str, statement: str | None) -> tuple[str, str | None] | None:
+    """(column, table) of a missing column in a statement of Zart's (one that names a ``zart_``
+    table); the table is ``None`` where the message names none, or only an alias."""
+    found = _MISSING_COLUMN.search(message)
+    if found is None or "zart_" not in (statement or ""):
+        return None
+    groups = found.groupdict()
+    column = next(groups[k] for k in ("sqlite", "sqlite_insert", "pg_write", "pg") if groups[k])
+    table = next(
+        (
+            groups[k]
+            for k in ("sqlite_table", "sqlite_insert_table", "pg_write_table", "pg_table")
+            if groups[k]
+        ),
+        None,
+    )
+    return column, table if table is not None and table.startswith("zart_") else None
+
+
 def explain_errors(engine: E) -> E:
     """Make the statements on ``engine`` fail in ways a caller can act on, and return it:
 
     - a statement that meets a missing Zart table raises :class:`~zart.errors.SchemaMissing`,
       saying how to create the tables, rather than the driver's ``no such table`` /
-      ``relation ... does not exist``;
+      ``relation ... does not exist``; one that meets a missing column of a Zart table (tables
+      an older Zart created, never upgraded) raises :class:`~zart.errors.SchemaOutdated`,
+      saying how to upgrade them;
     - a connection an error shows is gone (:func:`connection_lost`: the server restarted, the
       link dropped) is dropped with every other connection the pool holds, which the same
       event most likely broke too, and a driver error SQLAlchemy passes on as it is (asyncpg's
@@ -154,8 +183,12 @@ def explain_errors(engine: E) -> E:
 
 def _explain_error(context: ExceptionContext) -> None:
     original = context.original_exception
-    found = _MISSING_TABLE.search(str(original))
-    if found is None:
+    message = str(original)
+    # The column first: PostgreSQL's 'column "c" of relation "t" does not exist' also reads
+    # as a missing table.
+    column = _missing_column(message, context.statement)
+    found = None if column is not None else _MISSING_TABLE.search(message)
+    if found is None and column is None:
         if connection_lost(original):
             context.is_disconnect = True  # also invalidates the rest of the pool
             if context.sqlalchemy_exception is None and isinstance(original, Exception):
@@ -163,13 +196,17 @@ def _explain_error(context: ExceptionContext) -> None:
                     context.statement, context.parameters, original
                 ) from original
         return
-    schema = found["schema"]
+    schema = found["schema"] if found is not None else None
     if schema is None and context.connection is not None:
         translate = context.connection.get_execution_options().get("schema_translate_map")
         schema = (translate or {}).get(None)
     url = mask_url(context.engine.url) if context.engine is not None else context.dialect.name
-    table = found["sqlite"] or found["pg"]
-    raise SchemaMissing(table, url, schema) from context.sqlalchemy_exception
+    if column is not None:
+        raise SchemaOutdated(*column, url, schema) from context.sqlalchemy_exception
+    assert found is not None
+    raise SchemaMissing(found["sqlite"] or found["pg"], url, schema) from (
+        context.sqlalchemy_exception
+    )
 
 
 def read_only(engine: AsyncEngine) -> AsyncEngine:

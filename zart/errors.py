@@ -7,7 +7,8 @@
   :class:`InvalidExecutionState`.
 - Schedules: :class:`InvalidSchedule` (a configuration error), :class:`ScheduleNotFound`.
 - Storage: :class:`LeaseLost` (a fenced write refused because another worker took over),
-  :class:`MigrationError` and its :class:`SchemaMissing` (Zart's tables not created yet).
+  :class:`MigrationError` and its :class:`SchemaMissing` (Zart's tables not created yet) and
+  :class:`SchemaOutdated` (created by an older Zart, not upgraded since).
 - Runtime: :class:`OutsideExecution`, :class:`NoStepTransaction` (``zart.session()`` outside a
   transactional step), the step failures and replay errors below.
 """
@@ -39,6 +40,23 @@ class SchemaMissing(MigrationError):
         super().__init__(
             f"Zart's tables are missing from {where} (no table {table}): create them with"
             " `zart db upgrade` or `await scheduler.migrate()`"
+        )
+
+
+class SchemaOutdated(MigrationError):
+    """Zart's tables are older than this version of Zart (a statement needed ``column``, which
+    a newer migration adds): run ``zart db upgrade`` or ``await scheduler.migrate()``."""
+
+    def __init__(self, column: str, table: str | None, url: str, schema: str | None = None) -> None:
+        self.column = column
+        self.table = table
+        self.url = url
+        self.schema = schema
+        where = url if schema is None else f"{url}, schema {schema!r}"
+        named = column if table is None else f"{table}.{column}"
+        super().__init__(
+            f"Zart's tables in {where} are older than this version of Zart (no column {named}):"
+            " upgrade them with `zart db upgrade` or `await scheduler.migrate()`"
         )
 
 

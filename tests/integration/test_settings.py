@@ -172,3 +172,59 @@ async def test_schedulers_on_one_engine_explain_missing_tables_once(
         assert len(app_engine.sync_engine.dialect.dispatch.handle_error) == 1
     finally:
         await app_engine.dispose()
+
+
+@zart.durable("settings-outdated")
+async def outdated(text: str) -> str:
+    return text
+
+
+async def test_tables_an_older_zart_created_are_schema_outdated(empty_database_url: str) -> None:
+    """Tables at revision 0006 lack the tags column (0007): a start and a read name the missing
+    column and the upgrade to run, rather than the driver's "no such column"; the refused start
+    stored nothing, and after the upgrade the same calls work."""
+    from sqlalchemy import text
+
+    from zart.migrations import upgrade
+
+    engine = create_engine(empty_database_url)
+    try:
+        await upgrade(engine, "0006")
+        async with zart.DurableScheduler(engine=engine) as scheduler:
+            with pytest.raises(zart.SchemaOutdated) as refused:
+                await scheduler.start(outdated, "hi", execution_id="o-1")
+            assert refused.value.column == "tags"
+            assert refused.value.table in (None, "zart_executions")
+            assert "older than this version of Zart" in str(refused.value)
+            assert "zart db upgrade" in str(refused.value)
+            assert isinstance(refused.value, zart.MigrationError)
+            with pytest.raises(zart.SchemaOutdated):
+                await scheduler.list_executions()
+            async with engine.connect() as conn:
+                stored = await conn.scalar(text("SELECT count(*) FROM zart_executions"))
+            assert stored == 0
+
+            await scheduler.migrate()
+
+            await scheduler.start(outdated, "hi", execution_id="o-1")
+            assert (await scheduler.status("o-1")).execution_id == "o-1"
+    finally:
+        await engine.dispose()
+
+
+async def test_a_missing_column_in_the_apps_own_statement_stays_the_drivers_error(
+    engine: object,
+) -> None:
+    """Only Zart's statements (those naming a zart_ table) become SchemaOutdated."""
+    from sqlalchemy import exc, text
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    assert isinstance(engine, AsyncEngine)
+    async with zart.DurableScheduler(engine=engine):
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE app_orders (id INTEGER PRIMARY KEY)"))
+        async with engine.connect() as conn:
+            with pytest.raises(exc.DBAPIError) as raised:
+                await conn.execute(text("SELECT total FROM app_orders"))
+    assert not isinstance(raised.value, zart.SchemaOutdated)
+    assert "total" in str(raised.value)
