@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 import zart
 from zart.database import create_engine, explain_errors
+from zart.errors import SchemaOutdated
 from zart.outages import connection_lost, is_transient
 
 STEPS = 5
@@ -112,12 +113,16 @@ async def test_an_error_of_the_statement_is_not_transient(database_url: str, bac
     engine = explain_errors(create_engine(database_url))
     try:
         async with engine.connect() as conn:
-            with pytest.raises(DBAPIError, match="no_such_column") as raised:
+            with pytest.raises(SchemaOutdated, match="no_such_column") as outdated:
                 await conn.execute(text("SELECT no_such_column FROM zart_executions"))
-        assert not is_transient(raised.value)
+        assert not is_transient(outdated.value)
         async with engine.begin() as conn:
             await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
             await conn.execute(text("INSERT INTO t VALUES (1)"))
+        async with engine.connect() as conn:
+            with pytest.raises(DBAPIError, match="no_such_column") as raised:
+                await conn.execute(text("SELECT no_such_column FROM t"))
+        assert not is_transient(raised.value)
         async with engine.connect() as conn:
             with pytest.raises(DBAPIError, match=r"(?i)unique") as raised:
                 await conn.execute(text("INSERT INTO t VALUES (1)"))
