@@ -7,7 +7,11 @@ time (so no two systems compete for the two cores), prints one table and writes
 ``bench/results/latest.json``.
 
     .venv-bench/bin/python bench/run.py [--quick] [--only zart,dbos,baseline] [--backends ...]
-        [--phases rounds,extras,wake,sleepers] [--sleepers N] [--sqlite-sleepers N]
+        [--phases rounds,extras,wake,sleepers,scale] [--sleepers N] [--sqlite-sleepers N]
+
+The scale phase (``bench/scale.py``; PostgreSQL, Zart only) loads ``ZART_BENCH_SCALE``
+finished executions (default 1,000,000; 0 skips it) into Zart's bench database, after Zart's
+other phases there.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ MODULES = {
     "dbos": "bench.dbos_workloads",
 }
 WAKE_MODULE = "bench.wake"  # Zart's wake-up workloads: phases "wake" and "sleepers"
-PHASES = ("rounds", "extras", "wake", "sleepers")
+SCALE_MODULE = "bench.scale"  # one million finished executions: phase "scale"
+PHASES = ("rounds", "extras", "wake", "sleepers", "scale")
 COLUMN_TIMEOUT = 900  # seconds; a column that takes longer is reported as failed
 
 # Sized for ~10 minutes of `make bench` on a 2-core machine whose durable commit takes ~1 ms.
@@ -200,7 +205,20 @@ def _later_phases(target: Target, phases: tuple[str, ...]) -> list[tuple[str, st
         if target.plan.sleepers_slots > 0:
             label = f"{target.plan.sleepers:,} sleepers on {target.plan.sleepers_slots:,} slots"
             later.append(("sleepers-slots", label, WAKE_MODULE))
+    if (
+        target.system == "zart"
+        and target.backend == "postgresql"
+        and "scale" in phases
+        and scale_rows() > 0
+    ):
+        later.append(("scale", f"{scale_rows():,} finished executions", SCALE_MODULE))
     return later
+
+
+def scale_rows() -> int:
+    from bench.scale import rows_to_load
+
+    return rows_to_load()
 
 
 def key(target: Target) -> str:
@@ -292,6 +310,11 @@ def main() -> None:
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, sort_keys=True))
     print()
     print(render(results))
+    for name, column in columns.items():
+        if "scale" in column:
+            from bench.scale import render as render_scale
+
+            print(f"\n{name} {render_scale(column)}")
     print(f"\nwritten to {RESULTS / 'latest.json'} ({results['total_seconds']:.0f} s in all)")
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Literal
 
 logger = logging.getLogger("zart")
@@ -22,10 +25,33 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
+#: The fields every action line carries, ``None`` where they do not apply (a worker's own
+#: lines have no execution, an execution's own no step).
+SUBJECT_FIELDS = ("execution_id", "task_name", "step_name")
+_UNBOUND: dict[str, Any] = dict.fromkeys(SUBJECT_FIELDS)
+
+#: What the run in progress in this task is (:func:`bound`): its lines carry it.
+_bound: ContextVar[dict[str, Any]] = ContextVar("zart_log_fields", default=_UNBOUND)
+
+
+@contextmanager
+def bound(**fields: Any) -> Iterator[None]:
+    """Every action line logged inside (in this task and the tasks it starts) carries
+    ``fields`` unless it names them itself: a run binds its ``execution_id`` and
+    ``task_name``."""
+    token = _bound.set({**_bound.get(), **fields})
+    try:
+        yield
+    finally:
+        _bound.reset(token)
+
+
 def log(action: str, message: str, *, level: int = logging.INFO, **fields: Any) -> None:
-    """Log ``message`` with ``action`` and ``fields`` as record attributes (``extra``)."""
+    """Log ``message`` with ``action``, the subject fields (``execution_id``, ``task_name``,
+    ``step_name``: given, else bound by the run in progress, else ``None``) and ``fields`` as
+    record attributes (``extra``)."""
     if logger.isEnabledFor(level):
-        logger.log(level, message, extra={"action": action, **fields})
+        logger.log(level, message, extra={"action": action, **_bound.get(), **fields})
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -44,8 +70,11 @@ class TextFormatter(logging.Formatter):
             if stable
             else f"{head}: {record.getMessage()}"
         )
-        if fields:
-            text += " " + " ".join(f"{key}={value}" for key, value in fields.items())
+        # A subject field that does not apply (None) is left out of the text line; the JSON
+        # line carries it as null.
+        shown = [f"{key}={value}" for key, value in fields.items() if value is not None]
+        if shown:
+            text += " " + " ".join(shown)
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text

@@ -14,6 +14,7 @@ import pytest
 
 import zart
 from tests.acceptance.cli_handlers import greet
+from zart.database import mask_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,11 +84,33 @@ async def test_json_logs_are_one_object_per_line(database_url: str, how: str) ->
     assert by_action["execution_claimed"]["level"] == "INFO"
     assert by_action["step_succeeded"]["step_name"] == "shout"
     assert "execution_completed" in by_action
+    # Every action line names its subject (null where none applies).
+    actions = [record for record in records if "action" in record]
+    for record in actions:
+        assert {"execution_id", "task_name", "step_name"} <= record.keys(), record
+    assert by_action["execution_completed"]["execution_id"] == "logged"
+    assert by_action["execution_completed"]["task_name"] == "greet"
+    # The start line says which database (its password masked), handlers, concurrency.
+    started = by_action["worker_started"]
+    assert started["database"] == mask_url(database_url)
+    assert "greet" in started["tasks"]
+    assert started["concurrency"] == 64
+    assert started["execution_id"] is None
 
 
 async def test_a_higher_level_hides_the_info_lines(database_url: str) -> None:
     stderr = await run_one(database_url, "--log-level", "warning")
     assert "execution_claimed" not in stderr
+
+
+def test_the_start_line_masks_the_password() -> None:
+    # Nothing listens there: the worker fails to connect, after its start line names it.
+    url = "postgresql+asyncpg://zart:hunter2@127.0.0.1:1/zart"
+    process = worker(url, "--log-format", "json")
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "hunter2" not in stderr
+    assert "zart:***@127.0.0.1:1/zart" in stderr
 
 
 def test_a_bad_log_format_is_one_error_line() -> None:

@@ -15,12 +15,14 @@ from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from zart import __version__
+from zart import __version__, metrics
 from zart.api.auth import TokenGate, configured_token
 from zart.api.errors import error_response, install_error_handlers
 from zart.api.routes import DEFAULT_MAX_BODY_BYTES, TOTAL_COUNT_HEADER, create_router
 from zart.database import DEFAULT_DATABASE_URL
+from zart.errors import ConfigurationError
 from zart.scheduler import DurableScheduler
+from zart.scheduler.observability import scrape
 from zart.settings import load_settings
 
 #: Seconds /readyz waits for the database before answering 503.
@@ -119,6 +121,22 @@ def create_app(
         except (SQLAlchemyError, OSError):
             return error_response(503, "database_unavailable", "the database is unreachable")
         return PlainTextResponse("ok")
+
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        tags=["health"],
+        responses={501: {"description": "prometheus-client is not installed"}},
+    )
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics (text format): this process's counters and the database's
+        gauges. Behind the token like every route but the health checks (a scraper sends
+        it as ``authorization: {credentials: ...}``)."""
+        try:
+            body = await scrape(served)
+        except ConfigurationError as exc:
+            return error_response(501, "metrics_unavailable", str(exc))
+        return Response(body, media_type=metrics.CONTENT_TYPE)
 
     install_error_handlers(app)
     app.add_middleware(TokenGate, token=token)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
+from zart import metrics
 from zart.cli.common import (
     App,
     DatabaseUrl,
@@ -154,6 +156,25 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="ZART_METRICS_PORT",
+            min=1,
+            max=65535,
+            help="Serve this worker's Prometheus metrics at http://HOST:PORT/metrics (needs"
+            " the metrics extra; default: ZART_METRICS_PORT, else none).",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str,
+        typer.Option(
+            envvar="ZART_METRICS_HOST",
+            help="Address the --metrics-port server binds (0.0.0.0 for a scraper on another"
+            " machine).",
+        ),
+    ] = "127.0.0.1",
     log_level: LogLevel = None,
     log_format: LogFormatOption = None,
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
@@ -167,6 +188,8 @@ def worker(
     (ZART_* variables). Executions still running after the shutdown
     timeout are handed back to another worker.
     """
+    if metrics_port is not None and not metrics.available():
+        fail(f"--metrics-port needs prometheus-client: pip install '{metrics.EXTRA}'")
     scheduler = app_or_url(context, app, modules, database_url, schema)
     configure_logging(scheduler, log_level, log_format)  # after the app's import
     names = registered_names()
@@ -194,8 +217,9 @@ def worker(
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
             typer.echo(
-                f"worker {running.worker_id} running {', '.join(names)}"
-                f" (concurrency {running.settings.concurrency}); Ctrl-C stops it",
+                f"worker {running.worker_id} on {shown_url(scheduler)} running"
+                f" {', '.join(names)} (concurrency {running.settings.concurrency})"
+                f"{_metrics_line(metrics_port, metrics_host)}; Ctrl-C stops it",
                 err=True,
             )
             stopped = asyncio.create_task(running.wait_stopped(), name="zart-worker-stopped")
@@ -208,7 +232,27 @@ def worker(
                 stopped.cancel()
             typer.echo("stopping: waiting for running executions", err=True)
 
-    run_reporting_errors(shown_url(scheduler), serve)
+    stop_metrics = _serve_metrics(metrics_port, metrics_host)
+    try:
+        run_reporting_errors(shown_url(scheduler), serve)
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
+
+
+def _serve_metrics(port: int | None, host: str) -> Callable[[], None] | None:
+    """``--metrics-port``: serve this process's metrics while the worker runs (what stops
+    it). A port that cannot be bound is a clear error before the worker starts."""
+    if port is None:
+        return None
+    try:
+        return metrics.serve(port, host)
+    except OSError as exc:
+        fail(f"--metrics-port {port}: cannot serve metrics on {host}:{port}: {exc}")
+
+
+def _metrics_line(port: int | None, host: str) -> str:
+    return "" if port is None else f", metrics on http://{host}:{port}/metrics"
 
 
 class _Closing:

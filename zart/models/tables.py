@@ -91,6 +91,9 @@ class ExecutionRow(Base):
     #: The execution's tags (``start(..., tags=...)``): an object of string values, NULL when it
     #: has none.
     tags: Mapped[Any | None] = mapped_column(JSONValue)
+    #: The trace context of the start (W3C ``traceparent``/``tracestate``, as the application's
+    #: OpenTelemetry propagator writes it): the parent of the worker's run spans (0011).
+    trace_context: Mapped[Any | None] = mapped_column(JSONValue)
 
     __table_args__ = (
         CheckConstraint(_one_of("status", ExecutionStatus), name="status"),

@@ -106,7 +106,12 @@ def _due(dialect: str, status: Any) -> Any:
     (PostgreSQL, as a CTE); the select of the claim's first statement on SQLite."""
     now = bindparam("now", type_=executions.c.updated_at.type)
     due = (
-        select(executions.c.execution_id, executions.c.status.label("previous_status"))
+        select(
+            executions.c.execution_id,
+            executions.c.status.label("previous_status"),
+            # When it became claimable: the claim and wake-up lag metrics measure from it.
+            executions.c.claimable_at.label("due_at"),
+        )
         .where(
             status,
             executions.c.claimable_at <= now,
@@ -143,7 +148,9 @@ def _take_over(_dialect: str) -> Any:
     candidates = _takeover_candidates("postgresql")
     claimed = _claimed_cte(candidates)
     joined = claimed.c.execution_id == candidates.c.execution_id
-    return select(*claimed.c, candidates.c.previous_status).join_from(claimed, candidates, joined)
+    return select(*claimed.c, candidates.c.previous_status, candidates.c.due_at).join_from(
+        claimed, candidates, joined
+    )
 
 
 def _claim_and_wake(_dialect: str) -> Any:
@@ -164,7 +171,7 @@ def _claim_and_wake(_dialect: str) -> Any:
     fired = timers_repo.due_timers_fired(timers.c.run_id == woken_runs).cte("fired")
     slept = steps_repo.due_sleeps_completed(steps.c.run_id == woken_runs).cte("slept")
     return (
-        select(*claimed.c, candidates.c.previous_status)
+        select(*claimed.c, candidates.c.previous_status, candidates.c.due_at)
         .join_from(claimed, candidates, joined)
         .add_cte(fired)
         .add_cte(slept)
@@ -330,16 +337,23 @@ class _ClaimParameters:
         }
 
     def claimed(
-        self, found: Iterable[Mapping[str, Any]], previous: Mapping[str, str]
+        self, found: Iterable[Mapping[str, Any]], previous: Mapping[str, Mapping[str, Any]]
     ) -> list[ClaimedExecution]:
+        """``previous``: by execution id, the candidate row (its ``previous_status`` and
+        ``due_at``) the claim took."""
         return [
             ClaimedExecution(
                 lease=Lease(r["execution_id"], self.token, self.worker_id, self.expires_at),
                 execution=rows.execution(r),
-                previous_status=ExecutionStatus(previous[r["execution_id"]]),
+                previous_status=ExecutionStatus(previous[r["execution_id"]]["previous_status"]),
+                due_at=previous[r["execution_id"]]["due_at"],
             )
             for r in found
         ]
+
+
+def _by_id(found: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    return {r["execution_id"]: r for r in found}
 
 
 def claim_ready_executions(
@@ -384,9 +398,9 @@ def _claim_ready(
 ) -> Operation[list[ClaimedExecution]]:
     if backend.modifying_ctes:
         found = yield CLAIM_AND_WAKE, claim.params(limit=limit)
-        return claim.claimed(found, {r["execution_id"]: r["previous_status"] for r in found})
+        return claim.claimed(found, _by_id(found))
     due = yield CLAIM_DUE, claim.params(limit=limit)
-    previous = {r["execution_id"]: r["previous_status"] for r in due}
+    previous = _by_id(due)
     if not previous:
         return []
     found = yield CLAIM_UPDATE, claim.params(ids=list(previous))
@@ -403,9 +417,9 @@ def _take_over_with(
 ) -> Operation[list[ClaimedExecution]]:
     if backend.modifying_ctes:
         found = yield TAKE_OVER, claim.params(limit=limit)
-        return claim.claimed(found, {r["execution_id"]: r["previous_status"] for r in found})
+        return claim.claimed(found, _by_id(found))
     due = yield TAKEOVER_DUE, claim.params(limit=limit)
-    previous = {r["execution_id"]: r["previous_status"] for r in due}
+    previous = _by_id(due)
     if not previous:
         return []
     found = yield CLAIM_UPDATE, claim.params(ids=list(previous))
@@ -485,7 +499,7 @@ def claim_ahead(
         return [], {}
     claim = _ClaimParameters(worker_id, names, limit, now, now + lease_timeout)
     found = yield CLAIM_AHEAD, claim.params(horizon=horizon)
-    claimed = claim.claimed(found, {r["execution_id"]: r["previous_status"] for r in found})
+    claimed = claim.claimed(found, _by_id(found))
     ahead = [(c, r["due_at"]) for c, r in zip(claimed, found, strict=True)]
     return ahead, (yield from _outcomes_of(backend, claimed, ahead))
 

@@ -73,6 +73,7 @@ def _execution_values() -> dict[str, Any]:
         "deadline_at": bindparam("deadline_at", type_=executions.c.deadline_at.type),
         "compensates": bindparam("compensates", type_=executions.c.compensates.type),
         "tags": bindparam("tags", type_=executions.c.tags.type),
+        "trace_context": bindparam("trace_context", type_=executions.c.trace_context.type),
         "version": 1,
         "created_at": now,
         "updated_at": now,
@@ -232,6 +233,7 @@ def create_execution(
     channel: str | None = None,
     compensates: str | None = None,
     tags: dict[str, str] | None = None,
+    trace_context: dict[str, str] | None = None,
 ) -> Operation[CreatedExecution]:
     """Insert an execution and its first run, idempotently by ``execution_id``; with
     ``channel``, a new unclaimed one also wakes the workers of its task at commit.
@@ -260,6 +262,7 @@ def create_execution(
         "deadline_at": deadline_at,
         "compensates": compensates,
         "tags": tags or None,
+        "trace_context": trace_context or None,
         "now": now,
         **_first_claim(lease, claimable_at or now),
     }

@@ -49,6 +49,8 @@ class ExecutionRecord:
     #: Claims in a row, up to the latest, that ended without the worker reporting back (it
     #: died or lost its lease mid-run); ``max_claims`` of them fail it as a crash loop.
     crashed_claims: int = 0
+    #: The trace context its start was made in (OpenTelemetry carrier), if any.
+    trace_context: dict[str, str] | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -87,6 +89,9 @@ class ClaimedExecution:
     execution: ExecutionRecord
     #: The status before the claim: ``waiting`` means a wake-up (timer or event) brought it back.
     previous_status: ExecutionStatus = ExecutionStatus.SCHEDULED
+    #: When it became claimable before this claim (its start, wake-up or lease expiry time):
+    #: the claim lag and wake-up lag metrics measure from it. ``None``: inserted claimed.
+    due_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,7 @@ def execution(m: Mapping[str, Any]) -> ExecutionRecord:
         compensates=m.get("compensates"),
         tags=m.get("tags") or {},
         crashed_claims=m.get("crashed_claims", 0),
+        trace_context=m.get("trace_context"),
     )
 
 

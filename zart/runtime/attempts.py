@@ -10,6 +10,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
+from zart import metrics, tracing
 from zart.errors import RetryExhausted, SerializationError, StepTimedOut
 from zart.logs import log, logger
 from zart.models import AttemptStatus, StepKind, StepStatus, TimerKind
@@ -145,7 +146,13 @@ class _StepAttempts:
             )
             session_token = None if transaction is None else transaction.activate()
             try:
-                value = await self._attempt(limit, started)
+                with tracing.step_span(
+                    self.state.execution.execution_id,
+                    self.state.execution.task_name,
+                    self.name,
+                    self.attempt,
+                ):
+                    value = await self._attempt(limit, started)
                 if transaction is not None:
                     await transaction.end_body()
             except _AttemptTimedOut:
@@ -169,6 +176,7 @@ class _StepAttempts:
         """Record the attempt in flight at the crash as ``crashed`` (it counts as a try): the
         step stays ``running`` until this try's outcome replaces it."""
         attempt = crashed_attempt(self.state, self.name, self.attempt)
+        self._count("crashed", None)
         await self.state.checkpoint(self._outcome(StepStatus.RUNNING, error=attempt.error), attempt)
         self.attempt += 1
 
@@ -213,6 +221,7 @@ class _StepAttempts:
             await self.state.checkpoint(outcome, attempt)
         else:
             await self.state.checkpoint_in(transaction, outcome, attempt)
+        self._count("succeeded", (now - started).total_seconds())
         if logger.isEnabledFor(logging.INFO):  # not even the message when filtered out
             log("step_succeeded", f"step {self.name!r} succeeded", **self._fields())
         return value
@@ -235,6 +244,7 @@ class _StepAttempts:
                 attempt,
                 timer=TimerKind.RETRY if suspend else None,
             )
+            self._count("retried", (now - started).total_seconds())
             log("step_retry_scheduled", f"step {self.name!r} failed; retrying", **self._fields())
             self.attempt += 1
             await self._wait_until(wake_at, suspend=suspend, timer_recorded=True)
@@ -253,6 +263,7 @@ class _StepAttempts:
         await self.state.checkpoint(
             self._outcome(StepStatus.FAILED, error=raw, completed_at=now), attempt
         )
+        self._count("failed", (now - started).total_seconds())
         log("step_failed", f"step {self.name!r} failed: {error}", **self._fields())
         self.state.failed(self.name, raw, failure)
         if failure is error:
@@ -275,8 +286,15 @@ class _StepAttempts:
         await self.state.checkpoint(
             self._outcome(StepStatus.FAILED, error=raw, completed_at=now), attempt
         )
+        if ran:
+            self._count("timed_out", (now - started).total_seconds())
         log("step_timed_out", f"step {self.name!r} timed out", **self._fields())
         return self.state.failed(self.name, raw, StepTimedOut(self.name, seconds))
+
+    def _count(self, outcome: str, seconds: float | None) -> None:
+        """Count this attempt (:mod:`zart.metrics`) under the step's declared name: a name
+        filled from arguments would make one series per call."""
+        metrics.step_attempt(self.state.execution.task_name, self.definition.name, outcome, seconds)
 
     def _fields(self) -> dict[str, Any]:
         return {
@@ -288,4 +306,7 @@ class _StepAttempts:
 
 
 class _AttemptTimedOut(Exception):
-    pass
+    """The attempt ran past its time limit (recorded so on its span)."""
+
+    def __init__(self) -> None:
+        super().__init__("the step attempt timed out")

@@ -14,8 +14,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from zart import metrics, tracing
 from zart.errors import ExecutionDeadlineExceeded, LeaseLost, SerializationError, ZartError
-from zart.logs import log
+from zart.logs import bound, log
 from zart.models import ExecutionStatus
 from zart.outages import is_transient
 from zart.repositories import leases
@@ -58,7 +59,33 @@ async def execute(
     checkpoint failed): then another claim will replay it. ``max_claims``: the worker's limit
     of claims in a row ending without a report, for a handler that sets none; at it, the
     execution fails as a crash loop without running (:mod:`zart.runtime.crashes`).
+
+    The pass is one span (:func:`zart.tracing.run_span`, its parent the start's stored trace
+    context) and every action line it logs carries its ``execution_id`` and ``task_name``.
     """
+    execution = claimed.execution
+    with (
+        bound(execution_id=execution.execution_id, task_name=handler.name),
+        tracing.run_span(
+            execution.execution_id, handler.name, execution.trace_context, execution.claim_count
+        ) as span,
+    ):
+        record = await _execute(runtime, handler, claimed, outcomes, max_claims)
+        if record is None:  # another claim replays it: not an end
+            span.ended("released")
+        else:
+            error = record.error.get("message") if isinstance(record.error, dict) else None
+            span.ended(record.status.value, str(error) if record.error is not None else None)
+        return record
+
+
+async def _execute(
+    runtime: Runtime,
+    handler: DurableHandler[..., Any],
+    claimed: ClaimedExecution,
+    outcomes: dict[str, StepRecord],
+    max_claims: int,
+) -> ExecutionRecord | None:
     execution = claimed.execution
     if execution.deadline_at is None and handler.timeout is not None:
         # Started by name where the handler is not registered: its timeout applies from the
@@ -86,10 +113,12 @@ async def execute(
     token = current_run.set(state)
     try:
         if crashed >= limit:
+            metrics.crash_loop(handler.name)
             result: _Outcome = _Failed(await end_crash_loop(state, limit))
         else:
             result = await _run_handler(state, handler)
     except LeaseLost as exc:
+        metrics.lease_lost(handler.name)
         log("lease_lost", f"execution stopped on this worker: {exc}", **fields)
         return None
     except CheckpointFailed as exc:
@@ -108,6 +137,7 @@ async def execute(
     try:
         return await _finish(state, result, claimed.execution)
     except LeaseLost as exc:
+        metrics.lease_lost(handler.name)
         log("lease_lost", f"execution finished, but its lease was lost: {exc}", **fields)
         return None
     except Exception as exc:
@@ -276,6 +306,7 @@ async def _finish(state: RunState, outcome: _Outcome, claimed: ExecutionRecord) 
             awaited_events=sorted(outcome.awaited_events),
             channel=state.runtime.channel,
         )
+        metrics.execution_suspended(record.task_name)
         log("execution_suspended", "execution waits", wake_at=record.claimable_at, **fields)
         return record
     completed = isinstance(outcome, _Completed)
@@ -286,6 +317,7 @@ async def _finish(state: RunState, outcome: _Outcome, claimed: ExecutionRecord) 
     error = outcome.error if isinstance(outcome, _Failed) else None
     # One statement in autocommit on PostgreSQL, maybe shared with the ends of other runs.
     record = await state.runtime.finish(state.lease, claimed, status, result, error)
+    metrics.execution_finished(record.task_name, status.value)
     if isinstance(outcome, _Failed):
         log("execution_failed", f"execution failed: {outcome.error['message']}", **fields)
     else:

@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
+from zart import metrics, tracing
 from zart.errors import (
     ExecutionCancelled,
     ExecutionFailed,
@@ -143,22 +144,24 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
         ``tags`` (tag keys to strings, e.g. ``{"tenant": "acme"}``) are stored with the
         execution: ``zart.context().tags`` in it, ``list_executions(tags=...)`` to find it.
         """
-        request = await start_request(
-            handler,
-            payload,
-            execution_id,
-            max_payload_bytes=self.runtime.max_payload_bytes,
-            live_task_names=self._live_task_names,
-            tags=tags,
-        )
-        if session is None and (here := self._reserve(request)) is not None:
-            return ExecutionId(await self._start_here(request, *here))
-        async with self.store.within(session) as db:
-            done = await db.run(
-                executions_repo.create_execution,
-                **created(request, self.clock.now(), self.runtime.channel),
+        with tracing.start_span(handler.name if isinstance(handler, DurableHandler) else handler):
+            request = await start_request(
+                handler,
+                payload,
+                execution_id,
+                max_payload_bytes=self.runtime.max_payload_bytes,
+                live_task_names=self._live_task_names,
+                tags=tags,
             )
+            if session is None and (here := self._reserve(request)) is not None:
+                return ExecutionId(await self._start_here(request, *here))
+            async with self.store.within(session) as db:
+                done = await db.run(
+                    executions_repo.create_execution,
+                    **created(request, self.clock.now(), self.runtime.channel),
+                )
         if done.created:
+            metrics.execution_started(request.task_name)
             self._wake_workers(session)
         return ExecutionId(done.execution.execution_id)
 
@@ -189,6 +192,8 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
         # Shielded: a caller cancelled meanwhile does not undo an insert that may commit; what
         # it started runs all the same.
         created = await asyncio.shield(insert)
+        if created.created:
+            metrics.execution_started(request.task_name)
         return created.execution.execution_id
 
     def _wake_workers(self, session: AsyncSession | AsyncConnection | None) -> None:
@@ -416,6 +421,7 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
             ):
                 raise ExecutionNotFound(execution_id)
         if cancelled is not None:
+            metrics.execution_finished(cancelled.task_name, cancelled.status.value)
             for worker in self._workers:
                 worker.abort(execution_id)
             if cancelled.compensation_id is not None:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
+from zart import metrics, tracing
 from zart.clock import SYSTEM_CLOCK
 from zart.database import explain_errors
 from zart.errors import ConfigurationError, UnknownTask
@@ -49,6 +50,8 @@ class StartRequest:
     execution_id: str
     timeout: timedelta | None
     tags: dict[str, str]
+    #: The caller's trace context (:func:`zart.tracing.carrier`), the parent of its run spans.
+    trace_context: dict[str, str] | None = None
 
 
 async def start_request(
@@ -87,6 +90,7 @@ async def start_request(
         execution_id=execution_id or str(uuid.uuid4()),
         timeout=None if target is None else target.timeout,
         tags=checked_tags,
+        trace_context=tracing.carrier(),
     )
 
 
@@ -106,6 +110,7 @@ def created(
         "lease": lease,
         "channel": channel,
         "tags": request.tags,
+        "trace_context": request.trace_context,
     }
 
 
@@ -162,6 +167,8 @@ def enqueue(
         done = db.run(
             executions_repo.create_execution, **created(request, SYSTEM_CLOCK.now(), channel)
         )
+    if done.created:
+        metrics.execution_started(request.task_name)
     return done.execution.execution_id
 
 

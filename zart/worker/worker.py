@@ -47,6 +47,7 @@ from zart.runtime.execution import Runtime, execute
 from zart.runtime.registry import compensated_names, find_handler
 from zart.schedules.loop import DeclaredSchedule, ScheduleLoop
 from zart.worker.ahead import CLAIM_CHUNK, RELEASE_ERRORS, ClaimAhead, handing_back
+from zart.worker.instruments import WorkerInstruments
 from zart.worker.pruning import PruneLoop
 from zart.worker.settings import WorkerSettings
 from zart.worker.takeovers import Takeovers
@@ -121,9 +122,10 @@ class Worker:
             poll_interval=self.settings.poll_interval, probation=self.settings.heartbeat_every
         )
         self._pruning = PruneLoop(self.store, runtime.clock, self.settings, self.worker_id)
+        self._instruments = WorkerInstruments(self.settings.concurrency)  # zart.metrics
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
         self._started = False
         self._stop_task: asyncio.Task[None] | None = None
         #: Server pid of the listening connection while it is up (PostgreSQL), for operators.
@@ -171,10 +173,13 @@ class Worker:
             self._loops.append(self._supervise("schedules", self._schedules_loop))
         if self._pruning.needed:
             self._loops.append(self._supervise("prune", lambda: self._pruning.run(self._stopping)))
+        self._instruments.started()
+        database = self.runtime.engine.url.render_as_string(hide_password=True)
         log(
             "worker_started",
-            f"worker {self.worker_id} started",
+            f"worker {self.worker_id} started on {database}",
             worker_id=self.worker_id,
+            database=database,
             tasks=self.task_names,
             concurrency=self.settings.concurrency,
         )
@@ -247,6 +252,7 @@ class Worker:
         except Exception as exc:  # best effort: the row drops out of the live list anyway
             log("worker_stop_unrecorded", f"could not record the stop: {exc}", level=30)
         await self.runtime.close_connections()
+        self._instruments.stopped()
         log(
             "worker_stopped",
             f"worker {self.worker_id} stopped",
@@ -422,10 +428,8 @@ class Worker:
         return claimed, outcomes
 
     def _hand_back(self, lease: Lease, task_name: str) -> None:
-        async def hand_back() -> None:
-            await self.runtime.hand_back(lease, task_name)
-
-        task = asyncio.create_task(hand_back(), name=f"zart-hand-back-{lease.execution_id}")
+        hand_back = self.runtime.hand_back(lease, task_name)
+        task = asyncio.create_task(hand_back, name=f"zart-hand-back-{lease.execution_id}")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -439,6 +443,7 @@ class Worker:
             name=f"zart-execution-{execution_id}",
         )
         self._in_flight[execution_id] = (task, claimed.lease)
+        self._instruments.run_began(claimed, self.runtime.clock.now())
         task.add_done_callback(lambda done: self._execution_ended(execution_id, done))
         if logger.isEnabledFor(logging.INFO):
             log(
@@ -454,6 +459,7 @@ class Worker:
         entry = self._in_flight.get(execution_id)
         if entry is not None and entry[0] is task:  # not a new run of it claimed since
             del self._in_flight[execution_id]
+            self._instruments.run_ended(execution_id)
         record: ExecutionRecord | None = None
         if not task.cancelled():
             if task.exception() is not None:
@@ -566,6 +572,7 @@ class Worker:
             self._ahead.lost(lease)
             entry = self._in_flight.get(lease.execution_id)
             if entry is not None and entry[1].token == lease.token:
+                self._instruments.lease_lost(lease.execution_id)
                 log(
                     "lease_lost",
                     "lease lost; stopping the execution here",

@@ -1,0 +1,126 @@
+"""OpenTelemetry traces (the optional ``otel`` extra: ``opentelemetry-api``).
+
+Spans go to the application's tracer provider (``opentelemetry.trace.set_tracer_provider``,
+or whatever an auto-instrumentation agent set up): Zart never configures one.
+
+- ``zart.start <task>``: a start (:meth:`DurableScheduler.start`), a child of whatever span is
+  current in the caller (its HTTP request, say). The trace context current inside it is
+  stored with the execution (``trace_context``, written by the application's propagator,
+  W3C ``traceparent`` by default), in the caller's transaction when it gives ``session=``.
+- ``zart.run <task>``: one pass of a run on a worker, whose parent is that stored context,
+  so the request's trace shows the workflow it started, even when a worker on another
+  machine runs it hours later.
+- ``zart.step <step>``: one step attempt, a child of its run's span; an attempt that raises
+  records the exception and sets the span's status to error.
+
+Attributes: ``zart.execution_id``, ``zart.task_name``, ``zart.step_name``, ``zart.attempt``
+(and ``zart.status`` on a run span when it ends). Without ``opentelemetry-api`` installed
+every function here is a no-op and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from collections.abc import Iterator
+from typing import Any
+
+#: The pip extra that brings OpenTelemetry in.
+EXTRA = "zart-durable[otel]"
+
+_AVAILABLE = importlib.util.find_spec("opentelemetry") is not None and (
+    importlib.util.find_spec("opentelemetry.trace") is not None
+)
+
+if _AVAILABLE:
+    from opentelemetry import propagate, trace
+    from opentelemetry.trace import Status, StatusCode
+
+    _tracer: Any = trace.get_tracer("zart")
+else:  # pragma: no cover - depends on the installation
+    _tracer = None
+
+
+def available() -> bool:
+    """Whether ``opentelemetry-api`` is installed (spans are made)."""
+    return _AVAILABLE
+
+
+def carrier() -> dict[str, str] | None:
+    """The current trace context as the propagator writes it (``traceparent``...), to store
+    with a start; ``None`` outside a trace (or without OpenTelemetry)."""
+    if not _AVAILABLE or not trace.get_current_span().get_span_context().is_valid:
+        return None
+    written: dict[str, str] = {}
+    propagate.inject(written)
+    return written or None
+
+
+@contextlib.contextmanager
+def start_span(task_name: str) -> Iterator[None]:
+    """The span of a start (``zart.start <task>``), current while it runs."""
+    if not _AVAILABLE:
+        yield
+        return
+    with _tracer.start_as_current_span(
+        f"zart.start {task_name}",
+        kind=trace.SpanKind.PRODUCER,
+        attributes={"zart.task_name": task_name},
+    ):
+        yield
+
+
+class RunSpan:
+    """The span of one pass of a run; :meth:`ended` records how it ended."""
+
+    def __init__(self, span: Any) -> None:
+        self._span = span
+
+    def ended(self, status: str, error: str | None = None) -> None:
+        if self._span is None:
+            return
+        self._span.set_attribute("zart.status", status)
+        if error is not None:
+            self._span.set_status(Status(StatusCode.ERROR, error))
+
+
+@contextlib.contextmanager
+def run_span(
+    execution_id: str, task_name: str, stored: dict[str, str] | None, attempt: int
+) -> Iterator[RunSpan]:
+    """The span of a run's pass (``zart.run <task>``), current while it runs, its parent the
+    trace context ``stored`` with the start. ``attempt``: the claim number."""
+    if not _AVAILABLE:
+        yield RunSpan(None)
+        return
+    parent = propagate.extract(stored) if stored else None
+    with _tracer.start_as_current_span(
+        f"zart.run {task_name}",
+        context=parent,
+        kind=trace.SpanKind.CONSUMER,
+        attributes={
+            "zart.execution_id": execution_id,
+            "zart.task_name": task_name,
+            "zart.attempt": attempt,
+        },
+    ) as span:
+        yield RunSpan(span)
+
+
+@contextlib.contextmanager
+def step_span(execution_id: str, task_name: str, step_name: str, attempt: int) -> Iterator[None]:
+    """The span of one step attempt (``zart.step <step>``), current while its code runs; an
+    exception escaping it is recorded on it (and sets its status to error)."""
+    if not _AVAILABLE:
+        yield
+        return
+    with _tracer.start_as_current_span(
+        f"zart.step {step_name}",
+        attributes={
+            "zart.execution_id": execution_id,
+            "zart.task_name": task_name,
+            "zart.step_name": step_name,
+            "zart.attempt": attempt,
+        },
+    ):
+        yield
