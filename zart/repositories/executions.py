@@ -73,6 +73,9 @@ def _execution_values() -> dict[str, Any]:
         "deadline_at": bindparam("deadline_at", type_=executions.c.deadline_at.type),
         "compensates": bindparam("compensates", type_=executions.c.compensates.type),
         "tags": bindparam("tags", type_=executions.c.tags.type),
+        "queue_name": bindparam("queue_name", type_=executions.c.queue_name.type),
+        "partition_key": bindparam("partition_key", type_=executions.c.partition_key.type),
+        "priority": bindparam("priority", type_=executions.c.priority.type),
         "version": 1,
         "created_at": now,
         "updated_at": now,
@@ -232,6 +235,9 @@ def create_execution(
     channel: str | None = None,
     compensates: str | None = None,
     tags: dict[str, str] | None = None,
+    queue: str = "default",
+    partition_key: str | None = None,
+    priority: int = 0,
 ) -> Operation[CreatedExecution]:
     """Insert an execution and its first run, idempotently by ``execution_id``; with
     ``channel``, a new unclaimed one also wakes the workers of its task at commit.
@@ -250,7 +256,8 @@ def create_execution(
 
     ``compensates`` is the cancelled execution a compensation undoes
     (:func:`cancel_execution`); ``tags`` are stored as given (checked by the caller), NULL
-    when empty. An existing execution with other tags is another start.
+    when empty. An existing execution with other tags is another start. ``queue``,
+    ``partition_key`` and ``priority`` place it in a queue (``docs/queues.md``).
     """
     params = {
         "execution_id": execution_id,
@@ -260,6 +267,9 @@ def create_execution(
         "deadline_at": deadline_at,
         "compensates": compensates,
         "tags": tags or None,
+        "queue_name": queue,
+        "partition_key": partition_key,
+        "priority": priority,
         "now": now,
         **_first_claim(lease, claimable_at or now),
     }

@@ -49,6 +49,11 @@ class ExecutionRecord:
     #: Claims in a row, up to the latest, that ended without the worker reporting back (it
     #: died or lost its lease mid-run); ``max_claims`` of them fail it as a crash loop.
     crashed_claims: int = 0
+    #: Its queue, partition key and priority (``start(..., queue=, partition_key=,
+    #: priority=)``; ``docs/queues.md``).
+    queue: str = "default"
+    partition_key: str | None = None
+    priority: int = 0
 
     @property
     def is_terminal(self) -> bool:

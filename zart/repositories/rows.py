@@ -61,6 +61,9 @@ def execution(m: Mapping[str, Any]) -> ExecutionRecord:
         compensates=m.get("compensates"),
         tags=m.get("tags") or {},
         crashed_claims=m.get("crashed_claims", 0),
+        queue=m.get("queue_name") or "default",
+        partition_key=m.get("partition_key"),
+        priority=m.get("priority") or 0,
     )
 
 
