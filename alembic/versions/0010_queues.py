@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column('rate_limit', sa.String(length=64), nullable=True),
         sa.Column('paused', sa.Boolean(), server_default=sa.text('false'), nullable=False),
         sa.Column('declared', JSON, nullable=True),
+        sa.Column('partition_cursor', sa.String(length=255), nullable=True),
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('name', name=op.f('pk_zart_queues')),

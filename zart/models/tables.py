@@ -364,6 +364,9 @@ class QueueRow(Base):
     rate_limit: Mapped[str | None] = mapped_column(String(64))
     paused: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     declared: Mapped[Any | None] = mapped_column(JSONValue)
+    #: The partition its last claim served last: the next claim serves the partitions after
+    #: it first (round-robin), so a busy partition cannot starve the others.
+    partition_cursor: Mapped[str | None] = mapped_column(String(ID))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

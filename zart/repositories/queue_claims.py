@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 
 from zart.models import ExecutionRow, ExecutionStatus, QueueRow, QueueStartRow, table_of
-from zart.models.queues import QueueLimits
+from zart.models.queues import MAX_LIMIT, QueueLimits
 from zart.repositories import steps as steps_repo
 from zart.repositories import timers as timers_repo
 from zart.repositories.claims import READY_VALUES, _ClaimParameters, _leased
@@ -70,10 +70,12 @@ def _running(queue: Any) -> Any:
     )
 
 
-def _candidates(dialect: str, partitioned: bool) -> Any:
-    """The due rows of the queue it may take, in claim order: priority, then round-robin
-    over partitions (``rank``: a row's place in its partition, oldest first), at most
-    ``rank_cap`` per partition (less those running, with a partition cap)."""
+def _candidates(dialect: str) -> Any:
+    """The due rows of the queue it may take, in claim order: priority first; then
+    round-robin over partitions: a row's place in its partition (oldest first) plus the
+    partition's running executions, ties served from the partition after the ``cursor``
+    (the last one served) on; at most ``rank_cap`` per partition, counting those running
+    (the partition cap)."""
     queue: Any = bindparam("queue")
     rank = (
         func.row_number()
@@ -101,24 +103,25 @@ def _candidates(dialect: str, partitioned: bool) -> Any:
         .subquery("due")
     )
     taken: Any = due.c.rank
-    query = select(due.c.execution_id, due.c.status, due.c.partition_key)
-    if partitioned:
-        running = (
-            select(executions.c.partition_key, func.count().label("n"))
-            .where(*_running(queue))
-            .group_by(executions.c.partition_key)
-            .subquery("running")
-        )
-        query = query.join_from(
-            due,
-            running,
-            due.c.partition_key.is_not_distinct_from(running.c.partition_key),
-            isouter=True,
-        )
-        taken = taken + func.coalesce(running.c.n, 0)
+    key = func.coalesce(due.c.partition_key, "")
+    after_cursor = case((key > bindparam("cursor"), 0), else_=1)
+    query = select(due.c.execution_id, due.c.status, key.label("partition"))
+    running = (
+        select(executions.c.partition_key, func.count().label("n"))
+        .where(*_running(queue))
+        .group_by(executions.c.partition_key)
+        .subquery("running")
+    )
+    query = query.join_from(
+        due,
+        running,
+        due.c.partition_key.is_not_distinct_from(running.c.partition_key),
+        isouter=True,
+    )
+    taken = taken + func.coalesce(running.c.n, 0)
     return (
         query.where(taken <= bindparam("rank_cap"))
-        .order_by(due.c.priority.desc(), due.c.rank, due.c.claimable_at)
+        .order_by(due.c.priority.desc(), taken, after_cursor, key, due.c.claimable_at)
         .limit(bindparam("limit"))
     )
 
@@ -147,10 +150,7 @@ COUNT_STARTS = Statement(
         starts.c.started_at > bindparam("since", type_=starts.c.started_at.type),
     ),
 )
-CANDIDATES = Statement("queue_candidates", lambda d: _candidates(d, partitioned=False))
-CANDIDATES_PARTITIONED = Statement(
-    "queue_candidates_partitioned", lambda d: _candidates(d, partitioned=True)
-)
+CANDIDATES = Statement("queue_candidates", _candidates)
 CLAIM = Statement(
     "claim_from_queue",
     lambda d: (
@@ -164,6 +164,14 @@ CLAIM = Statement(
         )
         .values(_leased())
         .returning(*executions.c)
+    ),
+)
+MOVE_CURSOR = Statement(
+    "move_queue_cursor",
+    lambda _d: (
+        update(queues)
+        .where(queues.c.name == bindparam("queue"))
+        .values(partition_cursor=bindparam("cursor"))
     ),
 )
 RECORD_START = Statement(
@@ -199,10 +207,10 @@ class _Budget:
 
 def _chosen(
     candidates: Sequence[Mapping[str, Any]], budget: _Budget
-) -> tuple[dict[str, str], bool]:
+) -> tuple[dict[str, Mapping[str, Any]], bool]:
     """The candidates to take (their ids and statuses), in order, within the budget; and
     whether any was left behind."""
-    chosen: dict[str, str] = {}
+    chosen: dict[str, Mapping[str, Any]] = {}
     fresh = budget.fresh
     for row in candidates:
         if len(chosen) >= budget.total:
@@ -212,7 +220,7 @@ def _chosen(
                 continue
             if fresh is not None:
                 fresh -= 1
-        chosen[row["execution_id"]] = row["status"]
+        chosen[row["execution_id"]] = row
     return chosen, len(chosen) < len(candidates) or len(candidates) >= budget.total
 
 
@@ -263,15 +271,15 @@ def claim_from_queue(
         return QueueClaim([], {}, more=True, retry_at=budget.retry_at)
     claim = _ClaimParameters(worker_id, names, limit, now, now + lease_timeout)
     partition_cap = limits.partition_concurrency
-    statement = CANDIDATES if partition_cap is None else CANDIDATES_PARTITIONED
     candidates = yield (
-        statement,
+        CANDIDATES,
         {
             "queue": queue,
             "now": now,
             "claimable": CLAIMABLE,
             "task_names": names,
-            "rank_cap": min(partition_cap or budget.total, budget.total),
+            "rank_cap": MAX_LIMIT if partition_cap is None else partition_cap,
+            "cursor": locked[0]["partition_cursor"] or "",
             "limit": budget.total if budget.fresh is None else budget.total * 2,
         },
     )
@@ -279,7 +287,9 @@ def claim_from_queue(
     if not chosen:
         return QueueClaim([], {}, more=more, retry_at=budget.retry_at)
     found = yield CLAIM, claim.params(ids=list(chosen), claimable=CLAIMABLE)
-    claimed = claim.claimed(found, chosen)
+    claimed = claim.claimed(found, {key: row["status"] for key, row in chosen.items()})
+    if claimed:  # the next claim serves the partitions after the last one served here
+        yield MOVE_CURSOR, {"queue": queue, "cursor": list(chosen.values())[-1]["partition"]}
     woken = [c.execution.run_id for c in claimed if c.previous_status is ExecutionStatus.WAITING]
     if woken:
         yield from timers_repo.fire_due_timers(backend, woken, now=now)

@@ -58,6 +58,8 @@ class QueueClaims:
     def claims_here(self, queue: str) -> bool:
         """Whether this worker may take an execution of ``queue`` without a limited claim (a
         start of this process, inserted already claimed)."""
+        if self._read_at is None:  # not read yet, or a change announced: not now
+            return False
         subscribed = self.subscribed is None or queue in self.subscribed
         return subscribed and queue not in self.limited
 

@@ -340,11 +340,11 @@ class Worker:
             pause = self.settings.poll_interval
             if free > 0:
                 try:
+                    await self._queues.refresh(self.settings.poll_interval)
                     now = self.runtime.clock.now()
                     await self.runtime.pause_rules.refresh(
                         self.store, now, max_age=max(self.settings.poll_interval, PAUSE_RULES_AGE)
                     )
-                    await self._queues.refresh(self.settings.poll_interval)
                     started = self._ahead.start_ready(free)
                     if started:  # due runs held here go first; then look again
                         continue
