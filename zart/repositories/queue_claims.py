@@ -288,6 +288,8 @@ def claim_from_queue(
         return QueueClaim([], {}, more=more, retry_at=budget.retry_at)
     found = yield CLAIM, claim.params(ids=list(chosen), claimable=CLAIMABLE)
     claimed = claim.claimed(found, {key: row["status"] for key, row in chosen.items()})
+    place = {key: i for i, key in enumerate(chosen)}  # started in claim order: priority first
+    claimed.sort(key=lambda c: place[c.execution.execution_id])
     if claimed:  # the next claim serves the partitions after the last one served here
         yield MOVE_CURSOR, {"queue": queue, "cursor": list(chosen.values())[-1]["partition"]}
     woken = [c.execution.run_id for c in claimed if c.previous_status is ExecutionStatus.WAITING]

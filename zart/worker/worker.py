@@ -420,7 +420,7 @@ class Worker:
             raise failed.__cause__ or failed from None
         self._takeovers.claimed(takeovers, claimed, now)
         try:  # the limited queues' turn (one transaction each: it commits or takes nothing)
-            more, loaded = await self._queues.claim(free - len(claimed), now)
+            more, loaded = await self._queues.claim(free - len(claimed), self.runtime.clock.now())
         except BaseException:
             for taken in claimed:
                 self._hand_back(taken.lease, taken.execution.task_name)
