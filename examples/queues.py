@@ -42,7 +42,6 @@ async def send_email(message: dict[str, str]) -> str:
 
 
 async def main() -> None:
-    DATABASE.unlink(missing_ok=True)
     url = f"sqlite+aiosqlite:///{DATABASE}"
     async with zart.DurableScheduler(url) as one, zart.DurableScheduler(url) as two:
         await one.migrate()
@@ -89,4 +88,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    DATABASE.unlink(missing_ok=True)
     asyncio.run(main())
