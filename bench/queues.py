@@ -55,25 +55,19 @@ async def _round(url: str, handler: zart.DurableHandler[[int], None], n: int) ->
         return n / (time.perf_counter() - began)
 
 
-async def main(executions: int, rounds: int) -> None:
-    server = start_postgres(durable=True)
-    try:
-        server.create_database("zart_queues_bench")
-        url = server.url("zart_queues_bench")
-        async with zart.DurableScheduler(url) as scheduler:
-            await scheduler.migrate()
-            await scheduler.declare_queues()
-        for number in range(1, rounds + 1):
-            free = await _round(url, unlimited, executions)
-            limited = await _round(url, capped_task, executions)
-            print(
-                f"round {number}: unlimited {free:,.0f} executions/s;"
-                f" capped (concurrency=8) {limited:,.0f} executions/s,"
-                f" at most {state['most']} at once",
-                flush=True,
-            )
-    finally:
-        server.stop()
+async def main(url: str, executions: int, rounds: int) -> None:
+    async with zart.DurableScheduler(url) as scheduler:
+        await scheduler.migrate()
+        await scheduler.declare_queues()
+    for number in range(1, rounds + 1):
+        free = await _round(url, unlimited, executions)
+        limited = await _round(url, capped_task, executions)
+        print(
+            f"round {number}: unlimited {free:,.0f} executions/s;"
+            f" capped (concurrency=8) {limited:,.0f} executions/s,"
+            f" at most {state['most']} at once",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
@@ -81,4 +75,9 @@ if __name__ == "__main__":
     parser.add_argument("--executions", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2)
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.executions, arguments.rounds))
+    server = start_postgres(durable=True)  # outside the event loop: it runs one of its own
+    try:
+        server.create_database("zart_queues_bench")
+        asyncio.run(main(server.url("zart_queues_bench"), arguments.executions, arguments.rounds))
+    finally:
+        server.stop()
