@@ -35,6 +35,7 @@ from zart.errors import (
     InvalidExecutionState,
     InvalidName,
     InvalidPayload,
+    InvalidQueue,
     InvalidSchedule,
     LeaseLost,
     MigrationError,
@@ -42,6 +43,7 @@ from zart.errors import (
     NoStepTransaction,
     OutsideExecution,
     PauseRuleNotFound,
+    QueueNotFound,
     RetryExhausted,
     RunNotFound,
     ScheduleNotFound,
@@ -55,6 +57,7 @@ from zart.errors import (
     ZartError,
 )
 from zart.models import CatchupPolicy, ExecutionStatus, OverlapPolicy
+from zart.models.queues import Queue
 from zart.repositories.records import (
     ExecutionDetail,
     ExecutionPage,
@@ -162,6 +165,7 @@ __all__ = [
     "InvalidExecutionState",
     "InvalidName",
     "InvalidPayload",
+    "InvalidQueue",
     "InvalidSchedule",
     "LeaseLost",
     "MigrationError",
@@ -174,6 +178,8 @@ __all__ = [
     "PauseRuleNotFound",
     "PauseRuleRecord",
     "PruneResult",
+    "Queue",
+    "QueueNotFound",
     "RetriedStep",
     "RetryExhausted",
     "RetryPolicy",

@@ -6,6 +6,7 @@
 - Admin operations: :class:`StepNotFound`, :class:`PauseRuleNotFound`,
   :class:`InvalidExecutionState`.
 - Schedules: :class:`InvalidSchedule` (a configuration error), :class:`ScheduleNotFound`.
+- Queues: :class:`InvalidQueue` (a configuration error), :class:`QueueNotFound`.
 - Storage: :class:`LeaseLost` (a fenced write refused because another worker took over),
   :class:`MigrationError` and its :class:`SchemaMissing` (Zart's tables not created yet) and
   :class:`SchemaOutdated` (created by an older Zart, not upgraded since).
@@ -321,4 +322,19 @@ class ScheduleNotFound(ZartError, LookupError):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"no schedule named {name!r}")
+        self.name = name
+
+
+class InvalidQueue(ConfigurationError, ValueError):
+    """A queue was declared or changed wrongly: a bad name, a limit that is not a whole number
+    of at least 1, a malformed rate limit (``"N/period"``), a bad priority or partition key.
+    Nothing was stored."""
+
+
+class QueueNotFound(ZartError, LookupError):
+    """No queue of that name is stored (declare it with ``zart.Queue`` in a module a worker
+    imports, or set it with ``zart queues set``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no queue named {name!r}")
         self.name = name

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     #: they finished (``ZART_RETENTION="30d"``); none by default: kept for ever.
     retention: timedelta | None = None
     prune_interval: float = _WORKER_DEFAULTS.prune_interval
+    #: The queues ``zart worker`` claims from (``ZART_QUEUES="emails,reports"``); all by default.
+    queues: Annotated[tuple[str, ...] | None, NoDecode] = None
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -101,6 +103,13 @@ class Settings(BaseSettings):
         if isinstance(value, list | tuple):
             return tuple(str(origin).strip().rstrip("/") for origin in value if str(origin).strip())
         return value
+
+    @field_validator("queues", mode="before")
+    @classmethod
+    def _queues(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [name.strip() for name in value.split(",") if name.strip()]
+        return value or None
 
     @field_validator("database_schema", "api_token", "app", mode="before")
     @classmethod

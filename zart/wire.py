@@ -126,6 +126,11 @@ class StartExecution(Wire):
     payload: JsonValue = None
     #: Tag keys to strings (rules: ``zart.models.names.check_tags``).
     tags: dict[str, str] | None = None
+    #: Its queue (default: the handler's), partition key and priority (higher first); checked
+    #: by the scheduler (``zart.models.queues``).
+    queue: JsonValue = None
+    partition_key: JsonValue = None
+    priority: JsonValue = 0
 
 
 class Stats(Wire):

@@ -1,7 +1,7 @@
 """the trace context a start carries into the worker
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0010
 Create Date: 2026-12-03 15:10:00.000000
 
 """
@@ -12,7 +12,7 @@ from alembic import context, op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0011'
-down_revision: str | None = '0008'
+down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -19,6 +19,13 @@ EXAMPLES = ROOT / "examples"
 
 #: example -> regular expressions its standard output must match (multiline mode)
 FACTS: dict[str, list[str]] = {
+    "queues.py": [
+        r"^12 sends on two workers: at most [12] at once \(cap 2\)$",
+        r"^at most 1 at once per customer \(cap 1\)$",
+        r"^operator: emails now allows 4 at once$",
+        r"^first sent after the pause: 'password reset' \(priority 10\)$",
+        r"^queue emails: concurrency=4 queued=0 running=0$",
+    ],
     "demo.py": [
         r"^  status:  completed, claimed by a worker 1 time\(s\)$",
         r"^  3  create-customer +completed  2 ",

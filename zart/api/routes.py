@@ -7,13 +7,14 @@ answer. Errors are answered with the envelope of :mod:`zart.api.errors`.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from fastapi.security import HTTPBearer
 
 from zart.api.auth import configured_token, guarded_route
 from zart.api.errors import ApiError
+from zart.api.queues import queue_routes
 from zart.errors import ExecutionNotFound
 from zart.models import ExecutionStatus
 from zart.models.names import MAX_TAGS, parse_tags
@@ -87,6 +88,7 @@ def create_router(
     )
     _execution_routes(router, scheduler)
     _admin_routes(router, scheduler)
+    queue_routes(router, scheduler, _errors)
     return router
 
 
@@ -142,7 +144,14 @@ def _execution_routes(router: APIRouter, scheduler: DurableScheduler) -> None:
             except ExecutionNotFound:
                 pass
         execution_id = await scheduler.start(
-            body.task_name, body.payload, execution_id=body.execution_id, tags=body.tags
+            body.task_name,
+            body.payload,
+            execution_id=body.execution_id,
+            tags=body.tags,
+            # Checked there, with the Python API's messages (any JSON value is passed on).
+            queue=cast(Any, body.queue),
+            partition_key=cast(Any, body.partition_key),
+            priority=cast(Any, body.priority),
         )
         if existed:
             response.status_code = 200

@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from zart import __version__
-from zart.cli import admin, bulk, db, events, executions, schedules, serve, worker
+from zart.cli import admin, bulk, db, events, executions, queues, schedules, serve, worker
 from zart.database import mask_credentials
 from zart.errors import ZartError
 
@@ -29,6 +29,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(schedules.app, name="schedules")
+app.add_typer(queues.app, name="queues")
 app.command(name="worker")(worker.worker)
 app.command(name="start")(executions.start)
 app.command(name="status")(executions.status)

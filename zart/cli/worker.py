@@ -175,6 +175,15 @@ def worker(
             " machine).",
         ),
     ] = "127.0.0.1",
+    queue: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queue",
+            metavar="NAME",
+            help="Claim only from this queue (repeatable; default: ZART_QUEUES, else every queue).",
+            show_default=False,
+        ),
+    ] = None,
     log_level: LogLevel = None,
     log_format: LogFormatOption = None,
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
@@ -208,6 +217,7 @@ def worker(
                 max_claims=max_claims,
                 retention=retention,
                 task_names=names,
+                queues=queue or None,
             ) as running,
         ):
             # This process is the worker's: what it holds now lives as long as it does.

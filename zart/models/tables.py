@@ -94,6 +94,11 @@ class ExecutionRow(Base):
     #: The trace context of the start (W3C ``traceparent``/``tracestate``, as the application's
     #: OpenTelemetry propagator writes it): the parent of the worker's run spans (0011).
     trace_context: Mapped[Any | None] = mapped_column(JSONValue)
+    #: Its queue (``zart_queues.name``, not a foreign key: an unknown queue is unlimited), its
+    #: partition within the queue and its priority (higher first) (revision 0010).
+    queue_name: Mapped[str] = mapped_column(String(64), server_default=text("'default'"))
+    partition_key: Mapped[str | None] = mapped_column(String(ID))
+    priority: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
     __table_args__ = (
         CheckConstraint(_one_of("status", ExecutionStatus), name="status"),
@@ -112,6 +117,14 @@ class ExecutionRow(Base):
             sqlite_where=text("status = 'running'"),
         ),
         Index("ix_zart_executions_status_created", "status", "created_at"),
+        # A limited queue's claim: its due rows, and its running ones counted (0010).
+        Index(
+            "ix_zart_executions_queue_claimable",
+            "queue_name",
+            "claimable_at",
+            postgresql_where=text("claimable_at IS NOT NULL"),
+            sqlite_where=text("claimable_at IS NOT NULL"),
+        ),
         Index("ix_zart_executions_task_created", "task_name", "created_at"),
         # Retention: the oldest finished executions first (revision 0008).
         Index(
@@ -336,3 +349,40 @@ class WorkerRow(Base):
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_zart_workers_last_seen_at", "last_seen_at"),)
+
+
+class QueueRow(Base):
+    """A queue's limits, shared by every worker (``zart.Queue``; ``docs/queues.md``).
+
+    ``declared`` is the code's last declaration of the limits: a worker that starts with a
+    different one stores it; otherwise an operator's change (``zart queues set``) stays.
+    """
+
+    __tablename__ = "zart_queues"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    concurrency: Mapped[int | None] = mapped_column(Integer)
+    partition_concurrency: Mapped[int | None] = mapped_column(Integer)
+    #: ``"N/period"`` as written by :class:`zart.models.queues.RateLimit`.
+    rate_limit: Mapped[str | None] = mapped_column(String(64))
+    paused: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    declared: Mapped[Any | None] = mapped_column(JSONValue)
+    #: The partition its last claim served last: the next claim serves the partitions after
+    #: it first (round-robin), so a busy partition cannot starve the others.
+    partition_cursor: Mapped[str | None] = mapped_column(String(ID))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class QueueStartRow(Base):
+    """One start (claim of a ``scheduled`` execution) of a rate-limited queue: the rate limit
+    counts them over its window; older ones are deleted by the next claim of the queue."""
+
+    __tablename__ = "zart_queue_starts"
+
+    start_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    queue_name: Mapped[str] = mapped_column(String(64))
+    execution_id: Mapped[str] = mapped_column(String(ID))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_zart_queue_starts_queue_started", "queue_name", "started_at"),)

@@ -100,7 +100,16 @@ def _leased(claimable_at: Any = None) -> dict[str, Any]:
     }
 
 
-def _due(dialect: str, status: Any) -> Any:
+def _queues(dialect: str, subscribed: bool) -> list[Any]:
+    """Not in a limited queue (:mod:`.queue_claims` claims those), and with ``subscribed``
+    in one of the worker's ``queues``: filters, no join (an empty list excludes nothing)."""
+    conditions = [~one_of(executions.c.queue_name, "limited", dialect)]
+    if subscribed:
+        conditions.append(one_of(executions.c.queue_name, "queues", dialect))
+    return conditions
+
+
+def _due(dialect: str, status: Any, subscribed: bool = False) -> Any:
     """The due rows of ``task_names`` whose status matches ``status``, oldest first, with
     their status before the claim: locked and passed by where another claimer holds them
     (PostgreSQL, as a CTE); the select of the claim's first statement on SQLite."""
@@ -116,6 +125,7 @@ def _due(dialect: str, status: Any) -> Any:
             status,
             executions.c.claimable_at <= now,
             one_of(executions.c.task_name, "task_names", dialect),
+            *_queues(dialect, subscribed),
         )
         .order_by(executions.c.claimable_at)
         .limit(bindparam("limit"))
@@ -129,23 +139,25 @@ def _due(dialect: str, status: Any) -> Any:
     )
 
 
-def _candidates(dialect: str) -> Any:
+def _candidates(dialect: str, subscribed: bool = False) -> Any:
     """The due rows of the ready claim: starts, wake-ups, runs handed back."""
-    return _due(dialect, one_of(executions.c.status, "ready", dialect))
+    return _due(dialect, one_of(executions.c.status, "ready", dialect), subscribed)
 
 
-def _takeover_candidates(dialect: str) -> Any:
+def _takeover_candidates(dialect: str, subscribed: bool = False) -> Any:
     """The expired leases of the takeover claim, oldest expiry first: read on the partial
     index of ``running`` rows (the status is a literal so that a generic plan matches it),
     at most as many rows as the fleet runs at once, whatever backlog of starts is due."""
     return _due(
-        dialect, executions.c.status == literal_column(f"'{ExecutionStatus.RUNNING.value}'")
+        dialect,
+        executions.c.status == literal_column(f"'{ExecutionStatus.RUNNING.value}'"),
+        subscribed,
     )
 
 
-def _take_over(_dialect: str) -> Any:
+def _take_over(_dialect: str, subscribed: bool = False) -> Any:
     """PostgreSQL: the takeover claim in one statement (nothing to wake: the runs ran)."""
-    candidates = _takeover_candidates("postgresql")
+    candidates = _takeover_candidates("postgresql", subscribed)
     claimed = _claimed_cte(candidates)
     joined = claimed.c.execution_id == candidates.c.execution_id
     return select(*claimed.c, candidates.c.previous_status, candidates.c.due_at).join_from(
@@ -153,12 +165,12 @@ def _take_over(_dialect: str) -> Any:
     )
 
 
-def _claim_and_wake(_dialect: str) -> Any:
+def _claim_and_wake(_dialect: str, subscribed: bool = False) -> Any:
     """PostgreSQL: the whole claim in one statement: lock the candidates, lease them, and for
     the runs it brings back from ``waiting``, fire their due timers and complete their due
     sleeps (both find the woken runs by an array of their ids, as the claim finds its
     candidates)."""
-    candidates = _candidates("postgresql")
+    candidates = _candidates("postgresql", subscribed)
     claimed = _claimed_cte(candidates)
     joined = claimed.c.execution_id == candidates.c.execution_id
     woken = (
@@ -178,7 +190,7 @@ def _claim_and_wake(_dialect: str) -> Any:
     )
 
 
-def _claim_ahead(_dialect: str) -> Any:
+def _claim_ahead(_dialect: str, subscribed: bool = False) -> Any:
     waits_for_event = (
         select(steps.c.step_id)
         .where(
@@ -199,6 +211,7 @@ def _claim_ahead(_dialect: str) -> Any:
             executions.c.task_name == any_(bindparam("task_names", type_=ARRAY(String))),
             executions.c.status == ExecutionStatus.WAITING.value,
             ~waits_for_event,
+            *_queues("postgresql", subscribed),
         )
         .order_by(executions.c.claimable_at)
         .limit(bindparam("limit"))
@@ -282,6 +295,9 @@ def _release_held(_dialect: str) -> Any:
 
 CLAIM_AND_WAKE = Statement("claim", _claim_and_wake)
 CLAIM_DUE = Statement("claim_due", _candidates)
+# The same for a worker subscribed to some queues (``zart worker --queue``).
+CLAIM_AND_WAKE_SUBSCRIBED = Statement("claim_subscribed", lambda d: _claim_and_wake(d, True))
+CLAIM_DUE_SUBSCRIBED = Statement("claim_due_subscribed", lambda d: _candidates(d, True))
 CLAIM_UPDATE = Statement(
     "claim_update",
     lambda d: (
@@ -294,6 +310,11 @@ CLAIM_UPDATE = Statement(
 CLAIM_AHEAD = Statement("claim_ahead", _claim_ahead)
 TAKE_OVER = Statement("take_over", _take_over)
 TAKEOVER_DUE = Statement("takeover_due", _takeover_candidates)
+CLAIM_AHEAD_SUBSCRIBED = Statement("claim_ahead_subscribed", lambda d: _claim_ahead(d, True))
+TAKE_OVER_SUBSCRIBED = Statement("take_over_subscribed", lambda d: _take_over(d, True))
+TAKEOVER_DUE_SUBSCRIBED = Statement(
+    "takeover_due_subscribed", lambda d: _takeover_candidates(d, True)
+)
 STILL_HELD = Statement(
     "still_held",
     lambda _d: still_leased(
@@ -322,10 +343,16 @@ class _ClaimParameters:
     limit: int
     now: datetime
     expires_at: datetime
+    #: Limited queues (left to :mod:`.queue_claims`), and the queues the worker subscribes
+    #: to (``None``: all of them).
+    limited: Sequence[str] = ()
+    queues: Sequence[str] | None = None
     token: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def params(self, **extra: Any) -> dict[str, Any]:
         return {
+            "limited": list(self.limited),
+            "queues": None if self.queues is None else list(self.queues),
             "task_names": self.task_names,
             "ready": READY_VALUES,
             "limit": self.limit,
@@ -335,6 +362,10 @@ class _ClaimParameters:
             "expires_at": self.expires_at,
             **extra,
         }
+
+    def pick(self, everywhere: Statement, subscribed: Statement) -> Statement:
+        """The variant of a claim statement for this worker's subscription."""
+        return everywhere if self.queues is None else subscribed
 
     def claimed(
         self, found: Iterable[Mapping[str, Any]], previous: Mapping[str, Mapping[str, Any]]
@@ -365,6 +396,8 @@ def claim_ready_executions(
     now: datetime,
     lease_timeout: timedelta,
     takeovers: int = 0,
+    limited: Sequence[str] = (),
+    queues: Sequence[str] | None = None,
 ) -> Operation[list[ClaimedExecution]]:
     """Claim up to ``limit`` executions of ``task_names`` for this worker: first up to
     ``takeovers`` ``running`` ones whose lease expired (their worker died or lost the lease
@@ -375,11 +408,16 @@ def claim_ready_executions(
     For the runs it brings back from ``waiting`` the claim also does what each would
     otherwise do one by one: their due timers fire and their due sleeps are completed (a due
     sleep needs no handler code), for the whole batch at once. PostgreSQL: all of it in one
-    statement, so it can run in autocommit; SQLite: four statements in the transaction."""
+    statement, so it can run in autocommit; SQLite: four statements in the transaction.
+
+    Executions of the ``limited`` queues are left to their own claim (:mod:`.queue_claims`);
+    with ``queues``, only those of these queues are taken."""
     names = list(task_names)
     if not names or limit <= 0:
         return []
-    claim = _ClaimParameters(worker_id, names, limit, now, now + lease_timeout)
+    claim = _ClaimParameters(
+        worker_id, names, limit, now, now + lease_timeout, limited=limited, queues=queues
+    )
     taken: list[ClaimedExecution] = []
     if takeovers > 0:
         taken = yield from _take_over_with(backend, claim, min(takeovers, limit))
@@ -397,9 +435,10 @@ def _claim_ready(
     backend: Backend, claim: _ClaimParameters, limit: int
 ) -> Operation[list[ClaimedExecution]]:
     if backend.modifying_ctes:
-        found = yield CLAIM_AND_WAKE, claim.params(limit=limit)
+        statement = claim.pick(CLAIM_AND_WAKE, CLAIM_AND_WAKE_SUBSCRIBED)
+        found = yield statement, claim.params(limit=limit)
         return claim.claimed(found, _by_id(found))
-    due = yield CLAIM_DUE, claim.params(limit=limit)
+    due = yield claim.pick(CLAIM_DUE, CLAIM_DUE_SUBSCRIBED), claim.params(limit=limit)
     previous = _by_id(due)
     if not previous:
         return []
@@ -416,9 +455,9 @@ def _take_over_with(
     backend: Backend, claim: _ClaimParameters, limit: int
 ) -> Operation[list[ClaimedExecution]]:
     if backend.modifying_ctes:
-        found = yield TAKE_OVER, claim.params(limit=limit)
+        found = yield claim.pick(TAKE_OVER, TAKE_OVER_SUBSCRIBED), claim.params(limit=limit)
         return claim.claimed(found, _by_id(found))
-    due = yield TAKEOVER_DUE, claim.params(limit=limit)
+    due = yield claim.pick(TAKEOVER_DUE, TAKEOVER_DUE_SUBSCRIBED), claim.params(limit=limit)
     previous = _by_id(due)
     if not previous:
         return []
@@ -454,6 +493,8 @@ def claim_and_load(
     now: datetime,
     lease_timeout: timedelta,
     takeovers: int = 0,
+    limited: Sequence[str] = (),
+    queues: Sequence[str] | None = None,
 ) -> Operation[Claim]:
     """The worker's claim: :func:`claim_ready_executions` (with ``takeovers`` expired leases
     first), then the outcomes of the claimed runs in a statement of its own (PostgreSQL: two
@@ -466,6 +507,8 @@ def claim_and_load(
         now=now,
         lease_timeout=lease_timeout,
         takeovers=takeovers,
+        limited=limited,
+        queues=queues,
     )
     return claimed, (yield from _outcomes_of(backend, claimed, claimed))
 
@@ -480,6 +523,8 @@ def claim_ahead(
     now: datetime,
     horizon: datetime,
     lease_timeout: timedelta,
+    limited: Sequence[str] = (),
+    queues: Sequence[str] | None = None,
 ) -> Operation[tuple[list[tuple[ClaimedExecution, datetime]], dict[str, dict[str, StepRecord]]]]:
     """Claim up to ``limit`` waiting executions that become due by ``horizon`` (a little after
     ``now``), before they are due, each with the time it is due, and their outcomes: the
@@ -497,8 +542,11 @@ def claim_ahead(
     names = list(task_names)
     if not names or limit <= 0:
         return [], {}
-    claim = _ClaimParameters(worker_id, names, limit, now, now + lease_timeout)
-    found = yield CLAIM_AHEAD, claim.params(horizon=horizon)
+    claim = _ClaimParameters(
+        worker_id, names, limit, now, now + lease_timeout, limited=limited, queues=queues
+    )
+    statement = claim.pick(CLAIM_AHEAD, CLAIM_AHEAD_SUBSCRIBED)
+    found = yield statement, claim.params(horizon=horizon)
     claimed = claim.claimed(found, _by_id(found))
     ahead = [(c, r["due_at"]) for c, r in zip(claimed, found, strict=True)]
     return ahead, (yield from _outcomes_of(backend, claimed, ahead))

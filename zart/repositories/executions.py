@@ -74,6 +74,9 @@ def _execution_values() -> dict[str, Any]:
         "compensates": bindparam("compensates", type_=executions.c.compensates.type),
         "tags": bindparam("tags", type_=executions.c.tags.type),
         "trace_context": bindparam("trace_context", type_=executions.c.trace_context.type),
+        "queue_name": bindparam("queue_name", type_=executions.c.queue_name.type),
+        "partition_key": bindparam("partition_key", type_=executions.c.partition_key.type),
+        "priority": bindparam("priority", type_=executions.c.priority.type),
         "version": 1,
         "created_at": now,
         "updated_at": now,
@@ -234,6 +237,9 @@ def create_execution(
     compensates: str | None = None,
     tags: dict[str, str] | None = None,
     trace_context: dict[str, str] | None = None,
+    queue: str = "default",
+    partition_key: str | None = None,
+    priority: int = 0,
 ) -> Operation[CreatedExecution]:
     """Insert an execution and its first run, idempotently by ``execution_id``; with
     ``channel``, a new unclaimed one also wakes the workers of its task at commit.
@@ -252,7 +258,8 @@ def create_execution(
 
     ``compensates`` is the cancelled execution a compensation undoes
     (:func:`cancel_execution`); ``tags`` are stored as given (checked by the caller), NULL
-    when empty. An existing execution with other tags is another start.
+    when empty. An existing execution with other tags is another start. ``queue``,
+    ``partition_key`` and ``priority`` place it in a queue (``docs/queues.md``).
     """
     params = {
         "execution_id": execution_id,
@@ -263,6 +270,9 @@ def create_execution(
         "compensates": compensates,
         "tags": tags or None,
         "trace_context": trace_context or None,
+        "queue_name": queue,
+        "partition_key": partition_key,
+        "priority": priority,
         "now": now,
         **_first_claim(lease, claimable_at or now),
     }

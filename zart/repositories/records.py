@@ -51,6 +51,11 @@ class ExecutionRecord:
     crashed_claims: int = 0
     #: The trace context its start was made in (OpenTelemetry carrier), if any.
     trace_context: dict[str, str] | None = None
+    #: Its queue, partition key and priority (``start(..., queue=, partition_key=,
+    #: priority=)``; ``docs/queues.md``).
+    queue: str = "default"
+    partition_key: str | None = None
+    priority: int = 0
 
     @property
     def is_terminal(self) -> bool:

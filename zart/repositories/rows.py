@@ -62,6 +62,9 @@ def execution(m: Mapping[str, Any]) -> ExecutionRecord:
         tags=m.get("tags") or {},
         crashed_claims=m.get("crashed_claims", 0),
         trace_context=m.get("trace_context"),
+        queue=m.get("queue_name") or "default",
+        partition_key=m.get("partition_key"),
+        priority=m.get("priority") or 0,
     )
 
 

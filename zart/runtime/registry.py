@@ -16,6 +16,7 @@ from zart.durations import parse_duration
 from zart.errors import ConfigurationError, InvalidPayload, SerializationError
 from zart.models import CatchupPolicy, OverlapPolicy
 from zart.models.names import COMPENSATION_SUFFIX, check_name, compensation_of
+from zart.models.queues import DEFAULT_QUEUE, Queue, queue_name_of
 from zart.runtime.outcomes import ExecutionFailure
 from zart.schedules.plans import DEFAULT_CATCHUP, DEFAULT_OVERLAP, ScheduleSpec
 from zart.schedules.plans import check_name as check_schedule_name
@@ -55,6 +56,9 @@ class DurableHandler(Generic[P, R]):
     #: Claims in a row that may end without a report (the worker died or lost its lease
     #: mid-run) before the execution fails as a crash loop; ``None``: the worker's option.
     max_claims: int | None = None
+    #: The queue its executions join unless a start names another
+    #: (``@zart.durable(name, queue="emails")``).
+    queue: str = DEFAULT_QUEUE
     _hints: dict[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -175,6 +179,7 @@ def durable(
     on_cancel: OnCancel | None = None,
     max_claims: int | None = None,
     retention: timedelta | float | str | None = None,
+    queue: Queue | str | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], DurableHandler[P, R]]:
     """Register an async function as the durable handler of task ``name``.
 
@@ -204,6 +209,9 @@ def durable(
     ``retention="30d"``: workers running the handler delete its finished executions (with all
     their rows) once they finished that long ago; without it, the worker's ``retention``
     option applies (none by default: kept for ever). See ``docs/operations.md``.
+
+    ``queue=`` (a :class:`zart.Queue` or its name; default ``"default"``): the queue its
+    executions join, whose limits hold across workers (``docs/queues.md``).
     """
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError("a durable handler needs a non-empty task name")
@@ -215,6 +223,7 @@ def durable(
             f"durable handler {name!r}: max_claims must be a whole number of at least 1,"
             f" not {max_claims!r}"
         )
+    queue_name = DEFAULT_QUEUE if queue is None else queue_name_of(queue)
     limit = None if timeout is None else parse_duration(timeout, name="timeout")
     kept = _retention(name, retention)
     spec = (
@@ -243,6 +252,7 @@ def durable(
             schedule=spec,
             max_claims=max_claims,
             retention=kept,
+            queue=queue_name,
         )
         if on_cancel is not None:
             handler.on_cancel = _compensation(handler, on_cancel)

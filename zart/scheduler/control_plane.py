@@ -30,6 +30,7 @@ from zart.errors import (
 )
 from zart.models import ExecutionStatus
 from zart.models.names import check_path_segment
+from zart.models.queues import Queue
 from zart.repositories import events as events_repo
 from zart.repositories import executions as executions_repo
 from zart.repositories import runs as runs_repo
@@ -54,6 +55,7 @@ from zart.runtime.registry import (
 )
 from zart.scheduler.base import LIVE_WORKER_WINDOW
 from zart.scheduler.bulk import BulkOperations, execution_filter
+from zart.scheduler.queues import QueueOperations
 from zart.scheduler.schedules import ScheduleOperations
 from zart.scheduler.starts import (
     StartRequest,
@@ -74,7 +76,7 @@ R = TypeVar("R")
 RECHECK_RUNNING_HERE = 1.0
 
 
-class DurableScheduler(BulkOperations, ScheduleOperations):
+class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations):
     """Start, inspect, wait for and cancel durable executions; run workers in-process.
 
     ``DurableScheduler("postgresql+asyncpg://...")`` or ``DurableScheduler(engine=app_engine)``;
@@ -94,6 +96,9 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
         execution_id: str | None = None,
         session: AsyncSession | AsyncConnection | None = None,
         tags: Mapping[str, str] | None = None,
+        queue: Queue | str | None = None,
+        partition_key: str | None = None,
+        priority: int = 0,
     ) -> ExecutionId[R]: ...
     @overload
     async def start(
@@ -104,6 +109,9 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
         execution_id: str | None = None,
         session: AsyncSession | AsyncConnection | None = None,
         tags: Mapping[str, str] | None = None,
+        queue: Queue | str | None = None,
+        partition_key: str | None = None,
+        priority: int = 0,
     ) -> ExecutionId[R]: ...
     @overload
     async def start(
@@ -114,6 +122,9 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
         execution_id: str | None = None,
         session: AsyncSession | AsyncConnection | None = None,
         tags: Mapping[str, str] | None = None,
+        queue: Queue | str | None = None,
+        partition_key: str | None = None,
+        priority: int = 0,
     ) -> ExecutionId[Any]: ...
     async def start(
         self,
@@ -123,6 +134,9 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
         execution_id: str | None = None,
         session: AsyncSession | AsyncConnection | None = None,
         tags: Mapping[str, str] | None = None,
+        queue: Queue | str | None = None,
+        partition_key: str | None = None,
+        priority: int = 0,
     ) -> ExecutionId[Any]:
         """Start an execution of ``handler`` (a durable handler or its task name) and return
         its id.
@@ -143,6 +157,10 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
 
         ``tags`` (tag keys to strings, e.g. ``{"tenant": "acme"}``) are stored with the
         execution: ``zart.context().tags`` in it, ``list_executions(tags=...)`` to find it.
+
+        ``queue`` (default: the handler's, else ``"default"``), ``partition_key`` and
+        ``priority`` (higher first) place it in a queue whose limits hold across workers
+        (``docs/queues.md``); bad ones raise :class:`~zart.InvalidQueue`.
         """
         with tracing.start_span(handler.name if isinstance(handler, DurableHandler) else handler):
             request = await start_request(
@@ -152,6 +170,9 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
                 max_payload_bytes=self.runtime.max_payload_bytes,
                 live_task_names=self._live_task_names,
                 tags=tags,
+                queue=queue,
+                partition_key=partition_key,
+                priority=priority,
             )
             if session is None and (here := self._reserve(request)) is not None:
                 return ExecutionId(await self._start_here(request, *here))
@@ -169,7 +190,7 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
         """An in-process worker that runs the task and has a slot free, with the lease the
         start inserts the execution under."""
         for worker in self._workers:
-            lease = worker.reserve(request.task_name, request.execution_id)
+            lease = worker.reserve(request.task_name, request.execution_id, request.queue)
             if lease is not None:
                 return worker, lease
         return None
@@ -496,6 +517,7 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
         retention: timedelta | float | str | None = None,
         prune_interval: float | None = None,
         schedules: bool = True,
+        queues: Iterable[str] | None = None,
     ) -> AsyncIterator[Worker]:
         """Run a worker in this process while the block runs (apps, tests, scripts).
 
@@ -508,7 +530,8 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
         (``"30d"``): the worker also deletes, every ``prune_interval`` seconds, the finished
         executions older than that of handlers without a ``retention`` of their own.
         ``schedules=False``: this worker neither stores the handlers' declared cron schedules
-        nor fires any (``zart.testing`` fires them on request).
+        nor fires any (``zart.testing`` fires them on request). ``queues``: claim only from
+        these queues (``docs/queues.md``).
         """
         settings = self.settings.worker_settings(
             concurrency=concurrency,
@@ -521,6 +544,7 @@ class DurableScheduler(BulkOperations, ScheduleOperations):
             max_claims=max_claims,
             retention=retention,
             prune_interval=prune_interval,
+            queues=None if queues is None else tuple(queues),
         )
         worker = Worker(
             self.runtime,

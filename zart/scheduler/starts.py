@@ -18,6 +18,13 @@ from zart.clock import SYSTEM_CLOCK
 from zart.database import explain_errors
 from zart.errors import ConfigurationError, UnknownTask
 from zart.models.names import check_name, check_path_segment, check_tags
+from zart.models.queues import (
+    DEFAULT_QUEUE,
+    Queue,
+    check_partition_key,
+    check_priority,
+    queue_name_of,
+)
 from zart.repositories import executions as executions_repo
 from zart.repositories import wakeups
 from zart.repositories import workers as workers_repo
@@ -52,6 +59,9 @@ class StartRequest:
     tags: dict[str, str]
     #: The caller's trace context (:func:`zart.tracing.carrier`), the parent of its run spans.
     trace_context: dict[str, str] | None = None
+    queue: str = DEFAULT_QUEUE
+    partition_key: str | None = None
+    priority: int = 0
 
 
 async def start_request(
@@ -62,10 +72,13 @@ async def start_request(
     max_payload_bytes: int,
     live_task_names: Callable[[], Awaitable[set[str]]],
     tags: Mapping[str, str] | None = None,
+    queue: Queue | str | None = None,
+    partition_key: str | None = None,
+    priority: int = 0,
 ) -> StartRequest:
     """Check what to start before anything is written: the handler (or a task name some live
     worker runs), the payload against the handler's input model, its size, the id, the
-    tags."""
+    tags, the queue (given, else the handler's), partition key and priority."""
     if isinstance(handler, DurableHandler):
         target: DurableHandler[..., Any] | None = handler
         task_name = handler.name
@@ -84,6 +97,8 @@ async def start_request(
     if execution_id is not None:
         check_path_segment(execution_id, "execution id")
     checked_tags = check_tags(tags)
+    if queue is None:
+        queue = DEFAULT_QUEUE if target is None else target.queue
     return StartRequest(
         task_name=task_name,
         payload=stored,
@@ -91,6 +106,9 @@ async def start_request(
         timeout=None if target is None else target.timeout,
         tags=checked_tags,
         trace_context=tracing.carrier(),
+        queue=queue_name_of(queue),
+        partition_key=check_partition_key(partition_key),
+        priority=check_priority(priority),
     )
 
 
@@ -111,6 +129,9 @@ def created(
         "channel": channel,
         "tags": request.tags,
         "trace_context": request.trace_context,
+        "queue": request.queue,
+        "partition_key": request.partition_key,
+        "priority": request.priority,
     }
 
 
@@ -133,6 +154,9 @@ def enqueue(
     schema: str | None = None,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     tags: Mapping[str, str] | None = None,
+    queue: Queue | str | None = None,
+    partition_key: str | None = None,
+    priority: int = 0,
 ) -> str:
     """Start an execution from synchronous code (Flask, scripts) inside the caller's
     SQLAlchemy ``Session`` or ``Connection`` transaction; return its id.
@@ -161,6 +185,9 @@ def enqueue(
                 max_payload_bytes=max_payload_bytes,
                 live_task_names=live_task_names,
                 tags=tags,
+                queue=queue,
+                partition_key=partition_key,
+                priority=priority,
             )
         )
         channel = wakeups.channel_for(schema)

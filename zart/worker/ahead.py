@@ -13,7 +13,7 @@ import contextlib
 import heapq
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -110,12 +110,15 @@ class ClaimAhead:
             return 0.0
         return self._settings.claim_ahead
 
-    async def claim(self, now: datetime) -> bool:
+    async def claim(
+        self, now: datetime, limited: Sequence[str] = (), queues: Sequence[str] | None = None
+    ) -> bool:
         """Claim waiting executions whose timer is due within ``claim_ahead`` seconds, load
         their outcomes, and hold them here until they are due (:meth:`_wake_due`,
         :meth:`_start_ready`). A crowd of sleepers due at the same instant is then claimed in
         the seconds before it, rather than all at once when it comes. True when the batch was
-        full: there may be more."""
+        full: there may be more. Never from the ``limited`` queues (a held execution would
+        hold a slot); with ``queues``, only from those."""
         ahead = self.window()
         if not ahead:
             return False
@@ -133,6 +136,8 @@ class ClaimAhead:
                     now=now,
                     horizon=horizon,
                     lease_timeout=lease_timeout,
+                    limited=limited,
+                    queues=queues,
                 )
             except claims.OutcomesNotLoaded as failed:  # hand back what it took, at once
                 await self.release([_Held(c, {}, due, c.lease) for c, due in failed.taken])
@@ -156,6 +161,20 @@ class ClaimAhead:
                 held=len(self.held),
             )
         return len(got) >= limit
+
+    def next_wake(self, due: datetime | None, now: datetime) -> datetime | None:
+        """When the idle claim loop should look again, given ``due``, the next time an
+        execution becomes claimable after ``now``: a window earlier (to claim it ahead), or
+        when one held here is due, whichever comes first; ``None``: nothing is due."""
+        ahead = timedelta(seconds=self.window())
+        if due is not None and ahead and due > now + ahead:
+            due -= ahead  # claimed ahead then; what is due sooner cannot be (an event wait)
+        held = self.next_due()
+        if held is not None and held <= now and self.waking:
+            held = None  # being woken: the waker sets the wake event as each chunk is ready
+        if held is not None and (due is None or held < due):
+            due = held
+        return due
 
     def next_due(self) -> datetime | None:
         """When the first execution held here is due (stale heap entries dropped)."""

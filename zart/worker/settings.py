@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from zart.durations import parse_duration
 from zart.errors import ConfigurationError
+from zart.models.queues import check_queue_name
 from zart.runtime.crashes import DEFAULT_MAX_CLAIMS
 
 
@@ -36,6 +37,9 @@ class WorkerSettings:
     retention: timedelta | float | str | None = None
     #: Seconds between two passes of the background pruning.
     prune_interval: float = 60.0
+    #: The queues this worker claims from (``zart worker --queue emails``); ``None``: every
+    #: queue. A worker never claims an execution of a task it does not run, whatever its queue.
+    queues: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -59,6 +63,8 @@ class WorkerSettings:
             object.__setattr__(self, "retention", kept)
         if self.prune_interval <= 0:
             raise ConfigurationError(f"prune_interval must be positive, not {self.prune_interval}")
+        if self.queues is not None:
+            object.__setattr__(self, "queues", _checked_queues(self.queues))
         if self.claim_ahead_limit < 0:
             raise ConfigurationError(
                 f"claim_ahead_limit must be at least 0, not {self.claim_ahead_limit}"
@@ -72,6 +78,12 @@ class WorkerSettings:
     @property
     def heartbeat_every(self) -> float:
         return self.heartbeat_interval or self.lease_timeout / 3
+
+
+def _checked_queues(queues: object) -> tuple[str, ...]:
+    if isinstance(queues, str) or not isinstance(queues, tuple | list) or not queues:
+        raise ConfigurationError("queues must be a non-empty list of queue names")
+    return tuple(sorted({check_queue_name(q) for q in queues}))
 
 
 def freeze_startup_objects() -> int:

@@ -1,26 +1,19 @@
 """The worker: a small supervisor of named loops that claims executions and runs them.
 
-- the **claim loop** claims as many ready executions as there are free slots (and loads their
-  recorded outcomes in the same transaction), then waits for a wake-up, a freed slot or the
-  poll interval;
+- the **claim loop** claims as many ready executions as there are free slots, with their
+  recorded outcomes (limited queues: :mod:`zart.worker.queues`), then waits for a wake-up, a
+  freed slot or the poll interval;
 - the **heartbeat loop** renews the leases of the executions in flight (stopping those whose
   lease was lost) and records that the worker is alive;
-- the **listener loop**, where the database notifies (PostgreSQL), LISTENs for wake-ups (a
-  start, an event, a suspension) and wakes the claim loop at once; when its connection drops
-  it reconnects and re-checks;
+- the **listener loop** (PostgreSQL) LISTENs for wake-ups and wakes the claim loop at once;
 - the **schedules loop** fires due cron schedules (:mod:`zart.schedules.loop`); the schedules
   declared on this worker's handlers are stored when it starts;
 - executions claimed ahead of their due time wait in :mod:`zart.worker.ahead` until then;
 - a dead worker's executions are taken over first, one at a time (:mod:`zart.worker.takeovers`).
 
-Every statement goes through the runtime's store (:mod:`zart.repositories.store`), chosen
-for the engine once: the worker never asks which database it is on.
-
-An idle claim loop sleeps until the next execution becomes claimable (a due timer, an expiring
-lease) or the poll interval, whichever is sooner; NOTIFY cuts that short. Polling is the
-fallback for lost notifications, and SQLite's only means.
-
-Each claimed execution runs as its own named task. A side loop that dies of an unexpected error
+Every statement goes through the runtime's store, chosen for the engine once. An idle claim
+loop sleeps until the next execution becomes claimable or the poll interval (NOTIFY cuts it
+short; SQLite polls). Each claimed execution runs as its own named task; a side loop that dies
 stops the worker loudly. Shutdown is graceful: stop claiming, let runs finish within a time
 limit, then cancel the rest and hand their leases back so another worker resumes them at once.
 """
@@ -39,8 +32,10 @@ from typing import Any, TypeVar
 
 from zart.errors import ConfigurationError
 from zart.logs import log, logger
+from zart.models.queues import DEFAULT_QUEUE, declared_queues
 from zart.outages import is_transient
 from zart.repositories import claims, leases, wakeups
+from zart.repositories import queues as queues_repo
 from zart.repositories import workers as workers_repo
 from zart.repositories.records import ClaimedExecution, ExecutionRecord, Lease, StepRecord
 from zart.runtime.execution import Runtime, execute
@@ -49,6 +44,7 @@ from zart.schedules.loop import DeclaredSchedule, ScheduleLoop
 from zart.worker.ahead import CLAIM_CHUNK, RELEASE_ERRORS, ClaimAhead, handing_back
 from zart.worker.instruments import WorkerInstruments
 from zart.worker.pruning import PruneLoop
+from zart.worker.queues import QueueClaims
 from zart.worker.settings import WorkerSettings
 from zart.worker.takeovers import Takeovers
 
@@ -64,11 +60,8 @@ T = TypeVar("T")
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
-    """Wait until ``event`` is set, at most ``seconds``.
-
-    Not :func:`asyncio.wait_for`: on Python 3.11 it swallows a cancel that lands just as what
-    it waits for is done (gh-86296), and a loop :meth:`Worker.stop` cancels would then run on
-    for ever. :func:`asyncio.timeout` lets that cancel through."""
+    """Wait until ``event`` is set, at most ``seconds``. Not :func:`asyncio.wait_for`: on
+    Python 3.11 it swallows a cancel that lands as what it waits for is done (gh-86296)."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             await event.wait()
@@ -103,8 +96,7 @@ class Worker:
         #: Slots promised to starts of this process that insert their execution already
         #: claimed (:meth:`reserve`), until they hand it over (:meth:`adopt`).
         self._reserved = 0
-        #: Whether the last claim filled every free slot: more may be ready, so a freed slot
-        #: claims again at once. Otherwise a run's end changes nothing claimable.
+        #: Whether the last claim left ready work behind: a freed slot claims again at once.
         self._backlog = False
         self._wake = asyncio.Event()
         #: Executions claimed ahead of their due time, held here until then.
@@ -123,12 +115,13 @@ class Worker:
         )
         self._pruning = PruneLoop(self.store, runtime.clock, self.settings, self.worker_id)
         self._instruments = WorkerInstruments(self.settings.concurrency)  # zart.metrics
+        self._queues = QueueClaims(self.store, self.worker_id, self.task_names, self.settings)
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._started = False
         self._stop_task: asyncio.Task[None] | None = None
-        #: Server pid of the listening connection while it is up (PostgreSQL), for operators.
+        #: Server pid of the listening connection while up (PostgreSQL), for operators.
         self.listener_pid: int | None = None
         self.schedules = ScheduleLoop(
             runtime.store,
@@ -160,6 +153,7 @@ class Worker:
                 concurrency=self.settings.concurrency,
                 now=self.runtime.clock.now(),
             )
+            await db.run(queues_repo.declare_queues, declared_queues(), **self._at_now())
         if self.fires_schedules:
             await self.schedules.sync(self._declared_schedules())
         self.runtime.open_connections()
@@ -183,6 +177,9 @@ class Worker:
             tasks=self.task_names,
             concurrency=self.settings.concurrency,
         )
+
+    def _at_now(self) -> dict[str, Any]:
+        return {"now": self.runtime.clock.now(), "channel": self.runtime.channel}
 
     def _supervise(
         self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]
@@ -213,9 +210,8 @@ class Worker:
                 raise RuntimeError(f"worker loop {task.get_name()} died") from task.exception()
 
     async def stop(self, timeout: float | None = None) -> None:
-        """Stop claiming, give running executions ``timeout`` seconds (default: the
-        ``shutdown_timeout`` setting) to finish, then cancel them and release their leases.
-        Calling it again waits for the stop already under way."""
+        """Stop claiming, give running executions ``timeout`` seconds (default:
+        ``shutdown_timeout``) to finish, then cancel them and release their leases."""
         await asyncio.shield(self._begin_stop(timeout))
 
     def _begin_stop(self, timeout: float | None) -> asyncio.Task[None]:
@@ -276,6 +272,11 @@ class Worker:
         """Look for ready executions now (called when one is started in this process)."""
         self._wake.set()
 
+    def queues_changed(self) -> None:
+        """Re-read the queues' limits before claiming again (one was changed)."""
+        self._queues.mark_stale()
+        self._wake.set()
+
     def abort(self, execution_id: str) -> bool:
         """Stop running ``execution_id`` here at once (it was cancelled). True if it ran here."""
         if self._ahead.drop(execution_id):  # never started: nothing to stop
@@ -301,15 +302,18 @@ class Worker:
 
     # -- starts of this process -----------------------------------------------------------
 
-    def reserve(self, task_name: str, execution_id: str) -> Lease | None:
+    def reserve(
+        self, task_name: str, execution_id: str, queue: str = DEFAULT_QUEUE
+    ) -> Lease | None:
         """A lease for an execution this process is about to start, when this worker runs
-        ``task_name`` and has a slot free: the start inserts the execution already claimed
-        with it (one commit, no claim, no wake-up) and hands it over with :meth:`adopt`.
-        ``None``: start it unclaimed, for whichever worker claims it."""
+        ``task_name`` of an unlimited ``queue`` it claims from and has a slot free: the start
+        inserts it already claimed (one commit, no claim) and hands it over with
+        :meth:`adopt`. ``None``: start it unclaimed."""
         if (
             not self._loops
             or self._stopping.is_set()
             or task_name not in self.task_names
+            or not self._queues.claims_here(queue)
             or len(self._in_flight) + self._reserved >= self.settings.concurrency
         ):
             return None
@@ -342,6 +346,7 @@ class Worker:
             pause = self.settings.poll_interval
             if free > 0:
                 try:
+                    await self._queues.refresh(self.settings.poll_interval)
                     now = self.runtime.clock.now()
                     await self.runtime.pause_rules.refresh(
                         self.store, now, max_age=max(self.settings.poll_interval, PAUSE_RULES_AGE)
@@ -353,9 +358,9 @@ class Worker:
                     taken = await self._claim(limit, now)
                     self.runtime.outage.succeeded("claim")
                     if taken < limit:  # idle: claim what is due soon, sleep till the next
-                        if await self._ahead.claim(now):
+                        if await self._ahead.claim(now, *self._queues.filters):
                             continue  # there may be more
-                        pause = await self._until_next_due(pause, now)
+                        pause = self._queues.pause(await self._until_next_due(pause, now), now)
                     elif taken < free:  # a backlog and free slots: the next chunk at once
                         continue
                 except Exception as exc:
@@ -369,39 +374,25 @@ class Worker:
             await _wait(self._wake, pause)
 
     async def _until_next_due(self, longest: float, now: datetime) -> float:
-        """Seconds until the next execution becomes claimable after ``now`` (the claim's time,
-        so one that came due since is picked up at once), at most ``longest``."""
+        """Seconds until the next execution becomes claimable after ``now``, at most
+        ``longest``."""
         due = await self.store.run(wakeups.next_claimable_at, self.task_names, after=now)
-        ahead = timedelta(seconds=self._ahead.window())
-        if due is not None and ahead and due > now + ahead:
-            due -= ahead  # claimed ahead then; what is due sooner cannot be (an event wait)
-        held = self._ahead.next_due()
-        if held is not None and held <= now and self._ahead.waking:
-            held = None  # being woken: the waker sets the wake event as each chunk is ready
-        if held is not None and (due is None or held < due):
-            due = held
+        due = self._ahead.next_wake(due, now)
         if due is None:
             return longest
         return min(longest, max((due - self.runtime.clock.now()).total_seconds(), 0.0))
 
-    # -- claiming ahead ---------------------------------------------------------------------
-
     async def _claim(self, free: int, now: datetime) -> int:
-        """Claim up to ``free`` executions and load their outcomes. The claim also does, for
-        the whole batch at once, what each woken run would otherwise do one by one: its due
-        timers fire and its due sleeps are completed (a due sleep needs no handler code), so a
-        woken sleeper costs no write of its own to get past its sleep.
-
-        The claim commits before the handlers start (PostgreSQL: one autocommit statement,
-        then the outcomes are read; SQLite: one transaction on the writer's thread). Should
-        this task be cancelled meanwhile (the worker stops), or the read of the outcomes
-        fail, what it claimed is handed back rather than left to wait for its lease to
-        expire."""
+        """Claim up to ``free`` executions and load their outcomes (the claim also fires the
+        woken runs' due timers and completes their due sleeps, for the batch at once), then
+        from the limited queues (:mod:`zart.worker.queues`). The claim commits before the
+        handlers start; should this task be cancelled meanwhile (the worker stops), or the
+        read of the outcomes fail, what it claimed is handed back at once."""
         work = asyncio.ensure_future(self._claim_and_load(free, now))
         claimed, outcomes = await handing_back(
             work, lambda taken: self._release([c.lease for c in taken[0]])
         )
-        self._backlog = len(claimed) >= free
+        self._backlog = len(claimed) >= free or self._queues.more
         for item in claimed:
             self._spawn(item, outcomes.get(item.execution.run_id, {}))
         return len(claimed)
@@ -419,13 +410,21 @@ class Worker:
                 now=now,
                 lease_timeout=timedelta(seconds=self.settings.lease_timeout),
                 takeovers=takeovers,
+                limited=self._queues.limited,
+                queues=self._queues.subscribed,
             )
         except claims.OutcomesNotLoaded as failed:  # hand back what it took, at once
             for taken in failed.taken:  # as soon as the database answers, if it does not now
                 self._hand_back(taken.lease, taken.execution.task_name)
             raise failed.__cause__ or failed from None
         self._takeovers.claimed(takeovers, claimed, now)
-        return claimed, outcomes
+        try:  # the limited queues' turn (one transaction each: it commits or takes nothing)
+            more, loaded = await self._queues.claim(free - len(claimed), self.runtime.clock.now())
+        except BaseException:
+            for taken in claimed:
+                self._hand_back(taken.lease, taken.execution.task_name)
+            raise
+        return claimed + more, outcomes | loaded
 
     def _hand_back(self, lease: Lease, task_name: str) -> None:
         hand_back = self.runtime.hand_back(lease, task_name)
@@ -471,9 +470,8 @@ class Worker:
                 )
             else:
                 record = task.result()
-        # Claim again when ready work may wait for this slot, or a takeover for the end of
-        # this one's probation, and re-plan the next wake-up when the run suspended or let go
-        # of the execution some other way.
+        # Claim again when ready work (or a takeover's probation) may wait for this slot, and
+        # re-plan the next wake-up when the run suspended or let go of the execution.
         cleared = self._takeovers.ended(execution_id)
         if cleared or self._backlog or record is None or not record.is_terminal:
             self._wake.set()
@@ -526,6 +524,8 @@ class Worker:
         if payload == wakeups.PAUSE_RULES_CHANGED:  # reload them before the next claim
             self.runtime.pause_rules.mark_stale()
             self._wake.set()
+        elif payload == queues_repo.QUEUES_CHANGED:  # re-read the queues' limits first
+            self.queues_changed()
         elif not payload or payload in self.task_names:
             self._wake.set()
 
