@@ -17,8 +17,10 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from zart.models.queues import declared_queues
 from zart.repositories import queue_claims
 from zart.repositories import queues as queues_repo
+from zart.repositories.executors import ConnectionExecutor
 from zart.repositories.records import ClaimedExecution, StepRecord
 from zart.repositories.store import Store
 from zart.worker.settings import WorkerSettings
@@ -52,7 +54,16 @@ class QueueClaims:
         """Re-read which queues are limited when the last read is ``max_age`` seconds old."""
         if self._read_at is not None and time.monotonic() - self._read_at < max_age:
             return
-        self.limited = await self.store.run(queues_repo.limited_queues)
+        self.read(await self.store.run(queues_repo.limited_queues))
+
+    async def declare(self, db: ConnectionExecutor, now: datetime, channel: str) -> None:
+        """Store the queues declared in code (the worker starts) and read the limited ones
+        before the loops start: a start of this process may be handed over at once."""
+        await db.run(queues_repo.declare_queues, declared_queues(), now=now, channel=channel)
+        self.read(await db.run(queues_repo.limited_queues))
+
+    def read(self, limited: list[str]) -> None:
+        self.limited = limited
         self._read_at = time.monotonic()
 
     def claims_here(self, queue: str) -> bool:

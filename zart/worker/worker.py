@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from zart.errors import ConfigurationError
 from zart.logs import log, logger
-from zart.models.queues import DEFAULT_QUEUE, declared_queues
+from zart.models.queues import DEFAULT_QUEUE
 from zart.outages import is_transient
 from zart.repositories import claims, leases, wakeups
 from zart.repositories import queues as queues_repo
@@ -153,7 +153,7 @@ class Worker:
                 concurrency=self.settings.concurrency,
                 now=self.runtime.clock.now(),
             )
-            await db.run(queues_repo.declare_queues, declared_queues(), **self._at_now())
+            await self._queues.declare(db, **self._at_now())
         if self.fires_schedules:
             await self.schedules.sync(self._declared_schedules())
         self.runtime.open_connections()
