@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     #: they finished (``ZART_RETENTION="30d"``); none by default: kept for ever.
     retention: timedelta | None = None
     prune_interval: float = _WORKER_DEFAULTS.prune_interval
+    #: How long schedules' firings are kept (``ZART_SCHEDULE_HISTORY="90d"``; ``"none"``: for
+    #: ever), also after their schedule was removed.
+    schedule_history: timedelta | None = _WORKER_DEFAULTS.history_kept_for
     #: The queues ``zart worker`` claims from (``ZART_QUEUES="emails,reports"``); all by default.
     queues: Annotated[tuple[str, ...] | None, NoDecode] = None
 
@@ -94,6 +97,13 @@ class Settings(BaseSettings):
     @classmethod
     def _retention(cls, value: Any) -> timedelta | None:
         return None if value in (None, "") else parse_duration(value, name="retention")
+
+    @field_validator("schedule_history", mode="before")
+    @classmethod
+    def _history(cls, value: Any) -> timedelta | None:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+            return None
+        return parse_duration(value, name="schedule_history")
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -50,7 +50,7 @@ from zart.errors import ConfigurationError, WaitTimedOut, ZartError
 from zart.models import ExecutionStatus, StepKind
 from zart.repositories import reset as reset_repo
 from zart.repositories.records import ExecutionRecord
-from zart.runtime.registry import ExecutionId, find_handler
+from zart.runtime.registry import ExecutionId, declared_schedules
 from zart.scheduler import DurableScheduler
 from zart.schedules.loop import DeclaredSchedule
 from zart.worker import Worker
@@ -381,16 +381,15 @@ def _declared(wanted: bool | Iterable[str], running: Sequence[str]) -> list[Decl
     if wanted is False:
         return []
     names = list(running) if wanted is True else list(wanted)
-    declared = []
-    for name in names:
-        handler = find_handler(name)
-        if handler is None or handler.schedule is None:
-            if wanted is True:
-                continue
-            raise ConfigurationError(
-                f"schedules=: no durable handler {name!r} with a declared schedule is registered"
-            )
-        declared.append(DeclaredSchedule(name, handler.schedule))
+    declared = declared_schedules(names)
+    if wanted is not True:
+        found = {schedule.task_name for schedule in declared}
+        for name in names:
+            if name not in found:
+                raise ConfigurationError(
+                    f"schedules=: no durable handler {name!r} with a declared schedule is"
+                    " registered"
+                )
     return declared
 
 

@@ -20,6 +20,8 @@ from zart.repositories import schedules as schedules_repo
 from zart.runtime.registry import DurableHandler, unregister
 from zart.schedules.loop import ScheduleLoop
 from zart.testing import FakeClock
+from zart.worker import WorkerSettings
+from zart.worker.pruning import PruneLoop
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 schedules = table_of(ScheduleRow)
@@ -296,7 +298,10 @@ async def test_pause_resume_and_remove(clocked: DurableScheduler) -> None:
 
     await clocked.remove_schedule("managed")
     assert await clocked.list_schedules() == []
-    assert await firings(clocked, "managed") == []
+    # Its history outlives it (until pruned by age: see the test of schedule_history).
+    assert await firings(clocked, "managed") == [
+        (datetime(2030, 1, 3, 8, tzinfo=UTC), "managed@2030-01-03T08:00:00Z")
+    ]
     assert (await clocked.status("managed@2030-01-03T08:00:00Z")).task_name == "sched-report"
 
 
@@ -371,3 +376,49 @@ async def test_executions_started_otherwise_have_no_fire_time(clocked: DurableSc
 
     assert seen_fire_times[execution_id] == [None]
     assert (await clocked.status(execution_id)).fire_time is None
+
+
+async def test_firing_history_is_kept_for_a_window_also_after_its_schedule_is_removed(
+    clocked: DurableScheduler,
+) -> None:
+    loop = loop_of(clocked)
+    await clocked.add_schedule("kept", "sched-report", "* * * * *", overlap="allow")
+    await clocked.add_schedule("gone", "sched-report", "* * * * *", overlap="allow")
+    for _ in range(5):  # 00:01 .. 00:05
+        clock(clocked).advance("1m")
+        assert len((await loop.tick()).started) == 2
+    await clocked.remove_schedule("gone")
+    assert len(await firings(clocked, "gone")) == 5
+
+    def pruner(history: str) -> PruneLoop:
+        settings = WorkerSettings(schedule_history=history)
+        return PruneLoop(clocked.store, clocked.clock, settings, "test", firings=True)
+
+    # At 00:05 with 150 s of history: 00:01 and 00:02 go, of both schedules.
+    assert pruner("150s").needed
+    await pruner("150s").tick()
+    minutes = [datetime(2030, 1, 1, 0, m, tzinfo=UTC) for m in (3, 4, 5)]
+    assert [at for at, _ in await firings(clocked, "kept")] == minutes
+    assert [at for at, _ in await firings(clocked, "gone")] == minutes
+
+    # A day later: the removed schedule's history is gone; the live one keeps its latest
+    # started firing, which its overlap policy compares the next one with.
+    clock(clocked).advance("1d")
+    await pruner("1h").tick()
+    assert await firings(clocked, "gone") == []
+    assert await firings(clocked, "kept") == [(minutes[-1], "kept@2030-01-01T00:05:00Z")]
+    # The executions it started are not the firing history's to delete.
+    assert (await clocked.status("gone@2030-01-01T00:01:00Z")).task_name == "sched-report"
+
+
+def test_schedule_history_is_a_positive_duration_or_none() -> None:
+    assert WorkerSettings().history_kept_for == timedelta(days=30)
+    assert WorkerSettings(schedule_history=None).history_kept_for is None
+    assert zart.Settings(schedule_history="none").schedule_history is None
+    assert zart.Settings(schedule_history="90d").worker_settings().history_kept_for == timedelta(
+        days=90
+    )
+    with pytest.raises(zart.ConfigurationError, match="schedule_history must be positive"):
+        WorkerSettings(schedule_history=0)
+    with pytest.raises(zart.ConfigurationError, match="invalid schedule_history 'soon'"):
+        zart.Settings(schedule_history="soon")

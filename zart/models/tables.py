@@ -303,16 +303,19 @@ class ScheduleRow(Base):
 
 class ScheduleFiringRow(Base):
     """One fire time of a schedule. The primary key is the fire key: however many workers race
-    to fire the same time, the insert lets exactly one of them through."""
+    to fire the same time, the insert lets exactly one of them through.
+
+    No foreign key: the history outlives a removed schedule, and workers prune it by age
+    (``schedule_history``; :func:`zart.repositories.schedules.prune_firings`)."""
 
     __tablename__ = "zart_schedule_firings"
 
-    schedule_name: Mapped[str] = mapped_column(
-        ForeignKey("zart_schedules.name", ondelete="CASCADE"), primary_key=True
-    )
+    schedule_name: Mapped[str] = mapped_column(String(ID), primary_key=True)
     fire_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     execution_id: Mapped[str | None] = mapped_column(String(ID))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_zart_schedule_firings_fire_at", "fire_at"),)
 
 
 class PauseRuleRow(Base):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, select, update
+from sqlalchemy import bindparam, case, delete, exists, func, select, tuple_, update
 
 from zart.models import (
     CatchupPolicy,
@@ -189,6 +189,35 @@ FIRINGS = Statement(
 )
 
 
+def _prune_firings(_dialect: str) -> Any:
+    """The ``:limit`` oldest firings before ``:before``, except each schedule's latest that
+    started an execution (the overlap policy looks at it) while the schedule exists."""
+    newer = firings.alias("newer")
+    superseded = exists().where(
+        newer.c.schedule_name == firings.c.schedule_name,
+        newer.c.fire_at > firings.c.fire_at,
+        newer.c.execution_id.is_not(None),
+    )
+    removed = ~exists().where(schedules.c.name == firings.c.schedule_name)
+    doomed = (
+        select(firings.c.schedule_name, firings.c.fire_at)
+        .where(
+            firings.c.fire_at < bindparam("before", type_=firings.c.fire_at.type),
+            firings.c.execution_id.is_(None) | superseded | removed,
+        )
+        .order_by(firings.c.fire_at)
+        .limit(bindparam("limit"))
+    )
+    return (
+        delete(firings)
+        .where(tuple_(firings.c.schedule_name, firings.c.fire_at).in_(doomed))
+        .returning(firings.c.schedule_name)
+    )
+
+
+PRUNE_FIRINGS = Statement("prune_firings", _prune_firings)
+
+
 # ---------------------------------------------------------------------------------------------
 # Control plane
 
@@ -268,9 +297,8 @@ def resume_schedule(
 
 
 def remove_schedule(backend: Backend, name: str) -> Operation[bool]:
-    """Delete ``name`` and its firing history (the executions it started are kept). True
-    when there was such a schedule."""
-    # The firings go with it: ON DELETE CASCADE (SQLite connections enable foreign keys).
+    """Delete ``name`` (the executions it started are kept, and its firing history until
+    :func:`prune_firings` takes it). True when there was such a schedule."""
     return bool((yield REMOVE, {"name": name}))
 
 
@@ -365,3 +393,11 @@ def list_firings(
     """The schedule's latest firings, newest first."""
     found = yield FIRINGS, {"schedule_name": schedule_name, "limit": limit}
     return [rows.firing(r) for r in found]
+
+
+def prune_firings(backend: Backend, *, before: datetime, limit: int = 100) -> Operation[int]:
+    """Delete up to ``limit`` firings older than ``before``, oldest first; how many. Each
+    schedule's latest firing that started an execution is kept as long as the schedule
+    exists: overlap policies compare the next firing with it."""
+    found = yield PRUNE_FIRINGS, {"before": before, "limit": limit}
+    return len(found)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar
@@ -18,6 +18,7 @@ from zart.models import CatchupPolicy, OverlapPolicy
 from zart.models.names import COMPENSATION_SUFFIX, check_name, compensation_of
 from zart.models.queues import DEFAULT_QUEUE, Queue, queue_name_of
 from zart.runtime.outcomes import ExecutionFailure
+from zart.schedules.loop import DeclaredSchedule
 from zart.schedules.plans import DEFAULT_CATCHUP, DEFAULT_OVERLAP, ScheduleSpec
 from zart.schedules.plans import check_name as check_schedule_name
 from zart.serialization import check_readable, from_json, to_json
@@ -311,6 +312,16 @@ def compensated_names() -> frozenset[str]:
 def retentions() -> dict[str, timedelta]:
     """The task names registered in this process that declare a ``retention``, with it."""
     return {name: h.retention for name, h in _registry.items() if h.retention is not None}
+
+
+def declared_schedules(task_names: Iterable[str]) -> list[DeclaredSchedule]:
+    """The cron schedules declared on the handlers of ``task_names``
+    (``@zart.durable(name, schedule=...)``)."""
+    return [
+        DeclaredSchedule(name, handler.schedule)
+        for name in task_names
+        if (handler := _registry.get(name)) is not None and handler.schedule is not None
+    ]
 
 
 def registered_names() -> list[str]:

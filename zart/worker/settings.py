@@ -12,6 +12,9 @@ from zart.errors import ConfigurationError
 from zart.models.queues import check_queue_name
 from zart.runtime.crashes import DEFAULT_MAX_CLAIMS
 
+#: How long the schedules' firing history is kept by default.
+DEFAULT_SCHEDULE_HISTORY = timedelta(days=30)
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
@@ -37,6 +40,9 @@ class WorkerSettings:
     retention: timedelta | float | str | None = None
     #: Seconds between two passes of the background pruning.
     prune_interval: float = 60.0
+    #: How long the schedules' firing history is kept (by a worker that fires schedules),
+    #: also after its schedule was removed; ``None``: for ever.
+    schedule_history: timedelta | float | str | None = DEFAULT_SCHEDULE_HISTORY
     #: The queues this worker claims from (``zart worker --queue emails``); ``None``: every
     #: queue. A worker never claims an execution of a task it does not run, whatever its queue.
     queues: tuple[str, ...] | None = None
@@ -56,11 +62,8 @@ class WorkerSettings:
             raise ConfigurationError(f"claim_ahead must be at least 0, not {self.claim_ahead}")
         if self.max_claims < 1:
             raise ConfigurationError(f"max_claims must be at least 1, not {self.max_claims}")
-        if self.retention is not None:
-            kept = parse_duration(self.retention, name="retention")
-            if kept <= timedelta(0):
-                raise ConfigurationError(f"retention must be positive, not {self.retention!r}")
-            object.__setattr__(self, "retention", kept)
+        for name in ("retention", "schedule_history"):  # durations, read once
+            object.__setattr__(self, name, _positive_duration(getattr(self, name), name))
         if self.prune_interval <= 0:
             raise ConfigurationError(f"prune_interval must be positive, not {self.prune_interval}")
         if self.queues is not None:
@@ -76,8 +79,23 @@ class WorkerSettings:
         return self.retention if isinstance(self.retention, timedelta) else None
 
     @property
+    def history_kept_for(self) -> timedelta | None:
+        """``schedule_history`` as read (a ``timedelta``), or ``None``."""
+        history = self.schedule_history
+        return history if isinstance(history, timedelta) else None
+
+    @property
     def heartbeat_every(self) -> float:
         return self.heartbeat_interval or self.lease_timeout / 3
+
+
+def _positive_duration(value: timedelta | float | str | None, name: str) -> timedelta | None:
+    if value is None:
+        return None
+    kept = parse_duration(value, name=name)
+    if kept <= timedelta(0):
+        raise ConfigurationError(f"{name} must be positive, not {value!r}")
+    return kept
 
 
 def _checked_queues(queues: object) -> tuple[str, ...]:

@@ -39,8 +39,8 @@ from zart.repositories import queues as queues_repo
 from zart.repositories import workers as workers_repo
 from zart.repositories.records import ClaimedExecution, ExecutionRecord, Lease, StepRecord
 from zart.runtime.execution import Runtime, execute
-from zart.runtime.registry import compensated_names, find_handler
-from zart.schedules.loop import DeclaredSchedule, ScheduleLoop
+from zart.runtime.registry import compensated_names, declared_schedules, find_handler
+from zart.schedules.loop import ScheduleLoop
 from zart.worker.ahead import CLAIM_CHUNK, RELEASE_ERRORS, ClaimAhead, handing_back
 from zart.worker.instruments import WorkerInstruments
 from zart.worker.pruning import PruneLoop
@@ -113,7 +113,9 @@ class Worker:
         self._takeovers = Takeovers(
             poll_interval=self.settings.poll_interval, probation=self.settings.heartbeat_every
         )
-        self._pruning = PruneLoop(self.store, runtime.clock, self.settings, self.worker_id)
+        self._pruning = PruneLoop(
+            self.store, runtime.clock, self.settings, self.worker_id, firings=schedules
+        )
         self._instruments = WorkerInstruments(self.settings.concurrency)  # zart.metrics
         self._queues = QueueClaims(self.store, self.worker_id, self.task_names, self.settings)
         self._stopping = asyncio.Event()
@@ -155,7 +157,7 @@ class Worker:
             )
             await self._queues.declare(db, **self._at_now())
         if self.fires_schedules:
-            await self.schedules.sync(self._declared_schedules())
+            await self.schedules.sync(declared_schedules(self.task_names))
         self.runtime.open_connections()
         self._loops = [
             self._supervise("claim", self._claim_loop),
@@ -582,14 +584,6 @@ class Worker:
                 entry[0].cancel()
 
     # -- schedules loop -------------------------------------------------------------------
-
-    def _declared_schedules(self) -> list[DeclaredSchedule]:
-        declared = []
-        for name in self.task_names:
-            handler = find_handler(name)
-            if handler is not None and handler.schedule is not None:
-                declared.append(DeclaredSchedule(name, handler.schedule))
-        return declared
 
     async def _schedules_loop(self) -> None:
         await self.schedules.run(self._stopping, self.settings.poll_interval)
