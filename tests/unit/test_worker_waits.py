@@ -1,4 +1,4 @@
-"""The worker's loops wait with ``_wait``; ``stop()`` ends them by cancelling them."""
+"""The worker's loops wait with ``wait_for``; ``stop()`` ends them by cancelling them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from zart.worker.worker import _wait
+from zart.worker.listener import wait_for as _wait
 
 
 async def _waiting_for_ever(event: asyncio.Event) -> None:

@@ -5,7 +5,8 @@
   freed slot or the poll interval;
 - the **heartbeat loop** renews the leases of the executions in flight (stopping those whose
   lease was lost) and records that the worker is alive;
-- the **listener loop** (PostgreSQL) LISTENs for wake-ups and wakes the claim loop at once;
+- the **listener loop** (PostgreSQL, :mod:`zart.worker.listener`) LISTENs for wake-ups and
+  wakes the claim loop at once;
 - the **schedules loop** fires due cron schedules (:mod:`zart.schedules.loop`); the schedules
   declared on this worker's handlers are stored when it starts;
 - executions claimed ahead of their due time wait in :mod:`zart.worker.ahead` until then;
@@ -35,7 +36,6 @@ from zart.logs import log, logger
 from zart.models.queues import DEFAULT_QUEUE
 from zart.outages import is_transient
 from zart.repositories import claims, leases, wakeups
-from zart.repositories import queues as queues_repo
 from zart.repositories import workers as workers_repo
 from zart.repositories.records import ClaimedExecution, ExecutionRecord, Lease, StepRecord
 from zart.runtime.execution import Runtime, execute
@@ -43,6 +43,7 @@ from zart.runtime.registry import compensated_names, declared_schedules, find_ha
 from zart.schedules.loop import ScheduleLoop
 from zart.worker.ahead import CLAIM_CHUNK, RELEASE_ERRORS, ClaimAhead, handing_back
 from zart.worker.instruments import WorkerInstruments
+from zart.worker.listener import Listener, wait_for
 from zart.worker.pruning import PruneLoop
 from zart.worker.queues import QueueClaims
 from zart.worker.settings import WorkerSettings
@@ -52,19 +53,8 @@ from zart.worker.takeovers import Takeovers
 #: interval). A change made in this process, or announced by NOTIFY, is reloaded at once.
 PAUSE_RULES_AGE = 1.0
 
-#: Seconds the listener's liveness probe may take before its connection counts as lost.
-PROBE_TIMEOUT = 5.0
-
 
 T = TypeVar("T")
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    """Wait until ``event`` is set, at most ``seconds``. Not :func:`asyncio.wait_for`: on
-    Python 3.11 it swallows a cancel that lands as what it waits for is done (gh-86296)."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await event.wait()
 
 
 class Worker:
@@ -123,8 +113,16 @@ class Worker:
         self._background: set[asyncio.Task[Any]] = set()
         self._started = False
         self._stop_task: asyncio.Task[None] | None = None
-        #: Server pid of the listening connection while up (PostgreSQL), for operators.
-        self.listener_pid: int | None = None
+        self._listener = Listener(
+            runtime,
+            worker_id=self.worker_id,
+            task_names=self.task_names,
+            wake=self._wake,
+            stopping=self._stopping,
+            queues_changed=self.queues_changed,
+            poll_interval=self.settings.poll_interval,
+            probe_every=self.settings.lease_timeout / 3,
+        )
         self.schedules = ScheduleLoop(
             runtime.store,
             runtime.clock,
@@ -164,7 +162,7 @@ class Worker:
             self._supervise("heartbeat", self._heartbeat_loop),
         ]
         if self.store.backend.notifies:  # otherwise polling is the only way
-            self._loops.append(self._supervise("listener", self._listen_loop))
+            self._loops.append(self._supervise("listener", self._listener.run))
         if self.fires_schedules:
             self._loops.append(self._supervise("schedules", self._schedules_loop))
         if self._pruning.needed:
@@ -290,6 +288,11 @@ class Worker:
         return True
 
     @property
+    def listener_pid(self) -> int | None:
+        """Server pid of the listening connection while up (PostgreSQL), for operators."""
+        return self._listener.pid
+
+    @property
     def in_flight(self) -> int:
         return len(self._in_flight)
 
@@ -373,7 +376,7 @@ class Worker:
             else:  # full: whatever woke us may be ready work waiting for a slot
                 self._backlog = True
             # Ready work beyond the free slots waits for a slot (its end sets the wake event).
-            await _wait(self._wake, pause)
+            await wait_for(self._wake, pause)
 
     async def _until_next_due(self, longest: float, now: datetime) -> float:
         """Seconds until the next execution becomes claimable after ``now``, at most
@@ -480,64 +483,13 @@ class Worker:
         if self._on_finished is not None:
             self._on_finished(execution_id, record)
 
-    # -- listener loop (PostgreSQL) -------------------------------------------------------
-
-    async def _listen_loop(self) -> None:
-        while True:
-            pause = self.settings.poll_interval
-            try:
-                await self._listen()
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                # Reconnect with the outage's back-off (logged once per outage).
-                pause = self.runtime.outage.failed("listener", exc, action="listener_lost")
-            # A wake-up may have been missed while not listening: look now, then reconnect.
-            self._wake.set()
-            await _wait(self._stopping, pause)
-            if self._stopping.is_set():
-                return
-
-    async def _listen(self) -> None:
-        def listening(pid: int) -> None:
-            self.listener_pid = pid
-            self.runtime.outage.succeeded("listener")
-            self._wake.set()  # anything that became ready before we listened
-            log(
-                "listener_started",
-                "listening for wake-ups",
-                worker_id=self.worker_id,
-                channel=self.runtime.channel,
-            )
-
-        try:
-            await self.store.listen(
-                self.runtime.channel,
-                self._on_notification,
-                until=self._stopping,
-                probe_every=self.settings.lease_timeout / 3,
-                probe_timeout=PROBE_TIMEOUT,
-                on_listening=listening,
-            )
-        finally:
-            self.listener_pid = None
-
-    def _on_notification(self, payload: str) -> None:
-        if payload == wakeups.PAUSE_RULES_CHANGED:  # reload them before the next claim
-            self.runtime.pause_rules.mark_stale()
-            self._wake.set()
-        elif payload == queues_repo.QUEUES_CHANGED:  # re-read the queues' limits first
-            self.queues_changed()
-        elif not payload or payload in self.task_names:
-            self._wake.set()
-
     # -- heartbeat loop -------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
         never = asyncio.Event()  # nothing hurries a heartbeat; the wait is the interval
         pause = self.settings.heartbeat_every
         while True:  # runs on during a graceful shutdown; stop() cancels it last
-            await _wait(never, pause)
+            await wait_for(never, pause)
             pause = self.settings.heartbeat_every
             try:
                 await self._heartbeat()
