@@ -14,8 +14,10 @@ generate_series``, never a Python loop), PostgreSQL only:
   (each with its run), rows deleted per second, the million recent ones kept.
 
 Each figure is the median (and p95) of repeated calls, reported beside the empty-table
-figure and their ratio. Run alone: ``.venv-bench/bin/python -m bench.scale --database-url
-postgresql+asyncpg://...`` (a throwaway database: it is filled and emptied).
+figure and their ratio. The empty and the full table are two schemas of the same server,
+measured in turns, call by call, after the load's pages are checkpointed: a same-run ratio.
+Run alone: ``.venv-bench/bin/python -m bench.scale --database-url postgresql+asyncpg://...``
+(a throwaway database: it is filled and emptied).
 """
 
 from __future__ import annotations
@@ -63,17 +65,6 @@ def _stats(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def _timed(call: Callable[[], Awaitable[Any]], repeat: int = REPEAT) -> dict[str, float]:
-    for _ in range(5):  # warm the statement caches and the pool
-        await call()
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        await call()
-        samples.append(time.perf_counter() - started)
-    return _stats(samples)
-
-
 _LOAD = """
 INSERT INTO zart_executions (execution_id, task_name, payload, status, result, current_run_id,
     run_count, claimable_at, claim_count, crashed_claims, version, created_at, updated_at,
@@ -101,89 +92,119 @@ async def _load(scheduler: zart.DurableScheduler, kind: str, rows: int, finished
 
     params = {"kind": kind, "task": TASK, "rows": rows, "finished": finished, "tenants": TENANTS}
     async with scheduler.engine.begin() as conn:
+        await conn.execute(text(f"SET LOCAL search_path TO {scheduler.schema}"))
         await conn.execute(text(_LOAD), params)
         await conn.execute(text(_LOAD_RUNS), {"kind": kind})
 
 
-async def _analyze(scheduler: zart.DurableScheduler) -> None:
+async def _settle(scheduler: zart.DurableScheduler) -> None:
+    """Statistics fresh and the load's dirty pages written: the figures after a load measure
+    the table, not the checkpointer catching up with it."""
     from sqlalchemy import text
 
     async with scheduler.engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text("VACUUM ANALYZE zart_executions"))
-        await conn.execute(text("VACUUM ANALYZE zart_runs"))
+        await conn.execute(text(f"VACUUM ANALYZE {scheduler.schema}.zart_executions"))
+        await conn.execute(text(f"VACUUM ANALYZE {scheduler.schema}.zart_runs"))
+        await conn.execute(text("CHECKPOINT"))
 
 
-async def _figures(scheduler: zart.DurableScheduler) -> dict[str, Any]:
-    """Every figure on the table as it is now."""
+def _latencies(scheduler: zart.DurableScheduler) -> dict[str, Callable[[], Awaitable[Any]]]:
+    """The latency figures' calls on ``scheduler``'s table."""
     runtime = scheduler.runtime
-    runtime.open_connections()
-    try:
-        # Claims: REPEAT ready executions, one claim each (and each found by the next).
-        for i in range(REPEAT + 5):
-            await scheduler.start(scale_handler, {"i": i})
-        now = datetime.now(UTC) + timedelta(seconds=1)
-
-        async def claim() -> None:
-            taken, _ = await runtime.store.run(
-                claims.claim_and_load,
-                worker_id="scale-bench",
-                task_names=[TASK],
-                limit=1,
-                now=now,
-                lease_timeout=timedelta(hours=1),
-            )
-            assert len(taken) == 1
-
-        figures: dict[str, Any] = {"claim": await _timed(claim)}
-    finally:
-        await runtime.close_connections()
+    now = datetime.now(UTC) + timedelta(days=1)  # every started execution is ready by then
     counter = iter(range(10**9))
+
+    async def claim() -> None:
+        taken, _ = await runtime.store.run(
+            claims.claim_and_load,
+            worker_id="scale-bench",
+            task_names=[TASK],
+            limit=1,
+            now=now,
+            lease_timeout=timedelta(days=30),
+        )
+        assert len(taken) == 1
 
     async def start() -> None:
         await scheduler.start(scale_handler, {"n": next(counter)})
 
-    figures["start"] = await _timed(start)
-
     async def tagged() -> None:
         await scheduler.list_executions(tags={"tenant": "t7"}, limit=20)
-
-    figures["tag_list"] = await _timed(tagged, 50)
 
     async def scraped() -> None:
         await scrape(scheduler)
 
-    figures["scrape"] = await _timed(scraped, 50)
-    # Prune: PRUNED old finished executions among whatever else is stored.
+    return {"claim": claim, "start": start, "tag_list": tagged, "scrape": scraped}
+
+
+async def _interleaved(sides: dict[str, zart.DurableScheduler]) -> dict[str, dict[str, Any]]:
+    """Every latency figure of every side, the sides taking turns call by call: a slow patch
+    of the disk (this VM's fsync latency wanders by 3x within minutes) hits both alike."""
+    calls = {name: _latencies(scheduler) for name, scheduler in sides.items()}
+    for scheduler in sides.values():
+        scheduler.runtime.open_connections()
+        # Ready executions for every claim to come (each claim takes one).
+        for i in range(REPEAT + 5):
+            await scheduler.start(scale_handler, {"i": i})
+    samples: dict[str, dict[str, list[float]]] = {name: {} for name in sides}
+    try:
+        for figure in ("claim", "start", "tag_list", "scrape"):
+            repeat = REPEAT if figure in ("claim", "start") else 50
+            for name in sides:
+                for _ in range(5):  # warm the statement caches and the pool
+                    await calls[name][figure]()
+            for _ in range(repeat):
+                for name in sides:
+                    started = time.perf_counter()
+                    await calls[name][figure]()
+                    samples[name].setdefault(figure, []).append(time.perf_counter() - started)
+    finally:
+        for scheduler in sides.values():
+            await scheduler.runtime.close_connections()
+    return {name: {f: _stats(s) for f, s in found.items()} for name, found in samples.items()}
+
+
+async def _prune_rate(scheduler: zart.DurableScheduler) -> dict[str, float]:
+    """Prune ``PRUNED`` old finished executions among whatever else is stored."""
     await _load(scheduler, "old", PRUNED, datetime.now(UTC) - timedelta(days=90))
+    await _settle(scheduler)
     started = time.perf_counter()
     pruned = await scheduler.prune("30d")
     seconds = time.perf_counter() - started
     assert pruned.deleted == PRUNED, pruned
-    figures["prune"] = {"rows": pruned.deleted, "rows_per_second": pruned.deleted / seconds}
-    return figures
+    return {"rows": pruned.deleted, "rows_per_second": pruned.deleted / seconds}
 
 
 async def _clear(scheduler: zart.DurableScheduler) -> None:
     from sqlalchemy import text
 
     async with scheduler.engine.begin() as conn:
-        await conn.execute(text("TRUNCATE zart_executions CASCADE"))
+        await conn.execute(text(f"TRUNCATE {scheduler.schema}.zart_executions CASCADE"))
 
 
 async def measure(url: str, rows: int) -> dict[str, Any]:
-    async with zart.DurableScheduler(url) as scheduler:
-        await scheduler.migrate()
-        await _clear(scheduler)
-        await _analyze(scheduler)
-        empty = await _figures(scheduler)
-        await _clear(scheduler)
+    """The figures on an empty table and on one holding ``rows`` finished executions: two
+    schemas of one server, measured in turns (the ratio is a same-run one)."""
+    async with (
+        zart.DurableScheduler(url, schema="zart_scale_empty") as empty_side,
+        zart.DurableScheduler(url, schema="zart_scale_full") as full_side,
+    ):
+        sides = {"empty": empty_side, "full": full_side}
+        for scheduler in sides.values():
+            await scheduler.migrate()
+            await _clear(scheduler)
         started = time.perf_counter()
-        await _load(scheduler, "recent", rows, datetime.now(UTC) - timedelta(days=1))
-        await _analyze(scheduler)
+        await _load(full_side, "recent", rows, datetime.now(UTC) - timedelta(days=1))
+        for scheduler in sides.values():
+            await _settle(scheduler)
         load_seconds = time.perf_counter() - started
-        full = await _figures(scheduler)
-        await _clear(scheduler)
+        figures = await _interleaved(sides)
+        for name, scheduler in sides.items():
+            figures[name]["prune"] = await _prune_rate(scheduler)
+        for scheduler in sides.values():
+            await _clear(scheduler)
+    empty, full = figures["empty"], figures["full"]
     ratios = {
         name: full[name]["median_ms"] / empty[name]["median_ms"]
         for name in ("claim", "start", "tag_list", "scrape")

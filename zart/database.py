@@ -359,6 +359,9 @@ async def detached_connection(engine: AsyncEngine) -> tuple[AsyncConnection, Any
 #: Driver connections a worker process keeps for its hot statements, at most.
 DRIVER_CONNECTIONS = 8
 
+#: Set on each of them: see :meth:`DriverConnections._open`.
+GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
+
 
 class DriverConnections:
     """A few asyncpg connections, opened the engine's way and then kept out of its pool, for
@@ -387,7 +390,7 @@ class DriverConnections:
             if self._closed:
                 raise OperationalError(None, None, Exception("the worker's connections are closed"))
             try:
-                entry = self._idle.pop() if self._idle else await detached_connection(self._engine)
+                entry = self._idle.pop() if self._idle else await self._open()
             except Exception as exc:
                 raise _translated(exc) from exc
             healthy = False
@@ -407,6 +410,19 @@ class DriverConnections:
                     self._idle.append(entry)
                 else:
                     await _discard(entry)
+
+    async def _open(self) -> tuple[AsyncConnection, Any]:
+        entry = await detached_connection(self._engine)
+        try:
+            # Generic plans for Zart's hot statements: planned once per connection instead of
+            # at every call. PostgreSQL keeps re-planning them (custom plans) when a generic
+            # plan's estimate looks worse, and on a table of a million finished executions
+            # that planning (statistics, index end probes) was most of a claim's server time.
+            await entry[1].execute(GENERIC_PLANS)
+        except BaseException:
+            await _discard(entry)
+            raise
+        return entry
 
     async def _discard_idle(self) -> None:
         idle, self._idle = self._idle, []

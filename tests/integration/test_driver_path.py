@@ -180,6 +180,22 @@ async def test_a_broken_driver_connection_is_an_sqlalchemy_error_and_replaced(
 
 
 @pytest.mark.postgresql_only
+async def test_driver_connections_plan_once_and_leave_the_engines_alone(
+    engine: AsyncEngine,
+) -> None:
+    driver = DriverConnections(engine, size=2)
+    try:
+        async with driver.connection() as first, driver.connection() as second:
+            for connection in (first, second):
+                assert await connection.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+    finally:
+        await driver.close()
+    # The application's pooled connections keep the server's default.
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SHOW plan_cache_mode")) == "auto"
+
+
+@pytest.mark.postgresql_only
 async def test_driver_statements_follow_the_configured_schema(database_url: str) -> None:
     base = create_engine(database_url)
     try:
