@@ -45,18 +45,34 @@ class SchemaMissing(MigrationError):
 
 
 class SchemaOutdated(MigrationError):
-    """Zart's tables are older than this version of Zart (a statement needed ``column``, which
-    a newer migration adds): run ``zart db upgrade`` or ``await scheduler.migrate()``."""
+    """Zart's tables are older than this version of Zart: a statement needed ``column``, which
+    a newer migration adds, or (``zart worker`` and ``zart serve`` check at start) the database
+    is at ``revision``, before this Zart's ``head``. Run ``zart db upgrade`` or ``await
+    scheduler.migrate()``."""
 
-    def __init__(self, column: str, table: str | None, url: str, schema: str | None = None) -> None:
+    def __init__(
+        self,
+        column: str | None,
+        table: str | None,
+        url: str,
+        schema: str | None = None,
+        *,
+        revision: str | None = None,
+        head: str | None = None,
+    ) -> None:
         self.column = column
         self.table = table
         self.url = url
         self.schema = schema
+        self.revision = revision
+        self.head = head
         where = url if schema is None else f"{url}, schema {schema!r}"
-        named = column if table is None else f"{table}.{column}"
+        if column is not None:
+            why = f"no column {column if table is None else f'{table}.{column}'}"
+        else:
+            why = f"at revision {revision}, this Zart needs {head}"
         super().__init__(
-            f"Zart's tables in {where} are older than this version of Zart (no column {named}):"
+            f"Zart's tables in {where} are older than this version of Zart ({why}):"
             " upgrade them with `zart db upgrade` or `await scheduler.migrate()`"
         )
 

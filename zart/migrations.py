@@ -154,6 +154,17 @@ async def downgrade(
     await _run_locked(engine, schema, action)
 
 
+def is_behind(revision: str) -> bool:
+    """Whether ``revision`` is one of this Zart's revisions before its head (a database that
+    ``zart db upgrade`` would change). A revision this Zart does not know is not behind: a
+    newer Zart migrated it, and its additions are of no concern to this one."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    known = {r.revision for r in script.walk_revisions()}
+    return revision in known and revision != script.get_current_head()
+
+
 async def current_revision(engine: AsyncEngine, *, schema: str | None = None) -> str | None:
     """The revision the database is at, or ``None`` when Zart's tables were never created."""
     from alembic.runtime.migration import MigrationContext

@@ -131,11 +131,14 @@ def test_serve_refuses_a_database_without_zarts_tables(
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-def test_serve_refuses_a_sqlite_file_that_does_not_exist(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_serve_and_worker_refuse_a_sqlite_file_that_does_not_exist(
+    tmp_path: Path, command: str
+) -> None:
     missing = tmp_path / "never-created.db"
 
     result = zart(
-        "serve", "tests.acceptance.crash_flow", "--database-url", f"sqlite+aiosqlite:///{missing}"
+        command, "tests.acceptance.crash_flow", "--database-url", f"sqlite+aiosqlite:///{missing}"
     )
 
     assert result.returncode == 1
@@ -143,3 +146,31 @@ def test_serve_refuses_a_sqlite_file_that_does_not_exist(tmp_path: Path) -> None
         result.stderr == f"error: no SQLite database at {missing}; `zart db upgrade` creates one\n"
     )
     assert not missing.exists()
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_worker_and_serve_refuse_tables_an_older_zart_made(
+    empty_database_url: str, command: str
+) -> None:
+    """A database at a revision before this Zart's head (a deploy that skipped `zart db
+    upgrade`) is refused at start, in one line naming both revisions, and left as it is."""
+    from alembic.script import ScriptDirectory
+
+    from zart.migrations import alembic_config, head_revision
+
+    head = head_revision()
+    previous = ScriptDirectory.from_config(alembic_config()).get_revision(head).down_revision
+    assert isinstance(previous, str)
+    migrated = zart("db", "upgrade", previous, "--database-url", empty_database_url)
+    assert migrated.returncode == 0, migrated.stderr
+
+    result = zart(command, "tests.acceptance.crash_flow", "--database-url", empty_database_url)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: Zart's tables in "), result.stderr
+    assert f"(at revision {previous}, this Zart needs {head})" in result.stderr
+    assert "`zart db upgrade` or `await scheduler.migrate()`" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    still = zart("db", "check", "--database-url", empty_database_url)  # left as it was
+    assert still.returncode == 1
+    assert previous in still.stdout + still.stderr

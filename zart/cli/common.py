@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import inspect
 import json
+import logging
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -21,8 +22,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zart.database import create_engine, mask_url
-from zart.errors import InvalidName, ZartError
+from zart.errors import InvalidName, SchemaMissing, SchemaOutdated, ZartError
 from zart.logs import LOG_FORMATS, LOG_LEVELS, configure
+from zart.migrations import VERSION_TABLE, current_revision, head_revision, is_behind
 from zart.models.names import parse_tags
 from zart.scheduler import DurableScheduler
 from zart.wire import utc_instant
@@ -321,3 +323,30 @@ def configure_logging(
     if chosen_format not in LOG_FORMATS:
         fail(f"--log-format must be text or json, not {log_format!r}")
     configure(chosen_level, chosen_format)
+
+
+async def require_schema(scheduler: DurableScheduler) -> None:
+    """Refuse to serve a database without Zart's tables, or with tables an older Zart made,
+    once, before the server starts: its worker would fail at start-up in a traceback, and
+    every route answer 503 (or fail at the first statement that meets a missing column). One
+    query; the engine's connections are then let go, since they belong to this event loop,
+    not to the server's."""
+    alembic = logging.getLogger("alembic")
+    level = alembic.level
+    alembic.setLevel(logging.WARNING)  # reading the revision logs two lines at INFO
+    try:
+        revision = await current_revision(scheduler.engine, schema=scheduler.schema)
+        if revision is None:
+            raise SchemaMissing(VERSION_TABLE, shown_url(scheduler), scheduler.schema)
+        if is_behind(revision):
+            raise SchemaOutdated(
+                None,
+                None,
+                shown_url(scheduler),
+                scheduler.schema,
+                revision=revision,
+                head=head_revision(),
+            )
+    finally:
+        alembic.setLevel(level)
+        await scheduler.engine.dispose()

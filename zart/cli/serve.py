@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 from typing import Annotated
 
 import typer
@@ -16,15 +15,13 @@ from zart.cli.common import (
     Schema,
     configure_logging,
     fail,
+    require_schema,
     require_sqlite_file,
     run_reporting_errors,
     shown_url,
 )
 from zart.cli.worker import Modules, app_or_url
 from zart.database import DEFAULT_DATABASE_URL
-from zart.errors import SchemaMissing
-from zart.migrations import VERSION_TABLE, current_revision
-from zart.scheduler import DurableScheduler
 
 
 def is_loopback(host: str) -> bool:
@@ -114,19 +111,3 @@ def serve(
         err=True,
     )
     uvicorn.run(served, host=host, port=port, log_level="warning", lifespan="on")
-
-
-async def require_schema(scheduler: DurableScheduler) -> None:
-    """Refuse to serve a database without Zart's tables, once, before the server starts: its
-    worker would fail at start-up in a traceback, and every route answer 503. One query;
-    the engine's connections are then let go, since they belong to this event loop, not to
-    the server's."""
-    alembic = logging.getLogger("alembic")
-    level = alembic.level
-    alembic.setLevel(logging.WARNING)  # reading the revision logs two lines at INFO
-    try:
-        if await current_revision(scheduler.engine, schema=scheduler.schema) is None:
-            raise SchemaMissing(VERSION_TABLE, shown_url(scheduler), scheduler.schema)
-    finally:
-        alembic.setLevel(level)
-        await scheduler.engine.dispose()

@@ -23,6 +23,8 @@ from zart.cli.common import (
     fail,
     import_module,
     load_app,
+    require_schema,
+    require_sqlite_file,
     run_reporting_errors,
     shown_url,
 )
@@ -202,6 +204,8 @@ def worker(
     scheduler = app_or_url(context, app, modules, database_url, schema)
     configure_logging(scheduler, log_level, log_format)  # after the app's import
     names = registered_names()
+    require_sqlite_file(scheduler.engine.url.render_as_string(hide_password=False))
+    run_reporting_errors(shown_url(scheduler), lambda: require_schema(scheduler))
 
     async def serve() -> None:
         async with (
