@@ -37,3 +37,11 @@ async def dash_approval(data: dict[str, str]) -> str:
 async def dash_nap(data: dict[str, str]) -> str:
     await zart.sleep("nap", "1h")
     return "rested"
+
+
+emails = zart.Queue("dash-emails", concurrency=2, rate_limit="100/1m")
+
+
+@zart.durable("dash-email", queue=emails)
+async def dash_email(data: dict[str, str]) -> str:
+    return f"sent to {data.get('to', '?')}"

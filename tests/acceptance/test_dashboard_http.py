@@ -44,7 +44,8 @@ async def test_without_signing_in_nothing_of_the_dashboard_is_served(
     assert page.status_code == 200
     assert 'name="token"' in page.text  # the sign-in form, and nothing else
     assert "<script" not in page.text
-    assert "app.js" not in page.text and "Executions" not in page.text
+    assert "app.js" not in page.text
+    assert "Executions" not in page.text
     for name in [*ASSETS, "logo.svg", "index.html", "nope.js"]:
         answer = await closed.get(f"/dashboard/{name}")
         assert answer.status_code == 401, name
@@ -78,22 +79,29 @@ async def test_signing_in_sets_an_httponly_session_cookie_that_is_not_the_token(
     answer = await _sign_in(closed)
     cookie = answer.headers["set-cookie"]
     assert cookie.startswith("zart_session=")
-    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
-    assert "Max-Age" not in cookie and "expires" not in cookie.lower()  # this session only
-    assert TOKEN not in cookie and TOKEN not in answer.headers["location"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie.replace("Strict", "strict")
+    assert "Max-Age" not in cookie
+    assert "expires" not in cookie.lower()
+    assert TOKEN not in cookie
+    assert TOKEN not in answer.headers["location"]
 
     page = await closed.get("/")
     assert '<script type="module" src="/dashboard/app.js">' in page.text
     policy = page.headers["content-security-policy"]
-    assert "script-src 'self'" in policy and "default-src 'none'" in policy
-    assert "unsafe-inline" not in policy and TOKEN not in page.text
+    assert "script-src 'self'" in policy
+    assert "default-src 'none'" in policy
+    assert "unsafe-inline" not in policy
+    assert TOKEN not in page.text
     for name in ASSETS:
         asset = await closed.get(f"/dashboard/{name}")
         assert asset.status_code == 200, name
         assert asset.content == assets()[name]
         assert asset.headers["x-content-type-options"] == "nosniff"
-    assert (await closed.get("/dashboard/app.js")).headers["content-type"].startswith(
-        "text/javascript"
+    assert (
+        (await closed.get("/dashboard/app.js"))
+        .headers["content-type"]
+        .startswith("text/javascript")
     )
     missing = await closed.get("/dashboard/no-such.js")
     assert missing.status_code == 404

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, and_, bindparam, case, cast, func, or_, select
+from sqlalchemy import Float, and_, bindparam, case, cast, func, or_, select, type_coerce
+from sqlalchemy.types import NullType
 
 from zart.models import ExecutionRow, ExecutionStatus, table_of
 from zart.repositories.executors import Backend, Operation, reads
@@ -93,8 +94,10 @@ def _tasks(dialect: str) -> Any:
             func.sum(case((executions.c.status == ExecutionStatus.FAILED.value, 1), else_=0)).label(
                 "failed"
             ),
-            func.avg(case((completed, seconds))).label("mean_seconds"),
-            func.max(case((completed, seconds))).label("max_seconds"),
+            # Untyped results: the driver's own float (asyncpg's Numeric processor needs a
+            # column type this raw statement does not hand it).
+            type_coerce(func.avg(case((completed, seconds))), NullType()).label("mean_seconds"),
+            type_coerce(func.max(case((completed, seconds))), NullType()).label("max_seconds"),
         )
         .where(
             executions.c.completed_at >= bindparam("since", type_=executions.c.completed_at.type)

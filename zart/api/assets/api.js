@@ -55,6 +55,7 @@ export async function call(method, path, { params, body, raw } = {}) {
 
 export const get = (path, params) => call('GET', path, { params });
 export const post = (path, body) => call('POST', path, { body });
+export const put = (path, body) => call('PUT', path, { body });
 export const del = (path, params) => call('DELETE', path, { params });
 
 export async function page(path, params) {
