@@ -193,6 +193,13 @@ def test_every_screen_renders_and_every_action_changes_the_database(
     assert "7 started" in screen.page.inner_text("p.legend")
     screen.page.wait_for_selector("text=/busy/")
     screen.shot("overview")
+    screen.page.emulate_media(color_scheme="dark")  # prefers-color-scheme: dark
+    screen.show("/", "[data-count=waiting] .count-n")
+    background = "getComputedStyle(document.body).backgroundColor"
+    dark = screen.page.evaluate(background)
+    screen.shot("overview-dark")
+    screen.page.emulate_media(color_scheme="light")
+    assert screen.page.evaluate(background) != dark
 
     # Executions: what each waiting one waits for; filters kept in the URL.
     screen.show("/executions", f"tr[data-id='{nap}'] .wait")
@@ -299,7 +306,9 @@ def test_every_screen_renders_and_every_action_changes_the_database(
     # A narrow window: the same screens, still without errors.
     narrow = Screen(browser, server, backend, width=420)
     narrow.sign_in()
-    for route, ready in (("/", "svg.chart"), ("/executions", "table.list"), ("/queues", "td")):
+    for route, ready in (("/", "svg.chart"), ("/executions", "table.list"), ("/queues", "td"), (f"/executions/{failed}", "[data-step]")):
         narrow.show(route, ready)
+        width = narrow.page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+        assert width[0] <= width[1], f"{route} scrolls sideways: {width}"
     narrow.shot("narrow")
     narrow.close()
