@@ -306,7 +306,13 @@ def test_every_screen_renders_and_every_action_changes_the_database(
     # A narrow window: the same screens, still without errors.
     narrow = Screen(browser, server, backend, width=420)
     narrow.sign_in()
-    for route, ready in (("/", "svg.chart"), ("/executions", "table.list"), ("/queues", "td"), (f"/executions/{failed}", "[data-step]")):
+    narrow_screens = [
+        ("/", "svg.chart"),
+        ("/executions", "table.list"),
+        ("/queues", "td"),
+        (f"/executions/{failed}", "[data-step]"),
+    ]
+    for route, ready in narrow_screens:
         narrow.show(route, ready)
         width = narrow.page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
         assert width[0] <= width[1], f"{route} scrolls sideways: {width}"
