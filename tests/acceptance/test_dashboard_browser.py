@@ -1,10 +1,11 @@
 """The dashboard in a real headless Chromium (Debian's ``chromium``, driven over the DevTools
 protocol by Playwright with ``executable_path``: no browser download) against ``zart serve
---with-worker`` with a token, on both backends, with executions completed, failed, waiting for
-an event, sleeping, and queued: every screen renders without a console error or an uncaught
-exception, and the actions (start, send event, cancel, bulk cancel, skip sleep, retry step,
-restart, pause a schedule and a queue, add a pause rule) change what they should in the
-database, read back through the API.
+--with-worker`` with a token, on both backends, with executions scheduled (held by a paused
+queue), completed, failed, waiting for an event, sleeping and cancelled: every screen renders
+without a console error or an uncaught exception (light, dark, and 420 px wide without sideways
+scrolling), and the actions (start, send event, cancel, bulk cancel, skip sleep, retry step,
+restart, rerun, add/remove/pause a schedule, add a pause rule, resume/limit/pause a queue)
+change what they should in the database, read back through the API.
 
 With ``ZART_DASHBOARD_SCREENSHOTS=DIR`` (``make screenshots``), each screen is saved there as a
 PNG (the pictures of ``docs/dashboard.md``)."""
@@ -171,7 +172,9 @@ def test_every_screen_renders_and_every_action_changes_the_database(
     cancel = api.start("dash-approval", {"who": "mallory"})
     bulk = api.start("dash-approval", {"who": "trent"}, tags={"tenant": "acme"})
     nap = api.start("dash-nap", {})
-    api.start("dash-email", {"to": "ops@example.com"})
+    paused = api.client.post("/zart/admin/v1/queues/dash-emails/pause")
+    assert paused.status_code == 200, paused.text
+    email = api.start("dash-email", {"to": "ops@example.com"})  # held: scheduled
     api.status(done, "completed")
     api.status(failed, "failed")
     for waiting in (approve, cancel, bulk, nap):
@@ -189,6 +192,8 @@ def test_every_screen_renders_and_every_action_changes_the_database(
     screen.show("/", "[data-count=waiting] .count-n")
     assert screen.page.inner_text("[data-count=waiting] .count-n") == "4"
     assert screen.page.inner_text("[data-count=failed] .count-n") == "1"
+    assert screen.page.inner_text("[data-count=scheduled] .count-n") == "1"
+    assert api.execution(email)["status"] == "scheduled"
     screen.page.wait_for_selector("svg.chart rect.bar", state="attached")
     assert "7 started" in screen.page.inner_text("p.legend")
     screen.page.wait_for_selector("text=/busy/")
@@ -273,8 +278,30 @@ def test_every_screen_renders_and_every_action_changes_the_database(
     finished = api.status(started, "completed")
     assert finished["payload"] == {"customer": "carol", "amount": 11, "express": False}
 
-    # Schedules: pause.
+    # Rerun a completed one's step: a new run.
+    screen.show(f"/executions/{done}", "[data-step='dash-charge']")
+    screen.page.click("[data-step='dash-charge'] summary")  # a completed step starts folded
+    screen.page.check("[data-step='dash-charge'] input[type=checkbox]")
+    screen.page.click("button[name=rerun]")
+    screen.confirm()
+    assert api.until(done, lambda e: e["runCount"] == 2)["status"] in {"scheduled", "completed"}
+    api.status(done, "completed")
+
+    # Schedules: add one, remove it; pause another.
     screen.show("/schedules", "tr[data-schedule=nightly]")
+    adding = "form[aria-label='Add a schedule']"
+    screen.page.fill(f"{adding} input[name=name]", "hourly")
+    screen.page.fill(f"{adding} input[name=task]", "dash-nap")
+    screen.page.fill(f"{adding} input[name=cron]", "0 * * * *")
+    screen.page.fill(f"{adding} textarea[name=payload]", "{}")
+    screen.page.click(f"{adding} button[type=submit]")
+    screen.page.wait_for_selector("tr[data-schedule=hourly]")
+    names = [s["name"] for s in api.get("/zart/admin/v1/schedules")]
+    assert sorted(names) == ["hourly", "nightly"]
+    screen.page.click("tr[data-schedule=hourly] >> text=Remove")
+    screen.confirm()
+    screen.page.wait_for_selector("tr[data-schedule=hourly]", state="detached")
+    assert [s["name"] for s in api.get("/zart/admin/v1/schedules")] == ["nightly"]
     screen.shot("schedules")
     screen.page.click("tr[data-schedule=nightly] >> text=Pause")
     screen.page.wait_for_selector("tr[data-schedule=nightly] >> text=Resume")
@@ -292,13 +319,35 @@ def test_every_screen_renders_and_every_action_changes_the_database(
     assert [(r["taskName"], r["reason"]) for r in rules] == [("dash-order", "psp incident")]
     screen.shot("pause-rules")
 
-    # Queues: the declared one, paused from here.
-    screen.show("/queues", "tr[data-queue=dash-emails]")
+    # Queues: the declared one, paused with one execution held; resumed from here, it runs.
+    row = "tr[data-queue=dash-emails]"
+    screen.show("/queues", f"{row} >> text=Resume")
+    assert screen.page.inner_text(f"{row} [data-field=queued]") == "1"
     screen.shot("queues")
-    screen.page.click("tr[data-queue=dash-emails] >> text=Pause")
+    screen.page.click(f"{row} >> text=Resume")
+    assert api.status(email, "completed")["result"] == "sent to ops@example.com"
+    assert api.get("/zart/admin/v1/queues/dash-emails")["paused"] is False
+    screen.page.click(f"{row} >> text=Edit limits")
+    screen.page.fill(f"{row} input[name=concurrency]", "5")
+    screen.page.click(f"{row} >> text=Save limits")
+    api_queue = api.get("/zart/admin/v1/queues/dash-emails")
+    deadline = time.monotonic() + 30
+    while api_queue["concurrency"] != 5 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        api_queue = api.get("/zart/admin/v1/queues/dash-emails")
+    assert api_queue["concurrency"] == 5
+    screen.page.click(f"{row} >> text=Pause")
     screen.confirm()
-    screen.page.wait_for_selector("tr[data-queue=dash-emails] >> text=Resume")
+    screen.page.wait_for_selector(f"{row} >> text=Resume")
     assert api.get("/zart/admin/v1/queues/dash-emails")["paused"] is True
+
+    # Keyboard: the first Tab reaches the skip link, the next the brand and the screens.
+    screen.page.reload()
+    screen.page.wait_for_selector("h1")
+    screen.page.keyboard.press("Tab")
+    assert screen.page.evaluate("document.activeElement.textContent") == "Skip to content"
+    screen.page.keyboard.press("Tab")
+    assert screen.page.evaluate("document.activeElement.className") == "brand"
 
     screen.show("/workers", "text=alive")
     screen.close()
