@@ -226,6 +226,10 @@ def test_every_screen_renders_and_every_action_changes_the_database(
     screen.page.reload()
     screen.page.wait_for_selector("text=No execution matches these filters.")
     assert "status=waiting" in screen.page.url  # the filters survive a reload
+    # Live: a new match appears by itself (polling), under the same filters.
+    later = api.start("dash-approval", {"who": "walter"}, tags={"tenant": "acme"})
+    screen.page.wait_for_selector(f"tr[data-id='{later}'] .wait")
+    assert screen.page.locator("tbody tr").count() == 1
 
     # Detail of a failed one: the error in full; retry its step (it fails again: a new
     # attempt in the database), then restart it with a payload that works.
