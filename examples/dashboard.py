@@ -51,7 +51,9 @@ app.include_router(create_router(scheduler, api_token=TOKEN, dashboard=True), pr
 async def walk_through() -> None:
     async with lifespan(app):
         execution_id = await scheduler.start(deploy, {"service": "billing"})
-        while (await scheduler.status(execution_id)).status is not zart.ExecutionStatus.WAITING:
+        for _ in range(600):  # until the worker has run it up to its wait
+            if (await scheduler.status(execution_id)).status is zart.ExecutionStatus.WAITING:
+                break
             await asyncio.sleep(0.05)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://local") as browser:
