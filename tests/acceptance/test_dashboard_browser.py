@@ -153,6 +153,7 @@ class Screen:
     def shot(self, name: str) -> None:
         if SHOTS and self.backend == "sqlite":
             Path(SHOTS).mkdir(parents=True, exist_ok=True)
+            self.page.evaluate("document.getElementById('toasts').replaceChildren()")
             self.page.screenshot(path=str(Path(SHOTS) / f"dashboard-{name}.png"), full_page=True)
 
     def confirm(self) -> None:
@@ -274,6 +275,7 @@ def test_every_screen_renders_and_every_action_changes_the_database(
     # Start, from the form built from the handler's input schema.
     screen.show("/start?task=dash-order", "text=Start an execution")
     screen.shot("start")
+    assert not screen.page.is_visible("textarea[name=json]")  # the generated form instead
     screen.page.fill("#f-payload_customer", "carol")
     screen.page.fill("#f-payload_amount", "11")
     screen.page.click("form[aria-label='Start an execution'] button[type=submit]")
