@@ -333,6 +333,7 @@ def test_every_screen_renders_and_every_action_changes_the_database(
     screen.page.click(f"{row} >> text=Resume")
     assert api.status(email, "completed")["result"] == "sent to ops@example.com"
     assert api.get("/zart/admin/v1/queues/dash-emails")["paused"] is False
+    screen.page.wait_for_selector(f"{row} >> text=Pause")
     screen.page.click(f"{row} >> text=Edit limits")
     screen.page.fill(f"{row} input[name=concurrency]", "5")
     screen.page.click(f"{row} >> text=Save limits")

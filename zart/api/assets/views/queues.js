@@ -40,6 +40,8 @@ function limitsForm(refresh, queue) {
       await put(`${path}/${enc(name)}`, body);
     } catch (error) { problem.textContent = error.message; return; }
     if (!queue) form.reset();
+    const details = form.closest('details');
+    if (details) details.open = false;
     await refresh();
   });
   return form;
@@ -56,6 +58,8 @@ export async function mount(root) {
     } catch (error) { replace(list, failure(error, 'the queues')); last = ''; throw error; }
     const key = JSON.stringify(queues);
     if (key === last) return;
+    // An operator editing a queue's limits keeps the form: redraw once it is closed.
+    if (list.querySelector('details[open]')) return;
     last = key;
     if (!queues.length) {
       replace(list, empty('No queue yet.', 'Declare one with zart.Queue(...) and @durable(queue=...), or set limits below (zart queues set NAME).'));
