@@ -70,7 +70,7 @@ function timeline(detail) {
     h('p', { class: 'legend' }, h('span', { class: 'key attempt' }), 'attempt ', h('span', { class: 'key failed' }), 'failed attempt ', h('span', { class: 'key backoff' }), 'back-off ', h('span', { class: 'key wait' }), 'sleep / event wait'));
 }
 
-function stepCard(e, s, rerun, refresh) {
+function stepCard(e, s, rerun, refresh, opened) {
   const actions = [];
   if (s.retryable) {
     actions.push(h('button', { type: 'button', onclick: () => act({
@@ -92,7 +92,10 @@ function stepCard(e, s, rerun, refresh) {
       h('td', null, String(a.attemptNumber)), h('td', null, statusBadge(a.status)), h('td', null, time(a.startedAt, { relative: false })),
       h('td', null, duration((Date.parse(a.completedAt) - Date.parse(a.startedAt)) / 1000)),
       h('td', null, a.errorDetail ? h('details', null, h('summary', null, a.error), value(a.errorDetail, 'attempt error')) : h('span', { class: 'muted' }, '—')))))) : null;
-  return h('details', { class: `step s-${s.status}`, open: s.status !== 'completed' || null, 'data-step': s.name },
+  // Folded or unfolded by the viewer: kept across live refreshes.
+  const open = opened.has(s.name) ? opened.get(s.name) : s.status !== 'completed';
+  return h('details', { class: `step s-${s.status}`, open: open || null, 'data-step': s.name,
+    ontoggle: (event) => opened.set(s.name, event.target.open) },
     h('summary', null, h('span', { class: 'step-name' }, s.name), h('span', { class: 'muted' }, ` ${s.kind}`), ' ', statusBadge(s.status),
       s.retryAttempt ? h('span', { class: 'muted' }, ` · ${s.retryAttempt + 1} attempts`) : null,
       s.wakeAt && s.status === 'waiting' ? h('span', { class: 'muted' }, ' · due ', time(s.wakeAt)) : null),
@@ -168,6 +171,7 @@ export async function mount(root, { params, match }) {
   const [id] = match;
   const runId = params.get('run');
   const rerun = new Set();
+  const opened = new Map();
   let detail = null;
   const head = h('div', { class: 'head' });
   const body = h('div', { class: 'stack' });
@@ -209,7 +213,7 @@ export async function mount(root, { params, match }) {
           h('td', null, h('a', { href: `#/executions/${enc(id)}?run=${enc(r.runId)}` }, `run ${r.runIndex}`)), h('td', null, r.trigger, r.triggeredBy ? ` by ${r.triggeredBy}` : ''),
           h('td', null, statusBadge(r.status)), h('td', null, time(r.startedAt, { relative: false })), h('td', null, time(r.completedAt, { relative: false }))))))),
       card('Timeline', timeline(detail)),
-      card(`Steps of run ${run.runIndex}`, detail.steps.length ? detail.steps.map((s) => stepCard(e, s, rerun, refresh)) : empty('No step recorded in this run yet.')),
+      card(`Steps of run ${run.runIndex}`, detail.steps.length ? detail.steps.map((s) => stepCard(e, s, rerun, refresh, opened)) : empty('No step recorded in this run yet.')),
       card('Events', events(detail)),
       card('Children, published values and streams', h('p', { class: 'muted', 'data-placeholder': 'composition' }, 'Shown here once this server supports them.')));
   }
