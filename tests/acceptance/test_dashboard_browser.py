@@ -3,7 +3,7 @@ protocol by Playwright with ``executable_path``: no browser download) against ``
 --with-worker`` with a token, on both backends, with executions scheduled (held by a paused
 queue), completed, failed, waiting for an event, sleeping and cancelled: every screen renders
 without a console error or an uncaught exception (light, dark, and 420 px wide without sideways
-scrolling), and the actions (start, send event, cancel, bulk cancel, skip sleep, retry step,
+scrolling), and the actions (start, send event, cancel, bulk cancel and retry, skip sleep, retry step,
 restart, rerun, add/remove/pause a schedule, add a pause rule, resume/limit/pause a queue)
 change what they should in the database, read back through the API.
 
@@ -231,6 +231,13 @@ def test_every_screen_renders_and_every_action_changes_the_database(
     later = api.start("dash-approval", {"who": "walter"}, tags={"tenant": "acme"})
     screen.page.wait_for_selector(f"tr[data-id='{later}'] .wait")
     assert screen.page.locator("tbody tr").count() == 1
+    # Bulk retry of the failed step (it fails again: a new attempt, the row updated).
+    screen.show("/executions?status=failed", f"tr[data-id='{failed}']")
+    first = api.execution(failed)
+    screen.page.check(f"tr[data-id='{failed}'] input[type=checkbox]")
+    screen.page.click("text=Retry failed step")
+    screen.confirm()
+    api.until(failed, lambda e: e["status"] == "failed" and e["updatedAt"] != first["updatedAt"])
 
     # Detail of a failed one: the error in full; retry its step (it fails again: a new
     # attempt in the database), then restart it with a payload that works.
