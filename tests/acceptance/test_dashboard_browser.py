@@ -3,9 +3,9 @@ protocol by Playwright with ``executable_path``: no browser download) against ``
 --with-worker`` with a token, on both backends, with executions scheduled (held by a paused
 queue), completed, failed, waiting for an event, sleeping and cancelled: every screen renders
 without a console error or an uncaught exception (light, dark, and 420 px wide without sideways
-scrolling), and the actions (start, send event, cancel, bulk cancel and retry, skip sleep, retry step,
-restart, rerun, add/remove/pause a schedule, add a pause rule, resume/limit/pause a queue)
-change what they should in the database, read back through the API.
+scrolling), and the actions (start, send event, cancel, bulk cancel and retry, skip sleep,
+retry step, restart, rerun, add/remove/pause a schedule, add a pause rule, resume/limit/pause
+a queue) change what they should in the database, read back through the API.
 
 With ``ZART_DASHBOARD_SCREENSHOTS=DIR`` (``make screenshots``), each screen is saved there as a
 PNG (the pictures of ``docs/dashboard.md``)."""
