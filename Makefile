@@ -4,15 +4,25 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test coverage lint bench clean
+.PHONY: setup chromium run test coverage lint bench screenshots clean
 
-setup: $(STAMP)
+setup: $(STAMP) chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+## chromium: the dashboard's browser tests drive Debian's headless Chromium (Playwright with
+## executable_path, never its own browser download); installed as root when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else \
+			echo "chromium is missing: sudo apt-get install chromium (the browser tests need it)"; \
+		fi; }
 
 ## run: a demo on an embedded SQLite file, no set-up needed
 run: setup
@@ -58,6 +68,11 @@ $(BENCH_STAMP): pyproject.toml bench/requirements.txt
 
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/run.py
+
+## screenshots: the dashboard's browser tests, saving each screen to docs/images/
+screenshots: setup
+	ZART_DASHBOARD_SCREENSHOTS=docs/images $(BIN)/python -m pytest -q \
+		tests/acceptance/test_dashboard_browser.py -k sqlite
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache demo.db demo.db-*

@@ -8,7 +8,7 @@ Beyond the original's keys, ``Execution`` carries ``error``, ``runId``, ``runCou
 ``lastErrorDetail`` (the structured error beside the original's ``lastError`` string), an
 attempt ``errorDetail``, a pause rule ``triggeredBy`` (the same value as the original's
 ``createdBy``) and ``reason``, ``Stats`` ``waiting``, and ``Detail`` the ``runId`` of the run it
-shows. Clients of the original ignore keys they do not know.
+shows and the ``events`` delivered. Clients of the original ignore keys they do not know.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from zart.models import ExecutionStatus
 from zart.models.statuses import AttemptStatus, RunTrigger, StepKind, StepStatus
 from zart.repositories.executions import SortField
 from zart.repositories.records import (
+    EventRecord,
     ExecutionDetail,
     ExecutionRecord,
     PauseRuleRecord,
@@ -262,11 +263,33 @@ class Step(Wire):
         )
 
 
+class Event(Wire):
+    """An event delivered to an execution: when it arrived, from whom, whether a wait took it."""
+
+    name: str
+    payload: JsonValue
+    received_at: datetime
+    consumed_at: datetime | None
+    sender: str | None
+
+    @classmethod
+    def of(cls, event: EventRecord) -> Event:
+        return cls(
+            name=event.name,
+            payload=event.payload,
+            received_at=event.received_at,
+            consumed_at=event.consumed_at,
+            sender=event.sender,
+        )
+
+
 class Detail(Wire):
     execution: Execution
     runs: list[Run]
     run_id: str
     steps: list[Step]
+    #: Every event delivered to the execution, in the order they arrived.
+    events: list[Event] = Field(default_factory=list)
 
     @classmethod
     def of(cls, detail: ExecutionDetail) -> Detail:
@@ -277,6 +300,7 @@ class Detail(Wire):
             runs=[Run.of(r) for r in detail.runs],
             run_id=detail.run_id,
             steps=[Step.of(s, failed) for s in detail.steps],
+            events=[Event.of(e) for e in detail.events],
         )
 
 

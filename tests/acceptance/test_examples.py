@@ -19,6 +19,14 @@ EXAMPLES = ROOT / "examples"
 
 #: example -> regular expressions its standard output must match (multiline mode)
 FACTS: dict[str, list[str]] = {
+    "dashboard.py": [
+        r"^before signing in: a sign-in form \(True\), app\.js 401$",
+        r"^signed in: HttpOnly=True, token in cookie=False$",
+        r"^after: the dashboard loads /ops/dashboard/app\.js \(200\)$",
+        r"^waiting executions listed by the dashboard: 1$",
+        r"^event sent from the dashboard's form: 202$",
+        r"^result: billing deployed, approved by grace$",
+    ],
     "queues.py": [
         r"^12 sends on two workers: at most [12] at once \(cap 2\)$",
         r"^at most 1 at once per customer \(cap 1\)$",

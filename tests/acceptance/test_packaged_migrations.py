@@ -1,5 +1,7 @@
-"""The migrations travel with the package: a wheel installed outside the repository migrates
-SQLite and PostgreSQL databases through its own ``zart`` script.
+"""The migrations and the dashboard travel with the package: a wheel installed outside the
+repository migrates SQLite and PostgreSQL databases through its own ``zart`` script, and its
+``zart serve`` serves the dashboard's page and every asset from the installed copy, with no
+other step and no network.
 
 No network: the wheel is built with the build backend already installed here, installed into a
 fresh virtual environment without its dependencies, and the dependencies are borrowed from this
@@ -16,12 +18,16 @@ import subprocess
 import sys
 import sysconfig
 import uuid
+import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import inspect
 
+from tests.acceptance.test_cli_serve import _free_port
 from tests.pg_server import PostgresServer
+from tests.processes import Process, until_healthy
 from zart.database import create_engine
 from zart.migrations import VERSION_TABLE
 from zart.models import metadata
@@ -30,8 +36,8 @@ REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_TABLES = {*(table.name for table in metadata.sorted_tables), VERSION_TABLE}
 
 
-def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``command`` with an environment that cannot point Python at this checkout."""
+def clean_env() -> dict[str, str]:
+    """An environment that cannot point Python at this checkout."""
     hidden = {"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "VIRTUAL_ENV"}
     env = {
         name: value
@@ -39,8 +45,13 @@ def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         if name not in hidden and not name.startswith("ZART_")
     }
     env["PYTHONNOUSERSITE"] = "1"
+    return env
+
+
+def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` with an environment that cannot point Python at this checkout."""
     result = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=180, check=False
+        command, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=180, check=False
     )
     assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
     return result
@@ -128,3 +139,51 @@ def test_the_installed_script_upgrades_postgresql(
         run([zart, "db", "check", "--database-url", url], cwd=tmp_path)
     finally:
         postgres_server.drop_database(name)
+
+
+def test_the_wheel_carries_every_dashboard_asset(installed_venv: Path) -> None:
+    (wheel,) = (installed_venv.parent / "wheels").glob("zart_durable-*.whl")
+    sources = REPOSITORY_ROOT / "zart" / "api" / "assets"
+    expected = {
+        f"zart/api/assets/{path.relative_to(sources).as_posix()}"
+        for path in sources.rglob("*")
+        if path.is_file()
+    }
+    assert "zart/api/assets/index.html" in expected
+    assert "zart/api/assets/views/execution.js" in expected
+    with zipfile.ZipFile(wheel) as archive:
+        packed = {name for name in archive.namelist() if name.startswith("zart/api/assets/")}
+    assert packed == expected
+
+
+def test_the_installed_zart_serve_serves_the_dashboard(
+    installed_venv: Path, tmp_path: Path
+) -> None:
+    zart = str(installed_venv / "bin" / "zart")
+    url = f"sqlite+aiosqlite:///{tmp_path / 'served.db'}"
+    run([zart, "db", "upgrade", "--database-url", url], cwd=tmp_path)
+    port = _free_port()
+    (tmp_path / "packaged_flows.py").write_text(
+        "import zart\n\n\n@zart.durable('packaged')\nasync def packaged(data: dict) -> int:\n"
+        "    return 1\n"
+    )
+    arguments = [zart, "serve", "packaged_flows", "--database-url", url, "--port", str(port)]
+    env = clean_env()
+    env["ZART_API_TOKEN"] = "packaged-token"
+    process = Process(arguments, cwd=tmp_path, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        until_healthy(process, base)
+        with httpx.Client(base_url=base) as client:
+            assert (client.get("/dashboard/app.js")).status_code == 401
+            signed = client.post("/dashboard/sign-in", data={"token": "packaged-token"})
+            assert signed.status_code == 303, signed.text
+            page = client.get("/")
+            assert 'src="/dashboard/app.js"' in page.text
+            sources = REPOSITORY_ROOT / "zart" / "api" / "assets"
+            for name in ("app.js", "app.css", "views/overview.js", "logo.svg"):
+                answer = client.get(f"/dashboard/{name}")
+                assert answer.status_code == 200, name
+                assert answer.content == (sources / name).read_bytes()
+    finally:
+        process.stop()

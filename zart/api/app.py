@@ -16,7 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from zart import __version__, metrics
-from zart.api.auth import TokenGate, configured_token
+from zart.api.auth import OPEN_PATHS, TokenGate, configured_token
+from zart.api.dashboard import OPEN_PATHS as DASHBOARD_PATHS
 from zart.api.errors import error_response, install_error_handlers
 from zart.api.routes import DEFAULT_MAX_BODY_BYTES, TOTAL_COUNT_HEADER, create_router
 from zart.database import DEFAULT_DATABASE_URL
@@ -45,6 +46,8 @@ class ApiSettings:
     #: Run a worker for the handlers registered in this process, inside the server.
     with_worker: bool = False
     worker_options: dict[str, float] = field(default_factory=dict)
+    #: Serve the web dashboard at ``/`` (behind the token: a sign-in form).
+    dashboard: bool = True
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -64,7 +67,8 @@ def create_app(
     scheduler: DurableScheduler | None = None,
     close_scheduler: bool = False,
 ) -> FastAPI:
-    """The Zart HTTP API app: every route of :func:`~zart.api.create_router`, ``/healthz``
+    """The Zart HTTP API app: every route of :func:`~zart.api.create_router` and the web
+    dashboard at ``/`` (unless ``settings.dashboard`` is false), ``/healthz``
     (the process answers) and ``/readyz`` (the database answers, else 503), the OpenAPI
     document at ``/openapi.json`` (behind the token like every route but the health checks),
     CORS for ``settings.cors_origins``, and the error envelope for every error.
@@ -99,7 +103,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(
-        create_router(served, api_token=token or "", max_body_bytes=settings.max_body_bytes)
+        create_router(
+            served,
+            api_token=token or "",
+            max_body_bytes=settings.max_body_bytes,
+            dashboard=settings.dashboard,
+        )
     )
 
     @app.get("/healthz", response_class=PlainTextResponse, tags=["health"])
@@ -139,7 +148,8 @@ def create_app(
         return Response(body, media_type=metrics.CONTENT_TYPE)
 
     install_error_handlers(app)
-    app.add_middleware(TokenGate, token=token)
+    open_paths = OPEN_PATHS | DASHBOARD_PATHS if settings.dashboard else OPEN_PATHS
+    app.add_middleware(TokenGate, token=token, open_paths=open_paths)
     if origins:
         # Outermost: a browser's preflight carries no token, and a 401 needs the CORS headers
         # for the page to read it.

@@ -13,7 +13,9 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from fastapi.security import HTTPBearer
 
 from zart.api.auth import configured_token, guarded_route
+from zart.api.dashboard import dashboard_router
 from zart.api.errors import ApiError
+from zart.api.operations import inspection_routes
 from zart.api.queues import queue_routes
 from zart.errors import ExecutionNotFound
 from zart.models import ExecutionStatus
@@ -70,13 +72,15 @@ def create_router(
     *,
     api_token: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    dashboard: bool = False,
 ) -> APIRouter:
     """The Zart HTTP API over ``scheduler``: ``/api/v1/...`` and ``/zart/admin/v1/...``.
 
     Include it in any FastAPI app, under any prefix (``app.include_router(router,
     prefix="/ops")``). ``api_token`` (default: the ``ZART_API_TOKEN`` environment variable;
     ``""`` turns auth off) makes every route require ``Authorization: Bearer <token>``.
-    Bodies over ``max_body_bytes`` are refused with 413.
+    Bodies over ``max_body_bytes`` are refused with 413. ``dashboard=True`` adds the web
+    dashboard at the prefix's ``/`` (``/ops/``), behind the same token (a sign-in form).
     """
     token = configured_token(api_token)
     router = APIRouter(
@@ -89,6 +93,9 @@ def create_router(
     _execution_routes(router, scheduler)
     _admin_routes(router, scheduler)
     queue_routes(router, scheduler, _errors)
+    inspection_routes(router, scheduler)
+    if dashboard:
+        router.include_router(dashboard_router(token))
     return router
 
 

@@ -10,7 +10,16 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, or_, select, update
 
-from zart.models import ExecutionRow, ExecutionStatus, TimerKind, TimerRow, table_of
+from zart.models import (
+    ExecutionRow,
+    ExecutionStatus,
+    StepKind,
+    StepRow,
+    StepStatus,
+    TimerKind,
+    TimerRow,
+    table_of,
+)
 from zart.repositories import rows
 from zart.repositories.executors import Backend, Operation, reads
 from zart.repositories.records import TimerRecord
@@ -18,6 +27,7 @@ from zart.repositories.statements import Statement, one_of
 
 timers = table_of(TimerRow)
 executions = table_of(ExecutionRow)
+steps = table_of(StepRow)
 
 
 def due_timers_fired(runs: ColumnElement[bool], due: Any = None, fired_at: Any = None) -> Any:
@@ -84,6 +94,37 @@ CANCEL = Statement(
         .values(fired_at=bindparam("now", type_=timers.c.fired_at.type))
     ),
 )
+SLEEP_NOW = Statement(
+    "sleep_brought_forward",
+    lambda _d: (
+        update(timers)
+        .where(
+            timers.c.run_id == bindparam("run_id"),
+            timers.c.name == bindparam("name"),
+            timers.c.kind == TimerKind.SLEEP.value,
+            timers.c.fired_at.is_(None),
+        )
+        .values(fire_at=bindparam("now", type_=timers.c.fire_at.type))
+        .returning(timers.c.timer_id)
+    ),
+)
+SLEEP_STEP_NOW = Statement(
+    "sleep_step_due",
+    lambda _d: (
+        update(steps)
+        .where(
+            steps.c.run_id == bindparam("run_id"),
+            steps.c.name == bindparam("name"),
+            steps.c.kind == StepKind.SLEEP.value,
+            steps.c.status == StepStatus.WAITING.value,
+        )
+        .values(
+            wake_at=bindparam("now", type_=steps.c.wake_at.type),
+            updated_at=bindparam("now", type_=steps.c.updated_at.type),
+        )
+        .returning(steps.c.step_id)
+    ),
+)
 PENDING = Statement(
     "pending_timers",
     lambda _d: (
@@ -139,3 +180,17 @@ def cancel_timer(backend: Backend, run_id: str, name: str, *, now: datetime) -> 
 def pending_timers(backend: Backend, run_id: str) -> Operation[list[TimerRecord]]:
     """The timers of a run that have not fired, earliest first."""
     return [rows.timer(r) for r in (yield PENDING, {"run_id": run_id})]
+
+
+def bring_sleep_forward(
+    backend: Backend, *, execution_id: str, run_id: str, name: str, now: datetime
+) -> Operation[bool]:
+    """Make the pending sleep ``name`` of ``run_id`` due now (an operator skips it): its timer
+    and its step are due at ``now`` and the waiting execution becomes claimable at once (the
+    claim completes a due sleep). False when the run has no such waiting sleep."""
+    found = yield SLEEP_STEP_NOW, {"run_id": run_id, "name": name, "now": now}
+    if not found:
+        return False
+    yield SLEEP_NOW, {"run_id": run_id, "name": name, "now": now}
+    yield LOWER_WAKE_UP, {"execution_id": execution_id, "fire_at": now}
+    return True

@@ -6,15 +6,17 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
-from zart.models import WorkerRow, table_of
+from zart.models import ExecutionRow, ExecutionStatus, WorkerRow, table_of
+from zart.models.base import UTCDateTime
 from zart.repositories import rows
 from zart.repositories.executors import Backend, Operation, reads
 from zart.repositories.records import WorkerRecord
 from zart.repositories.statements import Statement, upsert
 
 workers = table_of(WorkerRow)
+executions = table_of(ExecutionRow)
 
 _COLUMNS = ("hostname", "pid", "task_names", "concurrency", "started_at", "last_seen_at")
 
@@ -60,6 +62,32 @@ LIVE_TASK_NAMES = Statement(
     ),
 )
 
+SEEN_SINCE = Statement(
+    "workers_seen_since",
+    lambda _d: (
+        select(workers)
+        .where(
+            or_(
+                workers.c.last_seen_at >= bindparam("seen_since", type_=UTCDateTime()),
+                workers.c.stopped_at >= bindparam("seen_since", type_=UTCDateTime()),
+            )
+        )
+        .order_by(workers.c.started_at.desc(), workers.c.worker_id)
+    ),
+)
+#: Executions each worker holds a lease on (running, or claimed ahead): how busy it is.
+HELD = Statement(
+    "held_by_worker",
+    lambda _d: (
+        select(executions.c.lease_owner, func.count().label("held"))
+        .where(
+            executions.c.status == ExecutionStatus.RUNNING.value,
+            executions.c.lease_owner.is_not(None),
+        )
+        .group_by(executions.c.lease_owner)
+    ),
+)
+
 
 def register_worker(
     backend: Backend,
@@ -99,3 +127,14 @@ def live_task_names(backend: Backend, *, seen_since: datetime) -> Operation[set[
     """Task names some worker that heartbeated since ``seen_since`` and has not stopped runs."""
     found = yield LIVE_TASK_NAMES, {"seen_since": seen_since}
     return {name for row in found for name in row["task_names"]}
+
+
+@reads
+def list_workers(
+    backend: Backend, *, seen_since: datetime
+) -> Operation[list[tuple[WorkerRecord, int]]]:
+    """The workers seen (or stopped) since ``seen_since``, newest first, each with how many
+    running executions it holds a lease on."""
+    found = yield SEEN_SINCE, {"seen_since": seen_since}
+    held = {row["lease_owner"]: int(row["held"]) for row in (yield HELD, {})}
+    return [(rows.worker(row), held.get(row["worker_id"], 0)) for row in found]
