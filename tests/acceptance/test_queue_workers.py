@@ -207,3 +207,61 @@ async def test_http_queues(client: httpx.AsyncClient) -> None:
 def test_the_handlers_are_in_their_queues() -> None:
     assert (capped_task.queue, tenant_task.queue) == ("acc-capped", "acc-tenants")
     assert isinstance(zart.Queue("acc-capped", concurrency=3), zart.Queue)
+
+
+async def test_http_singleton_and_debounced_starts(client: httpx.AsyncClient) -> None:
+    start = {"taskName": "acc-capped-task", "payload": {"n": 1}}
+    first = await client.post("/api/v1/executions", json={**start, "singletonKey": "s"})
+    assert first.status_code == 201, first.text
+    joined = await client.post(
+        "/api/v1/executions", json={**start, "payload": {"n": 2}, "singletonKey": "s"}
+    )
+    assert joined.json()["durableExecutionId"] == first.json()["durableExecutionId"]
+    debounced = [
+        await client.post(
+            "/api/v1/executions",
+            json={**start, "payload": {"n": n}, "debounce": "1m", "debounceKey": "d"},
+        )
+        for n in range(3)
+    ]
+    assert len({answer.json()["durableExecutionId"] for answer in debounced}) == 1
+    assert debounced[-1].json()["payload"] == {"n": 2}
+    for body, problem in [
+        ({"debounce": "later"}, "debounce"),
+        ({"debounceKey": "d"}, "needs debounce="),
+        ({"debounce": "1m", "singletonKey": "s"}, "not both"),
+        ({"singletonKey": 5}, "singleton key"),
+    ]:
+        refused = await client.post("/api/v1/executions", json={**start, **body})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (422, "invalid_queue")
+        assert problem in refused.json()["error"]["message"]
+    assert (await client.get("/api/v1/executions")).headers["X-Total-Count"] == "2"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # the CLI's own code is the same on both
+def test_the_cli_starts_singletons_and_debounces(database_url: str) -> None:
+    start = ["start", "acc-capped-task", "--module", "tests.acceptance.queue_flow", "--json"]
+    first = _zart(database_url, *start, "--payload", '{"n": 1}', "--singleton-key", "s")
+    assert first.returncode == 0, first.stderr
+    again = _zart(database_url, *start, "--payload", '{"n": 2}', "--singleton-key", "s")
+    assert (
+        json.loads(again.stdout)["durableExecutionId"]
+        == json.loads(first.stdout)["durableExecutionId"]
+    )
+    window = ["--debounce", "1m", "--debounce-key", "d"]
+    debounced = [
+        json.loads(_zart(database_url, *start, "--payload", f'{{"n": {n}}}', *window).stdout)
+        for n in range(2)
+    ]
+    assert debounced[0]["durableExecutionId"] == debounced[1]["durableExecutionId"]
+    assert debounced[1]["payload"] == {"n": 1}
+    for bad, problem in [
+        (["--debounce", "soon"], "debounce"),
+        (["--debounce-key", "d"], "needs debounce="),
+        (["--debounce", "1m", "--execution-id", "mine"], "no execution_id"),
+    ]:
+        refused = _zart(database_url, *start, "--payload", "{}", *bad)
+        assert refused.returncode == 1, refused
+        assert problem in refused.stderr
+    listed = json.loads(_zart(database_url, "list", "--json").stdout)
+    assert listed["total"] == 2
