@@ -14,21 +14,26 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 import zart
-from tests.acceptance.queue_flow import capped_task, tenant_task
+from tests.acceptance.queue_flow import capped_task, rate_task, tenant_task
 from tests.processes import Process
 from zart import DurableScheduler
 from zart.api import ApiSettings, create_app
+from zart.models import QueueStartRow
 
 ROOT = Path(__file__).resolve().parents[2]
 EXECUTIONS = 60
+RATED = 200
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -98,6 +103,51 @@ async def test_four_worker_processes_keep_the_caps(database_url: str, tmp_path: 
     assert sorted(per_partition) == [f"acc-tenants/t{i}" for i in range(5)]
     assert set(per_partition.values()) == {1}
     assert len(journal.read_text().splitlines()) == 4 * EXECUTIONS  # each ran once
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_four_worker_processes_keep_the_rate_limit(database_url: str, tmp_path: Path) -> None:
+    """200 starts at 20/1s on four workers: no one-second window of the stored start times
+    holds more than 20. The wall time is printed with the minimum the limit implies (the
+    200th start is in the tenth window: 9 s after the first), never asserted."""
+    journal = tmp_path / "journal"
+    command = [sys.executable, "-m", "zart", "worker", "tests.acceptance.queue_flow"]
+    options = ["--concurrency", "16", "--poll-interval", "0.05", "--database-url", database_url]
+    workers = [
+        Process([*command, *options], cwd=ROOT, env=_env(QUEUE_JOURNAL=str(journal)))
+        for _ in range(4)
+    ]
+    try:
+        for worker in workers:
+            worker.wait_for("Ctrl-C stops it")
+        async with DurableScheduler(database_url) as scheduler:
+            began = time.monotonic()
+            ids = [await scheduler.start(rate_task, {}) for _ in range(RATED)]
+            for execution_id in ids:
+                assert await scheduler.wait(execution_id, timeout=110) == "done"
+            wall = time.monotonic() - began
+            async with scheduler.engine.connect() as connection:
+                found = await connection.execute(
+                    select(QueueStartRow.execution_id, QueueStartRow.started_at).where(
+                        QueueStartRow.queue_name == "acc-rate"
+                    )
+                )
+                starts = found.all()
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert sorted(row.execution_id for row in starts) == sorted(ids)  # each started once
+    times = sorted(row.started_at for row in starts)
+    busiest = max(sum(t <= u < t + timedelta(seconds=1) for u in times) for t in times)
+    assert busiest <= 20
+    spread = (times[-1] - times[0]).total_seconds()
+    minimum = (RATED - 1) // 20  # windows after the first one that the last start needs
+    print(
+        f"\nrate 20/1s, {RATED} executions, 4 workers: wall {wall:.2f} s (starts to last"
+        f" result), first to last start {spread:.2f} s, the limit implies at least"
+        f" {minimum} s between them (~{minimum + 1} s of windows); busiest 1 s window {busiest}"
+    )
+    assert len(journal.read_text().splitlines()) == 2 * RATED  # each ran once
 
 
 def _zart(database_url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
