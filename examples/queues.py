@@ -5,7 +5,9 @@ An email provider takes at most 2 calls at once and one at a time per customer. 
 are stored and each claim of the queue counts what runs under a lock of the queue's row. Two
 workers (each with 8 slots) run 12 sends for 3 customers; the handler counts how many ran at
 once. Then an operator raises the cap (``zart queues set emails --concurrency 4``, here
-``scheduler.set_queue``) and a high-priority send jumps the backlog.
+``scheduler.set_queue``) and a high-priority send jumps the backlog. Last, a burst of five
+"profile changed" starts is debounced into one sync that runs with the last one's payload,
+and a singleton key keeps a second export from starting while one is unfinished.
 
     python examples/queues.py
 """
@@ -39,6 +41,14 @@ async def send_email(message: dict[str, str]) -> str:
     per_customer[customer] -= 1
     running["now"] -= 1
     return f"sent {message['subject']!r} to {customer}"
+
+
+profiles = zart.Queue("profiles", concurrency=1)
+
+
+@zart.durable("sync-profile", queue=profiles)
+async def sync_profile(change: dict[str, str]) -> str:
+    return f"synced {change['field']}"
 
 
 async def main() -> None:
@@ -81,10 +91,32 @@ async def main() -> None:
                 await one.wait(execution_id, timeout=60)
             print(f"first sent after the pause: {order[0]!r} (priority 10)")
             for queue in await one.list_queues():
+                if queue.name != "emails":
+                    continue
                 print(
                     f"queue {queue.name}: concurrency={queue.limits.concurrency}"
                     f" queued={queue.queued} running={queue.running}"
                 )
+
+            # Five changes within the window: one execution, run 200ms after the last.
+            burst = [
+                await one.start(
+                    sync_profile,
+                    {"customer": "customer-1", "field": field},
+                    debounce="200ms",
+                    debounce_key="customer-1",
+                )
+                for field in ("name", "email", "phone", "address", "avatar")
+            ]
+            result = await one.wait(burst[0], timeout=60)
+            print(f"5 debounced starts: {len(set(burst))} execution, {result}")
+            export = {"customer": "customer-2", "field": "export"}
+            await one.pause_queue("profiles")  # the first is surely unfinished at the second
+            first = await one.start(sync_profile, export, singleton_key="export-customer-2")
+            again = await one.start(sync_profile, export, singleton_key="export-customer-2")
+            print(f"singleton: the second start returned the first: {first == again}")
+            await one.resume_queue("profiles")
+            await one.wait(first, timeout=60)
 
 
 if __name__ == "__main__":

@@ -132,6 +132,11 @@ class StartExecution(Wire):
     queue: JsonValue = None
     partition_key: JsonValue = None
     priority: JsonValue = 0
+    #: A singleton start's key; a debounced start's window (``"30s"``) and key; checked by
+    #: the scheduler (``zart.scheduler.starts.check_start_keys``).
+    singleton_key: JsonValue = None
+    debounce: JsonValue = None
+    debounce_key: JsonValue = None
 
 
 class Stats(Wire):

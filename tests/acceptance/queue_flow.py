@@ -40,3 +40,11 @@ async def capped_task(data: dict[str, Any]) -> str:
 @zart.durable("acc-tenant-task", queue=tenants)
 async def tenant_task(data: dict[str, Any]) -> str:
     return await _run("acc-tenants", data)
+
+
+rated = zart.Queue("acc-rate", rate_limit="20/1s")
+
+
+@zart.durable("acc-rate-task", queue=rated)
+async def rate_task(data: dict[str, Any]) -> str:
+    return await _run("acc-rate", data)

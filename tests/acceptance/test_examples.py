@@ -33,6 +33,8 @@ FACTS: dict[str, list[str]] = {
         r"^operator: emails now allows 4 at once$",
         r"^first sent after the pause: 'password reset' \(priority 10\)$",
         r"^queue emails: concurrency=4 queued=0 running=0$",
+        r"^5 debounced starts: 1 execution, synced avatar$",
+        r"^singleton: the second start returned the first: True$",
     ],
     "demo.py": [
         r"^  status:  completed, claimed by a worker 1 time\(s\)$",

@@ -14,21 +14,26 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 import zart
-from tests.acceptance.queue_flow import capped_task, tenant_task
+from tests.acceptance.queue_flow import capped_task, rate_task, tenant_task
 from tests.processes import Process
 from zart import DurableScheduler
 from zart.api import ApiSettings, create_app
+from zart.models import QueueStartRow
 
 ROOT = Path(__file__).resolve().parents[2]
 EXECUTIONS = 60
+RATED = 200
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -98,6 +103,51 @@ async def test_four_worker_processes_keep_the_caps(database_url: str, tmp_path: 
     assert sorted(per_partition) == [f"acc-tenants/t{i}" for i in range(5)]
     assert set(per_partition.values()) == {1}
     assert len(journal.read_text().splitlines()) == 4 * EXECUTIONS  # each ran once
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_four_worker_processes_keep_the_rate_limit(database_url: str, tmp_path: Path) -> None:
+    """200 starts at 20/1s on four workers: no one-second window of the stored start times
+    holds more than 20. The wall time is printed with the minimum the limit implies (the
+    200th start is in the tenth window: 9 s after the first), never asserted."""
+    journal = tmp_path / "journal"
+    command = [sys.executable, "-m", "zart", "worker", "tests.acceptance.queue_flow"]
+    options = ["--concurrency", "16", "--poll-interval", "0.05", "--database-url", database_url]
+    workers = [
+        Process([*command, *options], cwd=ROOT, env=_env(QUEUE_JOURNAL=str(journal)))
+        for _ in range(4)
+    ]
+    try:
+        for worker in workers:
+            worker.wait_for("Ctrl-C stops it")
+        async with DurableScheduler(database_url) as scheduler:
+            began = time.monotonic()
+            ids = [await scheduler.start(rate_task, {}) for _ in range(RATED)]
+            for execution_id in ids:
+                assert await scheduler.wait(execution_id, timeout=110) == "done"
+            wall = time.monotonic() - began
+            async with scheduler.engine.connect() as connection:
+                found = await connection.execute(
+                    select(QueueStartRow.execution_id, QueueStartRow.started_at).where(
+                        QueueStartRow.queue_name == "acc-rate"
+                    )
+                )
+                starts = found.all()
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert sorted(row.execution_id for row in starts) == sorted(ids)  # each started once
+    times = sorted(row.started_at for row in starts)
+    busiest = max(sum(t <= u < t + timedelta(seconds=1) for u in times) for t in times)
+    assert busiest <= 20
+    spread = (times[-1] - times[0]).total_seconds()
+    minimum = (RATED - 1) // 20  # windows after the first one that the last start needs
+    print(
+        f"\nrate 20/1s, {RATED} executions, 4 workers: wall {wall:.2f} s (starts to last"
+        f" result), first to last start {spread:.2f} s, the limit implies at least"
+        f" {minimum} s between them (~{minimum + 1} s of windows); busiest 1 s window {busiest}"
+    )
+    assert len(journal.read_text().splitlines()) == 2 * RATED  # each ran once
 
 
 def _zart(database_url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -207,3 +257,61 @@ async def test_http_queues(client: httpx.AsyncClient) -> None:
 def test_the_handlers_are_in_their_queues() -> None:
     assert (capped_task.queue, tenant_task.queue) == ("acc-capped", "acc-tenants")
     assert isinstance(zart.Queue("acc-capped", concurrency=3), zart.Queue)
+
+
+async def test_http_singleton_and_debounced_starts(client: httpx.AsyncClient) -> None:
+    start = {"taskName": "acc-capped-task", "payload": {"n": 1}}
+    first = await client.post("/api/v1/executions", json={**start, "singletonKey": "s"})
+    assert first.status_code == 201, first.text
+    joined = await client.post(
+        "/api/v1/executions", json={**start, "payload": {"n": 2}, "singletonKey": "s"}
+    )
+    assert joined.json()["durableExecutionId"] == first.json()["durableExecutionId"]
+    debounced = [
+        await client.post(
+            "/api/v1/executions",
+            json={**start, "payload": {"n": n}, "debounce": "1m", "debounceKey": "d"},
+        )
+        for n in range(3)
+    ]
+    assert len({answer.json()["durableExecutionId"] for answer in debounced}) == 1
+    assert debounced[-1].json()["payload"] == {"n": 2}
+    for body, problem in [
+        ({"debounce": "later"}, "debounce"),
+        ({"debounceKey": "d"}, "needs debounce="),
+        ({"debounce": "1m", "singletonKey": "s"}, "not both"),
+        ({"singletonKey": 5}, "singleton key"),
+    ]:
+        refused = await client.post("/api/v1/executions", json={**start, **body})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (422, "invalid_queue")
+        assert problem in refused.json()["error"]["message"]
+    assert (await client.get("/api/v1/executions")).headers["X-Total-Count"] == "2"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # the CLI's own code is the same on both
+def test_the_cli_starts_singletons_and_debounces(database_url: str) -> None:
+    start = ["start", "acc-capped-task", "--module", "tests.acceptance.queue_flow", "--json"]
+    first = _zart(database_url, *start, "--payload", '{"n": 1}', "--singleton-key", "s")
+    assert first.returncode == 0, first.stderr
+    again = _zart(database_url, *start, "--payload", '{"n": 2}', "--singleton-key", "s")
+    assert (
+        json.loads(again.stdout)["durableExecutionId"]
+        == json.loads(first.stdout)["durableExecutionId"]
+    )
+    window = ["--debounce", "1m", "--debounce-key", "d"]
+    debounced = [
+        json.loads(_zart(database_url, *start, "--payload", f'{{"n": {n}}}', *window).stdout)
+        for n in range(2)
+    ]
+    assert debounced[0]["durableExecutionId"] == debounced[1]["durableExecutionId"]
+    assert debounced[1]["payload"] == {"n": 1}
+    for bad, problem in [
+        (["--debounce", "soon"], "debounce"),
+        (["--debounce-key", "d"], "needs debounce="),
+        (["--debounce", "1m", "--execution-id", "mine"], "no execution_id"),
+    ]:
+        refused = _zart(database_url, *start, "--payload", "{}", *bad)
+        assert refused.returncode == 1, refused
+        assert problem in refused.stderr
+    listed = json.loads(_zart(database_url, "list", "--json").stdout)
+    assert listed["total"] == 2

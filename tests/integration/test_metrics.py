@@ -221,3 +221,28 @@ async def test_a_scrape_counts_a_mixed_run(suspending: DurableScheduler) -> None
                 == 4
             )
             assert not any(execution_id in str(key) for key in again for execution_id in more)
+
+
+async def test_a_scrape_shows_each_queue_its_figures_and_limits(
+    scheduler: DurableScheduler,
+) -> None:
+    app = create_app(ApiSettings(api_token="s3cret"), scheduler=scheduler)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://zart") as client:
+        await scheduler.set_queue("metrics-q", concurrency=2, rate_limit="10/1m")
+        await scheduler.set_queue("metrics-open", partition_concurrency=1)
+        await scheduler.pause_queue("metrics-q")
+        for _ in range(3):
+            await scheduler.start(ok, {"reports": 1}, queue="metrics-q")
+        samples = await _scrape(client)
+    assert value(samples, "zart_queue_queued", queue="metrics-q") == 3
+    assert value(samples, "zart_queue_running", queue="metrics-q") == 0
+    assert value(samples, "zart_queue_concurrency_limit", queue="metrics-q") == 2
+    assert value(samples, "zart_queue_rate_limit", queue="metrics-q") == 10
+    assert value(samples, "zart_queue_rate_limit_period_seconds", queue="metrics-q") == 60
+    assert value(samples, "zart_queue_recent_starts", queue="metrics-q") == 0
+    assert value(samples, "zart_queue_paused", queue="metrics-q") == 1
+    # A limit not set has no sample; the other queue has its own.
+    assert ("zart_queue_concurrency_limit", (("queue", "metrics-open"),)) not in samples
+    assert value(samples, "zart_queue_partition_concurrency_limit", queue="metrics-open") == 1
+    assert value(samples, "zart_queue_paused", queue="metrics-open") == 0

@@ -142,7 +142,9 @@ def _execution_routes(router: APIRouter, scheduler: DurableScheduler) -> None:
     )
     async def start_execution(body: StartExecution, response: Response) -> Execution:
         """Start an execution (201). The same ``executionId`` with the same task and payload
-        answers 200 with the existing one; with a different one, 409."""
+        answers 200 with the existing one; with a different one, 409. A singleton or
+        debounced start (``singletonKey``; ``debounce`` and ``debounceKey``) answers 201 with
+        the execution it joined or started: its ``durableExecutionId`` tells which."""
         existed = False
         if body.execution_id is not None:
             try:
@@ -159,6 +161,9 @@ def _execution_routes(router: APIRouter, scheduler: DurableScheduler) -> None:
             queue=cast(Any, body.queue),
             partition_key=cast(Any, body.partition_key),
             priority=cast(Any, body.priority),
+            singleton_key=cast(Any, body.singleton_key),
+            debounce=cast(Any, body.debounce),
+            debounce_key=cast(Any, body.debounce_key),
         )
         if existed:
             response.status_code = 200

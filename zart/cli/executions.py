@@ -109,6 +109,32 @@ def start(
             show_default=False,
         ),
     ] = None,
+    singleton_key: Annotated[
+        str | None,
+        typer.Option(
+            "--singleton-key",
+            help="At most one unfinished execution of TASK per key: while one holds it, its id"
+            " is printed and nothing new starts.",
+            show_default=False,
+        ),
+    ] = None,
+    debounce: Annotated[
+        str | None,
+        typer.Option(
+            "--debounce",
+            help="A window (30s, 5m): the execution runs once, this long after the last start"
+            " of its key, with that start's payload; every start in the window prints its id.",
+            show_default=False,
+        ),
+    ] = None,
+    debounce_key: Annotated[
+        str | None,
+        typer.Option(
+            "--debounce-key",
+            help="The key of --debounce (default: one window for TASK).",
+            show_default=False,
+        ),
+    ] = None,
     wait_: Annotated[
         bool,
         typer.Option("--wait", help="Then wait for the execution to finish, as `zart wait` does."),
@@ -139,7 +165,15 @@ def start(
     async def action(scheduler: DurableScheduler) -> tuple[ExecutionRecord, bool, bool]:
         existed = execution_id is not None and await _exists(scheduler, execution_id)
         try:
-            started = await scheduler.start(task, data, execution_id=execution_id, tags=tags)
+            started = await scheduler.start(
+                task,
+                data,
+                execution_id=execution_id,
+                tags=tags,
+                singleton_key=singleton_key,
+                debounce=debounce,
+                debounce_key=debounce_key,
+            )
         except UnknownTask as exc:
             if modules:
                 raise

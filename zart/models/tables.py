@@ -41,6 +41,10 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 ID = 255  # length of user-visible identifiers (execution ids, task, step and event names)
 UUID_LENGTH = 36
+#: The rows the singleton and debounce unique indexes hold: unfinished singletons, and
+#: debounced starts never claimed yet (a claim sets claim_count and takes them out).
+SINGLETON_WHERE = "singleton_key IS NOT NULL AND status IN ('scheduled', 'running', 'waiting')"
+DEBOUNCE_WHERE = "debounce_key IS NOT NULL AND status = 'scheduled' AND claim_count = 0"
 
 
 def _one_of(column: str, values: type[StrEnum]) -> str:
@@ -99,6 +103,11 @@ class ExecutionRow(Base):
     queue_name: Mapped[str] = mapped_column(String(64), server_default=text("'default'"))
     partition_key: Mapped[str | None] = mapped_column(String(ID))
     priority: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    #: A singleton start's key: at most one unfinished execution per task and key; a debounced
+    #: start's key: at most one not yet claimed per task and key (both unique indexes below,
+    #: revision 0013; ``docs/queues.md``).
+    singleton_key: Mapped[str | None] = mapped_column(String(ID))
+    debounce_key: Mapped[str | None] = mapped_column(String(ID))
 
     __table_args__ = (
         CheckConstraint(_one_of("status", ExecutionStatus), name="status"),
@@ -126,6 +135,23 @@ class ExecutionRow(Base):
             sqlite_where=text("claimable_at IS NOT NULL"),
         ),
         Index("ix_zart_executions_task_created", "task_name", "created_at"),
+        # Singleton and debounce: the unique indexes that make them exact (revision 0013).
+        Index(
+            "ux_zart_executions_singleton",
+            "task_name",
+            "singleton_key",
+            unique=True,
+            postgresql_where=text(SINGLETON_WHERE),
+            sqlite_where=text(SINGLETON_WHERE),
+        ),
+        Index(
+            "ux_zart_executions_debounce",
+            "task_name",
+            "debounce_key",
+            unique=True,
+            postgresql_where=text(DEBOUNCE_WHERE),
+            sqlite_where=text(DEBOUNCE_WHERE),
+        ),
         # Retention: the oldest finished executions first (revision 0008).
         Index(
             "ix_zart_executions_completed",

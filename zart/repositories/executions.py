@@ -56,7 +56,7 @@ def leaving_worker(status: Any, **values: Any) -> dict[str, Any]:
     }
 
 
-def _execution_values() -> dict[str, Any]:
+def _execution_values(keyed: bool = False) -> dict[str, Any]:
     """The new execution's columns, as parameters of :func:`_create_parameters`."""
     now = bindparam("now", type_=executions.c.created_at.type)
     return {
@@ -80,18 +80,27 @@ def _execution_values() -> dict[str, Any]:
         "version": 1,
         "created_at": now,
         "updated_at": now,
+        **(
+            {
+                "singleton_key": bindparam("singleton_key", type_=executions.c.singleton_key.type),
+                "debounce_key": bindparam("debounce_key", type_=executions.c.debounce_key.type),
+            }
+            if keyed
+            else {}
+        ),
     }
 
 
-def _create(dialect: str) -> Any:
+def _create(dialect: str, keyed: bool = False) -> Any:
     """The execution, inserted unless its id exists; PostgreSQL: its first run too, as a CTE
-    (one statement)."""
+    (one statement). ``keyed`` (a singleton or debounced start, :mod:`.start_keys`): with its
+    keys, and nothing inserted on a conflict with any unique index (the id, or a key held)."""
+    inserted = upsert(executions, dialect).values(_execution_values(keyed))
     inserted = (
-        upsert(executions, dialect)
-        .values(_execution_values())
-        .on_conflict_do_nothing(index_elements=["execution_id"])
-        .returning(*executions.c)
-    )
+        inserted.on_conflict_do_nothing()
+        if keyed
+        else inserted.on_conflict_do_nothing(index_elements=["execution_id"])
+    ).returning(*executions.c)
     if dialect != "postgresql":
         return inserted
     inserted = inserted.cte("inserted")
@@ -142,6 +151,7 @@ def _wake(for_event: bool) -> Any:
 
 
 CREATE = Statement("create_execution", _create)
+CREATE_KEYED = Statement("create_keyed_execution", lambda d: _create(d, keyed=True))
 CREATE_RUN = Statement(
     "create_run",
     lambda _d: run_rows.insert().values(
@@ -202,7 +212,7 @@ WAKE = Statement("wake_execution", lambda _d: _wake(for_event=False))
 WAKE_FOR_EVENT = Statement("wake_execution_for_event", lambda _d: _wake(for_event=True))
 
 
-def _first_claim(lease: Lease | None, claimable_at: datetime) -> dict[str, Any]:
+def first_claim(lease: Lease | None, claimable_at: datetime) -> dict[str, Any]:
     """The claim columns of a new execution: unclaimed and claimable at ``claimable_at``, or
     held by ``lease`` (claimable again only when it expires, like any claim)."""
     if lease is None:
@@ -274,12 +284,12 @@ def create_execution(
         "partition_key": partition_key,
         "priority": priority,
         "now": now,
-        **_first_claim(lease, claimable_at or now),
+        **first_claim(lease, claimable_at or now),
     }
     found = yield CREATE, params
     if not found:
         existing = yield from get_execution(backend, execution_id)
-        return _existing(existing, execution_id, task_name, payload, tags or {})
+        return existing_start(existing, execution_id, task_name, payload, tags or {})
     if not backend.modifying_ctes:
         yield CREATE_RUN, params
     if channel is not None and lease is None:  # sent at commit: the caller's, with session=
@@ -287,7 +297,7 @@ def create_execution(
     return CreatedExecution(rows.execution(found[0]), created=True)
 
 
-def _existing(
+def existing_start(
     existing: ExecutionRecord | None,
     execution_id: str,
     task_name: str,

@@ -62,7 +62,7 @@ from zart.scheduler.starts import (
     StartRequest,
     Target,
     create_claimed,
-    created,
+    start_operation,
     start_request,
     sync_target,
 )
@@ -100,6 +100,9 @@ class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations, Insp
         queue: Queue | str | None = None,
         partition_key: str | None = None,
         priority: int = 0,
+        singleton_key: str | None = None,
+        debounce: timedelta | str | float | None = None,
+        debounce_key: str | None = None,
     ) -> ExecutionId[R]: ...
     @overload
     async def start(
@@ -113,6 +116,9 @@ class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations, Insp
         queue: Queue | str | None = None,
         partition_key: str | None = None,
         priority: int = 0,
+        singleton_key: str | None = None,
+        debounce: timedelta | str | float | None = None,
+        debounce_key: str | None = None,
     ) -> ExecutionId[R]: ...
     @overload
     async def start(
@@ -126,6 +132,9 @@ class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations, Insp
         queue: Queue | str | None = None,
         partition_key: str | None = None,
         priority: int = 0,
+        singleton_key: str | None = None,
+        debounce: timedelta | str | float | None = None,
+        debounce_key: str | None = None,
     ) -> ExecutionId[Any]: ...
     async def start(
         self,
@@ -138,6 +147,9 @@ class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations, Insp
         queue: Queue | str | None = None,
         partition_key: str | None = None,
         priority: int = 0,
+        singleton_key: str | None = None,
+        debounce: timedelta | str | float | None = None,
+        debounce_key: str | None = None,
     ) -> ExecutionId[Any]:
         """Start an execution of ``handler`` (a durable handler or its task name) and return
         its id.
@@ -162,6 +174,12 @@ class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations, Insp
         ``queue`` (default: the handler's, else ``"default"``), ``partition_key`` and
         ``priority`` (higher first) place it in a queue whose limits hold across workers
         (``docs/queues.md``); bad ones raise :class:`~zart.InvalidQueue`.
+
+        ``singleton_key``: at most one unfinished execution of the task per key; a start
+        while one holds the key returns that one's id and starts nothing. ``debounce`` (a
+        window, ``"30s"``) with ``debounce_key`` (default: one window per task): the
+        execution runs once, the window after the last start, with the last start's payload;
+        every start in the window returns its id (``docs/queues.md``).
         """
         with tracing.start_span(handler.name if isinstance(handler, DurableHandler) else handler):
             request = await start_request(
@@ -174,14 +192,16 @@ class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations, Insp
                 queue=queue,
                 partition_key=partition_key,
                 priority=priority,
+                singleton_key=singleton_key,
+                debounce=debounce,
+                debounce_key=debounce_key,
             )
-            if session is None and (here := self._reserve(request)) is not None:
+            here = None if session is not None or request.keyed else self._reserve(request)
+            if here is not None:
                 return ExecutionId(await self._start_here(request, *here))
+            operation, arguments = start_operation(request, self.clock.now(), self.runtime.channel)
             async with self.store.within(session) as db:
-                done = await db.run(
-                    executions_repo.create_execution,
-                    **created(request, self.clock.now(), self.runtime.channel),
-                )
+                done = await db.run(operation, **arguments)
         if done.created:
             metrics.execution_started(request.task_name)
             self._wake_workers(session)

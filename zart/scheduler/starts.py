@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from zart import metrics, tracing
 from zart.clock import SYSTEM_CLOCK
 from zart.database import explain_errors
-from zart.errors import ConfigurationError, UnknownTask
+from zart.durations import parse_duration
+from zart.errors import ConfigurationError, InvalidName, InvalidQueue, UnknownTask
 from zart.models.names import check_name, check_path_segment, check_tags
 from zart.models.queues import (
     DEFAULT_QUEUE,
@@ -26,7 +27,7 @@ from zart.models.queues import (
     queue_name_of,
 )
 from zart.repositories import executions as executions_repo
-from zart.repositories import wakeups
+from zart.repositories import start_keys, wakeups
 from zart.repositories import workers as workers_repo
 from zart.repositories.executors import caller_transaction_sync, sync_connection_of
 from zart.repositories.records import CreatedExecution, Lease
@@ -62,6 +63,60 @@ class StartRequest:
     queue: str = DEFAULT_QUEUE
     partition_key: str | None = None
     priority: int = 0
+    #: At most one unfinished execution of the task per key (``docs/queues.md``).
+    singleton_key: str | None = None
+    #: A debounced start: its window and key (the task's own when none was given).
+    debounce: timedelta | None = None
+    debounce_key: str | None = None
+
+    @property
+    def keyed(self) -> bool:
+        """A singleton or debounced start (:mod:`zart.repositories.start_keys`)."""
+        return self.singleton_key is not None or self.debounce is not None
+
+
+#: The longest debounce window a start may ask for.
+MAX_DEBOUNCE = timedelta(days=7)
+#: The debounce key of a start that names none: one window per task.
+TASK_WIDE_KEY = "*"
+
+
+def check_start_keys(
+    singleton_key: object,
+    debounce: object,
+    debounce_key: object,
+    execution_id: str | None,
+) -> tuple[str | None, timedelta | None, str | None]:
+    """The singleton key, debounce window and debounce key of a start, checked (raising
+    :class:`~zart.InvalidQueue` naming the problem, before anything is written)."""
+    if singleton_key is not None:
+        singleton_key = _key(singleton_key, "singleton key")
+    if debounce is None:
+        if debounce_key is not None:
+            raise InvalidQueue("debounce_key= needs debounce= (the window, e.g. '30s')")
+        return singleton_key, None, None
+    if singleton_key is not None:
+        raise InvalidQueue("a start is either debounced or a singleton, not both")
+    if execution_id is not None:
+        raise InvalidQueue(
+            "a debounced start takes no execution_id: every start in the window returns the "
+            "id of the one execution that runs after it"
+        )
+    try:
+        window = parse_duration(cast(Any, debounce), name="debounce")
+    except ConfigurationError as exc:
+        raise InvalidQueue(str(exc)) from None
+    if not timedelta(0) < window <= MAX_DEBOUNCE:
+        raise InvalidQueue(f"debounce must be more than 0 and at most 7d, not {debounce!r}")
+    key = TASK_WIDE_KEY if debounce_key is None else _key(debounce_key, "debounce key")
+    return None, window, key
+
+
+def _key(value: object, what: str) -> str:
+    try:
+        return check_name(value, what)
+    except InvalidName as exc:
+        raise InvalidQueue(str(exc)) from None
 
 
 async def start_request(
@@ -75,6 +130,9 @@ async def start_request(
     queue: Queue | str | None = None,
     partition_key: str | None = None,
     priority: int = 0,
+    singleton_key: str | None = None,
+    debounce: timedelta | str | float | None = None,
+    debounce_key: str | None = None,
 ) -> StartRequest:
     """Check what to start before anything is written: the handler (or a task name some live
     worker runs), the payload against the handler's input model, its size, the id, the
@@ -97,6 +155,7 @@ async def start_request(
     if execution_id is not None:
         check_path_segment(execution_id, "execution id")
     checked_tags = check_tags(tags)
+    keys = check_start_keys(singleton_key, debounce, debounce_key, execution_id)
     if queue is None:
         queue = DEFAULT_QUEUE if target is None else target.queue
     return StartRequest(
@@ -109,7 +168,28 @@ async def start_request(
         queue=queue_name_of(queue),
         partition_key=check_partition_key(partition_key),
         priority=check_priority(priority),
+        singleton_key=keys[0],
+        debounce=keys[1],
+        debounce_key=keys[2],
     )
+
+
+def start_operation(
+    request: StartRequest, now: datetime, channel: str | None
+) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """The operation that starts ``request`` and its arguments: a singleton or debounced
+    start's (:mod:`zart.repositories.start_keys`), else
+    :func:`~zart.repositories.executions.create_execution`."""
+    arguments = created(request, now, channel)
+    if not request.keyed:
+        return executions_repo.create_execution, arguments
+    arguments.update(
+        claimable_at=now if request.debounce is None else now + request.debounce,
+        singleton_key=request.singleton_key,
+        debounce_key=request.debounce_key,
+    )
+    del arguments["lease"]
+    return start_keys.create_keyed_execution, arguments
 
 
 def created(
@@ -157,6 +237,9 @@ def enqueue(
     queue: Queue | str | None = None,
     partition_key: str | None = None,
     priority: int = 0,
+    singleton_key: str | None = None,
+    debounce: timedelta | str | float | None = None,
+    debounce_key: str | None = None,
 ) -> str:
     """Start an execution from synchronous code (Flask, scripts) inside the caller's
     SQLAlchemy ``Session`` or ``Connection`` transaction; return its id.
@@ -188,12 +271,14 @@ def enqueue(
                 queue=queue,
                 partition_key=partition_key,
                 priority=priority,
+                singleton_key=singleton_key,
+                debounce=debounce,
+                debounce_key=debounce_key,
             )
         )
         channel = wakeups.channel_for(schema)
-        done = db.run(
-            executions_repo.create_execution, **created(request, SYSTEM_CLOCK.now(), channel)
-        )
+        operation, arguments = start_operation(request, SYSTEM_CLOCK.now(), channel)
+        done: CreatedExecution = db.run(operation, **arguments)
     if done.created:
         metrics.execution_started(request.task_name)
     return done.execution.execution_id
