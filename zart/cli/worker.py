@@ -204,8 +204,6 @@ def worker(
     scheduler = app_or_url(context, app, modules, database_url, schema)
     configure_logging(scheduler, log_level, log_format)  # after the app's import
     names = registered_names()
-    require_sqlite_file(scheduler.engine.url.render_as_string(hide_password=False))
-    run_reporting_errors(shown_url(scheduler), lambda: require_schema(scheduler))
 
     async def serve() -> None:
         async with (
@@ -246,8 +244,10 @@ def worker(
                 stopped.cancel()
             typer.echo("stopping: waiting for running executions", err=True)
 
-    stop_metrics = _serve_metrics(metrics_port, metrics_host)
+    stop_metrics = _serve_metrics(metrics_port, metrics_host)  # a port in use: said first
     try:
+        require_sqlite_file(scheduler.engine.url.render_as_string(hide_password=False))
+        run_reporting_errors(shown_url(scheduler), lambda: require_schema(scheduler))
         run_reporting_errors(shown_url(scheduler), serve)
     finally:
         if stop_metrics is not None:
