@@ -228,6 +228,23 @@ class _Cluster:
                 f"--- end of the server log ---\n{_log_tail(self.log_file)}"
             )
 
+    def halt(self) -> None:
+        """Stop the server, keeping its files, to start it again with :meth:`resume`."""
+        result = self.run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data_dir))
+        if result.returncode != 0:
+            raise RuntimeError(f"pg_ctl stop failed: {result.stdout}{result.stderr}")
+
+    def resume(self, port: int) -> None:
+        result = self.run(
+            "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir),
+            "-l", str(self.log_file), "-o", f"-p {port}",
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"pg_ctl start on port {port} failed: {result.stdout}{result.stderr}\n"
+                f"--- end of the server log ---\n{_log_tail(self.log_file)}"
+            )
+
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
             self.run(
@@ -306,6 +323,20 @@ class PostgresServer:
         if self._cluster is None:
             raise RuntimeError(f"{self!r} was not started by start_postgres: cannot restart it")
         self._cluster.restart(mode, self.port)
+
+    def down(self) -> None:
+        """Shut a server started by ``start_postgres`` down (clients cut off, nothing
+        listening on its port) until :meth:`up` starts it again on the same port."""
+        if self._cluster is None:
+            raise RuntimeError(f"{self!r} was not started by start_postgres: cannot stop it")
+        self._cluster.halt()
+
+    def up(self) -> None:
+        """Start a server :meth:`down` stopped, on its port; returns once it accepts
+        connections."""
+        if self._cluster is None:
+            raise RuntimeError(f"{self!r} was not started by start_postgres: cannot start it")
+        self._cluster.resume(self.port)
 
     def stop(self) -> None:
         """Stop a server started by ``start_postgres`` and delete its files.

@@ -9,8 +9,9 @@ import json
 import logging
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -22,10 +23,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zart.database import create_engine, mask_url
+from zart.durations import format_duration, parse_duration
 from zart.errors import InvalidName, SchemaMissing, SchemaOutdated, ZartError
-from zart.logs import LOG_FORMATS, LOG_LEVELS, configure
+from zart.logs import LOG_FORMATS, LOG_LEVELS, configure, log
 from zart.migrations import VERSION_TABLE, current_revision, head_revision, is_behind
 from zart.models.names import parse_tags
+from zart.outages import is_transient, retry_delay
 from zart.scheduler import DurableScheduler
 from zart.wire import utc_instant
 
@@ -48,6 +51,18 @@ Schema = Annotated[
         "--schema",
         envvar="ZART_SCHEMA",
         help="PostgreSQL schema holding Zart's tables (default: the connection's search path).",
+    ),
+]
+WaitForDatabase = Annotated[
+    str | None,
+    typer.Option(
+        "--wait-for-database",
+        envvar="ZART_WAIT_FOR_DATABASE",
+        metavar="DURATION",
+        help="At start, wait this long (e.g. 2m) for a database that cannot be reached yet"
+        " (starting, failing over, a container not up), retrying, instead of exiting at once"
+        " (default: exit at once).",
+        show_default=False,
     ),
 ]
 LogLevel = Annotated[
@@ -325,17 +340,20 @@ def configure_logging(
     configure(chosen_level, chosen_format)
 
 
-async def require_schema(scheduler: DurableScheduler) -> None:
+async def require_schema(scheduler: DurableScheduler, wait: timedelta | None = None) -> None:
     """Refuse to serve a database without Zart's tables, or with tables an older Zart made,
     once, before the server starts: its worker would fail at start-up in a traceback, and
     every route answer 503 (or fail at the first statement that meets a missing column). One
     query; the engine's connections are then let go, since they belong to this event loop,
-    not to the server's."""
+    not to the server's. With ``wait``, a database that cannot be reached (a transient error,
+    as a running worker judges one) is asked again with the workers' back-off until it
+    answers or ``wait`` has passed; a database that answers with a problem is reported at
+    once."""
     alembic = logging.getLogger("alembic")
     level = alembic.level
     alembic.setLevel(logging.WARNING)  # reading the revision logs two lines at INFO
     try:
-        revision = await current_revision(scheduler.engine, schema=scheduler.schema)
+        revision = await _revision_when_reachable(scheduler, wait)
         if revision is None:
             raise SchemaMissing(VERSION_TABLE, shown_url(scheduler), scheduler.schema)
         if is_behind(revision):
@@ -350,3 +368,41 @@ async def require_schema(scheduler: DurableScheduler) -> None:
     finally:
         alembic.setLevel(level)
         await scheduler.engine.dispose()
+
+
+async def _revision_when_reachable(
+    scheduler: DurableScheduler, wait: timedelta | None
+) -> str | None:
+    deadline = time.monotonic() + (wait.total_seconds() if wait is not None else 0.0)
+    failures = 0
+    while True:
+        try:
+            revision = await current_revision(scheduler.engine, schema=scheduler.schema)
+        except Exception as exc:
+            left = deadline - time.monotonic()
+            if wait is None or left <= 0 or not is_transient(exc):
+                raise
+            failures += 1
+            if failures == 1:
+                log(
+                    "database_waiting",
+                    f"cannot reach {shown_url(scheduler)} yet; retrying for up to"
+                    f" {format_duration(wait)}",
+                    level=logging.WARNING,
+                    error=str(exc) or type(exc).__name__,
+                )
+            await asyncio.sleep(min(retry_delay(failures), left))
+            continue
+        if failures:
+            log("database_reached", f"reached {shown_url(scheduler)} after {failures} tries")
+        return revision
+
+
+def parse_wait(text: str | None) -> timedelta | None:
+    """``--wait-for-database``'s value, or a one-line error naming it."""
+    if text is None:
+        return None
+    try:
+        return parse_duration(text, name="--wait-for-database")
+    except ZartError as exc:
+        fail(str(exc))

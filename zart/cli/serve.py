@@ -13,8 +13,10 @@ from zart.cli.common import (
     LogFormatOption,
     LogLevel,
     Schema,
+    WaitForDatabase,
     configure_logging,
     fail,
+    parse_wait,
     require_schema,
     require_sqlite_file,
     run_reporting_errors,
@@ -64,6 +66,7 @@ def serve(
             " ZART_CORS_ORIGINS, comma-separated).",
         ),
     ] = None,
+    wait_for_database: WaitForDatabase = None,
     log_level: LogLevel = None,
     log_format: LogFormatOption = None,
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
@@ -94,8 +97,9 @@ def serve(
             f"refusing to serve on {host} without ZART_API_TOKEN; set a token, bind 127.0.0.1,"
             " or pass --insecure"
         )
+    wait = parse_wait(wait_for_database)
     require_sqlite_file(scheduler.engine.url.render_as_string(hide_password=False))
-    run_reporting_errors(shown_url(scheduler), lambda: require_schema(scheduler))
+    run_reporting_errors(shown_url(scheduler), lambda: require_schema(scheduler, wait))
     settings = ApiSettings(
         database_url=scheduler.settings.database_url,
         schema=scheduler.schema,

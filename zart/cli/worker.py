@@ -19,10 +19,12 @@ from zart.cli.common import (
     LogFormatOption,
     LogLevel,
     Schema,
+    WaitForDatabase,
     configure_logging,
     fail,
     import_module,
     load_app,
+    parse_wait,
     require_schema,
     require_sqlite_file,
     run_reporting_errors,
@@ -186,6 +188,7 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    wait_for_database: WaitForDatabase = None,
     log_level: LogLevel = None,
     log_format: LogFormatOption = None,
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
@@ -247,7 +250,8 @@ def worker(
     stop_metrics = _serve_metrics(metrics_port, metrics_host)  # a port in use: said first
     try:
         require_sqlite_file(scheduler.engine.url.render_as_string(hide_password=False))
-        run_reporting_errors(shown_url(scheduler), lambda: require_schema(scheduler))
+        wait = parse_wait(wait_for_database)
+        run_reporting_errors(shown_url(scheduler), lambda: require_schema(scheduler, wait))
         run_reporting_errors(shown_url(scheduler), serve)
     finally:
         if stop_metrics is not None:
