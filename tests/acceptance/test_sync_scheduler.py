@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
@@ -72,3 +73,29 @@ def test_closing_the_facade_stops_its_portal_thread(database_url: str) -> None:
     sync.close()  # again: nothing
 
     assert len(portals()) == before
+
+
+def test_a_sync_start_takes_the_async_starts_options(database_url: str) -> None:
+    with zart.DurableScheduler(database_url).sync() as sync:
+        first = sync.start(
+            approval,
+            Greeting(name="kim"),
+            tags={"tenant": "acme"},
+            partition_key="acme",
+            priority=3,
+            singleton_key="kim-approval",
+        )
+        again = sync.start(approval, Greeting(name="kim"), singleton_key="kim-approval")
+        record = sync.status(first)
+        with pytest.raises(zart.InvalidQueue):  # refused as the async start refuses it
+            sync.start(approval, Greeting(name="lee"), queue="no such queue!")
+        with pytest.raises(zart.ConfigurationError, match=r"zart\.enqueue"):
+            sync.start(approval, Greeting(name="lee"), session=object())  # type: ignore[call-overload]
+
+    async def count() -> int:
+        async with zart.DurableScheduler(database_url) as scheduler:
+            return (await scheduler.list_executions(limit=10)).total
+
+    assert again == first  # the held singleton key returned the first execution
+    assert (record.tags, record.partition_key, record.priority) == ({"tenant": "acme"}, "acme", 3)
+    assert asyncio.run(count()) == 1  # the refused starts stored nothing

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, TypedDict, TypeVar, cast
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -117,6 +117,19 @@ def _key(value: object, what: str) -> str:
         return check_name(value, what)
     except InvalidName as exc:
         raise InvalidQueue(str(exc)) from None
+
+
+class StartOptions(TypedDict, total=False):
+    """The options of a start besides its handler, payload, id and session: the keywords
+    :meth:`DurableScheduler.start` takes, as :class:`SyncScheduler` forwards them."""
+
+    tags: Mapping[str, str] | None
+    queue: Queue | str | None
+    partition_key: str | None
+    priority: int
+    singleton_key: str | None
+    debounce: timedelta | str | float | None
+    debounce_key: str | None
 
 
 async def start_request(

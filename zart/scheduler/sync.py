@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack, overload
 
 from zart.errors import ConfigurationError
 from zart.repositories.records import ExecutionRecord
 from zart.runtime.registry import DurableHandler, ExecutionId
+from zart.scheduler.starts import StartOptions
 
 if TYPE_CHECKING:
     from zart.scheduler.control_plane import DurableScheduler
@@ -76,7 +77,7 @@ class SyncScheduler:
         payload: In,
         *,
         execution_id: str | None = None,
-        tags: Mapping[str, str] | None = None,
+        **options: Unpack[StartOptions],
     ) -> ExecutionId[R]: ...
     @overload
     def start(
@@ -85,7 +86,7 @@ class SyncScheduler:
         payload: None = None,
         *,
         execution_id: str | None = None,
-        tags: Mapping[str, str] | None = None,
+        **options: Unpack[StartOptions],
     ) -> ExecutionId[R]: ...
     @overload
     def start(
@@ -94,7 +95,7 @@ class SyncScheduler:
         payload: Any = None,
         *,
         execution_id: str | None = None,
-        tags: Mapping[str, str] | None = None,
+        **options: Unpack[StartOptions],
     ) -> ExecutionId[Any]: ...
     def start(
         self,
@@ -102,10 +103,18 @@ class SyncScheduler:
         payload: Any = None,
         *,
         execution_id: str | None = None,
-        tags: Mapping[str, str] | None = None,
+        **options: Unpack[StartOptions],
     ) -> ExecutionId[Any]:
-        """:meth:`DurableScheduler.start` (without ``session=``: see :func:`zart.enqueue`)."""
-        started = self.scheduler.start(handler, payload, execution_id=execution_id, tags=tags)
+        """:meth:`DurableScheduler.start`, with the same options (``tags``, ``queue``,
+        ``partition_key``, ``priority``, ``singleton_key``, ``debounce``, ``debounce_key``)
+        but ``session=``: starting inside the caller's synchronous transaction is
+        :func:`zart.enqueue`'s job."""
+        if "session" in options:
+            raise ConfigurationError(
+                "SyncScheduler.start() takes no session=: to start inside a synchronous"
+                " transaction, use zart.enqueue(session, ...)"
+            )
+        started = self.scheduler.start(handler, payload, execution_id=execution_id, **options)
         return self._call(started)
 
     def status(self, execution_id: str) -> ExecutionRecord:
