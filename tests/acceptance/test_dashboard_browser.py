@@ -345,13 +345,14 @@ def test_every_screen_renders_and_every_action_changes_the_database(
     screen.page.wait_for_selector(f"{row} >> text=Pause")
     screen.page.click(f"{row} >> text=Edit limits")
     screen.page.fill(f"{row} input[name=concurrency]", "5")
+    screen.page.fill(f"{row} input[name=partitionRateLimit]", "10/1m")
     screen.page.click(f"{row} >> text=Save limits")
     api_queue = api.get("/zart/admin/v1/queues/dash-emails")
     deadline = time.monotonic() + 30
     while api_queue["concurrency"] != 5 and time.monotonic() < deadline:
         time.sleep(0.1)
         api_queue = api.get("/zart/admin/v1/queues/dash-emails")
-    assert api_queue["concurrency"] == 5
+    assert (api_queue["concurrency"], api_queue["partitionRateLimit"]) == (5, "10/1m")
     screen.page.click(f"{row} >> text=Pause")
     screen.confirm()
     screen.page.wait_for_selector(f"{row} >> text=Resume")

@@ -168,8 +168,12 @@ def test_the_cli_lists_sets_pauses_and_resumes(database_url: str) -> None:
     )
     assert made.returncode == 0, made.stderr
     assert "100/1m" in made.stdout
-    changed = _zart(database_url, "queues", "set", "cli-q", "--partition-concurrency", "1")
+    changed = _zart(
+        database_url, "queues", "set", "cli-q", "--partition-concurrency", "1",
+        "--partition-rate-limit", "2/1s",
+    )  # fmt: skip
     assert changed.returncode == 0, changed.stderr
+    assert "2/1s" in changed.stdout
     paused = _zart(database_url, "queues", "pause", "cli-q", "--json")
     assert json.loads(paused.stdout)[0]["paused"] is True
     listed = json.loads(_zart(database_url, "queues", "list", "--json").stdout)
@@ -179,6 +183,7 @@ def test_the_cli_lists_sets_pauses_and_resumes(database_url: str) -> None:
             "concurrency": 3,
             "partition_concurrency": 1,
             "rate_limit": "100/1m",
+            "partition_rate_limit": "2/1s",
             "paused": True,
             "queued": 0,
             "running": 0,
@@ -190,13 +195,16 @@ def test_the_cli_lists_sets_pauses_and_resumes(database_url: str) -> None:
     for bad, problem in [
         (["set", "cli-q", "--concurrency", "0"], "concurrency must be a whole number"),
         (["set", "cli-q", "--rate-limit", "5/xyz"], "rate limit '5/xyz'"),
+        (["set", "cli-q", "--partition-rate-limit", "often"], "rate limit 'often'"),
         (["pause", "nowhere"], "no queue named 'nowhere'"),
     ]:
         refused = _zart(database_url, "queues", *bad)
         assert refused.returncode == 1, refused
         assert f"error: {problem}" in refused.stderr or problem in refused.stderr
     after = json.loads(_zart(database_url, "queues", "list", "--json").stdout)
-    assert [(q["name"], q["concurrency"], q["rate_limit"]) for q in after] == [("cli-q", 3, None)]
+    assert [
+        (q["name"], q["concurrency"], q["rate_limit"], q["partition_rate_limit"]) for q in after
+    ] == [("cli-q", 3, None, "2/1s")]
 
 
 @pytest.fixture
@@ -218,13 +226,17 @@ async def test_http_queues(client: httpx.AsyncClient) -> None:
         "concurrency": 2,
         "partitionConcurrency": None,
         "rateLimit": "10/1s",
+        "partitionRateLimit": None,
         "paused": False,
         "queued": 0,
         "running": 0,
         "recentStarts": 0,
     }
-    kept = await client.put(f"{base}/http-q", json={"partitionConcurrency": 1})
+    kept = await client.put(
+        f"{base}/http-q", json={"partitionConcurrency": 1, "partitionRateLimit": "3/1m"}
+    )
     assert (kept.json()["concurrency"], kept.json()["partitionConcurrency"]) == (2, 1)
+    assert kept.json()["partitionRateLimit"] == "3/1m"
     assert (await client.post(f"{base}/http-q/pause")).json()["paused"] is True
     assert (await client.post(f"{base}/http-q/resume")).json()["paused"] is False
     started = await client.post(
@@ -236,6 +248,7 @@ async def test_http_queues(client: httpx.AsyncClient) -> None:
     for body, problem in [
         ({"concurrency": 0}, "concurrency"),
         ({"rateLimit": "lots"}, "rate limit"),
+        ({"partitionRateLimit": "0/1s"}, "at least 1"),
         ({"concurrency": "2"}, "concurrency"),
     ]:
         refused = await client.put(f"{base}/http-q", json=body)

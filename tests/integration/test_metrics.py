@@ -230,7 +230,9 @@ async def test_a_scrape_shows_each_queue_its_figures_and_limits(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://zart") as client:
         await scheduler.set_queue("metrics-q", concurrency=2, rate_limit="10/1m")
-        await scheduler.set_queue("metrics-open", partition_concurrency=1)
+        await scheduler.set_queue(
+            "metrics-open", partition_concurrency=1, partition_rate_limit="5/1s"
+        )
         await scheduler.pause_queue("metrics-q")
         for _ in range(3):
             await scheduler.start(ok, {"reports": 1}, queue="metrics-q")
@@ -245,4 +247,8 @@ async def test_a_scrape_shows_each_queue_its_figures_and_limits(
     # A limit not set has no sample; the other queue has its own.
     assert ("zart_queue_concurrency_limit", (("queue", "metrics-open"),)) not in samples
     assert value(samples, "zart_queue_partition_concurrency_limit", queue="metrics-open") == 1
+    assert value(samples, "zart_queue_partition_rate_limit", queue="metrics-open") == 5
+    seconds = "zart_queue_partition_rate_limit_period_seconds"
+    assert value(samples, seconds, queue="metrics-open") == 1
+    assert ("zart_queue_partition_rate_limit", (("queue", "metrics-q"),)) not in samples
     assert value(samples, "zart_queue_paused", queue="metrics-open") == 0

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import JsonValue
 
+from zart.models.queues import LIMITS
 from zart.repositories.queues import QueueRecord
 from zart.scheduler import DurableScheduler
 from zart.scheduler.queues import UNCHANGED
@@ -25,6 +26,8 @@ class QueueOut(Wire):
     concurrency: int | None
     partition_concurrency: int | None
     rate_limit: str | None
+    #: The rate limit of each partition key's starts.
+    partition_rate_limit: str | None
     paused: bool
     #: Executions scheduled or waiting in it.
     queued: int
@@ -52,6 +55,7 @@ class SetQueue(Wire):
     concurrency: JsonValue = None
     partition_concurrency: JsonValue = None
     rate_limit: JsonValue = None
+    partition_rate_limit: JsonValue = None
 
 
 def queue_routes(router: APIRouter, scheduler: DurableScheduler, errors: Any) -> None:
@@ -71,10 +75,7 @@ def queue_routes(router: APIRouter, scheduler: DurableScheduler, errors: Any) ->
         """Change the queue's limits at run time (creating it); every worker applies them
         within one poll interval."""
         given = body.model_fields_set
-        changes = {
-            field: getattr(body, field) if field in given else UNCHANGED
-            for field in ("concurrency", "partition_concurrency", "rate_limit")
-        }
+        changes = {field: getattr(body, field) if field in given else UNCHANGED for field in LIMITS}
         await scheduler.set_queue(name, **changes)
         return QueueOut.of(await scheduler.get_queue(name))
 

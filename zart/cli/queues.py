@@ -31,7 +31,16 @@ app = typer.Typer(
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Name = Annotated[str, typer.Argument(help="The queue's name.")]
 
-COLUMNS = ("NAME", "CONCURRENCY", "PER PARTITION", "RATE LIMIT", "STATE", "QUEUED", "RUNNING")
+COLUMNS = (
+    "NAME",
+    "CONCURRENCY",
+    "PER PARTITION",
+    "RATE LIMIT",
+    "RATE PER PARTITION",
+    "STATE",
+    "QUEUED",
+    "RUNNING",
+)
 
 
 def _call(url: str, schema: str | None, action: Callable[[DurableScheduler], Awaitable[T]]) -> T:
@@ -66,6 +75,7 @@ def _table(records: Sequence[QueueRecord]) -> str:
             _cell(r.limits.concurrency),
             _cell(r.limits.partition_concurrency),
             "-" if r.limits.rate_limit is None else f"{r.limits.rate_limit} ({r.recent_starts})",
+            _cell(r.limits.partition_rate_limit),
             "paused" if r.paused else "active",
             str(r.queued),
             str(r.running),
@@ -121,6 +131,10 @@ def set_(
     rate_limit: Annotated[
         str | None, typer.Option(help="At most N starts per period, e.g. 100/1m; 'none'.")
     ] = None,
+    partition_rate_limit: Annotated[
+        str | None,
+        typer.Option(help="At most N starts per period per partition key, e.g. 10/1m; 'none'."),
+    ] = None,
     json_output: Json = False,
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
     schema: Schema = None,
@@ -135,6 +149,9 @@ def set_(
             concurrency=_limit(concurrency),
             partition_concurrency=_limit(partition_concurrency),
             rate_limit=UNCHANGED if rate_limit is None else _rate(rate_limit),
+            partition_rate_limit=(
+                UNCHANGED if partition_rate_limit is None else _rate(partition_rate_limit)
+            ),
         )
 
     _show([_call(database_url, schema, action)], json_output)

@@ -7,7 +7,9 @@ them at run time (``zart queues set``). Its limits, all optional:
 - ``concurrency``: at most that many of its executions *running* at once, across workers;
 - ``partition_concurrency``: at most that many running per ``partition_key``;
 - ``rate_limit`` ``"N/period"`` (``"100/1m"``, ``"20/1s"``): at most N starts (claims of a
-  ``scheduled`` execution) in any window of that period, across workers.
+  ``scheduled`` execution) in any window of that period, across workers;
+- ``partition_rate_limit`` ``"N/period"``: the same, per ``partition_key`` (a tenant's
+  starts are limited on their own; executions without a key count as one partition).
 
 A queue with none of them (and not paused) is *unlimited*: its executions are claimed by the
 worker's ordinary claim, at the ordinary cost. The rules here are pure: parsing and checks,
@@ -16,7 +18,9 @@ each raising :class:`~zart.errors.InvalidQueue` naming the problem before anythi
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -108,6 +112,14 @@ def parse_rate_limit(value: object) -> RateLimit | None:
     return None if value is None else RateLimit.parse(value)
 
 
+#: A queue's limits, by the name they have everywhere (``zart.Queue``'s arguments, the
+#: columns of ``zart_queues``, ``set_queue``'s keywords, the CLI's options and the HTTP
+#: fields in camelCase): the counts, then the rates (``"N/period"``).
+COUNT_LIMITS = ("concurrency", "partition_concurrency")
+RATE_LIMITS = ("rate_limit", "partition_rate_limit")
+LIMITS = (*COUNT_LIMITS, *RATE_LIMITS)
+
+
 @dataclass(frozen=True, slots=True)
 class QueueLimits:
     """A queue's limits (``None``: no such limit)."""
@@ -115,35 +127,42 @@ class QueueLimits:
     concurrency: int | None = None
     partition_concurrency: int | None = None
     rate_limit: RateLimit | None = None
+    partition_rate_limit: RateLimit | None = None
 
     @classmethod
-    def checked(
-        cls,
-        concurrency: object = None,
-        partition_concurrency: object = None,
-        rate_limit: object = None,
-    ) -> QueueLimits:
+    def checked(cls, **given: object) -> QueueLimits:
+        """Limits from ``given`` (names of :data:`LIMITS`; others absent), each checked."""
+        unknown = set(given) - set(LIMITS)
+        if unknown:
+            raise InvalidQueue(f"unknown queue limit {sorted(unknown)[0]!r}: one of {LIMITS}")
         return cls(
-            check_limit(concurrency, "concurrency"),
-            check_limit(partition_concurrency, "partition_concurrency"),
-            parse_rate_limit(rate_limit),
+            check_limit(given.get("concurrency"), "concurrency"),
+            check_limit(given.get("partition_concurrency"), "partition_concurrency"),
+            parse_rate_limit(given.get("rate_limit")),
+            parse_rate_limit(given.get("partition_rate_limit")),
         )
+
+    @classmethod
+    def stored(cls, row: Mapping[str, Any]) -> QueueLimits:
+        """The limits of a stored queue row (or of :meth:`declaration`'s form)."""
+        return cls.checked(**{name: row[name] for name in LIMITS})
+
+    def replaced(self, changes: Mapping[str, object]) -> QueueLimits:
+        """These limits with ``changes`` (checked; ``None`` removes a limit)."""
+        given = QueueLimits.checked(**changes)
+        return dataclasses.replace(self, **{name: getattr(given, name) for name in changes})
 
     @property
     def unlimited(self) -> bool:
-        return (
-            self.concurrency is None
-            and self.partition_concurrency is None
-            and (self.rate_limit is None)
-        )
+        return all(getattr(self, name) is None for name in LIMITS)
 
     def declaration(self) -> dict[str, Any]:
         """The limits as stored: JSON-ready (``declared`` is compared with it)."""
-        return {
-            "concurrency": self.concurrency,
-            "partition_concurrency": self.partition_concurrency,
-            "rate_limit": None if self.rate_limit is None else str(self.rate_limit),
-        }
+        found: dict[str, Any] = {name: getattr(self, name) for name in COUNT_LIMITS}
+        for name in RATE_LIMITS:
+            rate = getattr(self, name)
+            found[name] = None if rate is None else str(rate)
+        return found
 
 
 def check_priority(value: object) -> int:
@@ -166,11 +185,12 @@ def check_partition_key(value: object) -> str | None:
 class Queue:
     """A queue of executions whose limits hold across every worker (``docs/queues.md``).
 
-    ``zart.Queue("emails", concurrency=10, partition_concurrency=1, rate_limit="100/1m")``
-    declares it in code: it is stored when a worker or scheduler of this process starts, and
-    an operator's later change (``zart queues set``) wins until this declaration changes.
-    Handlers join it with ``@zart.durable(..., queue="emails")`` (or the queue itself); a
-    start may name one (``scheduler.start(..., queue="emails")``). Bad values raise
+    ``zart.Queue("emails", concurrency=10, partition_concurrency=1, rate_limit="100/1m",
+    partition_rate_limit="10/1m")`` declares it in code: it is stored when a worker or
+    scheduler of this process starts, and an operator's later change (``zart queues set``)
+    wins until this declaration changes. Handlers join it with ``@zart.durable(...,
+    queue="emails")`` (or the queue itself); a start may name one (``scheduler.start(...,
+    queue="emails")``). Bad values raise
     :class:`~zart.errors.InvalidQueue` here.
     """
 
@@ -183,9 +203,15 @@ class Queue:
         concurrency: int | None = None,
         partition_concurrency: int | None = None,
         rate_limit: str | None = None,
+        partition_rate_limit: str | None = None,
     ) -> None:
         self.name = check_queue_name(name)
-        self.limits = QueueLimits.checked(concurrency, partition_concurrency, rate_limit)
+        self.limits = QueueLimits.checked(
+            concurrency=concurrency,
+            partition_concurrency=partition_concurrency,
+            rate_limit=rate_limit,
+            partition_rate_limit=partition_rate_limit,
+        )
         existing = _declared.get(self.name)
         if existing is not None and existing.limits != self.limits:
             raise InvalidQueue(
@@ -205,6 +231,11 @@ class Queue:
     @property
     def rate_limit(self) -> str | None:
         return None if self.limits.rate_limit is None else str(self.limits.rate_limit)
+
+    @property
+    def partition_rate_limit(self) -> str | None:
+        rate = self.limits.partition_rate_limit
+        return None if rate is None else str(rate)
 
     def __repr__(self) -> str:
         limits = ", ".join(f"{k}={v!r}" for k, v in self.limits.declaration().items() if v)

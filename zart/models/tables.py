@@ -394,6 +394,8 @@ class QueueRow(Base):
     partition_concurrency: Mapped[int | None] = mapped_column(Integer)
     #: ``"N/period"`` as written by :class:`zart.models.queues.RateLimit`.
     rate_limit: Mapped[str | None] = mapped_column(String(64))
+    #: The same per partition key (revision 0017).
+    partition_rate_limit: Mapped[str | None] = mapped_column(String(64))
     paused: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     declared: Mapped[Any | None] = mapped_column(JSONValue)
     #: The partition its last claim served last: the next claim serves the partitions after
@@ -404,14 +406,17 @@ class QueueRow(Base):
 
 
 class QueueStartRow(Base):
-    """One start (claim of a ``scheduled`` execution) of a rate-limited queue: the rate limit
-    counts them over its window; older ones are deleted by the next claim of the queue."""
+    """One start (claim of a ``scheduled`` execution) of a rate-limited queue: the rate limits
+    count them over their window (per partition for ``partition_rate_limit``); older ones
+    are deleted by the next claim of the queue."""
 
     __tablename__ = "zart_queue_starts"
 
     start_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     queue_name: Mapped[str] = mapped_column(String(64))
     execution_id: Mapped[str] = mapped_column(String(ID))
+    #: The execution's partition key, counted by a ``partition_rate_limit`` (revision 0017).
+    partition_key: Mapped[str | None] = mapped_column(String(ID))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_zart_queue_starts_queue_started", "queue_name", "started_at"),)

@@ -5,10 +5,12 @@ A queue with a limit (or paused) is claimed by this operation, one transaction p
 1. lock the queue's row (``SELECT ... FOR UPDATE``, PostgreSQL; SQLite's ``BEGIN
    IMMEDIATE`` already serializes every writer), which also reads its current limits;
 2. count what the limits count: its running executions (a live lease), per partition
-   where ``partition_concurrency`` is set; its starts within the rate window;
+   where ``partition_concurrency`` is set; its starts within the rate window, per
+   partition where ``partition_rate_limit`` is set;
 3. pick the due rows it may take: highest priority first, then round-robin over
    partitions (each partition's oldest first), skipping partitions at their cap, and
-   fresh starts beyond the rate limit;
+   fresh starts beyond the rate limits (a partition at its own rate limit is left out of
+   the candidates, so it cannot crowd the others out of the claim);
 4. lease them (re-checking each is still due and claimable), record the fresh starts of a
    rate-limited queue, and do for woken runs what the ordinary claim does (fire due timers,
    complete due sleeps).
@@ -27,11 +29,11 @@ lowers the counts, so a count that misses one errs on the safe side. See
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import and_, bindparam, case, func, select, update
 
 from zart.models import ExecutionRow, ExecutionStatus, QueueRow, QueueStartRow, table_of
 from zart.models.queues import MAX_LIMIT, QueueLimits
@@ -99,6 +101,11 @@ def _candidates(dialect: str) -> Any:
             executions.c.claimable_at <= _now(),
             one_of(executions.c.status, "claimable", dialect),
             one_of(executions.c.task_name, "task_names", dialect),
+            # Fresh starts of partitions at their rate limit wait (wake-ups do not).
+            ~and_(
+                executions.c.status == SCHEDULED,
+                one_of(func.coalesce(executions.c.partition_key, ""), "blocked", dialect),
+            ),
         )
         .subquery("due")
     )
@@ -146,6 +153,21 @@ FORGET_STARTS = Statement(
         starts.c.started_at <= bindparam("since", type_=starts.c.started_at.type),
     ),
 )
+COUNT_PARTITION_STARTS = Statement(
+    "count_queue_partition_starts",
+    lambda _d: (
+        select(
+            starts.c.partition_key,
+            func.count().label("count"),
+            func.min(starts.c.started_at).label("oldest"),
+        )
+        .where(
+            starts.c.queue_name == bindparam("queue"),
+            starts.c.started_at > bindparam("since", type_=starts.c.started_at.type),
+        )
+        .group_by(starts.c.partition_key)
+    ),
+)
 COUNT_STARTS = Statement(
     "count_queue_starts",
     lambda _d: select(
@@ -184,6 +206,7 @@ RECORD_START = Statement(
     lambda _d: starts.insert().values(
         queue_name=bindparam("queue"),
         execution_id=bindparam("execution_id"),
+        partition_key=bindparam("partition_key", type_=starts.c.partition_key.type),
         started_at=bindparam("now", type_=starts.c.started_at.type),
     ),
 )
@@ -208,6 +231,18 @@ class _Budget:
     total: int
     fresh: int | None = None  # starts the rate limit allows (None: no rate limit)
     retry_at: datetime | None = None
+    #: Starts each partition's rate limit still allows, for the partitions that started
+    #: within its window; another partition may start ``partition_fresh`` (None: no limit).
+    by_partition: dict[str, int] = field(default_factory=dict)
+    partition_fresh: int | None = None
+
+    def blocked(self) -> list[str]:
+        """The partitions at their rate limit: their fresh starts are not candidates."""
+        return [key for key, left in self.by_partition.items() if left <= 0]
+
+    def later(self, at: datetime) -> None:
+        """A rate limit lets a start through at ``at``: the earliest such time is kept."""
+        self.retry_at = at if self.retry_at is None else min(self.retry_at, at)
 
 
 def _chosen(
@@ -217,12 +252,18 @@ def _chosen(
     whether any was left behind."""
     chosen: dict[str, Mapping[str, Any]] = {}
     fresh = budget.fresh
+    by_partition = dict(budget.by_partition)
     for row in candidates:
         if len(chosen) >= budget.total:
             break
         if row["previous_status"] == SCHEDULED:
             if fresh is not None and fresh <= 0:
                 continue
+            if budget.partition_fresh is not None:
+                left = by_partition.get(row["partition"], budget.partition_fresh)
+                if left <= 0:
+                    continue
+                by_partition[row["partition"]] = left - 1
             if fresh is not None:
                 fresh -= 1
         chosen[row["execution_id"]] = row
@@ -235,17 +276,28 @@ def _budget(queue: str, limits: QueueLimits, limit: int, now: datetime) -> Opera
     if limits.concurrency is not None:
         counted = yield COUNT_RUNNING, {"queue": queue, "now": now}
         budget.total = min(limit, limits.concurrency - int(counted[0]["count"]))
-    rate = limits.rate_limit
-    if rate is not None:
-        since = now - rate.period
+    rates = [r for r in (limits.rate_limit, limits.partition_rate_limit) if r is not None]
+    if rates:
         # Kept a period longer than counted: a claim whose ``now`` was read before it waited
         # for the lock still counts every start it could share a window with.
-        yield FORGET_STARTS, {"queue": queue, "since": since - rate.period - FORGET_MARGIN}
-        counted = yield COUNT_STARTS, {"queue": queue, "since": since}
+        longest = max(r.period for r in rates)
+        yield FORGET_STARTS, {"queue": queue, "since": now - 2 * longest - FORGET_MARGIN}
+    rate = limits.rate_limit
+    if rate is not None:
+        counted = yield COUNT_STARTS, {"queue": queue, "since": now - rate.period}
         budget.fresh = rate.count - int(counted[0]["count"])
         oldest = counted[0]["oldest"]
         if budget.fresh <= 0 and oldest is not None:
-            budget.retry_at = oldest + rate.period
+            budget.later(oldest + rate.period)
+    rate = limits.partition_rate_limit
+    if rate is not None:
+        counted = yield COUNT_PARTITION_STARTS, {"queue": queue, "since": now - rate.period}
+        budget.partition_fresh = rate.count
+        for row in counted:
+            left = rate.count - int(row["count"])
+            budget.by_partition[row["partition_key"] or ""] = left  # the candidates' key
+            if left <= 0:
+                budget.later(row["oldest"] + rate.period)
     return budget
 
 
@@ -285,6 +337,7 @@ def claim_from_queue(
             "task_names": names,
             "rank_cap": MAX_LIMIT if partition_cap is None else partition_cap,
             "cursor": locked[0]["partition_cursor"] or "",
+            "blocked": budget.blocked(),
             "limit": budget.total if budget.fresh is None else budget.total * 2,
         },
     )
@@ -301,7 +354,7 @@ def claim_from_queue(
     if woken:
         yield from timers_repo.fire_due_timers(backend, woken, now=now)
         yield from steps_repo.complete_due_sleeps(backend, woken, now=now)
-    if limits.rate_limit is not None:
+    if limits.rate_limit is not None or limits.partition_rate_limit is not None:
         for item in claimed:
             if item.previous_status is ExecutionStatus.SCHEDULED:
                 yield (
@@ -309,6 +362,7 @@ def claim_from_queue(
                     {
                         "queue": queue,
                         "execution_id": item.execution.execution_id,
+                        "partition_key": item.execution.partition_key,
                         "now": now,
                     },
                 )

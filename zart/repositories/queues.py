@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, func, or_, select, true, update
 
 from zart.errors import QueueNotFound
 from zart.models import ExecutionRow, ExecutionStatus, QueueRow, QueueStartRow, table_of
-from zart.models.queues import Queue, QueueLimits, RateLimit
+from zart.models.queues import LIMITS, Queue, QueueLimits
 from zart.repositories import wakeups
 from zart.repositories.executors import Backend, Operation, reads
 from zart.repositories.statements import Statement, one_of, upsert
@@ -29,6 +29,9 @@ from zart.repositories.statements import Statement, one_of, upsert
 queues = table_of(QueueRow)
 starts = table_of(QueueStartRow)
 executions = table_of(ExecutionRow)
+
+#: Limits added after queues were first released (see :func:`declare_queues`).
+_ADDED = frozenset({"partition_rate_limit"})
 
 #: The NOTIFY payload that tells workers the queues changed.
 QUEUES_CHANGED = "zart:queues"
@@ -61,11 +64,7 @@ class QueueRecord:
 def record_of(m: Mapping[str, Any], **figures: int) -> QueueRecord:
     return QueueRecord(
         name=m["name"],
-        limits=QueueLimits(
-            m["concurrency"],
-            m["partition_concurrency"],
-            None if m["rate_limit"] is None else RateLimit.parse(m["rate_limit"]),
-        ),
+        limits=QueueLimits.stored(m),
         paused=bool(m["paused"]),
         updated_at=m["updated_at"],
         **figures,
@@ -73,13 +72,7 @@ def record_of(m: Mapping[str, Any], **figures: int) -> QueueRecord:
 
 
 def _limit_values() -> dict[str, Any]:
-    return {
-        "concurrency": bindparam("concurrency", type_=queues.c.concurrency.type),
-        "partition_concurrency": bindparam(
-            "partition_concurrency", type_=queues.c.partition_concurrency.type
-        ),
-        "rate_limit": bindparam("rate_limit", type_=queues.c.rate_limit.type),
-    }
+    return {name: bindparam(name, type_=queues.c[name].type) for name in LIMITS}
 
 
 def _declare(dialect: str) -> Any:
@@ -95,9 +88,7 @@ def _declare(dialect: str) -> Any:
     return insert.on_conflict_do_update(
         index_elements=["name"],
         set_={
-            "concurrency": new.concurrency,
-            "partition_concurrency": new.partition_concurrency,
-            "rate_limit": new.rate_limit,
+            **{name: new[name] for name in LIMITS},
             "declared": new.declared,
             "updated_at": new.updated_at,
         },
@@ -113,12 +104,7 @@ def _set(dialect: str) -> Any:
     new = insert.excluded
     return insert.on_conflict_do_update(
         index_elements=["name"],
-        set_={
-            "concurrency": new.concurrency,
-            "partition_concurrency": new.partition_concurrency,
-            "rate_limit": new.rate_limit,
-            "updated_at": new.updated_at,
-        },
+        set_={**{name: new[name] for name in LIMITS}, "updated_at": new.updated_at},
     ).returning(*queues.c)
 
 
@@ -139,12 +125,7 @@ LIST = Statement("list_queues", lambda _d: select(queues).order_by(queues.c.name
 LIMITED = Statement(
     "limited_queues",
     lambda _d: select(queues.c.name).where(
-        or_(
-            queues.c.paused == true(),
-            queues.c.concurrency.is_not(None),
-            queues.c.partition_concurrency.is_not(None),
-            queues.c.rate_limit.is_not(None),
-        )
+        or_(queues.c.paused == true(), *(queues.c[name].is_not(None) for name in LIMITS))
     ),
 )
 DEPTHS = Statement(
@@ -182,7 +163,10 @@ def declare_queues(
     changed = 0
     for queue in declared:
         stored = queue.limits.declaration()
-        found = yield DECLARE, {"name": queue.name, "now": now, "declared": stored, **stored}
+        # A limit added since revision 0013 is left out of the declaration while unset, so
+        # a declaration an older Zart stored compares equal and an operator's change stays.
+        compared = {k: v for k, v in stored.items() if v is not None or k not in _ADDED}
+        found = yield DECLARE, {"name": queue.name, "now": now, "declared": compared, **stored}
         changed += len(found)
     if changed:
         yield from wakeups.notify(backend, channel, QUEUES_CHANGED)

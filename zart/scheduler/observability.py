@@ -6,6 +6,7 @@ unfinished executions only, and the stored queues with their figures
 from __future__ import annotations
 
 from zart import metrics
+from zart.models.queues import RateLimit
 from zart.repositories import gauges
 from zart.repositories import queues as queues_repo
 from zart.repositories.queues import QueueRecord
@@ -47,8 +48,7 @@ def _queue_gauges(queues: list[QueueRecord]) -> tuple[metrics.Gauge, ...]:
         samples = tuple(((queue,), v) for queue, v in values.items() if v is not None)
         return metrics.Gauge(name, documentation, ("queue",), samples)
 
-    def rate(q: QueueRecord) -> tuple[float | None, float | None]:
-        limit = q.limits.rate_limit
+    def rate(limit: RateLimit | None) -> tuple[float | None, float | None]:
         return (None, None) if limit is None else (limit.count, limit.period.total_seconds())
 
     return (
@@ -75,12 +75,22 @@ def _queue_gauges(queues: list[QueueRecord]) -> tuple[metrics.Gauge, ...]:
         gauge(
             "zart_queue_rate_limit",
             "The starts the queue's rate limit allows per period (no sample: none).",
-            {q.name: rate(q)[0] for q in queues},
+            {q.name: rate(q.limits.rate_limit)[0] for q in queues},
         ),
         gauge(
             "zart_queue_rate_limit_period_seconds",
             "The period of the queue's rate limit, in seconds (no sample: none).",
-            {q.name: rate(q)[1] for q in queues},
+            {q.name: rate(q.limits.rate_limit)[1] for q in queues},
+        ),
+        gauge(
+            "zart_queue_partition_rate_limit",
+            "The starts each partition key may make per period (no sample: none).",
+            {q.name: rate(q.limits.partition_rate_limit)[0] for q in queues},
+        ),
+        gauge(
+            "zart_queue_partition_rate_limit_period_seconds",
+            "The period of the queue's rate limit per partition key (no sample: none).",
+            {q.name: rate(q.limits.partition_rate_limit)[1] for q in queues},
         ),
         gauge(
             "zart_queue_recent_starts",

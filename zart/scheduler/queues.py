@@ -37,6 +37,7 @@ class QueueOperations(SchedulerBase):
         concurrency: int | None = UNCHANGED,
         partition_concurrency: int | None = UNCHANGED,
         rate_limit: str | None = UNCHANGED,
+        partition_rate_limit: str | None = UNCHANGED,
     ) -> QueueRecord:
         """Change queue ``name``'s limits at run time (creating it if need be): each given
         limit replaces the stored one, ``None`` removes it, one not given stays. Every worker
@@ -44,24 +45,24 @@ class QueueOperations(SchedulerBase):
         until the code's declaration of the queue changes. Bad values raise
         :class:`~zart.InvalidQueue` and store nothing."""
         name = check_queue_name(name)
-        given = QueueLimits.checked(
-            None if concurrency is UNCHANGED else concurrency,
-            None if partition_concurrency is UNCHANGED else partition_concurrency,
-            None if rate_limit is UNCHANGED else rate_limit,
-        )
+        given = {
+            "concurrency": concurrency,
+            "partition_concurrency": partition_concurrency,
+            "rate_limit": rate_limit,
+            "partition_rate_limit": partition_rate_limit,
+        }
+        changes = {limit: value for limit, value in given.items() if value is not UNCHANGED}
+        QueueLimits.checked(**changes)  # refused before anything is read or written
         now = self.clock.now()
         async with self.store.transaction() as db:
             current = {q.name: q for q in await db.run(queues_repo.list_queues, now=now)}
             old = current[name].limits if name in current else QueueLimits()
-            limits = QueueLimits(
-                old.concurrency if concurrency is UNCHANGED else given.concurrency,
-                old.partition_concurrency
-                if partition_concurrency is UNCHANGED
-                else given.partition_concurrency,
-                old.rate_limit if rate_limit is UNCHANGED else given.rate_limit,
-            )
             stored = await db.run(
-                queues_repo.set_queue, name, limits, now=now, channel=self.runtime.channel
+                queues_repo.set_queue,
+                name,
+                old.replaced(changes),
+                now=now,
+                channel=self.runtime.channel,
             )
         self._queues_changed()
         return stored

@@ -27,6 +27,7 @@ function limitsForm(refresh, queue) {
     field('concurrency', 'Concurrency', queue?.concurrency, 'no limit'),
     field('partitionConcurrency', 'Per partition', queue?.partitionConcurrency, 'no limit'),
     field('rateLimit', 'Rate limit', queue?.rateLimit, 'e.g. 100/1m'),
+    field('partitionRateLimit', 'Rate per partition', queue?.partitionRateLimit, 'e.g. 10/1m'),
     problem, h('div', { class: 'field actions' }, h('button', { type: 'submit' }, queue ? 'Save limits' : 'Set limits')));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -36,7 +37,7 @@ function limitsForm(refresh, queue) {
     let body;
     try {
       if (!name) throw new Error('Name the queue.');
-      body = { concurrency: given(f.concurrency.value, true), partitionConcurrency: given(f.partitionConcurrency.value, true), rateLimit: given(f.rateLimit.value, false) };
+      body = { concurrency: given(f.concurrency.value, true), partitionConcurrency: given(f.partitionConcurrency.value, true), rateLimit: given(f.rateLimit.value, false), partitionRateLimit: given(f.partitionRateLimit.value, false) };
       await put(`${path}/${enc(name)}`, body);
     } catch (error) { problem.textContent = error.message; return; }
     if (!queue) form.reset();
@@ -66,7 +67,7 @@ export async function mount(root) {
       return;
     }
     replace(list, h('table', { class: 'list', 'aria-label': 'Queues' },
-      h('thead', null, h('tr', null, ['queue', 'state', 'queued', 'running', 'concurrency', 'per partition', 'rate limit', ''].map((c) => h('th', { scope: 'col' }, c)))),
+      h('thead', null, h('tr', null, ['queue', 'state', 'queued', 'running', 'concurrency', 'per partition', 'rate limit', 'rate per partition', ''].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', null, queues.map((q) => h('tr', { 'data-queue': q.name },
         h('td', null, h('strong', null, q.name)),
         h('td', null, h('span', { class: `badge ${q.paused ? 's-cancelled' : 's-completed'}` }, q.paused ? 'paused' : 'active')),
@@ -75,6 +76,7 @@ export async function mount(root) {
         h('td', null, limit(q.concurrency)),
         h('td', null, limit(q.partitionConcurrency)),
         h('td', null, limit(q.rateLimit), q.rateLimit ? h('div', { class: 'muted' }, `${q.recentStarts} in this window`) : null),
+        h('td', null, limit(q.partitionRateLimit)),
         h('td', { class: 'row' },
           q.paused
             ? h('button', { type: 'button', onclick: () => act({ run: () => post(`${path}/${enc(q.name)}/resume`), done: `Resumed ${q.name}`, refresh: again }) }, 'Resume')
