@@ -42,7 +42,7 @@ from bench.wake import (  # noqa: E402
     sleeper,
 )
 from tests.pg_server import connect_existing, start_postgres  # noqa: E402
-from zart.repositories import claims  # noqa: E402
+from zart.repositories import held  # noqa: E402
 
 
 async def _postmaster(scheduler: zart.DurableScheduler) -> int:
@@ -77,7 +77,7 @@ def _trace(worker: Any) -> list[tuple[str, float, float, int]]:
     async def checked(operation: Any, /, *args: Any, **kwargs: Any) -> Any:
         began = time.time()
         result = await run(operation, *args, **kwargs)
-        if operation is claims.still_held:
+        if operation is held.still_held:
             events.append(("held leases checked", began, time.time(), len(args[0])))
         return result
 

@@ -17,7 +17,7 @@ from tests.factories import run_on, worker_store
 from tests.integration.runtime_helpers import count, steps_of, times, wait_for_status
 from zart import DurableScheduler
 from zart.models import StepStatus
-from zart.repositories import claims
+from zart.repositories import held as held_repo
 from zart.repositories import leases as leases_repo
 from zart.repositories import timers as timers_repo
 from zart.worker import WorkerSettings
@@ -108,7 +108,7 @@ async def test_a_sleeper_claimed_ahead_is_ready_to_start_yet_never_resumed_befor
     async with worker_store(suspending.engine) as store:  # a worker that dies right after
         now = datetime.now(UTC)
         [(claimed, due_at)], _outcomes = await store.run(
-            claims.claim_ahead,
+            held_repo.claim_ahead,
             worker_id="doomed",
             task_names=[nap.name],
             limit=10,

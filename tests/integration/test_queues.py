@@ -184,6 +184,25 @@ async def test_priority_first_then_fifo(scheduler: DurableScheduler, backend: st
     assert [name for name in order if name != "high"] == [f"low{i}" for i in range(8)]
 
 
+async def test_priority_first_in_an_unlimited_queue_too(
+    scheduler: DurableScheduler, backend: str
+) -> None:
+    test = f"unlimited-priority-{backend}"
+    # Stored before the worker starts (a start beside a running worker of this process may be
+    # handed to it at once, claimed by no one), so its first claim sees the whole backlog.
+    names = [f"low{i}" for i in range(30)]
+    ids = [await scheduler.start(plain_task, {"test": test, "name": name}) for name in names]
+    ids.append(await scheduler.start(plain_task, {"test": test, "name": "high"}, priority=5))
+    ids.append(await scheduler.start(plain_task, {"test": test, "name": "higher"}, priority=9))
+    ids.append(await scheduler.start(plain_task, {"test": test, "name": "below"}, priority=-2))
+    async with scheduler.run_worker(**{**WORKER, "concurrency": 1}):  # one claim per slot
+        for execution_id in ids:
+            await scheduler.wait(execution_id, timeout=60)
+    # Highest first, whatever the backlog of ordinary work before them; the rest in order
+    # (a negative priority counts as 0 outside a limited queue: see docs/queues.md).
+    assert journals[test + "plain"].order == ["higher", "high", *names, "below"]
+
+
 async def test_a_busy_tenant_does_not_starve_another(
     scheduler: DurableScheduler, backend: str
 ) -> None:

@@ -41,6 +41,8 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 ID = 255  # length of user-visible identifiers (execution ids, task, step and event names)
 UUID_LENGTH = 36
+#: The rows of the ready claim's priority lane (see ``repositories.claims``).
+URGENT_WHERE = "priority > 0 AND claimable_at IS NOT NULL"
 #: The rows the singleton and debounce unique indexes hold: unfinished singletons, and
 #: debounced starts never claimed yet (a claim sets claim_count and takes them out).
 SINGLETON_WHERE = "singleton_key IS NOT NULL AND status IN ('scheduled', 'running', 'waiting')"
@@ -170,6 +172,17 @@ class ExecutionRow(Base):
             sqlite_where=text("tags IS NOT NULL"),
         ),
     )
+
+
+# The ready claim's priority lane: executions started with a priority above 0, in claim
+# order; rows of priority 0 are not in it, so they cost it nothing (revision 0018).
+Index(
+    "ix_zart_executions_urgent",
+    ExecutionRow.priority.desc(),
+    ExecutionRow.claimable_at,
+    postgresql_where=text(URGENT_WHERE),
+    sqlite_where=text(URGENT_WHERE),
+)
 
 
 class RunRow(Base):

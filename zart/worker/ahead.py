@@ -24,6 +24,7 @@ from zart.clock import Clock
 from zart.errors import LeaseLost
 from zart.logs import log
 from zart.repositories import claims
+from zart.repositories import held as held_repo
 from zart.repositories.records import ClaimedExecution, Lease, StepRecord
 from zart.repositories.store import Store
 from zart.worker.settings import WorkerSettings
@@ -129,7 +130,7 @@ class ClaimAhead:
         async def claim() -> list[tuple[ClaimedExecution, datetime, dict[str, StepRecord]]]:
             try:
                 got, outcomes = await self._store.run(
-                    claims.claim_ahead,
+                    held_repo.claim_ahead,
                     worker_id=self._worker_id,
                     task_names=self._task_names,
                     limit=limit,
@@ -227,7 +228,7 @@ class ClaimAhead:
                 return
             held: set[str] | None = None
             try:
-                held = await self._store.run(claims.still_held, [h.lease for h in batch])
+                held = await self._store.run(held_repo.still_held, [h.lease for h in batch])
             except Exception as exc:  # their first checkpoint is fenced all the same
                 log("wake_failed", f"checking held leases failed: {exc}", level=30)
             for entry in batch:
@@ -245,7 +246,7 @@ class ClaimAhead:
         try:
             for start in range(0, len(held), CLAIM_CHUNK):
                 await self._store.run(
-                    claims.release_held,
+                    held_repo.release_held,
                     [(h.lease, h.due_at) for h in held[start : start + CLAIM_CHUNK]],
                     now=self._clock.now(),
                 )
