@@ -66,6 +66,7 @@ from zart.scheduler.starts import (
     start_request,
     sync_target,
 )
+from zart.scheduler.streams import StreamOperations
 from zart.scheduler.sync import SyncScheduler
 from zart.serialization import check_size, to_json
 from zart.worker import Worker
@@ -77,7 +78,9 @@ R = TypeVar("R")
 RECHECK_RUNNING_HERE = 1.0
 
 
-class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations, InspectionOperations):
+class DurableScheduler(
+    BulkOperations, ScheduleOperations, QueueOperations, InspectionOperations, StreamOperations
+):
     """Start, inspect, wait for and cancel durable executions; run workers in-process.
 
     ``DurableScheduler("postgresql+asyncpg://...")`` or ``DurableScheduler(engine=app_engine)``;
@@ -438,6 +441,7 @@ class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations, Insp
         for ended in self._waiters.get(execution_id, []):
             if not ended.done():
                 ended.set_result(record)
+        self._streams_changed(execution_id)
 
     # -- changing ---------------------------------------------------------------------------
 
