@@ -255,3 +255,49 @@ async def test_pruning_an_execution_deletes_its_streams_and_published_values(
         )
         assert {row[0]: row[1] for row in left} == {kept: 4}
         assert await conn.scalar(select(func.count()).select_from(PUBLISHED)) == 0
+
+
+# -- what wakes a reader -------------------------------------------------------------------
+
+
+@pytest.mark.postgresql_only
+async def test_on_postgresql_a_reader_elsewhere_is_woken_by_notify(
+    scheduler: DurableScheduler, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No re-read on a timer: only a notification can bring the reader the next item.
+    monkeypatch.setattr(zart.scheduler.streams, "RECHECK_LISTENING", 3600.0)
+    async with DurableScheduler(database_url) as outside:
+        execution_id = await outside.start(tokens, {"batches": 2})
+        seen = []
+        async with scheduler.run_worker(**FAST_WORKER):
+            await wait_for_status(scheduler, execution_id, ExecutionStatus.WAITING)
+            async for item in outside.read_stream(execution_id, "tokens"):
+                hub = outside._stream_hub
+                assert hub is not None and hub.listening.is_set()
+                seen.append(item["n"])
+                if len(seen) == 3:
+                    await outside.offer_event(execution_id, "more-0", None)
+        assert seen == list(range(6))
+        assert hub._listener is not None
+        await asyncio.wait([hub._listener], timeout=10)  # the last reader left: it stops
+        assert hub._listener.done()
+        assert not hub.listening.is_set()
+
+
+async def test_a_reader_beside_the_worker_is_woken_by_its_runs(
+    scheduler: DurableScheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No polling worth the name, and no listener: only the in-process wake-up can do it.
+    monkeypatch.setattr(zart.scheduler.streams, "FIRST_PAUSE", 3600.0)
+    monkeypatch.setattr(zart.scheduler.streams, "RECHECK_LISTENING", 3600.0)
+    async with scheduler.run_worker(**FAST_WORKER):
+        execution_id = await scheduler.start(tokens, {"batches": 2})
+        waiting = asyncio.ensure_future(scheduler.get_published(execution_id, "never"))
+        seen = []
+        async for item in scheduler.read_stream(execution_id, "tokens"):
+            seen.append(item["n"])
+            if len(seen) == 3:
+                await scheduler.offer_event(execution_id, "more-0", None)
+        assert seen == list(range(6))
+        with pytest.raises(zart.NothingPublished):  # woken by the run's end
+            await waiting

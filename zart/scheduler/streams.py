@@ -79,20 +79,25 @@ class StreamHub:
                 if not waiting:
                     del self._waiting[execution_id]
             if not self._waiting and self._listener is not None:
-                self._stop.set()  # the last reader left: the listener closes its connection
+                # The last reader left: the listener closes its connection now (its probe
+                # interval is long).
+                self._stop.set()
+                self._listener.cancel()
 
     async def _ensure_listener(self) -> None:
-        if self._listener is None or self._listener.done():
-            self._stop = asyncio.Event()
-            self.listening.clear()
-            self._listener = asyncio.create_task(self._listen(self._stop), name="zart-streams")
+        if self._listener is None or self._listener.done() or self._stop.is_set():
+            # Events of its own: a listener still stopping must not clear the new one's.
+            self._stop, self.listening = asyncio.Event(), asyncio.Event()
+            self._listener = asyncio.create_task(
+                self._listen(self._stop, self.listening), name="zart-streams"
+            )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(LISTEN_TIMEOUT):
                 await self.listening.wait()
 
-    async def _listen(self, stop: asyncio.Event) -> None:
+    async def _listen(self, stop: asyncio.Event, up: asyncio.Event) -> None:
         def listening(_pid: int) -> None:
-            self.listening.set()
+            up.set()
             self._wake_all()  # a write may have committed before the LISTEN did
 
         try:
@@ -106,22 +111,20 @@ class StreamHub:
                         probe_timeout=5.0,
                         on_listening=listening,
                     )
-                except Exception as exc:
-                    if not is_transient(exc):
-                        raise
+                except Exception as exc:  # readers poll meanwhile; a reconnect is tried
                     log(
                         "stream_listener_lost",
                         f"the streams' listening connection was lost: {exc}",
-                        level=10,
+                        level=10 if is_transient(exc) else 30,
                         channel=self._channel,
                     )
-                self.listening.clear()
+                up.clear()
                 self._wake_all()  # the readers poll meanwhile
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(0.5):
                         await stop.wait()
         finally:
-            self.listening.clear()
+            up.clear()
 
 
 class _Pauses:
