@@ -273,7 +273,8 @@ async def test_on_postgresql_a_reader_elsewhere_is_woken_by_notify(
             await wait_for_status(scheduler, execution_id, ExecutionStatus.WAITING)
             async for item in outside.read_stream(execution_id, "tokens"):
                 hub = outside._stream_hub
-                assert hub is not None and hub.listening.is_set()
+                assert hub is not None
+                assert hub.listening.is_set()
                 seen.append(item["n"])
                 if len(seen) == 3:
                     await outside.offer_event(execution_id, "more-0", None)
