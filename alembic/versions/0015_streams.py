@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column('offset', sa.Integer(), autoincrement=False, nullable=False),
         sa.Column('value', JSON, nullable=True),
         sa.Column('closed', sa.Boolean(), server_default=sa.text('false'), nullable=False),
+        sa.Column('run_id', sa.String(length=36), nullable=False),
         sa.Column('written_at', sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ['execution_id'], [executions],

@@ -302,3 +302,20 @@ async def test_a_reader_beside_the_worker_is_woken_by_its_runs(
         assert seen == list(range(6))
         with pytest.raises(zart.NothingPublished):  # woken by the run's end
             await waiting
+
+
+async def test_a_restart_continues_the_stream_its_first_run_closed(
+    scheduler: DurableScheduler,
+) -> None:
+    async with scheduler.run_worker(**FAST_WORKER):
+        execution_id = await scheduler.start(tokens, {"batches": 1})
+        await scheduler.wait(execution_id, timeout=30)
+        ended_at = len([item async for item in scheduler.read_stream(execution_id, "tokens")])
+        await scheduler.restart(execution_id)
+        assert await scheduler.wait(execution_id, timeout=30) == 3
+        # A reader that saw the first run's end resumes where it stood.
+        resumed = [item["n"] async for item in scheduler.read_stream(execution_id, "tokens", 3)]
+    assert ended_at == 3
+    assert resumed == [0, 1, 2]  # the second run's items, after the first run's
+    rows = await _stream_rows(scheduler, execution_id)
+    assert [row[2] for row in rows] == [False] * 6 + [True]

@@ -37,7 +37,8 @@ class PublishedRow(Base):
 class StreamItemRow(Base):
     """One item of a durable stream, at its ``offset`` (0, 1, 2, ... per execution and key).
     The stream's last row may be its close marker (``closed``, value ``NULL``), which readers
-    never see as an item."""
+    never see as an item (so its offset is never sent as an item's: a restart's first write
+    may take it over)."""
 
     __tablename__ = "zart_stream_items"
 
@@ -48,4 +49,6 @@ class StreamItemRow(Base):
     offset: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     value: Mapped[Any | None] = mapped_column(JSONValue)
     closed: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    #: The run that wrote it: a close marker of an earlier run gives way to a restart's writes.
+    run_id: Mapped[str] = mapped_column(String(36))
     written_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -87,7 +87,7 @@ GET_PUBLISHED = Statement(
 LAST_ITEM = Statement(
     "last_stream_item",
     lambda _d: (
-        select(items.c.offset, items.c.closed)
+        select(items.c.offset, items.c.closed, items.c.run_id)
         .where(items.c.execution_id == bindparam("execution_id"), items.c.key == bindparam("key"))
         .order_by(items.c.offset.desc())
         .limit(1)
@@ -101,7 +101,17 @@ APPEND = Statement(
         offset=bindparam("offset"),
         value=bindparam("value", type_=items.c.value.type),
         closed=bindparam("closed"),
+        run_id=bindparam("run_id"),
         written_at=bindparam("now", type_=items.c.written_at.type),
+    ),
+)
+REOPEN = Statement(
+    "reopen_stream",
+    lambda _d: items.delete().where(
+        items.c.execution_id == bindparam("execution_id"),
+        items.c.key == bindparam("key"),
+        items.c.offset == bindparam("offset"),
+        items.c.closed.is_(True),
     ),
 )
 ITEMS_FROM = Statement(
@@ -154,14 +164,21 @@ def append_stream_item(
     offset, and the step that records it (its result: ``{"offset": n}``), in one
     transaction fenced by ``lease``. The execution row is locked first, so two writes of one
     execution never read the same last offset (SQLite: ``BEGIN IMMEDIATE`` is the lock).
-    Raises :class:`~zart.StreamClosed` on a closed stream, writing nothing."""
+    Raises :class:`~zart.StreamClosed` on a stream this run closed, writing nothing; one an
+    earlier run closed is open again to a restart's run."""
     yield from lock_execution(backend, lease.execution_id)
     where = {"execution_id": lease.execution_id, "key": key}
     last = yield LAST_ITEM, where
-    if last and last[0]["closed"]:
-        raise StreamClosed(lease.execution_id, key)
     offset = int(last[0]["offset"]) + 1 if last else 0
-    yield APPEND, {**where, "offset": offset, "value": value, "closed": closing, "now": now}
+    if last and last[0]["closed"]:
+        if last[0]["run_id"] == outcome.run_id:
+            raise StreamClosed(lease.execution_id, key)
+        # Closed by an earlier run: a restart's write takes the marker's offset over (no
+        # reader was ever sent that offset, so none skips or sees twice what comes there).
+        offset -= 1
+        yield REOPEN, {**where, "offset": offset}
+    values = {"offset": offset, "value": value, "closed": closing, "run_id": outcome.run_id}
+    yield APPEND, {**where, **values, "now": now}
     done = steps.StepOutcome(
         run_id=outcome.run_id,
         name=outcome.name,
