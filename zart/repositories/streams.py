@@ -19,7 +19,15 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from zart.errors import StreamClosed
-from zart.models import PublishedRow, StepKind, StepStatus, StreamItemRow, table_of
+from zart.models import (
+    ExecutionRow,
+    ExecutionStatus,
+    PublishedRow,
+    StepKind,
+    StepStatus,
+    StreamItemRow,
+    table_of,
+)
 from zart.repositories import steps, wakeups
 from zart.repositories.executions import lock_execution
 from zart.repositories.executors import Backend, Operation, reads
@@ -27,6 +35,7 @@ from zart.repositories.records import Lease, StepRecord
 from zart.repositories.statements import Statement, upsert
 
 published = table_of(PublishedRow)
+executions = table_of(ExecutionRow)
 items = table_of(StreamItemRow)
 
 #: How many items one read of a stream returns at most.
@@ -112,6 +121,12 @@ REOPEN = Statement(
         items.c.key == bindparam("key"),
         items.c.offset == bindparam("offset"),
         items.c.closed.is_(True),
+    ),
+)
+STATUS = Statement(
+    "stream_execution_status",
+    lambda _d: select(executions.c.status).where(
+        executions.c.execution_id == bindparam("execution_id")
     ),
 )
 ITEMS_FROM = Statement(
@@ -228,3 +243,11 @@ def read_stream_items(
     params = {"execution_id": execution_id, "key": key, "offset": offset, "limit": limit}
     found = yield ITEMS_FROM, params
     return [StreamItem(int(r["offset"]), r["value"], bool(r["closed"])) for r in found]
+
+
+@reads
+def execution_status(backend: Backend, execution_id: str) -> Operation[ExecutionStatus | None]:
+    """The execution's status alone (a reader's check whether it finished: the record's
+    payload and result are not read); ``None`` when there is no such execution."""
+    found = yield STATUS, {"execution_id": execution_id}
+    return ExecutionStatus(found[0]["status"]) if found else None

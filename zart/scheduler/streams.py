@@ -24,11 +24,10 @@ from typing import Any
 
 from zart.errors import ExecutionNotFound, InvalidPayload, NothingPublished, PublishedValueTimeout
 from zart.logs import log
+from zart.models import ExecutionStatus
 from zart.models.names import check_path_segment
 from zart.outages import is_transient
-from zart.repositories import executions as executions_repo
 from zart.repositories import streams as streams_repo
-from zart.repositories.records import ExecutionRecord
 from zart.repositories.store import Store
 from zart.runtime.streams import check_key
 from zart.scheduler.base import SchedulerBase
@@ -167,12 +166,12 @@ class StreamOperations(SchedulerBase):
         if self._stream_hub is not None:
             self._stream_hub.wake(execution_id)
 
-    async def _record(self, execution_id: str) -> ExecutionRecord:
+    async def _status(self, execution_id: str) -> ExecutionStatus:
         async with self.store.reading() as db:
-            record = await db.run(executions_repo.get_execution, execution_id)
-        if record is None:
+            status = await db.run(streams_repo.execution_status, execution_id)
+        if status is None:
             raise ExecutionNotFound(execution_id)
-        return record
+        return status
 
     async def get_published(self, execution_id: str, key: str, timeout: float | None = None) -> Any:
         """The last value the execution published under ``key`` (``zart.publish``), as JSON;
@@ -195,15 +194,15 @@ class StreamOperations(SchedulerBase):
             while True:
                 async with self.store.reading() as db:
                     found = await db.run(streams_repo.get_published, execution_id, key)
-                    record = None
+                    status = None
                     if found is None:
-                        record = await db.run(executions_repo.get_execution, execution_id)
+                        status = await db.run(streams_repo.execution_status, execution_id)
                 if found is not None:
                     return found.value
-                if record is None:
+                if status is None:
                     raise ExecutionNotFound(execution_id)
-                if record.is_terminal:
-                    raise NothingPublished(execution_id, key, record.status.value)
+                if status.is_terminal:
+                    raise NothingPublished(execution_id, key, status.value)
                 if give_up is not None and time.monotonic() >= give_up:
                     raise PublishedValueTimeout(execution_id, key, timeout or 0.0)
                 await pauses.wait(changed, give_up)
@@ -232,7 +231,7 @@ class StreamOperations(SchedulerBase):
     async def _entries(
         self, execution_id: str, key: str, offset: int
     ) -> AsyncIterator[tuple[int, Any]]:
-        await self._record(execution_id)  # unknown: ExecutionNotFound before anything
+        await self._status(execution_id)  # unknown: ExecutionNotFound before anything
         hub = self._streams()
         pauses = _Pauses(hub)
         finished = False
@@ -255,7 +254,7 @@ class StreamOperations(SchedulerBase):
                 if finished:
                     return  # finished, and every item written before the end read
                 # Read after the items: the items written before a finish are read once more.
-                finished = (await self._record(execution_id)).is_terminal
+                finished = (await self._status(execution_id)).is_terminal
                 if not finished:
                     await pauses.wait(changed)
 
