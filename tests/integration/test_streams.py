@@ -14,9 +14,15 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, update
 
 import zart
+from tests.factories import T0, claim_only, new_execution, run_on
 from tests.integration.runtime_helpers import FAST_WORKER, wait_for_status
 from zart import DurableScheduler, ExecutionStatus
+from zart.errors import LeaseLost
 from zart.models import ExecutionRow, PublishedRow, StreamItemRow, table_of
+from zart.repositories import streams as streams_repo
+from zart.repositories import wakeups
+from zart.repositories.records import Lease
+from zart.repositories.store import Store
 
 EXECUTIONS = table_of(ExecutionRow)
 PUBLISHED = table_of(PublishedRow)
@@ -319,3 +325,51 @@ async def test_a_restart_continues_the_stream_its_first_run_closed(
     assert resumed == [0, 1, 2]  # the second run's items, after the first run's
     rows = await _stream_rows(scheduler, execution_id)
     assert [row[2] for row in rows] == [False] * 6 + [True]
+
+
+# -- the write and its checkpoint are one transaction ------------------------------------------
+
+
+async def test_a_write_whose_checkpoint_is_refused_leaves_no_item(store: Store) -> None:
+    """A fenced-out worker (or one that dies before its commit) leaves neither the item nor
+    the step: the append and the checkpoint commit together or not at all."""
+    record = await new_execution(store)
+    lease = await claim_only(store, record.execution_id)
+    channel = streams_repo.channel_for(wakeups.CHANNEL)
+
+    def write(name: str, position: int, holder: Lease) -> Any:
+        outcome = streams_repo.write_outcome(record.run_id, name, position, T0)
+        return run_on(
+            store,
+            streams_repo.append_stream_item,
+            holder,
+            outcome,
+            key="k",
+            value={"n": position},
+            closing=False,
+            now=T0,
+            channel=channel,
+        )
+
+    first = await write("stream:k#0", 0, lease)
+    assert first.result == {"offset": 0}
+    stale = Lease(lease.execution_id, "not-the-token", lease.owner, lease.expires_at)
+    with pytest.raises(LeaseLost):
+        await write("stream:k#1", 1, stale)
+    with pytest.raises(LeaseLost):
+        await run_on(
+            store,
+            streams_repo.publish_value,
+            stale,
+            streams_repo.write_outcome(record.run_id, "publish:p#0", 2, T0),
+            key="p",
+            value=1,
+            now=T0,
+            channel=channel,
+        )
+    # The same name again, with the lease: the step was never stored, nor the item.
+    second = await write("stream:k#1", 1, lease)
+    assert second.result == {"offset": 1}
+    items = await run_on(store, streams_repo.read_stream_items, record.execution_id, "k", offset=0)
+    assert [(item.offset, item.value) for item in items] == [(0, {"n": 0}), (1, {"n": 1})]
+    assert await run_on(store, streams_repo.get_published, record.execution_id, "p") is None
