@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+import zart
+from tests.acceptance.stream_flow import stream_flow, stream_gated
 from tests.acceptance.test_cli_serve import served
 
 TOKEN = "t0ken"
@@ -100,3 +102,15 @@ def test_bad_stream_requests_are_refused_clearly(server: str) -> None:
         assert answer.status_code == 422, last
         assert "Last-Event-ID" in answer.json()["error"]["message"]
     assert httpx.get(url).status_code == 401
+
+
+def test_a_sync_app_reads_published_progress(server: str, database_url: str) -> None:
+    """The synchronous facade (a Flask-style app) waits for a value the served worker
+    publishes."""
+    with zart.DurableScheduler(database_url).sync() as sync:
+        execution_id = sync.start(stream_flow, {"count": 3})
+        assert sync.get_published(execution_id, "progress", timeout=30) in (0, 1, 2)
+        assert sync.wait(execution_id, timeout=30) == 3
+        assert sync.get_published(execution_id, "progress") == 2
+        with pytest.raises(zart.PublishedValueTimeout):
+            sync.get_published(sync.start(stream_gated, {}), "never", timeout=0)
