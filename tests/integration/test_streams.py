@@ -177,8 +177,9 @@ async def _stream_rows(scheduler: DurableScheduler, execution_id: str) -> list[t
 
 
 async def test_a_late_reader_that_reconnects_sees_every_item_once_in_order(
-    scheduler: DurableScheduler, database_url: str
+    scheduler: DurableScheduler, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(streams_repo, "READ_BATCH", 2)  # several reads per burst of items
     seen: list[int] = []
     async with DurableScheduler(database_url) as outside:
         execution_id = await outside.start(tokens, {"batches": 4})

@@ -56,6 +56,14 @@ class StreamHub:
         for changed in self._waiting.get(execution_id, ()):
             changed.set()
 
+    async def stop(self) -> None:
+        """Close the listening connection now (the scheduler closes): its readers poll."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            self._stop.set()
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+
     def _wake_all(self) -> None:
         for waiting in self._waiting.values():
             for changed in waiting:
@@ -161,6 +169,11 @@ class StreamOperations(SchedulerBase):
             self.runtime.stream_written = self._stream_hub.wake
         return self._stream_hub
 
+    async def close(self, *, dispose_engine: bool | None = None) -> None:
+        if self._stream_hub is not None:
+            await self._stream_hub.stop()
+        await super().close(dispose_engine=dispose_engine)
+
     def _streams_changed(self, execution_id: str) -> None:
         """A run of this scheduler's workers ended (its readers may be done)."""
         if self._stream_hub is not None:
@@ -239,7 +252,11 @@ class StreamOperations(SchedulerBase):
             while True:
                 async with self.store.reading() as db:
                     batch = await db.run(
-                        streams_repo.read_stream_items, execution_id, key, offset=offset
+                        streams_repo.read_stream_items,
+                        execution_id,
+                        key,
+                        offset=offset,
+                        limit=streams_repo.READ_BATCH,
                     )
                 for item in batch:
                     if item.closed:
