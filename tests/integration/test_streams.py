@@ -296,7 +296,7 @@ async def test_a_reader_beside_the_worker_is_woken_by_its_runs(
     scheduler: DurableScheduler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No polling worth the name, and no listener: only the in-process wake-up can do it.
-    monkeypatch.setattr(zart.scheduler.streams, "FIRST_PAUSE", 3600.0)
+    monkeypatch.setattr(zart.scheduler.polling, "FIRST_PAUSE", 3600.0)
     monkeypatch.setattr(zart.scheduler.streams, "RECHECK_LISTENING", 3600.0)
     async with scheduler.run_worker(**FAST_WORKER):
         execution_id = await scheduler.start(tokens, {"batches": 2})

@@ -31,11 +31,10 @@ from zart.repositories import streams as streams_repo
 from zart.repositories.store import Store
 from zart.runtime.streams import check_key
 from zart.scheduler.base import SchedulerBase
+from zart.scheduler.polling import PollBackoff
 
 #: Seconds between reads while the listener is up (see the module docstring).
 RECHECK_LISTENING = 1.0
-#: The polling pauses: the first, and the longest.
-FIRST_PAUSE, LONGEST_PAUSE = 0.005, 0.25
 #: Seconds a reader waits for the listener to be up before it relies on polling alone.
 LISTEN_TIMEOUT = 5.0
 
@@ -139,16 +138,13 @@ class _Pauses:
 
     def __init__(self, hub: StreamHub) -> None:
         self._hub = hub
-        self._delay = FIRST_PAUSE
+        self._backoff = PollBackoff()
 
     def found(self) -> None:
-        self._delay = FIRST_PAUSE
+        self._backoff.reset()
 
     async def wait(self, changed: asyncio.Event, give_up: float | None = None) -> None:
-        if self._hub.listening.is_set():
-            pause = RECHECK_LISTENING
-        else:
-            pause, self._delay = self._delay, min(self._delay * 2, LONGEST_PAUSE)
+        pause = RECHECK_LISTENING if self._hub.listening.is_set() else self._backoff.next()
         if give_up is not None:
             pause = min(pause, give_up - time.monotonic())
         with contextlib.suppress(TimeoutError):
