@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +18,9 @@ import pytest
 
 import zart
 from tests.acceptance.stream_flow import stream_flow, stream_gated
-from tests.acceptance.test_cli_serve import served
+from tests.acceptance.test_cli_serve import _free_port, served
+from tests.acceptance.test_cli_worker import ROOT
+from tests.processes import Process, until_healthy
 
 TOKEN = "t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -114,3 +119,39 @@ def test_a_sync_app_reads_published_progress(server: str, database_url: str) -> 
         assert sync.get_published(execution_id, "progress") == 2
         with pytest.raises(zart.PublishedValueTimeout):
             sync.get_published(sync.start(stream_gated, {}), "never", timeout=0)
+
+
+def test_a_stopping_server_ends_open_streams_so_their_clients_resume_elsewhere(
+    database_url: str,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZART_")}
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    arguments = ["tests.acceptance.stream_flow", "--with-worker", "--database-url", database_url]
+    process = Process(
+        [sys.executable, "-m", "zart", "serve", *arguments, "--port", str(port)], cwd=ROOT, env=env
+    )
+    try:
+        until_healthy(process, base)
+        execution_id = start(base)  # writes 3 items, then waits for an event that never comes
+        seen: list[dict[str, Any]] = []
+        third = threading.Event()
+        url = f"{base}/api/v1/executions/{execution_id}/streams/numbers"
+        with httpx.stream("GET", url, timeout=60) as response:
+            reading = threading.Thread(target=lambda: _collect(response, seen, third))
+            reading.start()
+            assert third.wait(30)
+            process.popen.send_signal(signal.SIGTERM)
+            reading.join(60)
+    finally:
+        returncode = process.stop(signal.SIGTERM)
+    assert [event["id"] for event in seen] == ["0", "1", "2"]  # and no end event: it resumes
+    assert returncode in (0, -signal.SIGTERM), process.stderr  # stopped, not killed after a hang
+    assert "Exception in ASGI application" not in process.stderr
+
+
+def _collect(response: httpx.Response, seen: list[dict[str, Any]], third: threading.Event) -> None:
+    for event in sse_events(response):
+        seen.append(event)
+        if len(seen) == 3:
+            third.set()

@@ -55,8 +55,9 @@ def stream_routes(router: APIRouter, scheduler: DurableScheduler) -> None:
         start = offset if last_event_id is None else resume_after(last_event_id)
         entries = scheduler.stream_entries(execution_id, key, start)
         await scheduler.status(execution_id)  # 404 before the first byte
+        stopping = scheduler.stream_answers_stopping()
         return StreamingResponse(
-            server_sent_events(entries),
+            server_sent_events(entries, stopping),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -72,17 +73,24 @@ def resume_after(last_event_id: str) -> int:
     return int(text) + 1
 
 
-async def server_sent_events(entries: AsyncIterator[tuple[int, Any]]) -> AsyncIterator[str]:
+async def server_sent_events(
+    entries: AsyncIterator[tuple[int, Any]], stopping: asyncio.Event
+) -> AsyncIterator[str]:
     """The items as SSE events, a keep-alive comment after each :data:`KEEP_ALIVE` seconds
-    of silence, and the ``end`` event."""
+    of silence, and the ``end`` event; cut short, without it, once ``stopping`` is set (the
+    server stops: the client reconnects and resumes)."""
     yield "retry: 1000\n\n"
     pending: asyncio.Future[tuple[int, Any]] | None = None
+    stopped: asyncio.Future[Any] = asyncio.ensure_future(stopping.wait())
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(anext(entries))
-            done, _ = await asyncio.wait({pending}, timeout=KEEP_ALIVE)
-            if not done:
+            either: set[asyncio.Future[Any]] = {pending, stopped}
+            await asyncio.wait(either, timeout=KEEP_ALIVE, return_when=asyncio.FIRST_COMPLETED)
+            if stopped.done():
+                return
+            if not pending.done():
                 yield ": keep-alive\n\n"
                 continue
             try:
@@ -94,6 +102,7 @@ async def server_sent_events(entries: AsyncIterator[tuple[int, Any]]) -> AsyncIt
             yield f"id: {item_offset}\ndata: {json.dumps(value, separators=(',', ':'))}\n\n"
         yield "event: end\ndata: null\n\n"
     finally:
+        stopped.cancel()
         if pending is not None:
             pending.cancel()
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):

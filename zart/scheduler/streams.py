@@ -49,6 +49,8 @@ class StreamHub:
         self._listener: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self.listening = asyncio.Event()
+        #: Set when the server-sent-event answers must end (their server stops).
+        self.stopping_answers = asyncio.Event()
 
     def wake(self, execution_id: str) -> None:
         """Something of ``execution_id`` changed: its readers read again."""
@@ -169,6 +171,18 @@ class StreamOperations(SchedulerBase):
         if self._stream_hub is not None:
             await self._stream_hub.stop()
         await super().close(dispose_engine=dispose_engine)
+
+    def stop_streaming(self) -> None:
+        """End this scheduler's server-sent-event answers (the HTTP streams route) now,
+        without their ``end`` event, so their clients reconnect, to another server if this
+        one stops, and resume after the last offset they got. ``zart serve`` calls it when
+        it is told to stop, before it waits for open requests; an application that mounts
+        the router calls it on its own shutdown. Python readers are not affected."""
+        self._streams().stopping_answers.set()
+
+    def stream_answers_stopping(self) -> asyncio.Event:
+        """Set once :meth:`stop_streaming` was called (read by the HTTP streams route)."""
+        return self._streams().stopping_answers
 
     def _streams_changed(self, execution_id: str) -> None:
         """A run of this scheduler's workers ended (its readers may be done)."""
