@@ -93,8 +93,9 @@ async def test_get_published_refuses_clearly(scheduler: DurableScheduler) -> Non
         await scheduler.get_published(execution_id, "a/b")
     with pytest.raises(zart.InvalidName, match="published key"):
         await scheduler.get_published(execution_id, "")
-    with pytest.raises(zart.InvalidPayload, match="timeout"):
-        await scheduler.get_published(execution_id, "k", timeout=-1)
+    for timeout in (-1, float("nan"), "5", True):
+        with pytest.raises(zart.InvalidPayload, match="timeout must be None or seconds"):
+            await scheduler.get_published(execution_id, "k", timeout=timeout)  # type: ignore[arg-type]
     await scheduler.cancel(execution_id)
     with pytest.raises(zart.NothingPublished, match="cancelled and published no value"):
         await scheduler.get_published(execution_id, "k")

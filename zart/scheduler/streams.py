@@ -208,7 +208,9 @@ class StreamOperations(SchedulerBase):
         """
         check_path_segment(execution_id, "execution id")
         check_key(key, "published key")
-        if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0
+        ):
             raise InvalidPayload(f"timeout must be None or seconds >= 0, not {timeout!r}")
         give_up = None if timeout is None else time.monotonic() + timeout
         hub = self._streams()
