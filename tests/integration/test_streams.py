@@ -287,6 +287,13 @@ async def test_on_postgresql_a_reader_elsewhere_is_woken_by_notify(
                 if len(seen) == 3:
                     await outside.offer_event(execution_id, "more-0", None)
         assert seen == list(range(6))
+        # A published value too: "other" comes after the event, and only NOTIFY says so.
+        published = await outside.start(progress, {})
+        waiting = asyncio.ensure_future(outside.get_published(published, "other"))
+        async with scheduler.run_worker(**FAST_WORKER):
+            await wait_for_status(scheduler, published, ExecutionStatus.WAITING)
+            await outside.offer_event(published, "go", None)
+            assert await waiting == "x"
         assert hub._listener is not None
         await asyncio.wait([hub._listener], timeout=10)  # the last reader left: it stops
         assert hub._listener.done()
