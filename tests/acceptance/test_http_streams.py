@@ -155,3 +155,21 @@ def _collect(response: httpx.Response, seen: list[dict[str, Any]], third: thread
         seen.append(event)
         if len(seen) == 3:
             third.set()
+
+
+def test_a_signed_in_browser_reads_a_stream_on_its_session_cookie(server: str) -> None:
+    """``EventSource`` cannot send ``Authorization``: the dashboard's session cookie lets a
+    page of the same origin read streams (a GET), as docs/streams.md says."""
+    execution_id = start(server)
+    with httpx.Client(base_url=server) as browser:
+        signed_in = browser.post("/dashboard/sign-in", data={"token": TOKEN})
+        assert signed_in.status_code in (200, 303), signed_in.text
+        assert browser.cookies
+        sent = httpx.post(f"{server}/api/v1/events/{execution_id}/more", headers=AUTH)
+        assert sent.status_code == 202
+        url = f"/api/v1/executions/{execution_id}/streams/numbers"
+        with browser.stream("GET", url, headers={"Accept": "text/event-stream"}) as response:
+            assert response.status_code == 200
+            events = list(sse_events(response))
+    assert [event.get("id") for event in events] == ["0", "1", "2", "3", "4", "5", None]
+    assert events[-1]["event"] == "end"
