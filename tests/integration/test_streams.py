@@ -274,6 +274,7 @@ async def test_on_postgresql_a_reader_elsewhere_is_woken_by_notify(
 ) -> None:
     # No re-read on a timer: only a notification can bring the reader the next item.
     monkeypatch.setattr(zart.scheduler.streams, "RECHECK_LISTENING", 3600.0)
+    monkeypatch.setattr(zart.scheduler.streams, "LISTEN_LINGER", 0.0)
     async with DurableScheduler(database_url) as outside:
         execution_id = await outside.start(tokens, {"batches": 2})
         seen = []

@@ -5,7 +5,7 @@ A reader reads, and waits for a change only when it found nothing new. What wake
 
 - on PostgreSQL, a NOTIFY on the streams channel (payload: the execution id), sent at the
   commit of every publish and stream write; one listening connection per scheduler, opened
-  while someone reads and closed after the last reader leaves;
+  while someone reads and closed 2 s after the last reader left;
 - in every process, a write by a run of this scheduler's own workers
   (``Runtime.stream_written``) or the end of such a run, directly, as ``wait`` is woken;
 - otherwise the reader reads again after a pause, as ``wait`` does for executions running
@@ -37,6 +37,8 @@ from zart.scheduler.polling import PollBackoff
 RECHECK_LISTENING = 1.0
 #: Seconds a reader waits for the listener to be up before it relies on polling alone.
 LISTEN_TIMEOUT = 5.0
+#: Seconds the listener stays up after its last reader left.
+LISTEN_LINGER = 2.0
 
 
 class StreamHub:
@@ -87,10 +89,14 @@ class StreamHub:
                 if not waiting:
                     del self._waiting[execution_id]
             if not self._waiting and self._listener is not None:
-                # The last reader left: the listener closes its connection now (its probe
-                # interval is long).
-                self._stop.set()
-                self._listener.cancel()
+                # The last reader left: the listener closes its connection if none comes
+                # back soon (a client reconnecting keeps it).
+                asyncio.get_running_loop().call_later(LISTEN_LINGER, self._stop_if_idle)
+
+    def _stop_if_idle(self) -> None:
+        if not self._waiting and self._listener is not None and not self._stop.is_set():
+            self._stop.set()
+            self._listener.cancel()  # its probe interval is long: now, not at the next probe
 
     async def _ensure_listener(self) -> None:
         if self._listener is None or self._listener.done() or self._stop.is_set():
