@@ -41,8 +41,10 @@ from zart.errors import (
     MigrationError,
     NonDeterministicReplay,
     NoStepTransaction,
+    NothingPublished,
     OutsideExecution,
     PauseRuleNotFound,
+    PublishedValueTimeout,
     QueueNotFound,
     RetryExhausted,
     RunNotFound,
@@ -52,6 +54,7 @@ from zart.errors import (
     SerializationError,
     StepNotFound,
     StepTimedOut,
+    StreamClosed,
     UnknownTask,
     WaitTimedOut,
     ZartError,
@@ -85,6 +88,7 @@ from zart.runtime.outcomes import (
 )
 from zart.runtime.registry import DurableHandler, ExecutionId, durable
 from zart.runtime.steps import StepCall, StepDecorator, StepFunction, define_step
+from zart.runtime.streams import close_stream, publish, write_stream
 from zart.runtime.transactions import session, use_session
 from zart.runtime.waits import sleep, sleep_until, wait_for_event
 from zart.scheduler import DurableScheduler, SyncScheduler, enqueue
@@ -172,12 +176,14 @@ __all__ = [
     "NewRun",
     "NoStepTransaction",
     "NonDeterministicReplay",
+    "NothingPublished",
     "Ok",
     "OutsideExecution",
     "OverlapPolicy",
     "PauseRuleNotFound",
     "PauseRuleRecord",
     "PruneResult",
+    "PublishedValueTimeout",
     "Queue",
     "QueueNotFound",
     "RetriedStep",
@@ -199,6 +205,7 @@ __all__ = [
     "StepNotFound",
     "StepRecord",
     "StepTimedOut",
+    "StreamClosed",
     "SyncScheduler",
     "UnknownTask",
     "WaitTimedOut",
@@ -206,10 +213,12 @@ __all__ = [
     "ZartError",
     "__version__",
     "capture",
+    "close_stream",
     "context",
     "durable",
     "enqueue",
     "now",
+    "publish",
     "session",
     "sleep",
     "sleep_until",
@@ -218,4 +227,5 @@ __all__ = [
     "step_or_else",
     "use_session",
     "wait_for_event",
+    "write_stream",
 ]

@@ -7,6 +7,8 @@
   :class:`InvalidExecutionState`.
 - Schedules: :class:`InvalidSchedule` (a configuration error), :class:`ScheduleNotFound`.
 - Queues: :class:`InvalidQueue` (a configuration error), :class:`QueueNotFound`.
+- Published values and streams: :class:`PublishedValueTimeout`, :class:`NothingPublished`,
+  :class:`StreamClosed`.
 - Storage: :class:`LeaseLost` (a fenced write refused because another worker took over),
   :class:`MigrationError` and its :class:`SchemaMissing` (Zart's tables not created yet) and
   :class:`SchemaOutdated` (created by an older Zart, not upgraded since).
@@ -354,3 +356,38 @@ class QueueNotFound(ZartError, LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(f"no queue named {name!r}")
         self.name = name
+
+
+class PublishedValueTimeout(ZartError, TimeoutError):
+    """``DurableScheduler.get_published`` gave up before the execution published a value under
+    the key (the execution keeps running)."""
+
+    def __init__(self, execution_id: str, key: str, timeout: float) -> None:
+        super().__init__(
+            f"execution {execution_id!r} published no value under {key!r} within {timeout:g}s"
+        )
+        self.execution_id = execution_id
+        self.key = key
+        self.timeout = timeout
+
+
+class StreamClosed(ZartError):
+    """``zart.write_stream`` (or ``close_stream``) on a stream its execution closed already."""
+
+    def __init__(self, execution_id: str, key: str) -> None:
+        super().__init__(f"stream {key!r} of execution {execution_id!r} is closed")
+        self.execution_id = execution_id
+        self.key = key
+
+
+class NothingPublished(ZartError, LookupError):
+    """``DurableScheduler.get_published``: the execution finished without publishing a value
+    under the key, so none will come."""
+
+    def __init__(self, execution_id: str, key: str, status: str) -> None:
+        super().__init__(
+            f"execution {execution_id!r} is {status} and published no value under {key!r}"
+        )
+        self.execution_id = execution_id
+        self.key = key
+        self.status = status

@@ -27,6 +27,16 @@ FACTS: dict[str, list[str]] = {
         r"^event sent from the dashboard's form: 202$",
         r"^result: billing deployed, approved by grace$",
     ],
+    "streams.py": [
+        r"^progress when the reader first asked: \{'done': [0-4], 'of': 4\}$",
+        r"^first connection: offsets \[0, 1\]$",
+        r"^after reconnecting, every section once, in order: \['summary: all good', "
+        r"'revenue: all good', 'costs: all good', 'outlook: all good'\]$",
+        r"^final progress: \{'done': 4, 'of': 4\}$",
+        r"^HTTP 200 text/event-stream",
+        r"^  id: 2\n  data: \"costs: all good\"\n  id: 3\n  data: \"outlook: all good\"\n"
+        r"  event: end$",
+    ],
     "queues.py": [
         r"^12 sends on two workers: at most [12] at once \(cap 2\)$",
         r"^at most 1 at once per customer \(cap 1\)$",

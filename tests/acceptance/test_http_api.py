@@ -378,6 +378,7 @@ async def test_openapi_document_lists_every_route(client: httpx.AsyncClient) -> 
         "/api/v1/executions/{execution_id}",
         "/api/v1/executions/{execution_id}/cancel",
         "/api/v1/executions/{execution_id}/wait",
+        "/api/v1/executions/{execution_id}/streams/{key}",
         "/api/v1/events/{execution_id}/{event_name}",
         "/api/v1/stats",
         "/healthz",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,6 +24,24 @@ from zart.cli.common import (
 )
 from zart.cli.worker import Modules, app_or_url
 from zart.database import DEFAULT_DATABASE_URL
+from zart.scheduler import DurableScheduler
+
+#: Seconds a stopping server waits for open requests (a long ``wait``, say) before it cuts
+#: them, rather than holding the shutdown for ever. Streams end at once (see below).
+SHUTDOWN_GRACE = 5
+
+
+def stopping_server(server: type[Any], scheduler: DurableScheduler) -> type[Any]:
+    """uvicorn's ``Server`` that, told to stop, first ends the open streams' server-sent
+    events (``DurableScheduler.stop_streaming``): their clients reconnect and resume by
+    ``Last-Event-ID``, and the shutdown does not wait for answers that never end."""
+
+    class StoppingServer(server):  # type: ignore[misc]
+        async def shutdown(self, sockets: Any = None) -> None:
+            scheduler.stop_streaming()
+            await super().shutdown(sockets)
+
+    return StoppingServer
 
 
 def is_loopback(host: str) -> bool:
@@ -114,4 +132,12 @@ def serve(
         f"{' with a worker' if with_worker else ''}{'' if token else ' (no auth)'}",
         err=True,
     )
-    uvicorn.run(served, host=host, port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        served,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE,
+    )
+    stopping_server(uvicorn.Server, scheduler)(config).run()

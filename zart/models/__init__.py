@@ -12,6 +12,7 @@ from zart.models.statuses import (
     StepStatus,
     TimerKind,
 )
+from zart.models.streams import PublishedRow, StreamItemRow
 from zart.models.tables import (
     EventRow,
     ExecutionRow,
@@ -38,6 +39,7 @@ __all__ = [
     "JSONValue",
     "OverlapPolicy",
     "PauseRuleRow",
+    "PublishedRow",
     "QueueRow",
     "QueueStartRow",
     "RunRow",
@@ -48,6 +50,7 @@ __all__ = [
     "StepKind",
     "StepRow",
     "StepStatus",
+    "StreamItemRow",
     "TimerKind",
     "TimerRow",
     "UTCDateTime",

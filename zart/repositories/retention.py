@@ -95,9 +95,9 @@ def prune_finished(
     limit: int = 100,
 ) -> Operation[list[str]]:
     """Delete up to ``limit`` finished executions (in ``statuses``) that finished before
-    ``before``, oldest first, with all their rows (runs, steps, attempts, timers and events
-    go with them: ``ON DELETE CASCADE``); their ids. Only ``task_name``'s, or none of
-    ``except_tasks``'."""
+    ``before``, oldest first, with all their rows (runs, steps, attempts, timers, events,
+    published values and stream items go with them: ``ON DELETE CASCADE``); their ids. Only
+    ``task_name``'s, or none of ``except_tasks``'."""
     variant, params = _prune_params(before, statuses, task_name, except_tasks, limit)
     found = yield PRUNE[variant], params
     return [row["execution_id"] for row in found]

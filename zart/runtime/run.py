@@ -65,6 +65,9 @@ class RunState:
     #: The claim took this run over (the last claim ended without a report): the first step
     #: run anew records the crash of its attempt in flight first (:mod:`zart.runtime.crashes`).
     crash_pending: bool = False
+    #: Publishes and stream writes of this pass, per key: the next one's index names its step
+    #: (:mod:`zart.runtime.streams`).
+    write_counts: dict[str, int] = field(default_factory=dict)
     # Set when a busy region ends, for parked branches; made by the first park() only (most
     # runs never park, and an Event per run was a measurable share of a resume's CPU).
     _changed: asyncio.Event | None = None

@@ -4,6 +4,7 @@ run (checkpoints and finishes, group-committed; the other writes of a wait)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, ParamSpec, TypeVar
@@ -59,6 +60,9 @@ class Runtime:
     #: The database's availability as this runtime's worker loops and runs find it: one
     #: warning per outage, and each loop's back-off (see zart.database.Outage).
     outage: Outage = field(default_factory=Outage)
+    #: Called with the execution id after a run here published a value or wrote to a
+    #: stream: wakes this process's readers at once (zart.scheduler.streams).
+    stream_written: Callable[[str], None] = field(default=lambda _execution_id: None)
     store: Store = field(init=False, repr=False)
     _checkpoints: Batcher[steps.Checkpoint, StepRecord] = field(init=False, repr=False)
     _finishes: Batcher[leases.Finish, ExecutionRecord] = field(init=False, repr=False)

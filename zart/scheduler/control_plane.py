@@ -56,6 +56,7 @@ from zart.runtime.registry import (
 from zart.scheduler.base import LIVE_WORKER_WINDOW
 from zart.scheduler.bulk import BulkOperations, execution_filter
 from zart.scheduler.inspection import InspectionOperations
+from zart.scheduler.polling import PollBackoff
 from zart.scheduler.queues import QueueOperations
 from zart.scheduler.schedules import ScheduleOperations
 from zart.scheduler.starts import (
@@ -66,6 +67,7 @@ from zart.scheduler.starts import (
     start_request,
     sync_target,
 )
+from zart.scheduler.streams import StreamOperations
 from zart.scheduler.sync import SyncScheduler
 from zart.serialization import check_size, to_json
 from zart.worker import Worker
@@ -77,7 +79,9 @@ R = TypeVar("R")
 RECHECK_RUNNING_HERE = 1.0
 
 
-class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations, InspectionOperations):
+class DurableScheduler(
+    BulkOperations, ScheduleOperations, QueueOperations, InspectionOperations, StreamOperations
+):
     """Start, inspect, wait for and cancel durable executions; run workers in-process.
 
     ``DurableScheduler("postgresql+asyncpg://...")`` or ``DurableScheduler(engine=app_engine)``;
@@ -399,7 +403,7 @@ class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations, Insp
         polled (every 5 ms at first, backing off to 250 ms).
         """
         give_up = None if timeout is None else time.monotonic() + timeout
-        delay = 0.005
+        backoff = PollBackoff()
         read_at = time.monotonic()  # the start's own write counts as the first look
         loop = asyncio.get_running_loop()
         while True:
@@ -415,7 +419,7 @@ class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations, Insp
                         return record
                 if give_up is not None and time.monotonic() >= give_up:
                     raise WaitTimedOut(execution_id, timeout or 0.0)
-                pause = RECHECK_RUNNING_HERE if here else delay
+                pause = RECHECK_RUNNING_HERE if here else backoff.next()
                 if give_up is not None:
                     pause = min(pause, give_up - time.monotonic())
                 await asyncio.wait([ended], timeout=max(pause, 0.0))
@@ -426,8 +430,6 @@ class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations, Insp
                     waiters.remove(ended)
                 if not waiters:
                     self._waiters.pop(execution_id, None)
-            if not here:
-                delay = min(delay * 2, 0.25)
 
     def _runs_here(self, execution_id: str) -> bool:
         return any(worker.runs(execution_id) for worker in self._workers)
@@ -438,6 +440,7 @@ class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations, Insp
         for ended in self._waiters.get(execution_id, []):
             if not ended.done():
                 ended.set_result(record)
+        self._streams_changed(execution_id)
 
     # -- changing ---------------------------------------------------------------------------
 

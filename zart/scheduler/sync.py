@@ -135,6 +135,10 @@ class SyncScheduler:
         """:meth:`DurableScheduler.offer_event`."""
         self._call(self.scheduler.offer_event(execution_id, name, payload, sender=sender))
 
+    def get_published(self, execution_id: str, key: str, timeout: float | None = None) -> Any:
+        """:meth:`DurableScheduler.get_published`: blocks this thread until there is a value."""
+        return self._call(self.scheduler.get_published(execution_id, key, timeout))
+
     def cancel(self, execution_id: str) -> bool:
         """:meth:`DurableScheduler.cancel`."""
         return self._call(self.scheduler.cancel(execution_id))
