@@ -86,6 +86,7 @@ from zart.runtime.outcomes import (
 from zart.runtime.registry import DurableHandler, ExecutionId, durable
 from zart.runtime.steps import StepCall, StepDecorator, StepFunction, define_step
 from zart.runtime.transactions import session, use_session
+from zart.runtime.patches import deprecate_patch, patched
 from zart.runtime.waits import sleep, sleep_until, wait_for_event
 from zart.scheduler import DurableScheduler, SyncScheduler, enqueue
 from zart.scheduler.bulk import BulkResult, PruneResult
@@ -207,9 +208,11 @@ __all__ = [
     "__version__",
     "capture",
     "context",
+    "deprecate_patch",
     "durable",
     "enqueue",
     "now",
+    "patched",
     "session",
     "sleep",
     "sleep_until",
