@@ -442,7 +442,7 @@ async def test_a_failed_step_retried_over_http_succeeds(
 
     assert done.json()["status"] == "completed"
     detail = (await client.get(f"{admin}/detail")).json()
-    assert set(detail) == {"execution", "runs", "runId", "steps", "events"}
+    assert set(detail) == {"execution", "runs", "runId", "steps", "events", "divergence", "patches"}
     assert len(detail["runs"]) == 1
     charge_step = next(s for s in detail["steps"] if s["name"] == "http-charge")
     assert charge_step["status"] == "completed"
