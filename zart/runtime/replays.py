@@ -23,6 +23,7 @@ from zart.models import ExecutionStatus
 from zart.repositories import executions as executions_repo
 from zart.repositories import steps as steps_repo
 from zart.repositories.records import ExecutionRecord, Lease, StepRecord
+from zart.repositories.store import Store
 from zart.runtime.registry import DurableHandler, find_handler, registered_names
 from zart.runtime.run import ReplayFrontier, RunState, current_run
 from zart.runtime.runtime import Runtime, Suspended
@@ -66,24 +67,30 @@ class ReplayReport:
 
 
 async def replay_histories(
-    runtime: Runtime, *, task_names: Sequence[str] | None = None, limit: int = DEFAULT_LIMIT
+    runtime: Runtime,
+    store: Store,
+    *,
+    task_names: Sequence[str] | None = None,
+    limit: int = DEFAULT_LIMIT,
 ) -> ReplayReport:
     """Replay the ``limit`` most recent executions of each task (``task_names``, default
-    every task registered in this process) against the handlers registered here."""
+    every task registered in this process) against the handlers registered here, read
+    through ``store`` (the control plane's)."""
     names = list(registered_names() if task_names is None else task_names)
     verdicts: list[ReplayVerdict] = []
     for name in names:
         handler = find_handler(name)
         if handler is None:
             continue
-        found = await runtime.store.run(
-            executions_repo.list_executions,
-            executions_repo.ExecutionFilter(task_name=name),
-            limit=limit,
-        )
-        outcomes = await runtime.store.run(
-            steps_repo.load_outcomes_of_runs, [e.run_id for e in found.items]
-        )
+        async with store.reading() as db:
+            found = await db.run(
+                executions_repo.list_executions,
+                executions_repo.ExecutionFilter(task_name=name),
+                limit=limit,
+            )
+            outcomes = await db.run(
+                steps_repo.load_outcomes_of_runs, [e.run_id for e in found.items]
+            )
         for execution in found.items:
             replaying = asyncio.create_task(  # its own task: the replay's root branch
                 _replay(runtime, handler, execution, outcomes[execution.run_id]),

@@ -28,7 +28,9 @@ class VersioningOperations(AdminOperations):
         report names each execution whose history the code no longer follows."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidPayload(f"limit must be a positive integer, not {limit!r}")
-        return await replay_histories(self.runtime, task_names=task_names, limit=limit)
+        return await replay_histories(
+            self.runtime, self.store, task_names=task_names, limit=limit
+        )
 
     async def divergence(self, execution_id: str) -> PauseRuleRecord | None:
         """The hold of an execution whose replay diverged (its ``reason`` is the verdict), or
