@@ -103,9 +103,7 @@ async def check(scheduler: zart.DurableScheduler, version: int) -> bool:
         report: ReplayReport = await replay(scheduler)
     finally:
         DEPLOYED["version"] = running
-    in_flight = [
-        v for v in report.divergences if v.status is not zart.ExecutionStatus.COMPLETED
-    ]
+    in_flight = [v for v in report.divergences if v.status is not zart.ExecutionStatus.COMPLETED]
     print(
         f"replay check of deploy {version}: {len(report.verdicts)} execution(s),"
         f" {len(in_flight)} in flight would diverge"

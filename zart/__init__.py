@@ -83,10 +83,10 @@ from zart.runtime.outcomes import (
     StepFailed,
     ZartErr,
 )
+from zart.runtime.patches import deprecate_patch, patched
 from zart.runtime.registry import DurableHandler, ExecutionId, durable
 from zart.runtime.steps import StepCall, StepDecorator, StepFunction, define_step
 from zart.runtime.transactions import session, use_session
-from zart.runtime.patches import deprecate_patch, patched
 from zart.runtime.waits import sleep, sleep_until, wait_for_event
 from zart.scheduler import DurableScheduler, SyncScheduler, enqueue
 from zart.scheduler.bulk import BulkResult, PruneResult

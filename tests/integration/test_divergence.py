@@ -10,7 +10,6 @@ way a new module version would: the history is the same database rows either way
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +29,11 @@ JOURNAL: list[Path] = []
 
 
 @pytest.fixture(autouse=True)
-def journal(tmp_path: Path) -> Iterator[Path]:
+def journal(tmp_path: Path) -> Path:
     path = tmp_path / "journal.txt"
     path.write_text("")
     JOURNAL[:] = [path]
-    yield path
+    return path
 
 
 def effect(label: str) -> None:
@@ -149,7 +148,9 @@ VERDICTS = {
         "the run recorded step 'div-charge' at position 0 in the handler's own task, but the"
         " code now runs step 'div-charge-v2' there (a step inserted or renamed)"
     ),
-    "kind": "'div-charge' was recorded as a step at position 0 in this run but is now used as a capture",
+    "kind": (
+        "'div-charge' was recorded as a step at position 0 in this run but is now used as a capture"
+    ),
     "drift": (
         "step 'div-charge' (position 0) has a stored result of type builtins.int, but the step"
         " now returns tests.integration.test_divergence.Quote"
@@ -174,7 +175,8 @@ async def test_a_changed_handler_is_held_at_the_first_divergence(
     assert hold.triggered_by == "zart:replay"
     assert record.status is zart.ExecutionStatus.WAITING  # held: not failed, not finished
     assert record.error is None
-    assert detail.divergence is not None and detail.divergence.rule_id == hold.rule_id
+    assert detail.divergence is not None
+    assert detail.divergence.rule_id == hold.rule_id
     # Nothing ran again, and nothing new ran: the divergence is found before the step runs.
     assert effects(execution_id) == ["charge", "ship"]
     assert [r.rule_id for r in await suspending.list_pause_rules()] == [hold.rule_id]

@@ -104,7 +104,8 @@ async def test_the_replay_check_takes_the_most_recent_executions(
         for execution_id in ids:
             await scheduler.wait(execution_id, timeout=30)
     report = await replay(scheduler, task_names=["rc-order"], limit=2)
-    assert len(report.verdicts) == 2 and report.ok
+    assert len(report.verdicts) == 2
+    assert report.ok
     assert (await replay(scheduler, task_names=["no-such-task"])).verdicts == ()
     for limit in (0, -1, True, 1.5):
         with pytest.raises(zart.InvalidPayload, match="limit must be a positive integer"):

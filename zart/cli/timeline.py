@@ -76,6 +76,14 @@ def execution_lines(detail: ExecutionDetail) -> Iterator[str]:
         yield from _event_lines(record, detail.events)
 
 
+def _held_lines(held: str | None) -> Iterator[str]:
+    if held is not None:
+        yield from wrapped(
+            "  held:    ",
+            f"replay diverged (zart resume-diverged / zart fail-diverged): {held}",
+        )
+
+
 def summary_lines(
     record: ExecutionRecord, waits: Sequence[StepRecord] = (), *, held: str | None = None
 ) -> Iterator[str]:
@@ -103,11 +111,7 @@ def summary_lines(
         yield f"  undone:  by its on_cancel, execution {record.compensation_id!r}"
     if record.compensates is not None:
         yield f"  undoes:  the cancelled execution {record.compensates!r}"
-    if held is not None:
-        yield from wrapped(
-            "  held:    ",
-            f"replay diverged (zart resume-diverged / zart fail-diverged): {held}",
-        )
+    yield from _held_lines(held)
     if record.status is ExecutionStatus.WAITING:
         for step in waits or ():
             yield from wrapped("  waits:   ", wait_text(step))

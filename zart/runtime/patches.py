@@ -74,4 +74,3 @@ def deprecate_patch(change_id: str) -> None:
     (``zart replay`` tells). Runs that recorded the marker replay unchanged (markers are not
     part of the step path); the call checks the id and records nothing."""
     check_name(change_id, "patch id", max_length=MAX_PATCH_ID)
-

@@ -65,7 +65,7 @@ def _describe(annotation: object) -> str:
     return repr(annotation)
 
 
-def _checker(annotation: object) -> Check | None:  # noqa: C901 (one case per kind)
+def _checker(annotation: object) -> Check | None:
     if annotation is Any or isinstance(annotation, typing.TypeVar):
         return None
     if annotation is None or annotation is type(None):

@@ -34,7 +34,6 @@ from zart.runtime.runtime import CheckpointFailed, Runtime, Suspended
 from zart.runtime.transactions import StepTransaction
 from zart.serialization import decode
 
-
 #: The recorded outcomes a replay-only pass can answer from the history.
 _ANSWERED = (StepStatus.COMPLETED, StepStatus.FAILED)
 

@@ -59,7 +59,6 @@ from zart.scheduler.bulk import BulkOperations, execution_filter
 from zart.scheduler.inspection import InspectionOperations
 from zart.scheduler.queues import QueueOperations
 from zart.scheduler.schedules import ScheduleOperations
-from zart.scheduler.versioning import VersioningOperations
 from zart.scheduler.starts import (
     StartRequest,
     Target,
@@ -69,6 +68,7 @@ from zart.scheduler.starts import (
     sync_target,
 )
 from zart.scheduler.sync import SyncScheduler
+from zart.scheduler.versioning import VersioningOperations
 from zart.serialization import check_size, to_json
 from zart.worker import Worker
 

@@ -8,9 +8,8 @@ from collections.abc import Sequence
 
 from zart.errors import ExecutionNotFound, InvalidExecutionState, InvalidPayload
 from zart.logs import log
-from zart.repositories import divergences
+from zart.repositories import divergences, wakeups
 from zart.repositories import executions as executions_repo
-from zart.repositories import wakeups
 from zart.repositories.records import ExecutionRecord, PauseRuleRecord
 from zart.runtime.replays import DEFAULT_LIMIT, ReplayReport, replay_histories
 from zart.scheduler.admin import AdminOperations
@@ -28,9 +27,7 @@ class VersioningOperations(AdminOperations):
         report names each execution whose history the code no longer follows."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InvalidPayload(f"limit must be a positive integer, not {limit!r}")
-        return await replay_histories(
-            self.runtime, self.store, task_names=task_names, limit=limit
-        )
+        return await replay_histories(self.runtime, self.store, task_names=task_names, limit=limit)
 
     async def divergence(self, execution_id: str) -> PauseRuleRecord | None:
         """The hold of an execution whose replay diverged (its ``reason`` is the verdict), or
