@@ -154,9 +154,10 @@ async def _execute(
 
 
 async def _held_if_diverged(state: RunState, result: _Outcome) -> _Outcome:
-    """A pass that left its recorded history (or ended before reaching all of it) is held for
-    an operator instead of ending (:mod:`zart.runtime.divergence`)."""
-    if state.diverged is None and not isinstance(result, _Waiting):
+    """A pass that left its recorded history (or completed before reaching all of it) is held
+    for an operator instead of ending (:mod:`zart.runtime.divergence`). A failure is not
+    compared with the history: it ends the execution as it would have."""
+    if state.diverged is None and isinstance(result, _Completed):
         unreached = state.path.unreached()
         if unreached is not None:
             state.diverge(unreached)
