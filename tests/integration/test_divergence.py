@@ -288,3 +288,19 @@ async def test_parallel_branches_in_another_order_are_not_a_change(
 
     assert await suspending.divergence(execution_id) is None
     assert sorted(effects(execution_id)) == ["a1", "a2", "b1", "b2", "end1"]
+
+
+async def test_a_rerun_that_preserves_a_later_step_is_not_a_divergence(
+    suspending: DurableScheduler,
+) -> None:
+    async with suspending.run_worker(**WORKER):
+        execution_id = await suspending.start(order, {})
+        await wait_for_status(suspending, execution_id, zart.ExecutionStatus.WAITING)
+        await suspending.offer_event(execution_id, "go", {})
+        assert await suspending.wait(execution_id, timeout=10) == "done"
+        # The charge runs again; the shipment (recorded after it) is kept.
+        await suspending.rerun(execution_id, ["div-charge"], ["div-ship"])
+        assert await suspending.wait(execution_id, timeout=10) == "done"
+
+    assert await suspending.divergence(execution_id) is None
+    assert effects(execution_id) == ["charge", "ship", "audit", "charge", "audit"]
