@@ -4,6 +4,10 @@ fix), ``fail-diverged`` fails it, and both refuse an execution no divergence hol
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +19,7 @@ from zart import DurableScheduler, ExecutionStatus
 from zart.api import ApiSettings, create_app
 
 ADMIN = "/zart/admin/v1/executions"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -28,13 +33,31 @@ async def client(suspending: DurableScheduler, tmp_path: Path) -> AsyncIterator[
         yield client
 
 
+def cli(database_url: str, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZART_")}
+    env["ZART_DATABASE_URL"] = database_url
+    done = subprocess.run(
+        [sys.executable, "-m", "zart", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 async def test_a_held_execution_through_the_http_api(
-    client: httpx.AsyncClient, suspending: DurableScheduler
+    client: httpx.AsyncClient, suspending: DurableScheduler, database_url: str
 ) -> None:
     async with suspending.run_worker(**flows.WORKER):
         held, hold = await flows._held(suspending, "rename")
         failing, _ = await flows._held(suspending, "kind")
         detail = (await client.get(f"{ADMIN}/{held}/detail")).json()
+        status = await asyncio.to_thread(cli, database_url, "status", held)
+        shown = await asyncio.to_thread(cli, database_url, "show", held)
         flows.CODE[held] = "old"  # the fix
         resumed = await client.post(f"{ADMIN}/{held}/resume-diverged", json={"triggeredBy": "ops"})
         assert resumed.status_code == 200, resumed.text
@@ -47,6 +70,9 @@ async def test_a_held_execution_through_the_http_api(
         "ruleId": hold.rule_id,
     }
     assert "'div-charge-v2'" in detail["divergence"]["message"]
+    for text in (status, shown):
+        assert "  held:    replay diverged (zart resume-diverged / zart fail-diverged): the" in text
+        assert "'div-charge-v2'" in " ".join(text.split())
     assert detail["execution"]["status"] == "waiting"
     assert resumed.json()["ruleId"] == hold.rule_id
     assert resumed.json()["deletedBy"] == "ops"
