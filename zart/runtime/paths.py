@@ -37,10 +37,14 @@ ROOT = ""
 PATCH_PREFIX = "zart:patch:"
 
 
+_current_task = asyncio.current_task
+
+
 def current_task() -> asyncio.Task[object] | None:
+    """The running task (``None`` outside an event loop: a RunState made in a test)."""
     try:
-        return asyncio.current_task()
-    except RuntimeError:  # no running loop (a RunState made outside one, in a test)
+        return _current_task()
+    except RuntimeError:
         return None
 
 
@@ -56,6 +60,8 @@ class _Cursor:
 
     branch: str | None  # None until the task takes its first step
     index: int = 0
+    #: The branch's recorded path (set with ``branch``).
+    expected: list[StepRecord] | tuple[()] = ()
 
 
 class StepPath:
@@ -74,11 +80,14 @@ class StepPath:
             self._expected, self._legacy = _paths(recorded)
 
     def _cursor(self) -> _Cursor:
-        task = current_task()
+        task = _current_task()
         cursor = self._cursors.get(task)
         if cursor is None:
-            root = task is self._root or task is None
-            cursor = self._cursors[task] = _Cursor(ROOT if root else None)
+            if task is self._root:
+                cursor = _Cursor(ROOT, 0, self._expected.get(ROOT, ()))
+            else:
+                cursor = _Cursor(None)
+            self._cursors[task] = cursor
         return cursor
 
     def branch(self) -> str | None:
@@ -89,13 +98,14 @@ class StepPath:
         """Take ``name`` (of ``kind``, recorded as ``record``) in the current task: its branch.
         Raises :class:`NonDeterministicReplay` at the first point where the code leaves the
         recorded path."""
-        cursor = self._cursor()
-        if cursor.branch is None:
-            cursor.branch = name
+        cursor = self._cursors.get(_current_task()) or self._cursor()
         branch = cursor.branch
+        if branch is None:
+            branch = cursor.branch = name
+            cursor.expected = self._expected.get(name, ())
         if record is not None and record.branch is None:
             return branch  # recorded before revision 0016: no path to compare with
-        expected = self._expected.get(branch, ())
+        expected = cursor.expected
         if cursor.index < len(expected):
             want = expected[cursor.index]
             if want.name != name:
