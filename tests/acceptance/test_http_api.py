@@ -386,6 +386,8 @@ async def test_openapi_document_lists_every_route(client: httpx.AsyncClient) -> 
         "/zart/admin/v1/executions/{execution_id}/retry-step",
         "/zart/admin/v1/executions/{execution_id}/restart",
         "/zart/admin/v1/executions/{execution_id}/rerun",
+        "/zart/admin/v1/executions/{execution_id}/resume-diverged",
+        "/zart/admin/v1/executions/{execution_id}/fail-diverged",
         "/zart/admin/v1/pause",
         "/zart/admin/v1/pause/{rule_id}",
     } <= set(paths)
