@@ -86,6 +86,7 @@ from zart.runtime.outcomes import (
     StepFailed,
     ZartErr,
 )
+from zart.runtime.patches import deprecate_patch, patched
 from zart.runtime.registry import DurableHandler, ExecutionId, durable
 from zart.runtime.steps import StepCall, StepDecorator, StepFunction, define_step
 from zart.runtime.streams import close_stream, publish, write_stream
@@ -215,9 +216,11 @@ __all__ = [
     "capture",
     "close_stream",
     "context",
+    "deprecate_patch",
     "durable",
     "enqueue",
     "now",
+    "patched",
     "publish",
     "session",
     "sleep",

@@ -204,8 +204,23 @@ class DuplicateStepName(ZartError):
 
 
 class NonDeterministicReplay(ZartError):
-    """Replay met a stored outcome that the handler's code no longer produces the same way
-    (e.g. a name recorded as a capture is now awaited as a step)."""
+    """Replay met a history that the handler's code no longer follows: a step inserted,
+    removed, reordered or renamed, a changed kind, a stored value that no longer fits the
+    step's return annotation (``docs/versioning.md``). ``step``: the recorded step where the
+    code left the history; ``position``: its recorded position. Inside a worker the execution
+    is then held for an operator (``zart resume-diverged`` / ``zart fail-diverged``)."""
+
+    def __init__(self, message: str, *, step: str | None = None, position: int | None = None):
+        super().__init__(message)
+        self.step = step
+        self.position = position
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_divergence, (str(self), self.step, self.position))
+
+
+def _rebuild_divergence(message: str, step: str | None, position: int | None) -> Exception:
+    return NonDeterministicReplay(message, step=step, position=position)
 
 
 class RetryExhausted(ZartError):

@@ -51,6 +51,8 @@ from zart.models import ExecutionStatus, StepKind
 from zart.repositories import reset as reset_repo
 from zart.repositories.records import ExecutionRecord
 from zart.runtime.registry import ExecutionId, declared_schedules
+from zart.runtime.replays import DEFAULT_LIMIT as DEFAULT_REPLAY_LIMIT
+from zart.runtime.replays import ReplayReport, ReplayVerdict
 from zart.scheduler import DurableScheduler
 from zart.schedules.loop import DeclaredSchedule
 from zart.worker import Worker
@@ -416,13 +418,29 @@ async def fire_schedules(
     return [ExecutionId(execution_id) for execution_id in report.started]
 
 
+async def replay(
+    scheduler: DurableScheduler,
+    *,
+    task_names: Sequence[str] | None = None,
+    limit: int = DEFAULT_REPLAY_LIMIT,
+) -> ReplayReport:
+    """The replay check of ``zart replay`` as a test's call: the ``limit`` most recent stored
+    executions of each task (default: every task registered here), in flight and finished,
+    replayed against the code imported now; no step runs, nothing is written. Assert
+    ``report.ok``, or look at ``report.divergences`` (``docs/versioning.md``)."""
+    return await scheduler.replay(task_names=task_names, limit=limit)
+
+
 __all__ = [
     "DEFAULT_START",
     "FakeClock",
+    "ReplayReport",
+    "ReplayVerdict",
     "WaitingForEvent",
     "clock_of",
     "durable_test_scheduler",
     "fire_schedules",
+    "replay",
     "run_to_completion",
     "run_until_waiting",
 ]

@@ -31,6 +31,7 @@ from zart.repositories.records import (
     StepAttemptRecord,
     StepDetail,
 )
+from zart.runtime.paths import PATCH_PREFIX
 from zart.scheduler.bulk import BulkResult, PruneResult
 
 #: No NUL: PostgreSQL text cannot hold it.
@@ -288,6 +289,15 @@ class Event(Wire):
         )
 
 
+class Divergence(Wire):
+    """Why an execution is held: its replay left the recorded history (``docs/versioning.md``);
+    ``zart resume-diverged`` / ``zart fail-diverged`` answer it."""
+
+    message: str
+    detected_at: datetime
+    rule_id: str
+
+
 class Detail(Wire):
     execution: Execution
     runs: list[Run]
@@ -295,6 +305,10 @@ class Detail(Wire):
     steps: list[Step]
     #: Every event delivered to the execution, in the order they arrived.
     events: list[Event] = Field(default_factory=list)
+    #: The replay divergence that holds it, if any.
+    divergence: Divergence | None = None
+    #: The patches (``zart.patched``) the shown run took, in the order it met them.
+    patches: list[str] = Field(default_factory=list)
 
     @classmethod
     def of(cls, detail: ExecutionDetail) -> Detail:
@@ -306,7 +320,22 @@ class Detail(Wire):
             run_id=detail.run_id,
             steps=[Step.of(s, failed) for s in detail.steps],
             events=[Event.of(e) for e in detail.events],
+            divergence=_divergence(detail),
+            patches=[
+                s.step.name[len(PATCH_PREFIX) :]
+                for s in detail.steps
+                if s.step.name.startswith(PATCH_PREFIX)
+            ],
         )
+
+
+def _divergence(detail: ExecutionDetail) -> Divergence | None:
+    held = detail.divergence
+    if held is None:
+        return None
+    return Divergence(
+        message=held.reason or "replay diverged", detected_at=held.created_at, rule_id=held.rule_id
+    )
 
 
 class RetryStep(Wire):

@@ -86,6 +86,21 @@ FACTS: dict[str, list[str]] = {
         r"^checked 4 services, all healthy: True$",
         r"search ok after 2 attempt\(s\)",
     ],
+    "versioning.py": [
+        r"^  expense-ada: waiting\nWednesday, deploy 2\n"
+        r"replay check of deploy 2: 1 execution\(s\), 0 in flight would diverge$",
+        r"^  escalate-to-director: EXP-bob$",
+        r"^replay check of deploy 3: 2 execution\(s\), 1 in flight would diverge\n"
+        r"  expense-ada \(waiting\): the run recorded event 'approval' at position 1 .*"
+        r"runs step 'escalate-to-director' there",
+        r"^  not yet: deploy 3 waits$",
+        r"^  expense-ada steps: record-expense, approval, pay-expense$",
+        r"^  expense-bob steps: record-expense, zart:patch:escalate, escalate-to-director,"
+        r" approval, pay-expense$",
+        r"^Thursday, deploy 3\nreplay check of deploy 3: 2 execution\(s\), 0 in flight",
+        r"^  expense-cy: EXP-cy paid$",
+        r"^after deploy 3: 1 of 3 diverge\n  expense-ada \(completed, finished: harmless\)$",
+    ],
     "approval.py": [
         r"^  approval-ada: waiting for 'manager-approval' until 2030-01-02 00:00 UTC$",
         r"^approval-ada: provisioned \(gpu-cluster-01, approved by grace: go ahead\)$",

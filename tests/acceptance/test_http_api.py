@@ -387,6 +387,8 @@ async def test_openapi_document_lists_every_route(client: httpx.AsyncClient) -> 
         "/zart/admin/v1/executions/{execution_id}/retry-step",
         "/zart/admin/v1/executions/{execution_id}/restart",
         "/zart/admin/v1/executions/{execution_id}/rerun",
+        "/zart/admin/v1/executions/{execution_id}/resume-diverged",
+        "/zart/admin/v1/executions/{execution_id}/fail-diverged",
         "/zart/admin/v1/pause",
         "/zart/admin/v1/pause/{rule_id}",
     } <= set(paths)
@@ -443,7 +445,7 @@ async def test_a_failed_step_retried_over_http_succeeds(
 
     assert done.json()["status"] == "completed"
     detail = (await client.get(f"{admin}/detail")).json()
-    assert set(detail) == {"execution", "runs", "runId", "steps", "events"}
+    assert set(detail) == {"execution", "runs", "runId", "steps", "events", "divergence", "patches"}
     assert len(detail["runs"]) == 1
     charge_step = next(s for s in detail["steps"] if s["name"] == "http-charge")
     assert charge_step["status"] == "completed"

@@ -18,6 +18,7 @@ from zart.api.errors import ApiError
 from zart.api.operations import inspection_routes
 from zart.api.queues import queue_routes
 from zart.api.streams import stream_routes
+from zart.api.versioning import versioning_routes
 from zart.errors import ExecutionNotFound
 from zart.models import ExecutionStatus
 from zart.models.names import MAX_TAGS, parse_tags
@@ -94,6 +95,7 @@ def create_router(
     _execution_routes(router, scheduler)
     _admin_routes(router, scheduler)
     queue_routes(router, scheduler, _errors)
+    versioning_routes(router, scheduler, _errors)
     inspection_routes(router, scheduler)
     stream_routes(router, scheduler)
     if dashboard:

@@ -13,7 +13,18 @@ from typing import Annotated, NoReturn
 import typer
 
 from zart import __version__
-from zart.cli import admin, bulk, db, events, executions, queues, schedules, serve, worker
+from zart.cli import (
+    admin,
+    bulk,
+    db,
+    events,
+    executions,
+    queues,
+    schedules,
+    serve,
+    versioning,
+    worker,
+)
 from zart.database import mask_credentials
 from zart.errors import ZartError
 
@@ -46,6 +57,9 @@ app.command(name="rerun")(admin.rerun)
 app.add_typer(admin.pause, name="pause")
 app.add_typer(bulk.app, name="bulk")
 app.command(name="prune")(bulk.prune)
+app.command(name="replay")(versioning.replay)
+app.command(name="resume-diverged")(versioning.resume_diverged)
+app.command(name="fail-diverged")(versioning.fail_diverged)
 
 
 def _print_version(value: bool) -> None:

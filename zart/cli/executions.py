@@ -245,15 +245,17 @@ def status(
 ) -> None:
     """Print an execution's status, times, what it waits for, and its result or error."""
 
-    async def action(scheduler: DurableScheduler) -> tuple[ExecutionRecord, Any]:
+    async def action(scheduler: DurableScheduler) -> tuple[ExecutionRecord, Any, Any]:
         record = await scheduler.status(execution_id)
-        return record, (await scheduler.pending_waits([record])).get(execution_id, ())
+        waits = (await scheduler.pending_waits([record])).get(execution_id, ())
+        return record, waits, await scheduler.divergence(execution_id)
 
-    record, waits = run_on_scheduler(database_url, schema, action)
+    record, waits, hold = run_on_scheduler(database_url, schema, action)
     if json_output:
         typer.echo(dumps(Execution.of(record)))
     else:
-        _echo_lines(timeline.summary_lines(record, waits))
+        held = None if hold is None else hold.reason or "replay diverged"
+        _echo_lines(timeline.summary_lines(record, waits, held=held))
 
 
 def show(

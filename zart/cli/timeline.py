@@ -29,6 +29,7 @@ from zart.repositories.records import (
     StepDetail,
     StepRecord,
 )
+from zart.runtime.paths import PATCH_PREFIX
 from zart.serialization import TAG
 
 __all__ = [
@@ -56,7 +57,15 @@ def execution_lines(detail: ExecutionDetail) -> Iterator[str]:
     record = detail.execution
     current = detail.run_id == record.run_id
     waits = [item.step for item in detail.steps if item.step.status is StepStatus.WAITING]
-    yield from summary_lines(record, waits if current else ())
+    held = None if detail.divergence is None else detail.divergence.reason
+    yield from summary_lines(record, waits if current else (), held=held)
+    patches = [
+        item.step.name[len(PATCH_PREFIX) :]
+        for item in detail.steps
+        if item.step.name.startswith(PATCH_PREFIX)
+    ]
+    if patches:
+        yield from wrapped("  patches: ", ", ".join(patches))
     if len(detail.runs) > 1:
         yield ""
         yield from _run_lines(detail.runs, detail.run_id)
@@ -67,9 +76,20 @@ def execution_lines(detail: ExecutionDetail) -> Iterator[str]:
         yield from _event_lines(record, detail.events)
 
 
-def summary_lines(record: ExecutionRecord, waits: Sequence[StepRecord] = ()) -> Iterator[str]:
+def _held_lines(held: str | None) -> Iterator[str]:
+    if held is not None:
+        yield from wrapped(
+            "  held:    ",
+            f"replay diverged (zart resume-diverged / zart fail-diverged): {held}",
+        )
+
+
+def summary_lines(
+    record: ExecutionRecord, waits: Sequence[StepRecord] = (), *, held: str | None = None
+) -> Iterator[str]:
     """What ``zart status`` prints: the execution as stored, in a few lines; with ``waits``
-    (its waiting steps), what a waiting execution waits for."""
+    (its waiting steps), what a waiting execution waits for; with ``held``, the verdict of
+    the replay divergence that holds it."""
     yield f"Execution {record.execution_id!r} (task {record.task_name!r})"
     yield f"  status:  {record.status.value}, claimed by a worker {record.claim_count} time(s)"
     if record.crashed_claims:
@@ -91,6 +111,7 @@ def summary_lines(record: ExecutionRecord, waits: Sequence[StepRecord] = ()) -> 
         yield f"  undone:  by its on_cancel, execution {record.compensation_id!r}"
     if record.compensates is not None:
         yield f"  undoes:  the cancelled execution {record.compensates!r}"
+    yield from _held_lines(held)
     if record.status is ExecutionStatus.WAITING:
         for step in waits or ():
             yield from wrapped("  waits:   ", wait_text(step))

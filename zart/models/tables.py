@@ -237,6 +237,11 @@ class StepRow(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: An event wait's ``model=`` as JSON schema: offers are checked against it (revision 0003).
     event_schema: Mapped[Any | None] = mapped_column(JSONValue)
+    #: The concurrent branch it was recorded in: ``""`` for the handler's own task, else the
+    #: name of the first step of the task (a gather/TaskGroup branch) it ran in; NULL for a
+    #: step recorded before revision 0016 (its run is replayed without the step-path check;
+    #: ``zart.runtime.paths``).
+    branch: Mapped[str | None] = mapped_column(String(ID))
 
     __table_args__ = (
         UniqueConstraint("run_id", "name"),

@@ -69,8 +69,13 @@ def _execution() -> Any:
     return executions.c.execution_id == bindparam("execution_id")
 
 
-#: What a preserved step keeps of the old run's row (all but its run), and its attempts'.
-_STEP_COPIED = ("execution_id", *(c for c in steps_repo.STEP_COLUMNS if c != "run_id"))
+#: What a preserved step keeps of the old run's row (all but its run and its branch), and its
+#: attempts'. Without a branch the new run answers it by name, not on the step path
+#: (``zart.runtime.paths``): a rerun changes the path on purpose.
+_STEP_COPIED = (
+    "execution_id",
+    *(c for c in steps_repo.STEP_COLUMNS if c not in ("run_id", "branch")),
+)
 _ATTEMPT_COPIED = steps_repo.ATTEMPT_COLUMNS
 
 LOCK = Statement(

@@ -38,6 +38,11 @@ def hold_name(rule_id: str) -> str:
     return f"{HOLD_PREFIX}{rule_id}"
 
 
+def active_conditions() -> list[Any]:
+    """The conditions of an active rule (``:now`` the time of the question)."""
+    return _active()
+
+
 def _active() -> list[Any]:
     now = bindparam("now", type_=rules.c.expires_at.type)
     return [

@@ -133,6 +133,9 @@ class StepRecord:
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    #: The concurrent branch it was recorded in (``zart.runtime.paths``); None: recorded
+    #: before revision 0016.
+    branch: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +180,8 @@ class ExecutionDetail:
     steps: tuple[StepDetail, ...]
     #: Every event delivered to the execution, in the order they arrived.
     events: tuple[EventRecord, ...] = ()
+    #: The hold of a replay that diverged (its ``reason`` is the verdict), if any.
+    divergence: PauseRuleRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,7 @@ def step(m: Mapping[str, Any]) -> StepRecord:
         created_at=m["created_at"],
         updated_at=m["updated_at"],
         completed_at=m["completed_at"],
+        branch=m.get("branch"),
     )
 
 

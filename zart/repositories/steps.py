@@ -58,6 +58,8 @@ class StepOutcome:
     completed_at: datetime | None = None
     #: The JSON schema of an event wait's ``model=``, which offers of the event must fit.
     event_schema: Any = None
+    #: The concurrent branch it runs in (``zart.runtime.paths``).
+    branch: str | None = None
 
 
 #: One checkpoint of a group: the lease that fences it, the outcome, the attempt (if any).
@@ -78,10 +80,11 @@ STEP_COLUMNS = (
     "updated_at",
     "completed_at",
     "event_schema",
+    "branch",
 )
 #: What a retry's outcome replaces of the earlier attempt's (a completed outcome never changes).
 _UPDATED_ON_CONFLICT = tuple(
-    c for c in STEP_COLUMNS if c not in ("run_id", "name", "position", "created_at")
+    c for c in STEP_COLUMNS if c not in ("run_id", "name", "position", "created_at", "branch")
 )
 ATTEMPT_COLUMNS = ("attempt_number", "status", "result", "error", "started_at", "completed_at")
 _GROUP_COLUMNS = (
@@ -294,6 +297,7 @@ def _step_values(outcome: StepOutcome, now: datetime) -> dict[str, Any]:
         "updated_at": now,
         "completed_at": outcome.completed_at,
         "event_schema": outcome.event_schema,
+        "branch": outcome.branch,
     }
 
 
@@ -422,6 +426,7 @@ def _written(row: Any, lease: Lease, outcome: StepOutcome, now: datetime) -> Ste
         created_at=row["created_at"],
         updated_at=now,
         completed_at=outcome.completed_at,
+        branch=outcome.branch,
     )
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from zart import metrics, tracing
-from zart.errors import RetryExhausted, SerializationError, StepTimedOut
+from zart.errors import NonDeterministicReplay, RetryExhausted, SerializationError, StepTimedOut
 from zart.logs import log, logger
 from zart.models import AttemptStatus, StepKind, StepStatus, TimerKind
 from zart.outages import is_transient
@@ -19,6 +19,7 @@ from zart.repositories import steps as steps_repo
 from zart.repositories.records import AttemptOutcome, StepRecord
 from zart.runtime.crashes import crashed_attempt
 from zart.runtime.definitions import StepDefinition
+from zart.runtime.returns import check_result
 from zart.runtime.run import RunState, StepScope, current_step
 from zart.runtime.runtime import CheckpointFailed
 from zart.runtime.transactions import StepTransaction, current_session, discard
@@ -39,7 +40,12 @@ async def run_step(
     position, record = state.take_name(name, StepKind.STEP)
     if record is not None:
         if record.status is StepStatus.COMPLETED:
-            return decode(record.result)
+            value = decode(record.result)
+            try:
+                check_result(definition.fn, name, record.position, value)
+            except NonDeterministicReplay as drift:
+                raise state.diverge(drift) from None
+            return value
         if record.status is StepStatus.FAILED:
             raise state.failed(name, record.error, stored_failure(name, record.error))
     if state.runtime.pause_rules.rules:  # no rules, no cost

@@ -22,6 +22,7 @@ from zart.outages import is_transient
 from zart.repositories import leases
 from zart.repositories.records import ClaimedExecution, ExecutionRecord, StepRecord
 from zart.runtime.crashes import DEFAULT_MAX_CLAIMS, end_crash_loop
+from zart.runtime.divergence import hold_diverged
 from zart.runtime.outcomes import DeadlineExceeded, ExecutionFailure, HandlerFailed, StepFailed
 from zart.runtime.registry import NO_INPUT, DurableHandler
 from zart.runtime.run import RunState, current_run
@@ -116,7 +117,7 @@ async def _execute(
             metrics.crash_loop(handler.name)
             result: _Outcome = _Failed(await end_crash_loop(state, limit))
         else:
-            result = await _run_handler(state, handler)
+            result = await _held_if_diverged(state, await _run_handler(state, handler))
     except LeaseLost as exc:
         metrics.lease_lost(handler.name)
         log("lease_lost", f"execution stopped on this worker: {exc}", **fields)
@@ -150,6 +151,20 @@ async def _execute(
         log("finish_failed", f"could not record the end of the run: {exc}", level=30, **fields)
         ending = _Failed(_error("internal_error", exc))  # an error is always storable
         return await _finish(state, ending, claimed.execution)
+
+
+async def _held_if_diverged(state: RunState, result: _Outcome) -> _Outcome:
+    """A pass that left its recorded history (or completed before reaching all of it) is held
+    for an operator instead of ending (:mod:`zart.runtime.divergence`). A failure is not
+    compared with the history: it ends the execution as it would have."""
+    if state.diverged is None and isinstance(result, _Completed):
+        unreached = state.path.unreached()
+        if unreached is not None:
+            state.diverge(unreached)
+    if state.diverged is None:
+        return result
+    await hold_diverged(state)
+    return _Waiting(frozenset())
 
 
 async def _hand_back(
@@ -203,7 +218,7 @@ async def _run_handler(state: RunState, handler: DurableHandler[..., Any]) -> _O
         return _Waiting(frozenset(state.awaited_events))
     except BaseExceptionGroup as group:  # asyncio.TaskGroup branches
         _, rest = group.split(Suspended)
-        if rest is None:
+        if rest is None or state.diverged is not None:
             return _Waiting(frozenset(state.awaited_events))
         if not isinstance(rest, Exception):
             raise rest from None  # a BaseException other than our signal: not ours to handle

@@ -28,10 +28,14 @@ from zart.repositories import steps as steps_repo
 from zart.repositories import timers as timers_repo
 from zart.repositories.records import AttemptOutcome, ExecutionRecord, Lease, StepRecord
 from zart.repositories.store import Store
+from zart.runtime.paths import StepPath, current_task
 from zart.runtime.pauses import PAUSE_RECHECK
 from zart.runtime.runtime import CheckpointFailed, Runtime, Suspended
 from zart.runtime.transactions import StepTransaction
 from zart.serialization import decode
+
+#: The recorded outcomes a replay-only pass can answer from the history.
+_ANSWERED = (StepStatus.COMPLETED, StepStatus.FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,25 @@ class RunState:
     # Set when a busy region ends, for parked branches; made by the first park() only (most
     # runs never park, and an Event per run was a measurable share of a resume's CPU).
     _changed: asyncio.Event | None = None
+    #: Replay only (``zart replay``): a step not answered by the history ends the pass
+    #: (:class:`ReplayFrontier`) before anything runs or is written.
+    replay_only: bool = False
+    #: The first divergence from the recorded history this pass met (:mod:`zart.runtime.paths`):
+    #: the execution is held instead of finishing (:mod:`zart.runtime.divergence`).
+    diverged: NonDeterministicReplay | None = None
+    #: Patch answers given in this pass (:mod:`zart.runtime.patches`).
+    patches: dict[str, bool] = field(default_factory=dict)
+    path: StepPath = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.path = StepPath(self.outcomes, current_task())
+
+    def diverge(self, error: NonDeterministicReplay) -> NonDeterministicReplay:
+        """Remember the first divergence and stop new work: the execution will be held."""
+        if self.diverged is None:
+            self.diverged = error
+        self.suspending = True
+        return error
 
     @asynccontextmanager
     async def busy(self) -> AsyncIterator[None]:
@@ -113,6 +136,7 @@ class RunState:
             kind=kind,
             status=status,
             position=position,
+            branch=self.path.branch(),
             **values,
         )
 
@@ -172,10 +196,21 @@ class RunState:
         self.next_position += 1
         record = self.outcomes.get(name)
         if record is not None and record.kind is not kind:
-            raise NonDeterministicReplay(
-                f"{name!r} was recorded as a {record.kind.value} in this run but is now used as"
-                f" a {kind.value}; the handler's code changed under a running execution"
+            raise self.diverge(
+                NonDeterministicReplay(
+                    f"{name!r} was recorded as a {record.kind.value} at position"
+                    f" {record.position} in this run but is now used as a {kind.value}; the"
+                    " handler's code changed under a running execution",
+                    step=name,
+                    position=record.position,
+                )
             )
+        try:
+            self.path.enter(name, kind, record)
+        except NonDeterministicReplay as error:
+            raise self.diverge(error) from None
+        if self.replay_only and (record is None or record.status not in _ANSWERED):
+            raise ReplayFrontier()
         return position, record
 
     async def checkpoint(
@@ -279,6 +314,12 @@ class RunState:
                 )
             )
         return value
+
+
+class ReplayFrontier(BaseException):
+    """Ends a replay-only pass where the history ends (a step not recorded or not finished):
+    nothing past it runs. A BaseException, so ``except Exception`` in user code does not stop
+    it."""
 
 
 current_run: ContextVar[RunState | None] = ContextVar("zart_current_run", default=None)

@@ -31,6 +31,7 @@ from zart.errors import (
 from zart.models import ExecutionStatus
 from zart.models.names import check_path_segment
 from zart.models.queues import Queue
+from zart.repositories import divergences
 from zart.repositories import events as events_repo
 from zart.repositories import executions as executions_repo
 from zart.repositories import runs as runs_repo
@@ -69,6 +70,7 @@ from zart.scheduler.starts import (
 )
 from zart.scheduler.streams import StreamOperations
 from zart.scheduler.sync import SyncScheduler
+from zart.scheduler.versioning import VersioningOperations
 from zart.serialization import check_size, to_json
 from zart.worker import Worker
 
@@ -80,7 +82,12 @@ RECHECK_RUNNING_HERE = 1.0
 
 
 class DurableScheduler(
-    BulkOperations, ScheduleOperations, QueueOperations, InspectionOperations, StreamOperations
+    VersioningOperations,
+    BulkOperations,
+    ScheduleOperations,
+    QueueOperations,
+    InspectionOperations,
+    StreamOperations,
 ):
     """Start, inspect, wait for and cancel durable executions; run workers in-process.
 
@@ -329,8 +336,9 @@ class DurableScheduler(
         ``run_id``, the current run by default.
 
         Raises :class:`~zart.ExecutionNotFound`, or :class:`~zart.RunNotFound` when the
-        execution has no run ``run_id``. Five queries, whatever the number of steps (the last
-        reads the execution's events, with their arrival times and senders).
+        execution has no run ``run_id``. Six queries, whatever the number of steps (the fifth
+        reads the execution's events, with their arrival times and senders; the last its
+        divergence hold, if a replay diverged).
         """
         async with self.store.reading() as db:
             execution = await db.run(executions_repo.get_execution, execution_id)
@@ -343,12 +351,14 @@ class DurableScheduler(
             steps = await db.run(steps_repo.list_steps, shown)
             attempts = await db.run(steps_repo.list_step_attempts, [s.step_id for s in steps])
             events = await db.run(events_repo.list_events, execution_id)
+            held = await db.run(divergences.divergence_of, execution_id, now=self.clock.now())
         return ExecutionDetail(
             execution=execution,
             runs=tuple(runs),
             run_id=shown,
             steps=tuple(StepDetail(s, tuple(attempts[s.step_id])) for s in steps),
             events=tuple(events),
+            divergence=held,
         )
 
     async def pending_waits(
