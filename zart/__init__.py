@@ -21,6 +21,7 @@ from typing import Any, TypeVar, overload
 
 from zart.durations import RetryPolicy
 from zart.errors import (
+    ChildFailed,
     ConfigurationError,
     DuplicateStepName,
     EventAlreadyDelivered,
@@ -44,6 +45,7 @@ from zart.errors import (
     OutsideExecution,
     PauseRuleNotFound,
     QueueNotFound,
+    RecvTimeout,
     RetryExhausted,
     RunNotFound,
     ScheduleNotFound,
@@ -71,6 +73,7 @@ from zart.repositories.records import (
     StepDetail,
     StepRecord,
 )
+from zart.runtime.children import ChildHandle, run_child, start_child
 from zart.runtime.context import ExecutionInfo, context
 from zart.runtime.definitions import TimeoutScope
 from zart.runtime.functions import capture, now, step_or, step_or_else, step_outcome
@@ -140,6 +143,8 @@ __all__ = [
     "BulkResult",
     "BusinessErr",
     "CatchupPolicy",
+    "ChildFailed",
+    "ChildHandle",
     "ConfigurationError",
     "DeadlineExceeded",
     "DuplicateStepName",
@@ -180,6 +185,7 @@ __all__ = [
     "PruneResult",
     "Queue",
     "QueueNotFound",
+    "RecvTimeout",
     "RetriedStep",
     "RetryExhausted",
     "RetryPolicy",
@@ -210,9 +216,11 @@ __all__ = [
     "durable",
     "enqueue",
     "now",
+    "run_child",
     "session",
     "sleep",
     "sleep_until",
+    "start_child",
     "step",
     "step_or",
     "step_or_else",

@@ -9,6 +9,7 @@ becomes ``waiting`` and holds no worker slot until a timer is due or an event ar
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
@@ -118,6 +119,20 @@ async def wait_for_event(
         raise OutsideExecution(
             f"zart.wait_for_event({name!r}) was called outside a durable execution"
         )
+    seconds = None if limit is None else limit.total_seconds()
+    return await await_event(run, name, limit, model, lambda: EventTimeout(name, seconds))
+
+
+async def await_event(
+    run: RunState,
+    name: str,
+    limit: timedelta | None,
+    model: Any,
+    timed_out: Callable[[], BaseException],
+) -> Any:
+    """The body of :func:`wait_for_event`, also for Zart's own reserved events (a child's
+    end, a message: :mod:`zart.runtime.children`, :mod:`zart.runtime.messages`), whose
+    names no outside edge accepts. ``timed_out()`` makes the error a timeout raises."""
     position, record = await _take(run, name, StepKind.EVENT)
     seconds = None if limit is None else limit.total_seconds()
     if record is not None and record.status is StepStatus.COMPLETED:
@@ -125,7 +140,7 @@ async def wait_for_event(
     if record is not None and record.status is StepStatus.FAILED:
         if isinstance(record.error, dict) and record.error.get("kind") == "invalid_event":
             raise run.failed(name, record.error, InvalidPayload(record.error.get("message")))
-        raise run.failed(name, record.error, EventTimeout(name, seconds))
+        raise run.failed(name, record.error, timed_out())
     now = run.clock.now()
     deadline = record.wake_at if record is not None else (None if limit is None else now + limit)
     # The model's JSON schema lets any process that offers the event refuse a misfit.
@@ -146,7 +161,7 @@ async def wait_for_event(
                     completed_at=now,
                 )
             )
-            raise run.failed(name, raw, EventTimeout(name, seconds))
+            raise run.failed(name, raw, timed_out())
         if event is None and record is None:
             timer = TimerKind.EVENT_TIMEOUT
             await run.record_wait(name, StepKind.EVENT, position, deadline, timer, schema)

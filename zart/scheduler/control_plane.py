@@ -31,6 +31,7 @@ from zart.errors import (
 from zart.models import ExecutionStatus
 from zart.models.names import check_path_segment
 from zart.models.queues import Queue
+from zart.repositories import children as children_repo
 from zart.repositories import events as events_repo
 from zart.repositories import executions as executions_repo
 from zart.repositories import runs as runs_repo
@@ -326,7 +327,7 @@ class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations, Insp
 
         Raises :class:`~zart.ExecutionNotFound`, or :class:`~zart.RunNotFound` when the
         execution has no run ``run_id``. Five queries, whatever the number of steps (the last
-        reads the execution's events, with their arrival times and senders).
+        reads the execution's events, with their arrival times and senders; then its children).
         """
         async with self.store.reading() as db:
             execution = await db.run(executions_repo.get_execution, execution_id)
@@ -339,12 +340,14 @@ class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations, Insp
             steps = await db.run(steps_repo.list_steps, shown)
             attempts = await db.run(steps_repo.list_step_attempts, [s.step_id for s in steps])
             events = await db.run(events_repo.list_events, execution_id)
+            children = await db.run(children_repo.children_of, execution_id)
         return ExecutionDetail(
             execution=execution,
             runs=tuple(runs),
             run_id=shown,
             steps=tuple(StepDetail(s, tuple(attempts[s.step_id])) for s in steps),
             events=tuple(events),
+            children=tuple(children),
         )
 
     async def pending_waits(
@@ -450,7 +453,7 @@ class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations, Insp
         now = self.clock.now()
         async with self.store.transaction() as db:
             cancelled = await db.run(
-                executions_repo.cancel_execution,
+                children_repo.cancel_family,
                 execution_id,
                 now=now,
                 compensated=compensated_names(),
