@@ -86,6 +86,8 @@ class Execution(Wire):
     #: Claims in a row that ended without the worker reporting back (``crash_loop`` at the
     #: handler's ``max_claims``).
     crashed_claims: int
+    #: The execution that started this one as a child (``zart.run_child``), if any.
+    parent_execution_id: str | None = None
 
     @classmethod
     def of(cls, record: ExecutionRecord) -> Execution:
@@ -106,6 +108,7 @@ class Execution(Wire):
             compensates=record.compensates,
             tags=record.tags,
             crashed_claims=record.crashed_claims,
+            parent_execution_id=record.parent_execution_id,
         )
 
 
@@ -295,6 +298,8 @@ class Detail(Wire):
     steps: list[Step]
     #: Every event delivered to the execution, in the order they arrived.
     events: list[Event] = Field(default_factory=list)
+    #: The child executions it started, oldest first.
+    children: list[Execution] = Field(default_factory=list)
 
     @classmethod
     def of(cls, detail: ExecutionDetail) -> Detail:
@@ -306,6 +311,7 @@ class Detail(Wire):
             run_id=detail.run_id,
             steps=[Step.of(s, failed) for s in detail.steps],
             events=[Event.of(e) for e in detail.events],
+            children=[Execution.of(c) for c in detail.children],
         )
 
 
@@ -459,6 +465,16 @@ class EventAccepted(Wire):
     durable_execution_id: str
     event: str
     payload: JsonValue
+    accepted: bool = True
+
+
+class MessageAccepted(Wire):
+    """The message is stored: the 202 body of ``POST /api/v1/executions/{id}/messages/{topic}``
+    and what ``zart message send --json`` prints."""
+
+    durable_execution_id: str
+    topic: str
+    message: JsonValue
     accepted: bool = True
 
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import uuid
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
 import zart
-from tests.integration.runtime_helpers import count, times, wait_for_status
+from tests.integration.runtime_helpers import (
+    arrived,
+    count,
+    open_gate,
+    pass_gate,
+    times,
+    wait_for_status,
+)
 from zart import DurableScheduler
 from zart.models.tables import ID
 from zart.repositories.children import child_event_name, child_execution_id
@@ -182,3 +191,67 @@ async def test_bad_child_input_is_refused_and_starts_nothing(suspending: Durable
     assert page.total == 0
     with pytest.raises(zart.OutsideExecution):
         await zart.run_child(charge, ChargeIn(amount=1))
+
+
+@zart.step("children-gated")
+async def gated() -> str:
+    await pass_gate()
+    return "finished"
+
+
+@zart.durable("children-gated-child")
+async def gated_child(data: dict[str, str]) -> str:
+    return await gated()
+
+
+@zart.durable("children-gated-parent")
+async def gated_parent(data: dict[str, str]) -> str:
+    return await zart.run_child(gated_child, {}, data["child"])
+
+
+async def test_children_finishing_while_their_parents_are_cancelled_do_not_deadlock(
+    suspending: DurableScheduler, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The child's finish locks the parent row then its own; the parent's cancel its own row
+    then the child's: the same order, so both at once never wait for each other in a cycle
+    (a deadlock would fail a cancel here, or show as a finish_failed log line)."""
+    pairs = [(f"gp-{n}-{uuid.uuid4()}", f"gc-{n}-{uuid.uuid4()}") for n in range(20)]
+    gates = [open_gate(child) for _, child in pairs]
+    with caplog.at_level(logging.INFO, logger="zart"):
+        async with suspending.run_worker(**WORKER, concurrency=64):
+            for parent, child in pairs:
+                await suspending.start(gated_parent, {"child": child}, execution_id=parent)
+            for _, child in pairs:
+                await arrived_at_gate(child)
+
+            async def release(gate: asyncio.Event) -> None:
+                gate.set()
+
+            cancels = [suspending.cancel(parent) for parent, _ in pairs]
+            done = await asyncio.gather(*cancels, *(release(gate) for gate in gates))
+            for (parent, child), cancelled in zip(pairs, done, strict=False):
+                await wait_for_terminal(suspending, parent)
+                await wait_for_terminal(suspending, child)
+                status = (await suspending.status(parent)).status
+                # a parent that finished first (its child done) was not cancelled
+                assert status is (
+                    zart.ExecutionStatus.CANCELLED if cancelled else zart.ExecutionStatus.COMPLETED
+                )
+    actions = {getattr(r, "action", None) for r in caplog.records}
+    assert not actions & {"finish_failed", "execution_crashed", "internal_error"}
+
+
+async def arrived_at_gate(execution_id: str) -> None:
+    for _ in range(1000):
+        if execution_id in arrived and arrived[execution_id].is_set():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{execution_id} never reached its gate")
+
+
+async def wait_for_terminal(scheduler: DurableScheduler, execution_id: str) -> None:
+    for _ in range(1000):
+        if (await scheduler.status(execution_id)).is_terminal:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{execution_id} never finished")

@@ -65,6 +65,11 @@ def execution_lines(detail: ExecutionDetail) -> Iterator[str]:
     if detail.events:
         yield ""
         yield from _event_lines(record, detail.events)
+    if detail.children:
+        yield ""
+        yield f"Children: {len(detail.children)}, in the order they were started"
+        for child in detail.children:
+            yield f"  {child.execution_id}  {child.task_name}  {child.status.value}"
 
 
 def summary_lines(record: ExecutionRecord, waits: Sequence[StepRecord] = ()) -> Iterator[str]:
@@ -91,6 +96,8 @@ def summary_lines(record: ExecutionRecord, waits: Sequence[StepRecord] = ()) -> 
         yield f"  undone:  by its on_cancel, execution {record.compensation_id!r}"
     if record.compensates is not None:
         yield f"  undoes:  the cancelled execution {record.compensates!r}"
+    if record.parent_execution_id is not None:
+        yield f"  parent:  execution {record.parent_execution_id!r} started it as a child"
     if record.status is ExecutionStatus.WAITING:
         for step in waits or ():
             yield from wrapped("  waits:   ", wait_text(step))
