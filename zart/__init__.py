@@ -77,6 +77,7 @@ from zart.runtime.children import ChildHandle, run_child, start_child
 from zart.runtime.context import ExecutionInfo, context
 from zart.runtime.definitions import TimeoutScope
 from zart.runtime.functions import capture, now, step_or, step_or_else, step_outcome
+from zart.runtime.messages import recv, send
 from zart.runtime.outcomes import (
     BusinessErr,
     DeadlineExceeded,
@@ -216,7 +217,9 @@ __all__ = [
     "durable",
     "enqueue",
     "now",
+    "recv",
     "run_child",
+    "send",
     "session",
     "sleep",
     "sleep_until",

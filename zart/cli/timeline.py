@@ -92,12 +92,7 @@ def summary_lines(record: ExecutionRecord, waits: Sequence[StepRecord] = ()) -> 
     if record.tags:
         tags = ", ".join(f"{key}={value}" for key, value in record.tags.items())
         yield from wrapped("  tags:    ", tags)
-    if record.compensation_id is not None:
-        yield f"  undone:  by its on_cancel, execution {record.compensation_id!r}"
-    if record.compensates is not None:
-        yield f"  undoes:  the cancelled execution {record.compensates!r}"
-    if record.parent_execution_id is not None:
-        yield f"  parent:  execution {record.parent_execution_id!r} started it as a child"
+    yield from _link_lines(record)
     if record.status is ExecutionStatus.WAITING:
         for step in waits or ():
             yield from wrapped("  waits:   ", wait_text(step))
@@ -107,6 +102,16 @@ def summary_lines(record: ExecutionRecord, waits: Sequence[StepRecord] = ()) -> 
         yield from wrapped("  result:  ", value_text(record.result))
     elif record.error is not None:
         yield from wrapped("  error:   ", error_text(record.error))
+
+
+def _link_lines(record: ExecutionRecord) -> Iterator[str]:
+    """The executions this one is linked to: its compensation, what it undoes, its parent."""
+    if record.compensation_id is not None:
+        yield f"  undone:  by its on_cancel, execution {record.compensation_id!r}"
+    if record.compensates is not None:
+        yield f"  undoes:  the cancelled execution {record.compensates!r}"
+    if record.parent_execution_id is not None:
+        yield f"  parent:  execution {record.parent_execution_id!r} started it as a child"
 
 
 def wait_text(step: StepRecord) -> str:

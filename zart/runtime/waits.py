@@ -146,22 +146,12 @@ async def await_event(
     # The model's JSON schema lets any process that offers the event refuse a misfit.
     schema = None if model is None else model_schema(model)
     async with run.busy():  # stored before any sibling's suspension lets go of the lease
-        event = await _take_event(run, name, position, deadline, now, model, schema)
-        if event is None and deadline is not None and now >= deadline:
-            raw = {"kind": "event_timeout", "timeout_seconds": seconds, "message": f"{name!r}"}
-            await run.checkpoint(
-                run.outcome(
-                    name,
-                    StepKind.EVENT,
-                    StepStatus.FAILED,
-                    position,
-                    attempts=0,
-                    error=raw,
-                    wake_at=deadline,
-                    completed_at=now,
-                )
-            )
-            raise run.failed(name, raw, timed_out())
+        expired = None
+        if deadline is not None and now >= deadline:
+            expired = {"kind": "event_timeout", "timeout_seconds": seconds, "message": f"{name!r}"}
+        event = await _take_event(run, name, position, deadline, now, model, schema, expired)
+        if event is None and expired is not None:  # stored failed in the same transaction
+            raise run.failed(name, expired, timed_out())
         if event is None and record is None:
             timer = TimerKind.EVENT_TIMEOUT
             await run.record_wait(name, StepKind.EVENT, position, deadline, timer, schema)
@@ -179,10 +169,12 @@ async def _take_event(
     now: datetime,
     model: Any,
     schema: Any,
+    expired: Any = None,
 ) -> EventRecord | None:
     """Consume the delivered event ``name`` and complete the wait in one transaction (its
     deadline timer, if any, is called off); ``None`` when the event has not arrived. A
-    payload ``model`` refuses is stored as the wait's failure (retry-step re-opens it)."""
+    payload ``model`` refuses is stored as the wait's failure (retry-step re-opens it), and so,
+    with ``expired``, is a wait past its deadline whose event has not arrived."""
 
     def refusal(payload: Any) -> Any:
         try:
@@ -201,6 +193,8 @@ async def _take_event(
         now=now,
         refusal=None if model is None else refusal,
         event_schema=schema,
+        expired=expired,
+        wake_at=deadline,
     )
 
 

@@ -57,6 +57,7 @@ from zart.runtime.registry import (
 from zart.scheduler.base import LIVE_WORKER_WINDOW
 from zart.scheduler.bulk import BulkOperations, execution_filter
 from zart.scheduler.inspection import InspectionOperations
+from zart.scheduler.messages import MessageOperations
 from zart.scheduler.queues import QueueOperations
 from zart.scheduler.schedules import ScheduleOperations
 from zart.scheduler.starts import (
@@ -78,7 +79,9 @@ R = TypeVar("R")
 RECHECK_RUNNING_HERE = 1.0
 
 
-class DurableScheduler(BulkOperations, ScheduleOperations, QueueOperations, InspectionOperations):
+class DurableScheduler(
+    BulkOperations, ScheduleOperations, QueueOperations, InspectionOperations, MessageOperations
+):
     """Start, inspect, wait for and cancel durable executions; run workers in-process.
 
     ``DurableScheduler("postgresql+asyncpg://...")`` or ``DurableScheduler(engine=app_engine)``;
