@@ -13,7 +13,18 @@ from typing import Annotated, NoReturn
 import typer
 
 from zart import __version__
-from zart.cli import admin, bulk, db, events, executions, queues, schedules, serve, worker
+from zart.cli import (
+    admin,
+    bulk,
+    db,
+    events,
+    executions,
+    messages,
+    queues,
+    schedules,
+    serve,
+    worker,
+)
 from zart.database import mask_credentials
 from zart.errors import ZartError
 
@@ -39,6 +50,7 @@ app.command(name="wait")(executions.wait)
 app.command(name="cancel")(executions.cancel)
 app.command(name="stats")(executions.stats)
 app.add_typer(events.app, name="event")
+app.add_typer(messages.app, name="message")
 app.command(name="serve")(serve.serve)
 app.command(name="retry-step")(admin.retry_step)
 app.command(name="restart")(admin.restart)
