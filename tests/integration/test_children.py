@@ -255,3 +255,29 @@ async def wait_for_terminal(scheduler: DurableScheduler, execution_id: str) -> N
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"{execution_id} never finished")
+
+
+@zart.durable("children-bounded-parent", timeout="1h")
+async def bounded_parent(data: dict[str, Any]) -> str:
+    try:
+        await zart.start_child(slow, {}, data.get("id"))
+    except zart.ExecutionAlreadyExists:
+        return "refused"
+    return "started"
+
+
+async def test_the_parents_deadline_bounds_the_childs_and_a_foreign_id_is_refused(
+    suspending: DurableScheduler,
+) -> None:
+    async with suspending.run_worker(**WORKER):
+        parent = await suspending.start(bounded_parent, {})
+        assert await suspending.wait(parent, timeout=20) == "started"
+        child = await suspending.status(child_execution_id(parent, 0))
+        assert child.deadline_at == (await suspending.status(parent)).deadline_at
+        assert child.deadline_at is not None
+        stranger = await suspending.start(slow, {}, execution_id=f"stranger-{uuid.uuid4()}")
+        refused = await suspending.start(bounded_parent, {"id": stranger})
+        assert await suspending.wait(refused, timeout=20) == "refused"
+        assert (await suspending.status(stranger)).parent_execution_id is None
+        for execution_id in (stranger, child.execution_id):
+            await suspending.cancel(execution_id)

@@ -150,7 +150,9 @@ def start_child(
         )
     elif created.execution.parent_execution_id != lease.execution_id:
         raise ExecutionAlreadyExists(
-            f"execution {execution_id!r} exists and is not a child of {lease.execution_id!r}"
+            execution_id,
+            created.execution.status.value,
+            f"it is not a child of {lease.execution_id!r}",
         )
     yield from steps.record_step_outcome(backend, lease, start_step, now=now)
     return created

@@ -136,7 +136,7 @@ async def start_child(
     check_size(stored, run.runtime.max_payload_bytes, name="payload")
     position, record = run.take_name(f"{START_PREFIX}{run.next_position}", StepKind.CAPTURE)
     if record is not None and record.status is StepStatus.COMPLETED:
-        return ChildHandle(decode(record.result), task_name, target)
+        return ChildHandle(str(decode(record.result)), task_name, target)
     parent = run.execution
     child_id = execution_id or children_repo.child_execution_id(parent.execution_id, position)
     now = run.clock.now()
