@@ -159,10 +159,10 @@ class LeaseLost(WorkerSignal):
 
 
 class EventNotAccepted(ZartError):
-    """The execution is finished or cancelled and takes no more events."""
+    """The execution is finished or cancelled and takes no more events (or messages)."""
 
-    def __init__(self, execution_id: str, status: str) -> None:
-        super().__init__(f"execution {execution_id!r} is {status} and accepts no events")
+    def __init__(self, execution_id: str, status: str, what: str = "events") -> None:
+        super().__init__(f"execution {execution_id!r} is {status} and accepts no {what}")
         self.execution_id = execution_id
         self.status = status
 

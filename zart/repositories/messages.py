@@ -99,7 +99,7 @@ def deliver_message(
         raise ExecutionNotFound(execution_id)
     status, task_name = locked
     if status.is_terminal:
-        raise EventNotAccepted(execution_id, status.value)
+        raise EventNotAccepted(execution_id, status.value, "messages")
     pattern = _escape_like(f"{MESSAGE_PREFIX}{topic}/") + "%"
     params = {"execution_id": execution_id, "pattern": pattern}
     last = yield LAST_MESSAGE, params
