@@ -22,6 +22,7 @@ from tests.integration.runtime_helpers import (
 from zart import DurableScheduler
 from zart.models.tables import ID
 from zart.repositories.children import child_event_name, child_execution_id
+from zart.testing import WaitingForEvent, durable_test_scheduler, run_to_completion
 
 WORKER = {"poll_interval": 0.02, "lease_timeout": 5.0, "claim_ahead": 0.0}
 
@@ -281,3 +282,35 @@ async def test_the_parents_deadline_bounds_the_childs_and_a_foreign_id_is_refuse
         assert (await suspending.status(stranger)).parent_execution_id is None
         for execution_id in (stranger, child.execution_id):
             await suspending.cancel(execution_id)
+
+
+@zart.durable("children-napping-child")
+async def napping_child(n: int) -> int:
+    await zart.sleep("nap", "1h")
+    return n * 2
+
+
+@zart.durable("children-napping-parent")
+async def napping_parent(n: int) -> list[Any]:
+    doubled = await zart.run_child(napping_child, n)
+    try:
+        await zart.recv("go", timeout="1d")
+    except zart.RecvTimeout:
+        return [doubled, "no go"]
+    return [doubled, "go"]
+
+
+@zart.durable("children-inbox")
+async def inbox_without_timeout(data: dict[str, str]) -> Any:
+    return await zart.recv("go")
+
+
+async def test_run_to_completion_skips_the_time_a_parents_children_wait(
+    database_url: str,
+) -> None:
+    async with durable_test_scheduler(database_url) as scheduler:
+        parent = await scheduler.start(napping_parent, 3)
+        assert await run_to_completion(scheduler, parent, timeout=60) == [6, "no go"]
+        inbox_id = await scheduler.start(inbox_without_timeout, {})
+        with pytest.raises(WaitingForEvent, match=r"scheduler\.send\(.*'go', message\)"):
+            await run_to_completion(scheduler, inbox_id, timeout=60)
