@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ import zart
 from tests.acceptance.messages_flow import acc_inbox, acc_parent_of_child
 from tests.acceptance.test_cli_executions import error_line, ok
 from tests.acceptance.test_cli_executions import zart as zart_cli
-from tests.processes import Process
+from tests.processes import Process, running
 from zart import DurableScheduler
 from zart.api import ApiSettings, create_app
 from zart.repositories.children import child_event_name, child_execution_id
@@ -150,6 +151,12 @@ async def test_a_childs_result_cannot_be_forged_over_http_and_the_link_shows(
     assert detail["execution"]["parentExecutionId"] is None
 
 
+async def cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``zart ARGS`` in a thread: the in-process worker keeps running meanwhile (a blocked
+    event loop would hold its transactions, and their row locks, open)."""
+    return await asyncio.to_thread(zart_cli, database_url, *args)
+
+
 async def test_zart_message_send_and_zart_show(database_url: str, tmp_path: Path) -> None:
     journal = str(tmp_path / "journal.log")
     async with DurableScheduler(database_url) as scheduler:
@@ -163,22 +170,39 @@ async def test_zart_message_send_and_zart_show(database_url: str, tmp_path: Path
                 except zart.ExecutionNotFound:
                     await asyncio.sleep(0.01)
             assert "error:" in error_line(
-                zart_cli(database_url, "message", "send", child, "items", "{oops")
+                await cli(database_url, "message", "send", child, "items", "{oops")
             )
             assert "topic" in error_line(
-                zart_cli(database_url, "message", "send", child, "a/b", "1")
+                await cli(database_url, "message", "send", child, "a/b", "1")
             )
             assert "no execution" in error_line(
-                zart_cli(database_url, "message", "send", "nope", "items", "1")
+                await cli(database_url, "message", "send", "nope", "items", "1")
             )
             sent = ok(
-                zart_cli(database_url, "message", "send", child, "items", '{"n": 4}', "--json")
+                await cli(database_url, "message", "send", child, "items", '{"n": 4}', "--json")
             )
             assert json.loads(sent)["message"] == {"n": 4}
             assert await scheduler.wait(parent, timeout=30) == [4]
         events = (await scheduler.execution_detail(child)).events
     assert [e.payload for e in events] == [{"n": 4}]
-    shown = ok(zart_cli(database_url, "show", parent))
+    shown = ok(await cli(database_url, "show", parent))
     assert "Children: 1" in shown
     assert child in shown
-    assert f"parent:  execution {parent!r}" in ok(zart_cli(database_url, "status", child))
+    assert f"parent:  execution {parent!r}" in ok(await cli(database_url, "status", child))
+
+
+def test_a_sync_app_sends_messages(database_url: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZART_")}
+    arguments = [sys.executable, "-m", "zart", "worker", "tests.acceptance.messages_flow"]
+    env = {**env, "ZART_DATABASE_URL": database_url, "ZART_POLL_INTERVAL": "0.05"}
+    with (
+        running(arguments, cwd=ROOT, env=env, ready=" running "),
+        zart.DurableScheduler(database_url).sync() as sync,
+    ):
+        journal = str(tmp_path / "journal.log")
+        execution_id = sync.start(acc_inbox, {"journal": journal, "count": 2})
+        sync.send(execution_id, "items", {"n": 1})
+        sync.send(execution_id, "items", {"n": 2}, sender="flask")
+        assert sync.wait(execution_id, timeout=30) == [1, 2]
+        with pytest.raises(zart.InvalidName):
+            sync.send(execution_id, "a/b", {"n": 3})

@@ -126,6 +126,12 @@ class SyncScheduler:
         """:meth:`DurableScheduler.offer_event`."""
         self._call(self.scheduler.offer_event(execution_id, name, payload, sender=sender))
 
+    def send(
+        self, execution_id: str, topic: str, message: Any = None, *, sender: str | None = None
+    ) -> None:
+        """:meth:`DurableScheduler.send` (a message for ``zart.recv(topic)``)."""
+        self._call(self.scheduler.send(execution_id, topic, message, sender=sender))
+
     def cancel(self, execution_id: str) -> bool:
         """:meth:`DurableScheduler.cancel`."""
         return self._call(self.scheduler.cancel(execution_id))
