@@ -269,8 +269,14 @@ async def _drive(
         parked = _parked(clock, record)
         if parked and not skip_time:
             return record
-        # A parent waiting for its children: their wake-ups are its own.
-        family = [record, *await _unfinished_children(scheduler, record)] if parked else [record]
+        family = [record]
+        if parked:  # a parent waiting for its children: their wake-ups are its own
+            children = await _unfinished_children(scheduler, record)
+            # read again after its children: a child that ended since has woken it
+            record = await scheduler.status(execution_id)
+            family = [record, *children]
+            if not _parked(clock, record):
+                continue
         targets = [_next_wake_up(clock, member, busy) for member in family] if skip_time else []
         target = min((t for t in targets if t is not None), default=None)
         if target is not None:

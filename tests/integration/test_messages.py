@@ -118,16 +118,18 @@ async def test_a_send_in_a_transaction_that_rolls_back_delivers_nothing(
     suspending: DurableScheduler,
 ) -> None:
     async with suspending.run_worker(**WORKER):
-        execution_id = await suspending.start(inbox, {"count": 1})
+        execution_id = await suspending.start(inbox, {"count": 2})
         async with AsyncSession(suspending.engine) as session, session.begin():
             await suspending.send(execution_id, "items", "kept", session=session)
         async with AsyncSession(suspending.engine) as session:
             await session.begin()
             await suspending.send(execution_id, "items", "rolled back", session=session)
             await session.rollback()
-        assert await suspending.wait(execution_id, timeout=20) == ["kept"]
+        await suspending.send(execution_id, "items", "last")
+        assert await suspending.wait(execution_id, timeout=20) == ["kept", "last"]
         events = (await suspending.execution_detail(execution_id)).events
-    assert [e.payload for e in events] == ["kept"]
+    assert [e.payload for e in events] == ["kept", "last"]
+    assert [e.name for e in events] == [message_name("items", 1), message_name("items", 2)]
 
 
 @zart.durable("messages-bad-send")

@@ -1,11 +1,13 @@
 """Child executions: started as a step of their parent, their end told to the parent as a
 reserved event, cancelled with it.
 
-Lock order, everywhere: **the parent's row before the child's** (``docs/architecture.md``,
-"Child executions"). A child's finish locks its parent first, then finishes itself; a
-parent's cancel updates its own row, then its children's (in ``execution_id`` order); a
-child's cancel locks its parent first. So a child finishing while its parent is cancelled
-never waits for the other in a cycle on PostgreSQL (SQLite's one writer orders them anyway).
+Lock order, everywhere: a transaction that writes a child's row and its parent's locks
+**both first, in one statement, in ``execution_id`` order**
+(:func:`~zart.repositories.executions.lock_executions`; ``docs/architecture.md``, "Child
+executions and messages"): a child's finish, a child's cancel, a parent's cancel (its whole
+family). So a child finishing while its parent is cancelled never waits for the other in a
+cycle on PostgreSQL, nor with a heartbeat or a group checkpoint, which lock in that order too
+(SQLite's one writer orders them anyway).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from zart.repositories.executions import (
     ACTIVE_VALUES,
     cancel_execution,
     create_execution,
-    lock_execution,
+    lock_executions,
     wake_execution,
 )
 from zart.repositories.executors import Backend, Operation, reads
@@ -198,15 +200,34 @@ def finish_child(
     channel: str | None = None,
 ) -> Operation[ExecutionRecord]:
     """:func:`~zart.repositories.leases.finish_execution` of a child, and its end told to its
-    parent, in one transaction: the parent's row locked first (the module's lock order)."""
+    parent, in one transaction: both rows locked first, in one statement (the module's lock
+    order)."""
     parent_id = execution.parent_execution_id
-    parent = None if parent_id is None else (yield from lock_execution(backend, parent_id))
+    locked = yield from lock_executions(
+        backend, [execution.execution_id] if parent_id is None else [parent_id, lease.execution_id]
+    )
     record = yield from finish_execution(
         backend, lease, execution=execution, status=status, result=result, error=error, now=now
     )
+    parent = None if parent_id is None else locked.get(parent_id)
     if parent_id is not None and parent is not None and not parent[0].is_terminal:
         yield from _tell_parent(backend, parent_id, parent[1], record, now=now, channel=channel)
     return record
+
+
+def _descendants(backend: Backend, execution_id: str) -> Operation[list[str]]:
+    """The unfinished children of an execution started with ``parent_close="cancel"``, and
+    theirs, parents before their children."""
+    found: list[str] = []
+    parents = [execution_id]
+    while parents:
+        children = []
+        for parent in parents:
+            rows_ = yield CHILDREN_TO_CANCEL, {"parent": parent, "active": ACTIVE_VALUES}
+            children += [r["execution_id"] for r in rows_]
+        found += children
+        parents = children
+    return found
 
 
 def cancel_family(
@@ -217,39 +238,31 @@ def cancel_family(
     compensated: Collection[str] = frozenset(),
     seen_since: datetime | None = None,
     channel: str | None = None,
-    parent_locked: bool = False,
 ) -> Operation[ExecutionRecord | None]:
     """:func:`~zart.repositories.executions.cancel_execution`, plus: a child's cancel is told
-    to its parent (whose row is locked first), and a parent's cancel cancels its unfinished
-    children started with ``parent_close="cancel"`` (and theirs), in the same transaction."""
-    parent_id = None
-    if not parent_locked:
-        found = yield PARENT_OF, {"execution_id": execution_id}
-        parent_id = found[0]["parent_execution_id"] if found else None
-    parent = None if parent_id is None else (yield from lock_execution(backend, parent_id))
-    record = yield from cancel_execution(
-        backend,
-        execution_id,
-        now=now,
-        compensated=compensated,
-        seen_since=seen_since,
-        channel=channel,
-    )
+    to its parent, and a parent's cancel cancels its unfinished children started with
+    ``parent_close="cancel"`` (and theirs), in the same transaction. The rows are locked
+    first, in one statement (the module's lock order); a child started meanwhile is found
+    again under the locks (its start, which must share-lock the parent, has committed or
+    waits for this cancel, and then fails its fence)."""
+    found = yield PARENT_OF, {"execution_id": execution_id}
+    parent_id = found[0]["parent_execution_id"] if found else None
+    family = [execution_id, *(yield from _descendants(backend, execution_id))]
+    locked = yield from lock_executions(backend, [*family, *([parent_id] if parent_id else [])])
+    cancel: dict[str, Any] = {
+        "now": now,
+        "compensated": compensated,
+        "seen_since": seen_since,
+        "channel": channel,
+    }
+    record = yield from cancel_execution(backend, execution_id, **cancel)
     if record is None:
         return None
+    parent = None if parent_id is None else locked.get(parent_id)
     if parent_id is not None and parent is not None and not parent[0].is_terminal:
         yield from _tell_parent(backend, parent_id, parent[1], record, now=now, channel=channel)
-    children = yield CHILDREN_TO_CANCEL, {"parent": execution_id, "active": ACTIVE_VALUES}
-    for child in children:
-        yield from cancel_family(
-            backend,
-            child["execution_id"],
-            now=now,
-            compensated=compensated,
-            seen_since=seen_since,
-            channel=channel,
-            parent_locked=True,
-        )
+    for child_id in (yield from _descendants(backend, execution_id)):
+        yield from cancel_execution(backend, child_id, **cancel)
     return record
 
 

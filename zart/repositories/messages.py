@@ -21,7 +21,12 @@ from zart.models import EventRow, ExecutionRow, StepKind, StepRow, StepStatus, t
 from zart.models.names import check_path_segment
 from zart.repositories import rows, steps, wakeups
 from zart.repositories.events import DELIVER
-from zart.repositories.executions import _escape_like, lock_execution, wake_execution
+from zart.repositories.executions import (
+    _escape_like,
+    lock_execution,
+    lock_executions,
+    wake_execution,
+)
 from zart.repositories.executors import Backend, Operation
 from zart.repositories.records import EventDelivery, Lease
 from zart.repositories.statements import Statement
@@ -133,10 +138,9 @@ def send_from_run(
 ) -> Operation[EventDelivery]:
     """``zart.send`` from a handler: the message delivered and ``send_step`` recorded as a
     step of the sender (fenced by ``lease``) in one transaction, so a replay, or a resume
-    after a crash, finds the step and sends nothing again. The two execution rows are locked
-    in ``execution_id`` order (the sender's ``FOR SHARE`` by the checkpoint, the receiver's
-    ``FOR UPDATE`` by the delivery): two executions sending to each other at once never wait
-    for each other in a cycle."""
+    after a crash, finds the step and sends nothing again. Both execution rows are locked first,
+    in one statement in ``execution_id`` order: two executions sending to each other at once
+    never wait for each other in a cycle (nor with a heartbeat holding both leases)."""
     deliver = {
         "execution_id": execution_id,
         "topic": topic,
@@ -145,9 +149,7 @@ def send_from_run(
         "sender": lease.execution_id,
         "channel": channel,
     }
-    if lease.execution_id < execution_id:
-        yield from steps.record_step_outcome(backend, lease, send_step, now=now)
-        return (yield from deliver_message(backend, **deliver))
+    yield from lock_executions(backend, [lease.execution_id, execution_id])
     delivery = yield from deliver_message(backend, **deliver)
     yield from steps.record_step_outcome(backend, lease, send_step, now=now)
     return delivery
