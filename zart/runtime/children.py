@@ -131,7 +131,7 @@ async def start_child(
     if parent_close not in children_repo.PARENT_CLOSE_VALUES:
         raise ConfigurationError(f"parent_close= is 'cancel' or 'abandon', not {parent_close!r}")
     if execution_id is not None:
-        check_path_segment(check_name(execution_id, "child execution id"), "child execution id")
+        check_path_segment(execution_id, "child execution id")
     stored = to_json(payload, name="payload") if target is None else target.payload_from(payload)
     check_size(stored, run.runtime.max_payload_bytes, name="payload")
     position, record = run.take_name(f"{START_PREFIX}{run.next_position}", StepKind.CAPTURE)
