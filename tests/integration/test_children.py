@@ -314,3 +314,17 @@ async def test_run_to_completion_skips_the_time_a_parents_children_wait(
         inbox_id = await scheduler.start(inbox_without_timeout, {})
         with pytest.raises(WaitingForEvent, match=r"scheduler\.send\(.*'go', message\)"):
             await run_to_completion(scheduler, inbox_id, timeout=60)
+
+
+async def test_a_restarted_parent_starts_new_children(suspending: DurableScheduler) -> None:
+    async with suspending.run_worker(**WORKER):
+        parent = await suspending.start(order, {"amount": 2})
+        assert await suspending.wait(parent, timeout=20) == {"type": "Charged", "receipt": "r-2"}
+        await suspending.restart(parent)
+        assert await suspending.wait(parent, timeout=20) == {"type": "Charged", "receipt": "r-2"}
+        children = (await suspending.execution_detail(parent)).children
+    assert [c.execution_id for c in children] == [
+        child_execution_id(parent, 0),
+        child_execution_id(parent, 0, 2),
+    ]
+    assert child_execution_id(parent, 0, 2) == f"{parent}.r2.child-0"

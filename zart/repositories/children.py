@@ -94,10 +94,11 @@ def _fit(text: str, prefix: str = "") -> str:
     return f"{prefix}{text[: ID - len(prefix) - 66]}~{digest}"
 
 
-def child_execution_id(parent_execution_id: str, position: int) -> str:
-    """The default id of the child a parent starts at step ``position``: the same on every
-    replay, so a replay finds the child it started rather than starting another."""
-    suffix = f".child-{position}"
+def child_execution_id(parent_execution_id: str, position: int, run: int = 1) -> str:
+    """The default id of the child a parent starts at step ``position`` of its ``run``-th run:
+    the same on every replay, so a replay finds the child it started rather than starting
+    another (a restart's new run starts new children)."""
+    suffix = f".child-{position}" if run == 1 else f".r{run}.child-{position}"
     if len(parent_execution_id) + len(suffix) <= ID:
         return parent_execution_id + suffix
     digest = hashlib.sha256(parent_execution_id.encode("utf-8", "surrogatepass")).hexdigest()

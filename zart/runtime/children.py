@@ -138,7 +138,9 @@ async def start_child(
     if record is not None and record.status is StepStatus.COMPLETED:
         return ChildHandle(str(decode(record.result)), task_name, target)
     parent = run.execution
-    child_id = execution_id or children_repo.child_execution_id(parent.execution_id, position)
+    child_id = execution_id or children_repo.child_execution_id(
+        parent.execution_id, position, parent.run_count
+    )
     now = run.clock.now()
     start_step = run.outcome(
         f"{START_PREFIX}{position}",
