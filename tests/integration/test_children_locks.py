@@ -2,7 +2,8 @@
 would deadlock forced (PostgreSQL): the finish runs its first statement and stops; the cancel
 starts and blocks on a lock; then the finish goes on. Both commit when every transaction locks
 the two rows in one order; a finish that locked its own row before its parent's would meet
-the cancel in a cycle here, and PostgreSQL would abort one of them."""
+the cancel in a cycle here, and PostgreSQL would abort one of them. Likewise two handlers
+sending each other a message at once."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zart.clock import SYSTEM_CLOCK
 from zart.models import ExecutionStatus, StepKind, StepStatus
-from zart.repositories import children, claims, executions, steps
+from zart.repositories import children, claims, events, executions, messages, steps
 from zart.repositories.executors import ConnectionExecutor, Rows, drive
 from zart.repositories.records import ClaimedExecution, Lease
 from zart.repositories.statements import Statement
@@ -148,3 +149,81 @@ async def test_a_child_finishing_while_its_parent_is_cancelled_commits_both(
         )
     assert child is not None
     assert child.status is ExecutionStatus.COMPLETED  # finished before the cancel reached it
+
+
+async def _running(engine: AsyncEngine, name: str) -> tuple[Lease, str]:
+    now = SYSTEM_CLOCK.now()
+    execution_id = f"{name}-{uuid.uuid4()}"
+    lease = Lease(execution_id, str(uuid.uuid4()), "test-worker", now + timedelta(minutes=5))
+    async with engine.begin() as conn:
+        created = await ConnectionExecutor(conn).run(
+            executions.create_execution,
+            execution_id=execution_id,
+            task_name="lock-sender",
+            payload=None,
+            now=now,
+            lease=lease,
+        )
+    return lease, created.execution.run_id
+
+
+def _send(backend: Any, lease: Lease, run_id: str, to: str) -> Any:
+    now = SYSTEM_CLOCK.now()
+    step = steps.StepOutcome(
+        run_id=run_id,
+        name="zart/send/0",
+        kind=StepKind.CAPTURE,
+        status=StepStatus.COMPLETED,
+        position=0,
+        attempts=1,
+        result={"execution_id": to, "topic": "t"},
+        completed_at=now,
+    )
+    return messages.send_from_run(
+        backend, lease, send_step=step, execution_id=to, topic="t", message=1, now=now
+    )
+
+
+async def test_two_executions_sending_to_each_other_at_once_both_commit(
+    engine: AsyncEngine,
+) -> None:
+    (a, a_run), (b, b_run) = await _running(engine, "lock-a"), await _running(engine, "lock-b")
+    paused, go_on = asyncio.Event(), asyncio.Event()
+    async with engine.connect() as first, engine.connect() as second:
+        await first.begin()
+        sender = ConnectionExecutor(first)
+        calls = 0
+
+        async def stop_after_the_first(statement: Statement, params: Mapping[str, Any]) -> Rows:
+            nonlocal calls
+            found = await sender._execute(statement, params)
+            calls += 1
+            if calls == 1:
+                paused.set()
+                await go_on.wait()
+            return found
+
+        a_to_b = asyncio.create_task(
+            drive(_send(sender.backend, a, a_run, b.execution_id), stop_after_the_first)
+        )
+        await paused.wait()
+        pid = (await second.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+
+        async def b_to_a() -> Any:
+            other = ConnectionExecutor(second)
+            sent = await drive(_send(other.backend, b, b_run, a.execution_id), other._execute)
+            await second.commit()
+            return sent
+
+        reverse = asyncio.create_task(b_to_a())
+        await _waits_for_a_lock(engine, pid, reverse)
+        go_on.set()
+        await a_to_b
+        await first.commit()
+        await reverse
+    async with engine.connect() as conn:
+        db = ConnectionExecutor(conn)
+        got_a = await db.run(events.list_events, a.execution_id)
+        got_b = await db.run(events.list_events, b.execution_id)
+    assert [e.name for e in got_a] == [messages.message_name("t", 1)]
+    assert [e.name for e in got_b] == [messages.message_name("t", 1)]
