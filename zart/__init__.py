@@ -21,6 +21,7 @@ from typing import Any, TypeVar, overload
 
 from zart.durations import RetryPolicy
 from zart.errors import (
+    ChildFailed,
     ConfigurationError,
     DuplicateStepName,
     EventAlreadyDelivered,
@@ -46,6 +47,7 @@ from zart.errors import (
     PauseRuleNotFound,
     PublishedValueTimeout,
     QueueNotFound,
+    RecvTimeout,
     RetryExhausted,
     RunNotFound,
     ScheduleNotFound,
@@ -74,9 +76,11 @@ from zart.repositories.records import (
     StepDetail,
     StepRecord,
 )
+from zart.runtime.children import ChildHandle, run_child, start_child
 from zart.runtime.context import ExecutionInfo, context
 from zart.runtime.definitions import TimeoutScope
 from zart.runtime.functions import capture, now, step_or, step_or_else, step_outcome
+from zart.runtime.messages import recv, send
 from zart.runtime.outcomes import (
     BusinessErr,
     DeadlineExceeded,
@@ -145,6 +149,8 @@ __all__ = [
     "BulkResult",
     "BusinessErr",
     "CatchupPolicy",
+    "ChildFailed",
+    "ChildHandle",
     "ConfigurationError",
     "DeadlineExceeded",
     "DuplicateStepName",
@@ -187,6 +193,7 @@ __all__ = [
     "PublishedValueTimeout",
     "Queue",
     "QueueNotFound",
+    "RecvTimeout",
     "RetriedStep",
     "RetryExhausted",
     "RetryPolicy",
@@ -222,9 +229,13 @@ __all__ = [
     "now",
     "patched",
     "publish",
+    "recv",
+    "run_child",
+    "send",
     "session",
     "sleep",
     "sleep_until",
+    "start_child",
     "step",
     "step_or",
     "step_or_else",

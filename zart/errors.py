@@ -161,10 +161,10 @@ class LeaseLost(WorkerSignal):
 
 
 class EventNotAccepted(ZartError):
-    """The execution is finished or cancelled and takes no more events."""
+    """The execution is finished or cancelled and takes no more events (or messages)."""
 
-    def __init__(self, execution_id: str, status: str) -> None:
-        super().__init__(f"execution {execution_id!r} is {status} and accepts no events")
+    def __init__(self, execution_id: str, status: str, what: str = "events") -> None:
+        super().__init__(f"execution {execution_id!r} is {status} and accepts no {what}")
         self.execution_id = execution_id
         self.status = status
 
@@ -406,3 +406,32 @@ class NothingPublished(ZartError, LookupError):
         self.execution_id = execution_id
         self.key = key
         self.status = status
+
+
+class ChildFailed(ZartError):
+    """A child execution (``zart.run_child``, ``handle.result()``) failed with an error whose
+    own class cannot be rebuilt here, or was cancelled. A child's error whose class is
+    importable is raised as itself, like a step's business error."""
+
+    def __init__(self, child_execution_id: str, status: str, message: str) -> None:
+        super().__init__(child_execution_id, status, message)
+        self.child_execution_id = child_execution_id
+        self.status = status
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"child execution {self.child_execution_id!r} {self.status}: {self.message}"
+
+
+class RecvTimeout(ZartError, TimeoutError):
+    """``zart.recv`` reached its timeout before a message of the topic arrived. Stored as an
+    explicit timed-out outcome, like :class:`EventTimeout`: replays raise it again."""
+
+    def __init__(self, topic: str, timeout_seconds: float | None = None) -> None:
+        after = "" if timeout_seconds is None else f" within {timeout_seconds:g}s"
+        super().__init__(f"no message on topic {topic!r} arrived{after}")
+        self.topic = topic
+        self.timeout_seconds = timeout_seconds
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.topic, self.timeout_seconds))

@@ -48,7 +48,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zart.durations import parse_duration
 from zart.errors import ConfigurationError, WaitTimedOut, ZartError
 from zart.models import ExecutionStatus, StepKind
+from zart.repositories import children as children_repo
 from zart.repositories import reset as reset_repo
+from zart.repositories.messages import MESSAGE_PREFIX
 from zart.repositories.records import ExecutionRecord
 from zart.runtime.registry import ExecutionId, declared_schedules
 from zart.runtime.replays import DEFAULT_LIMIT as DEFAULT_REPLAY_LIMIT
@@ -87,10 +89,13 @@ class WaitingForEvent(ZartError):
         else:
             names = ", ".join(repr(name) for name in self.events)
             noun = "event" if len(self.events) == 1 else "events"
+            deliver = f"scheduler.offer_event({execution_id!r}, {self.events[0]!r}, payload)"
+            if self.events[0].startswith(MESSAGE_PREFIX):  # zart.recv(topic)
+                topic = self.events[0][len(MESSAGE_PREFIX) :].rsplit("/", 1)[0]
+                deliver = f"scheduler.send({execution_id!r}, {topic!r}, message)"
             message = (
                 f"execution {execution_id!r} waits for {noun} {names} with no timeout, so"
-                f" skipping time cannot finish it; deliver it with scheduler.offer_event("
-                f"{execution_id!r}, {self.events[0]!r}, payload)"
+                f" skipping time cannot finish it; deliver it with {deliver}"
             )
         super().__init__(message)
 
@@ -263,26 +268,59 @@ async def _drive(
             return record
         workers = _workers_of(scheduler)
         busy = any(worker.in_flight for worker in workers)
-        parked = record.status is ExecutionStatus.WAITING and (
-            record.claimable_at is None or record.claimable_at > clock.now()
-        )
+        parked = _parked(clock, record)
         if parked and not skip_time:
             return record
-        target = _next_wake_up(clock, record, busy) if skip_time else None
+        family = [record]
+        if parked:  # a parent waiting for its children: their wake-ups are its own
+            children = await _unfinished_children(scheduler, record)
+            # read again after its children: a child that ended since has woken it
+            record = await scheduler.status(execution_id)
+            family = [record, *children]
+            if not _parked(clock, record):
+                continue
+        targets = [_next_wake_up(clock, member, busy) for member in family] if skip_time else []
+        target = min((t for t in targets if t is not None), default=None)
         if target is not None:
             clock.advance_to(target)
             _wake(workers)
             pause = _FIRST_PAUSE
             continue
-        if parked and record.claimable_at is None and not busy:
-            raise await _waiting_for_event(scheduler, record)
-        if not parked:
+        stuck = all(_parked(clock, m) and m.claimable_at is None for m in family)
+        if stuck and not busy:
+            raise await _waiting_for_event(scheduler, family[-1])
+        if not all(_parked(clock, member) for member in family):
             _wake(workers)  # it is due: have the workers look now rather than at their next poll
         remaining = give_up - loop.time()
         if remaining <= 0:
             raise WaitTimedOut(execution_id, limit)
         await asyncio.sleep(min(pause, remaining))
         pause = min(pause * 2, _LONGEST_PAUSE)
+
+
+def _parked(clock: FakeClock, record: ExecutionRecord) -> bool:
+    return record.status is ExecutionStatus.WAITING and (
+        record.claimable_at is None or record.claimable_at > clock.now()
+    )
+
+
+async def _unfinished_children(
+    scheduler: DurableScheduler, record: ExecutionRecord
+) -> list[ExecutionRecord]:
+    """The unfinished children of ``record``, and theirs (``zart.run_child``)."""
+    found: list[ExecutionRecord] = []
+    parents = [record.execution_id]
+    async with scheduler.store.reading() as db:
+        while parents:
+            children = [
+                child
+                for parent in parents
+                for child in await db.run(children_repo.children_of, parent)
+                if not child.is_terminal
+            ]
+            found += children
+            parents = [child.execution_id for child in children]
+    return found
 
 
 def _next_wake_up(clock: FakeClock, record: ExecutionRecord, busy: bool) -> datetime | None:

@@ -87,6 +87,8 @@ class Execution(Wire):
     #: Claims in a row that ended without the worker reporting back (``crash_loop`` at the
     #: handler's ``max_claims``).
     crashed_claims: int
+    #: The execution that started this one as a child (``zart.run_child``), if any.
+    parent_execution_id: str | None = None
 
     @classmethod
     def of(cls, record: ExecutionRecord) -> Execution:
@@ -107,6 +109,7 @@ class Execution(Wire):
             compensates=record.compensates,
             tags=record.tags,
             crashed_claims=record.crashed_claims,
+            parent_execution_id=record.parent_execution_id,
         )
 
 
@@ -309,6 +312,8 @@ class Detail(Wire):
     divergence: Divergence | None = None
     #: The patches (``zart.patched``) the shown run took, in the order it met them.
     patches: list[str] = Field(default_factory=list)
+    #: The child executions it started, oldest first.
+    children: list[Execution] = Field(default_factory=list)
 
     @classmethod
     def of(cls, detail: ExecutionDetail) -> Detail:
@@ -326,6 +331,7 @@ class Detail(Wire):
                 for s in detail.steps
                 if s.step.name.startswith(PATCH_PREFIX)
             ],
+            children=[Execution.of(c) for c in detail.children],
         )
 
 
@@ -488,6 +494,16 @@ class EventAccepted(Wire):
     durable_execution_id: str
     event: str
     payload: JsonValue
+    accepted: bool = True
+
+
+class MessageAccepted(Wire):
+    """The message is stored: the 202 body of ``POST /api/v1/executions/{id}/messages/{topic}``
+    and what ``zart message send --json`` prints."""
+
+    durable_execution_id: str
+    topic: str
+    message: JsonValue
     accepted: bool = True
 
 

@@ -29,7 +29,7 @@ EXECUTION_KEYS = {
     *("version", "result"),
     # ... and what the CLI adds
     *("error", "runId", "runCount", "updatedAt", "crashedClaims"),
-    *("compensationId", "compensates", "tags"),
+    *("compensationId", "compensates", "tags", "parentExecutionId"),
 }
 
 
@@ -133,7 +133,16 @@ def test_a_worker_runs_what_the_cli_starts_and_the_cli_shows_it(database_url: st
     assert "error: retries exhausted after 2 attempts; bob is unreachable (attempt 1)" in shown
 
     detail = json.loads(ok(zart(database_url, "show", "doomed-1", "--json")))
-    assert set(detail) == {"execution", "runs", "runId", "steps", "events", "divergence", "patches"}
+    assert set(detail) == {
+        "execution",
+        "runs",
+        "runId",
+        "steps",
+        "events",
+        "divergence",
+        "patches",
+        "children",
+    }
     assert detail["execution"]["durableExecutionId"] == "doomed-1"
     assert [run["runIndex"] for run in detail["runs"]] == [1]
     assert detail["runs"][0]["runId"] == detail["runId"] == detail["execution"]["runId"]

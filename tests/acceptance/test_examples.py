@@ -137,6 +137,20 @@ FACTS: dict[str, list[str]] = {
         r"^  hourly-sync@2030-10-28T04:00:00Z: started",
         r"next fire time 08:00 UTC \(was 05:00 UTC; paused times are not caught up\)$",
     ],
+    "children.py": [
+        r"^order ada: Receipt ch_ada_4990, labels label-a, label-b, label-c$",
+        r"^order bob: declined: \('bob', 99000\)$",
+        r"^children of [0-9a-f]{8}\.\.\.: 4$",
+        r"^  charge: completed, started by its parent$",
+        r"^  ship-parcel: completed, started by its parent$",
+    ],
+    "messages.py": [
+        r"^  ada: my printer is on fire\n  bob: unplug it\n  ada: thanks, solved$",
+        r"^desk saw ticket ticket-1 close$",
+        r"^an idle ticket: \(closed: nobody wrote for a while\)$",
+        r"^a message after the end: execution 'ticket-1' is completed and accepts no messages$",
+        r"^a message to nobody: no execution with id 'no-such-ticket'$",
+    ],
     "crash_recovery.py": [
         r"^  reserve-stock +pass 1$",
         r"^  charge-card +pass 1$",

@@ -111,7 +111,7 @@ async def test_start_get_wait_list_and_stats(
     pinned = {"name", "durableExecutionId", "payload", "status", "scheduledAt", "completedAt"}
     pinned |= {"version", "result"}
     added = {"error", "runId", "runCount", "updatedAt", "crashedClaims"}
-    added |= {"compensationId", "compensates", "tags"}
+    added |= {"compensationId", "compensates", "tags", "parentExecutionId"}
     assert set(execution) == pinned | added
     assert execution["status"] == "completed"
     assert execution["result"]["charged"] == "charged user:a@b.c 5"
@@ -445,7 +445,16 @@ async def test_a_failed_step_retried_over_http_succeeds(
 
     assert done.json()["status"] == "completed"
     detail = (await client.get(f"{admin}/detail")).json()
-    assert set(detail) == {"execution", "runs", "runId", "steps", "events", "divergence", "patches"}
+    assert set(detail) == {
+        "execution",
+        "runs",
+        "runId",
+        "steps",
+        "events",
+        "divergence",
+        "patches",
+        "children",
+    }
     assert len(detail["runs"]) == 1
     charge_step = next(s for s in detail["steps"] if s["name"] == "http-charge")
     assert charge_step["status"] == "completed"

@@ -48,3 +48,17 @@ def typed_sync(scheduler: zart.DurableScheduler) -> None:
     with scheduler.sync() as sync:
         execution_id = sync.start(checkout, OrderInput(order_id=1))
         assert_type(sync.wait(execution_id), Receipt)
+
+
+@zart.durable("typed-parent")
+async def typed_parent(order: OrderInput) -> int:
+    receipt = await zart.run_child(checkout, order)
+    assert_type(receipt, Receipt)
+    handle = await zart.start_child(checkout, order, parent_close="abandon")
+    assert_type(handle, zart.ChildHandle[Receipt])
+    assert_type(await handle.result(), Receipt)
+    assert_type(await zart.run_child("typed-checkout", {"order_id": 2}), Any)
+    assert_type(await zart.recv("topic", timeout="1h", model=OrderInput), OrderInput)
+    assert_type(await zart.recv("topic"), Any)
+    await zart.send("other", "topic", {"n": 1})
+    return receipt.total

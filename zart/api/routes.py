@@ -15,6 +15,7 @@ from fastapi.security import HTTPBearer
 from zart.api.auth import configured_token, guarded_route
 from zart.api.dashboard import dashboard_router
 from zart.api.errors import ApiError
+from zart.api.messages import message_routes
 from zart.api.operations import inspection_routes
 from zart.api.queues import queue_routes
 from zart.api.streams import stream_routes
@@ -98,6 +99,7 @@ def create_router(
     versioning_routes(router, scheduler, _errors)
     inspection_routes(router, scheduler)
     stream_routes(router, scheduler)
+    message_routes(router, scheduler, _errors)
     if dashboard:
         router.include_router(dashboard_router(token))
     return router

@@ -19,6 +19,7 @@ from zart.cli import (
     db,
     events,
     executions,
+    messages,
     queues,
     schedules,
     serve,
@@ -50,6 +51,7 @@ app.command(name="wait")(executions.wait)
 app.command(name="cancel")(executions.cancel)
 app.command(name="stats")(executions.stats)
 app.add_typer(events.app, name="event")
+app.add_typer(messages.app, name="message")
 app.command(name="serve")(serve.serve)
 app.command(name="retry-step")(admin.retry_step)
 app.command(name="restart")(admin.restart)

@@ -74,6 +74,11 @@ def execution_lines(detail: ExecutionDetail) -> Iterator[str]:
     if detail.events:
         yield ""
         yield from _event_lines(record, detail.events)
+    if detail.children:
+        yield ""
+        yield f"Children: {len(detail.children)}, in the order they were started"
+        for child in detail.children:
+            yield f"  {child.execution_id}  {child.task_name}  {child.status.value}"
 
 
 def _held_lines(held: str | None) -> Iterator[str]:
@@ -107,10 +112,7 @@ def summary_lines(
     if record.tags:
         tags = ", ".join(f"{key}={value}" for key, value in record.tags.items())
         yield from wrapped("  tags:    ", tags)
-    if record.compensation_id is not None:
-        yield f"  undone:  by its on_cancel, execution {record.compensation_id!r}"
-    if record.compensates is not None:
-        yield f"  undoes:  the cancelled execution {record.compensates!r}"
+    yield from _link_lines(record)
     yield from _held_lines(held)
     if record.status is ExecutionStatus.WAITING:
         for step in waits or ():
@@ -121,6 +123,16 @@ def summary_lines(
         yield from wrapped("  result:  ", value_text(record.result))
     elif record.error is not None:
         yield from wrapped("  error:   ", error_text(record.error))
+
+
+def _link_lines(record: ExecutionRecord) -> Iterator[str]:
+    """The executions this one is linked to: its compensation, what it undoes, its parent."""
+    if record.compensation_id is not None:
+        yield f"  undone:  by its on_cancel, execution {record.compensation_id!r}"
+    if record.compensates is not None:
+        yield f"  undoes:  the cancelled execution {record.compensates!r}"
+    if record.parent_execution_id is not None:
+        yield f"  parent:  execution {record.parent_execution_id!r} started it as a child"
 
 
 def wait_text(step: StepRecord) -> str:

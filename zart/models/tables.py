@@ -110,6 +110,11 @@ class ExecutionRow(Base):
     #: revision 0013; ``docs/queues.md``).
     singleton_key: Mapped[str | None] = mapped_column(String(ID))
     debounce_key: Mapped[str | None] = mapped_column(String(ID))
+    #: A child execution's parent (``zart.run_child`` / ``start_child``; no foreign key: a
+    #: parent pruned before its child leaves the child alone) and what the parent's cancel
+    #: does to it: ``cancel`` or ``abandon`` (revision 0014; ``docs/composition.md``).
+    parent_execution_id: Mapped[str | None] = mapped_column(String(ID))
+    parent_close: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         CheckConstraint(_one_of("status", ExecutionStatus), name="status"),
@@ -153,6 +158,13 @@ class ExecutionRow(Base):
             unique=True,
             postgresql_where=text(DEBOUNCE_WHERE),
             sqlite_where=text(DEBOUNCE_WHERE),
+        ),
+        # A parent's children (its cancel, its detail); children only (revision 0014).
+        Index(
+            "ix_zart_executions_parent",
+            "parent_execution_id",
+            postgresql_where=text("parent_execution_id IS NOT NULL"),
+            sqlite_where=text("parent_execution_id IS NOT NULL"),
         ),
         # Retention: the oldest finished executions first (revision 0008).
         Index(

@@ -174,6 +174,8 @@ def take_event(
     now: datetime,
     refusal: Callable[[Any], Any] | None = None,
     event_schema: Any = None,
+    expired: Any = None,
+    wake_at: datetime | None = None,
 ) -> Operation[EventRecord | None]:
     """A wait for the event ``name`` takes it, in one transaction: the event consumed, the
     wait's step stored ``completed`` with its payload (fenced by ``lease``) and, when the wait
@@ -181,9 +183,30 @@ def take_event(
 
     ``refusal(payload)`` is the stored error of a payload the wait's model refuses (``None``:
     it fits); such a wait is stored ``failed``, keeping ``event_schema``, so that retry-step
-    can re-open it for a new event."""
+    can re-open it for a new event.
+
+    ``expired``: the wait's deadline has passed, and this is the error to store it ``failed``
+    with when the event has not arrived, in the same transaction and under the execution's
+    row lock (taken first): a delivery racing it either commits first, and is taken, or
+    after, and sees the wait failed (what numbers messages, :mod:`.messages`); ``wake_at``
+    is its deadline, stored with it."""
+    if expired is not None:
+        yield from lock_execution(backend, lease.execution_id)
     event = yield from consume_event(backend, lease.execution_id, name, now=now)
     if event is None:
+        if expired is not None:
+            timed_out = steps.StepOutcome(
+                run_id=run_id,
+                name=name,
+                kind=StepKind.EVENT,
+                status=StepStatus.FAILED,
+                position=position,
+                attempts=0,
+                error=expired,
+                wake_at=wake_at,
+                completed_at=now,
+            )
+            yield from steps.record_step_outcome(backend, lease, timed_out, now=now)
         return None
     error = None if refusal is None else refusal(event.payload)
     done = steps.StepOutcome(

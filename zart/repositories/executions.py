@@ -208,6 +208,15 @@ LOCK = Statement(
         .with_for_update()
     ),
 )
+LOCK_MANY = Statement(
+    "lock_executions",
+    lambda d: (
+        select(executions.c.execution_id, executions.c.status, executions.c.task_name)
+        .where(one_of(executions.c.execution_id, "ids", d))
+        .order_by(executions.c.execution_id)
+        .with_for_update()
+    ),
+)
 WAKE = Statement("wake_execution", lambda _d: _wake(for_event=False))
 WAKE_FOR_EVENT = Statement("wake_execution_for_event", lambda _d: _wake(for_event=True))
 
@@ -514,6 +523,18 @@ def lock_execution(
     second sees the other's commit. (SQLite: ``BEGIN IMMEDIATE`` is the lock.)"""
     found = yield LOCK, {"execution_id": execution_id}
     return (ExecutionStatus(found[0]["status"]), found[0]["task_name"]) if found else None
+
+
+def lock_executions(
+    backend: Backend, execution_ids: Collection[str]
+) -> Operation[dict[str, tuple[ExecutionStatus, str]]]:
+    """Lock several execution rows at once, in ``execution_id`` order (the database's), the
+    order the heartbeat and the group checkpoints lock theirs in: a transaction that needs two
+    rows (a child's and its parent's, a sender's and a receiver's) and takes them here never
+    waits in a cycle with those. Their status and task name, by id (unknown ids are left
+    out)."""
+    found = yield LOCK_MANY, {"ids": sorted(set(execution_ids))}
+    return {r["execution_id"]: (ExecutionStatus(r["status"]), r["task_name"]) for r in found}
 
 
 def wake_execution(

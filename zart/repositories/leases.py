@@ -433,6 +433,7 @@ def _finished(
         version=row["version"],
         fire_time=execution.fire_time,
         crashed_claims=execution.crashed_claims,
+        parent_execution_id=execution.parent_execution_id,
     )
 
 

@@ -56,6 +56,8 @@ class ExecutionRecord:
     queue: str = "default"
     partition_key: str | None = None
     priority: int = 0
+    #: The execution that started this one as a child (``zart.run_child``), if any.
+    parent_execution_id: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -182,6 +184,8 @@ class ExecutionDetail:
     events: tuple[EventRecord, ...] = ()
     #: The hold of a replay that diverged (its ``reason`` is the verdict), if any.
     divergence: PauseRuleRecord | None = None
+    #: The child executions it started (``zart.run_child``), oldest first.
+    children: tuple[ExecutionRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,6 +65,7 @@ def execution(m: Mapping[str, Any]) -> ExecutionRecord:
         queue=m.get("queue_name") or "default",
         partition_key=m.get("partition_key"),
         priority=m.get("priority") or 0,
+        parent_execution_id=m.get("parent_execution_id"),
     )
 
 

@@ -66,6 +66,8 @@ class RunState:
     parked_holding: int = 0  # busy regions held by branches already parked
     suspending: bool = False
     awaited_events: set[str] = field(default_factory=set)
+    #: ``zart.recv`` calls so far in this pass, per topic (:mod:`zart.runtime.messages`).
+    recv_counts: dict[str, int] = field(default_factory=dict)
     #: The claim took this run over (the last claim ended without a report): the first step
     #: run anew records the crash of its attempt in flight first (:mod:`zart.runtime.crashes`).
     crash_pending: bool = False

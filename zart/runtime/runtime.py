@@ -16,7 +16,7 @@ from zart.errors import LeaseLost, WorkerSignal
 from zart.logs import log
 from zart.models import ExecutionStatus, TimerKind
 from zart.outages import Outage, is_transient
-from zart.repositories import leases, steps, wakeups
+from zart.repositories import children, leases, steps, wakeups
 from zart.repositories.executors import OperationFunction
 from zart.repositories.records import AttemptOutcome, ExecutionRecord, Lease, StepRecord
 from zart.repositories.store import Store
@@ -176,7 +176,20 @@ class Runtime:
     ) -> ExecutionRecord:
         """Record a run's end, grouped with the ends of other runs arriving meanwhile.
         ``execution``: the record the claim behind ``lease`` returned, of which the finished
-        one is made (:func:`zart.repositories.leases.finish_executions`)."""
+        one is made (:func:`zart.repositories.leases.finish_executions`). A child's end is
+        written alone, with the reserved event that tells its parent, in one transaction
+        (:func:`zart.repositories.children.finish_child`)."""
+        if execution.parent_execution_id is not None:
+            return await self.store.run(
+                children.finish_child,
+                lease,
+                execution=execution,
+                status=status,
+                result=result,
+                error=error,
+                now=self.clock.now(),
+                channel=self.channel,
+            )
         return await self._finishes.submit((lease, execution, status, result, error))
 
     def encode_checked(self, value: Any, name: str = "result") -> Any:

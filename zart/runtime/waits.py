@@ -9,6 +9,7 @@ becomes ``waiting`` and holds no worker slot until a timer is due or an event ar
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
@@ -118,6 +119,20 @@ async def wait_for_event(
         raise OutsideExecution(
             f"zart.wait_for_event({name!r}) was called outside a durable execution"
         )
+    seconds = None if limit is None else limit.total_seconds()
+    return await await_event(run, name, limit, model, lambda: EventTimeout(name, seconds))
+
+
+async def await_event(
+    run: RunState,
+    name: str,
+    limit: timedelta | None,
+    model: Any,
+    timed_out: Callable[[], BaseException],
+) -> Any:
+    """The body of :func:`wait_for_event`, also for Zart's own reserved events (a child's
+    end, a message: :mod:`zart.runtime.children`, :mod:`zart.runtime.messages`), whose
+    names no outside edge accepts. ``timed_out()`` makes the error a timeout raises."""
     position, record = await _take(run, name, StepKind.EVENT)
     seconds = None if limit is None else limit.total_seconds()
     if record is not None and record.status is StepStatus.COMPLETED:
@@ -125,28 +140,18 @@ async def wait_for_event(
     if record is not None and record.status is StepStatus.FAILED:
         if isinstance(record.error, dict) and record.error.get("kind") == "invalid_event":
             raise run.failed(name, record.error, InvalidPayload(record.error.get("message")))
-        raise run.failed(name, record.error, EventTimeout(name, seconds))
+        raise run.failed(name, record.error, timed_out())
     now = run.clock.now()
     deadline = record.wake_at if record is not None else (None if limit is None else now + limit)
     # The model's JSON schema lets any process that offers the event refuse a misfit.
     schema = None if model is None else model_schema(model)
     async with run.busy():  # stored before any sibling's suspension lets go of the lease
-        event = await _take_event(run, name, position, deadline, now, model, schema)
-        if event is None and deadline is not None and now >= deadline:
-            raw = {"kind": "event_timeout", "timeout_seconds": seconds, "message": f"{name!r}"}
-            await run.checkpoint(
-                run.outcome(
-                    name,
-                    StepKind.EVENT,
-                    StepStatus.FAILED,
-                    position,
-                    attempts=0,
-                    error=raw,
-                    wake_at=deadline,
-                    completed_at=now,
-                )
-            )
-            raise run.failed(name, raw, EventTimeout(name, seconds))
+        expired = None
+        if deadline is not None and now >= deadline:
+            expired = {"kind": "event_timeout", "timeout_seconds": seconds, "message": f"{name!r}"}
+        event = await _take_event(run, name, position, deadline, now, model, schema, expired)
+        if event is None and expired is not None:  # stored failed in the same transaction
+            raise run.failed(name, expired, timed_out())
         if event is None and record is None:
             timer = TimerKind.EVENT_TIMEOUT
             await run.record_wait(name, StepKind.EVENT, position, deadline, timer, schema)
@@ -164,10 +169,12 @@ async def _take_event(
     now: datetime,
     model: Any,
     schema: Any,
+    expired: Any = None,
 ) -> EventRecord | None:
     """Consume the delivered event ``name`` and complete the wait in one transaction (its
     deadline timer, if any, is called off); ``None`` when the event has not arrived. A
-    payload ``model`` refuses is stored as the wait's failure (retry-step re-opens it)."""
+    payload ``model`` refuses is stored as the wait's failure (retry-step re-opens it), and so,
+    with ``expired``, is a wait past its deadline whose event has not arrived."""
 
     def refusal(payload: Any) -> Any:
         try:
@@ -186,6 +193,8 @@ async def _take_event(
         now=now,
         refusal=None if model is None else refusal,
         event_schema=schema,
+        expired=expired,
+        wake_at=deadline,
     )
 
 

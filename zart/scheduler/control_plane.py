@@ -25,27 +25,21 @@ from zart.errors import (
     ExecutionFailed,
     ExecutionNotFound,
     InvalidPayload,
-    RunNotFound,
     WaitTimedOut,
 )
 from zart.models import ExecutionStatus
 from zart.models.names import check_path_segment
 from zart.models.queues import Queue
-from zart.repositories import divergences
+from zart.repositories import children as children_repo
 from zart.repositories import events as events_repo
 from zart.repositories import executions as executions_repo
-from zart.repositories import runs as runs_repo
-from zart.repositories import steps as steps_repo
 from zart.repositories.executions import SortField
 from zart.repositories.records import (
     ClaimedExecution,
     CreatedExecution,
-    ExecutionDetail,
     ExecutionPage,
     ExecutionRecord,
     Lease,
-    StepDetail,
-    StepRecord,
 )
 from zart.runtime.registry import (
     DurableHandler,
@@ -57,6 +51,7 @@ from zart.runtime.registry import (
 from zart.scheduler.base import LIVE_WORKER_WINDOW
 from zart.scheduler.bulk import BulkOperations, execution_filter
 from zart.scheduler.inspection import InspectionOperations
+from zart.scheduler.messages import MessageOperations
 from zart.scheduler.polling import PollBackoff
 from zart.scheduler.queues import QueueOperations
 from zart.scheduler.schedules import ScheduleOperations
@@ -88,6 +83,7 @@ class DurableScheduler(
     QueueOperations,
     InspectionOperations,
     StreamOperations,
+    MessageOperations,
 ):
     """Start, inspect, wait for and cancel durable executions; run workers in-process.
 
@@ -329,54 +325,6 @@ class DurableScheduler(
                 offset=offset,
             )
 
-    async def execution_detail(
-        self, execution_id: str, run_id: str | None = None
-    ) -> ExecutionDetail:
-        """The execution with every run and the step timeline (steps with their attempts) of
-        ``run_id``, the current run by default.
-
-        Raises :class:`~zart.ExecutionNotFound`, or :class:`~zart.RunNotFound` when the
-        execution has no run ``run_id``. Six queries, whatever the number of steps (the fifth
-        reads the execution's events, with their arrival times and senders; the last its
-        divergence hold, if a replay diverged).
-        """
-        async with self.store.reading() as db:
-            execution = await db.run(executions_repo.get_execution, execution_id)
-            if execution is None:
-                raise ExecutionNotFound(execution_id)
-            runs = await db.run(runs_repo.list_runs, execution_id)
-            shown = execution.run_id if run_id is None else run_id
-            if all(run.run_id != shown for run in runs):
-                raise RunNotFound(execution_id, shown)
-            steps = await db.run(steps_repo.list_steps, shown)
-            attempts = await db.run(steps_repo.list_step_attempts, [s.step_id for s in steps])
-            events = await db.run(events_repo.list_events, execution_id)
-            held = await db.run(divergences.divergence_of, execution_id, now=self.clock.now())
-        return ExecutionDetail(
-            execution=execution,
-            runs=tuple(runs),
-            run_id=shown,
-            steps=tuple(StepDetail(s, tuple(attempts[s.step_id])) for s in steps),
-            events=tuple(events),
-            divergence=held,
-        )
-
-    async def pending_waits(
-        self, executions: Iterable[ExecutionRecord]
-    ) -> dict[str, tuple[StepRecord, ...]]:
-        """What each of the ``waiting`` executions given waits for: its current run's waiting
-        steps (sleeps, event waits with their deadlines in ``wake_at``, retry back-offs), by
-        execution id. One query, whatever the number of executions."""
-        waiting = {
-            e.run_id: e.execution_id for e in executions if e.status is ExecutionStatus.WAITING
-        }
-        async with self.store.reading() as db:
-            steps = await db.run(steps_repo.list_waiting_steps, list(waiting))
-        found: dict[str, list[StepRecord]] = {execution_id: [] for execution_id in waiting.values()}
-        for step in steps:
-            found[waiting[step.run_id]].append(step)
-        return {execution_id: tuple(items) for execution_id, items in found.items()}
-
     async def stats(self) -> dict[ExecutionStatus, int]:
         """How many executions are in each status (every status present, zero when none)."""
         async with self.store.reading() as db:
@@ -463,7 +411,7 @@ class DurableScheduler(
         now = self.clock.now()
         async with self.store.transaction() as db:
             cancelled = await db.run(
-                executions_repo.cancel_execution,
+                children_repo.cancel_family,
                 execution_id,
                 now=now,
                 compensated=compensated_names(),

@@ -1,9 +1,10 @@
-"""What an operator looks at beyond one execution (the dashboard's overview, workers, the
-task catalogue, a schedule's firings), and skipping a sleep. Reads are one query each."""
+"""What an operator looks at: one execution's detail (its runs, step timeline, events, hold
+and children) and what its waits wait for; beyond one execution, the dashboard's overview,
+workers, the task catalogue, a schedule's firings; and skipping a sleep."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -12,20 +13,31 @@ from zart.errors import (
     ExecutionNotFound,
     InvalidExecutionState,
     InvalidPayload,
+    RunNotFound,
     ScheduleNotFound,
     StepNotFound,
 )
 from zart.logs import log
 from zart.models import ExecutionStatus
 from zart.repositories import activity as activity_repo
+from zart.repositories import children as children_repo
+from zart.repositories import divergences, wakeups
+from zart.repositories import events as events_repo
 from zart.repositories import executions as executions_repo
+from zart.repositories import runs as runs_repo
 from zart.repositories import schedules as schedules_repo
 from zart.repositories import steps as steps_repo
 from zart.repositories import timers as timers_repo
-from zart.repositories import wakeups
 from zart.repositories import workers as workers_repo
 from zart.repositories.activity import BUCKETS, ActivityBucket, TaskActivity
-from zart.repositories.records import ScheduleFiring, StepRecord, WorkerRecord
+from zart.repositories.records import (
+    ExecutionDetail,
+    ExecutionRecord,
+    ScheduleFiring,
+    StepDetail,
+    StepRecord,
+    WorkerRecord,
+)
 from zart.runtime.registry import find_handler, registered_names
 from zart.scheduler.base import LIVE_WORKER_WINDOW, SchedulerBase
 from zart.serialization.schemas import model_schema
@@ -69,6 +81,56 @@ class TaskInfo:
 
 class InspectionOperations(SchedulerBase):
     """The inspection part of :class:`~zart.DurableScheduler`."""
+
+    async def execution_detail(
+        self, execution_id: str, run_id: str | None = None
+    ) -> ExecutionDetail:
+        """The execution with every run and the step timeline (steps with their attempts) of
+        ``run_id``, the current run by default.
+
+        Raises :class:`~zart.ExecutionNotFound`, or :class:`~zart.RunNotFound` when the
+        execution has no run ``run_id``. Seven queries, whatever the number of steps (the fifth
+        reads the execution's events, with their arrival times and senders; the sixth its
+        divergence hold, if a replay diverged; the last its children).
+        """
+        async with self.store.reading() as db:
+            execution = await db.run(executions_repo.get_execution, execution_id)
+            if execution is None:
+                raise ExecutionNotFound(execution_id)
+            runs = await db.run(runs_repo.list_runs, execution_id)
+            shown = execution.run_id if run_id is None else run_id
+            if all(run.run_id != shown for run in runs):
+                raise RunNotFound(execution_id, shown)
+            steps = await db.run(steps_repo.list_steps, shown)
+            attempts = await db.run(steps_repo.list_step_attempts, [s.step_id for s in steps])
+            events = await db.run(events_repo.list_events, execution_id)
+            held = await db.run(divergences.divergence_of, execution_id, now=self.clock.now())
+            children = await db.run(children_repo.children_of, execution_id)
+        return ExecutionDetail(
+            execution=execution,
+            runs=tuple(runs),
+            run_id=shown,
+            steps=tuple(StepDetail(s, tuple(attempts[s.step_id])) for s in steps),
+            events=tuple(events),
+            divergence=held,
+            children=tuple(children),
+        )
+
+    async def pending_waits(
+        self, executions: Iterable[ExecutionRecord]
+    ) -> dict[str, tuple[StepRecord, ...]]:
+        """What each of the ``waiting`` executions given waits for: its current run's waiting
+        steps (sleeps, event waits with their deadlines in ``wake_at``, retry back-offs), by
+        execution id. One query, whatever the number of executions."""
+        waiting = {
+            e.run_id: e.execution_id for e in executions if e.status is ExecutionStatus.WAITING
+        }
+        async with self.store.reading() as db:
+            steps = await db.run(steps_repo.list_waiting_steps, list(waiting))
+        found: dict[str, list[StepRecord]] = {execution_id: [] for execution_id in waiting.values()}
+        for step in steps:
+            found[waiting[step.run_id]].append(step)
+        return {execution_id: tuple(items) for execution_id, items in found.items()}
 
     async def list_workers(self) -> list[WorkerView]:
         """The workers alive, and those stopped or silent within the last hour, newest first,

@@ -139,6 +139,12 @@ class SyncScheduler:
         """:meth:`DurableScheduler.get_published`: blocks this thread until there is a value."""
         return self._call(self.scheduler.get_published(execution_id, key, timeout))
 
+    def send(
+        self, execution_id: str, topic: str, message: Any = None, *, sender: str | None = None
+    ) -> None:
+        """:meth:`DurableScheduler.send` (a message for ``zart.recv(topic)``)."""
+        self._call(self.scheduler.send(execution_id, topic, message, sender=sender))
+
     def cancel(self, execution_id: str) -> bool:
         """:meth:`DurableScheduler.cancel`."""
         return self._call(self.scheduler.cancel(execution_id))

@@ -22,6 +22,7 @@ from zart.errors import ExecutionAlreadyExists, InvalidSchedule
 from zart.logs import log
 from zart.models import OverlapPolicy
 from zart.outages import Outage, is_transient
+from zart.repositories import children as children_repo
 from zart.repositories import executions as executions_repo
 from zart.repositories import schedules as schedules_repo
 from zart.repositories import wakeups
@@ -274,7 +275,7 @@ class ScheduleLoop:
         cancelled = None
         if previous is not None:  # cancel_previous
             cancelled = await db.run(
-                executions_repo.cancel_execution,
+                children_repo.cancel_family,
                 previous.execution_id,
                 now=now,
                 compensated=self._compensated(),
