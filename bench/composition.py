@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import random
+import sys
 import time
 from typing import Any
 
@@ -36,6 +37,10 @@ from bench.wake import (
     _until_status,
     percentiles,
 )
+
+#: What ``make bench`` runs: the wake-ups measured, and the children of the fan-out.
+REPETITIONS = 30
+FAN_OUT = 1000
 
 
 @zart.step("resumed")
@@ -135,10 +140,20 @@ async def measure(url: str, repetitions: int, children: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    """Alone (``python -m bench.composition [--url URL]``), or as ``bench.run``'s phase
+    ``composition`` (``--target JSON --out FILE --phase composition``)."""
+    if "--target" in sys.argv:
+        from bench.measure import parse_arguments, write_figures
+
+        target = parse_arguments().target
+        found = asyncio.run(measure(target.url, REPETITIONS, FAN_OUT))
+        found.pop("detail")
+        write_figures({"composition": found}, parse_arguments().out)
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", help="a PostgreSQL (or SQLite) URL; default: a throwaway server")
-    parser.add_argument("--repetitions", type=int, default=30)
-    parser.add_argument("--fan-out", type=int, default=1000)
+    parser.add_argument("--repetitions", type=int, default=REPETITIONS)
+    parser.add_argument("--fan-out", type=int, default=FAN_OUT)
     arguments = parser.parse_args()
     server = None
     url = arguments.url

@@ -100,14 +100,14 @@ class Arguments:
 
 
 def parse_arguments() -> Arguments:
-    """``--target JSON --out FILE --phase round|extras|wake|sleepers|sleepers-slots
+    """``--target JSON --out FILE --phase round|extras|wake|sleepers|sleepers-slots|composition
     [--record-resume N]``."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--target", required=True, help="a Target as JSON")
     parser.add_argument("--out", required=True, type=Path, help="where to write the figures")
     parser.add_argument(
         "--phase",
-        choices=("round", "extras", "wake", "sleepers", "sleepers-slots"),
+        choices=("round", "extras", "wake", "sleepers", "sleepers-slots", "composition"),
         default="round",
     )
     parser.add_argument("--record-resume", type=int, help="DBOS: record N steps, then die")

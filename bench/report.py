@@ -453,6 +453,7 @@ def verdicts(columns: Columns) -> list[dict[str, str]]:
             )
         )
     found += _wake_verdicts(columns)
+    found += _composition_verdicts(columns)
     found += _margin_verdicts(columns)
     for backend, name in BACKENDS:
         base = _baseline(columns, backend)
@@ -470,6 +471,35 @@ def verdicts(columns: Columns) -> list[dict[str, str]]:
             )
         )
     return found
+
+
+def _composition_verdicts(columns: Columns) -> list[dict[str, str]]:
+    """Issue 19: a child's start-to-result and a message's delivery within 2x the event
+    wake-up (p50, PostgreSQL, the same run), and a 1,000-child fan-out's throughput."""
+    found = _get(columns, "zart-postgresql", "composition")
+    if not found:
+        return []
+    event = found["event_resumed_p50_ms"]
+    fan = found["fan_out"]
+    verdicts = [
+        _verdict(
+            f"{what} within 2x the event wake-up (p50, PostgreSQL, idle worker)",
+            found[ratio] <= 2,
+            f"p50 {found[key]:.1f} ms vs the event's {event:.1f} ms = {found[ratio]:.2f}x",
+        )
+        for what, key, ratio in (
+            ("child start-to-result", "child_start_to_result_p50_ms", "child_over_event"),
+            ("message delivery", "message_resumed_p50_ms", "message_over_event"),
+        )
+    ]
+    verdicts.append(
+        _verdict(
+            f"{fan['children']:,}-child fan-out (one parent, start_child + gather)",
+            None,
+            f"{fan['children_per_second']:.0f} children/s ({fan['seconds']:.1f} s)",
+        )
+    )
+    return verdicts
 
 
 def _wake_verdicts(columns: Columns) -> list[dict[str, str]]:

@@ -7,7 +7,8 @@ time (so no two systems compete for the two cores), prints one table and writes
 ``bench/results/latest.json``.
 
     .venv-bench/bin/python bench/run.py [--quick] [--only zart,dbos,baseline] [--backends ...]
-        [--phases rounds,extras,wake,sleepers,scale] [--sleepers N] [--sqlite-sleepers N]
+        [--phases rounds,extras,wake,sleepers,composition,scale] [--sleepers N]
+        [--sqlite-sleepers N]
 
 The scale phase (``bench/scale.py``; PostgreSQL, Zart only) loads ``ZART_BENCH_SCALE``
 finished executions (default 1,000,000; 0 skips it) into Zart's bench database, after Zart's
@@ -45,7 +46,8 @@ MODULES = {
 }
 WAKE_MODULE = "bench.wake"  # Zart's wake-up workloads: phases "wake" and "sleepers"
 SCALE_MODULE = "bench.scale"  # one million finished executions: phase "scale"
-PHASES = ("rounds", "extras", "wake", "sleepers", "scale")
+COMPOSITION_MODULE = "bench.composition"  # children, messages, a fan-out: "composition"
+PHASES = ("rounds", "extras", "wake", "sleepers", "composition", "scale")
 COLUMN_TIMEOUT = 900  # seconds; a column that takes longer is reported as failed
 
 # Sized for ~10 minutes of `make bench` on a 2-core machine whose durable commit takes ~1 ms.
@@ -205,6 +207,8 @@ def _later_phases(target: Target, phases: tuple[str, ...]) -> list[tuple[str, st
         if target.plan.sleepers_slots > 0:
             label = f"{target.plan.sleepers:,} sleepers on {target.plan.sleepers_slots:,} slots"
             later.append(("sleepers-slots", label, WAKE_MODULE))
+    if target.system == "zart" and target.backend == "postgresql" and "composition" in phases:
+        later.append(("composition", "children, messages, a fan-out", COMPOSITION_MODULE))
     if (
         target.system == "zart"
         and target.backend == "postgresql"
