@@ -164,6 +164,43 @@ class Screen:
         self.context.close()
 
 
+def test_an_execution_shows_its_children_its_parent_and_a_held_replay(
+    server: str, api: Api, browser: Any, backend: str, tmp_path: Path
+) -> None:
+    family = api.start("dash-family", {"customer": "ivy"})
+    assert api.status(family, "completed")["result"] == {"customer": "ivy", "charged": 3}
+    flag = tmp_path / "deployed"
+    drift = api.start("dash-drift", {"flag": str(flag)})
+    api.status(drift, "waiting")
+    flag.touch()  # the "deploy"
+    sent = api.client.post(f"/api/v1/events/{drift}/go", json={})
+    assert sent.status_code in (200, 202), sent.text
+    detail = f"/zart/admin/v1/executions/{drift}/detail"
+    # Held: waiting (not failed, not run again) with the verdict, until an operator answers.
+    api.until(
+        drift, lambda e: e["status"] == "waiting" and api.get(detail)["divergence"] is not None
+    )
+
+    screen = Screen(browser, server, backend)
+    screen.sign_in()
+    # The parent lists its child; the child links back to its parent.
+    screen.show(f"/executions/{family}", "table[aria-label=Children] tr[data-child]")
+    child = screen.page.get_attribute("table[aria-label=Children] tr[data-child]", "data-child")
+    assert child is not None
+    assert api.execution(child)["parentExecutionId"] == family
+    screen.page.click(f"tr[data-child='{child}'] a")
+    screen.page.wait_for_selector(f"[data-parent='{family}']")
+    # The held execution says why, and the operator fails it from here.
+    screen.show(f"/executions/{drift}", "[data-divergence]")
+    assert "dash-after" in screen.page.inner_text("[data-divergence]")
+    screen.shot("held")
+    screen.page.click("button[name=fail-diverged]")
+    screen.confirm()
+    failed = api.status(drift, "failed")
+    assert failed["error"]["kind"] == "non_deterministic_replay", failed["error"]
+    screen.close()
+
+
 def test_every_screen_renders_and_every_action_changes_the_database(
     server: str, api: Api, browser: Any, backend: str
 ) -> None:

@@ -8,7 +8,7 @@ import { act, card, duration, empty, failure, h, parseJson, replace, setParams, 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const base = (id) => `/zart/admin/v1/executions/${enc(id)}`;
 
-function summary(e, run) {
+function summary(e, run, patches) {
   const rows = [
     ['task', h('code', null, e.name)],
     ['status', statusBadge(e.status)],
@@ -21,6 +21,8 @@ function summary(e, run) {
   if (Object.keys(e.tags || {}).length) rows.push(['tags', Object.entries(e.tags).map(([k, v]) => h('span', { class: 'tag' }, `${k}:${v}`))]);
   if (e.compensationId) rows.push(['compensation', h('a', { href: `#/executions/${enc(e.compensationId)}` }, e.compensationId)]);
   if (e.compensates) rows.push(['compensates', h('a', { href: `#/executions/${enc(e.compensates)}` }, e.compensates)]);
+  if (e.parentExecutionId) rows.push(['parent', h('a', { href: `#/executions/${enc(e.parentExecutionId)}`, 'data-parent': e.parentExecutionId }, e.parentExecutionId)]);
+  if (patches && patches.length) rows.push(['patches', patches.map((p) => h('span', { class: 'tag' }, p))]);
   return h('dl', { class: 'facts' }, rows.map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
 }
 
@@ -115,6 +117,29 @@ function events(detail) {
       h('td', null, ev.sender || h('span', { class: 'muted' }, '—')), h('td', null, value(ev.payload, `payload of ${ev.name}`))))));
 }
 
+function children(detail) {
+  const found = detail.children || [];
+  if (!found.length) return empty('No child execution.', 'A handler starts one with zart.run_child or zart.start_child.');
+  return h('table', { class: 'list', 'aria-label': 'Children' }, h('thead', null, h('tr', null, ['child', 'task', 'status', 'started', 'finished'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', null, found.map((c) => h('tr', { 'data-child': c.durableExecutionId },
+      h('td', null, h('a', { href: `#/executions/${enc(c.durableExecutionId)}` }, c.durableExecutionId)), h('td', null, h('code', null, c.name)),
+      h('td', null, statusBadge(c.status)), h('td', null, time(c.scheduledAt)), h('td', null, time(c.completedAt))))));
+}
+
+/** The hold of a replay that left the recorded history, with the operator's two answers. */
+function heldCard(id, held, refresh) {
+  const answer = (what, label, text) => h('button', {
+    type: 'button', name: what,
+    onclick: () => act({ confirm: text, run: () => post(`${base(id)}/${what}`), done: label, refresh }),
+  }, label);
+  return card('Held: its replay left the recorded history',
+    h('p', { class: 'problem', 'data-divergence': '' }, held.message),
+    h('p', { class: 'muted' }, `Detected ${new Date(held.detectedAt).toLocaleString()}. Deploy a fix (or a patch), then resume; or fail it.`),
+    h('div', { class: 'row' },
+      answer('resume-diverged', 'Resume', `Resume ${id}? It replays at once, and is held again if it still diverges.`),
+      answer('fail-diverged', 'Fail', `Fail ${id}? It ends failed with a non_deterministic_replay error.`)));
+}
+
 function actionsCard(id, getDetail, refresh) {
   const problem = h('p', { class: 'problem', role: 'alert' });
   const eventName = h('input', { name: 'event', required: true, list: 'pending-events', placeholder: 'event name' });
@@ -204,9 +229,10 @@ export async function mount(root, { params, match }) {
     replace(head, h('h1', { class: 'mono' }, id), statusBadge(e.status));
     const waits = detail.steps.filter((s) => s.status === 'waiting');
     replace(body,
-      card('Summary', summary(e, run), h('div', { class: 'two' },
+      card('Summary', summary(e, run, detail.patches), h('div', { class: 'two' },
         h('div', null, h('h3', null, 'payload'), value(run.payload, 'payload')),
         h('div', null, h('h3', null, e.status === 'failed' ? 'error' : 'result'), value(e.status === 'failed' ? e.error : e.result, 'outcome')))),
+      detail.divergence ? heldCard(id, detail.divergence, refresh) : null,
       waits.length ? card('Waiting for', h('ul', { class: 'plain' }, waits.map((s) => h('li', null, waitText({ name: s.name, kind: s.kind, wakeAt: s.wakeAt }))))) : null,
       card('Runs', h('table', { class: 'list' }, h('thead', null, h('tr', null, ['run', 'trigger', 'status', 'started', 'finished'].map((c) => h('th', { scope: 'col' }, c)))),
         h('tbody', null, detail.runs.map((r) => h('tr', { 'aria-current': r.runId === detail.runId ? 'true' : null },
@@ -215,7 +241,7 @@ export async function mount(root, { params, match }) {
       card('Timeline', timeline(detail)),
       card(`Steps of run ${run.runIndex}`, detail.steps.length ? detail.steps.map((s) => stepCard(e, s, rerun, refresh, opened)) : empty('No step recorded in this run yet.')),
       card('Events', events(detail)),
-      card('Children, published values and streams', h('p', { class: 'muted', 'data-placeholder': 'composition' }, 'Shown here once this server supports them.')));
+      card('Children', children(detail)));
   }
   await refresh().catch((error) => toast(error.message, 'error'));
   return { refresh };
