@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, update
 
 import zart
-from tests.factories import T0, claim_only, new_execution, run_on
+from tests.factories import T0, claim_only, completed_step, new_execution, run_on
 from tests.integration.runtime_helpers import FAST_WORKER, wait_for_status
 from zart import DurableScheduler, ExecutionStatus
 from zart.errors import LeaseLost
@@ -348,7 +348,7 @@ async def test_a_write_whose_checkpoint_is_refused_leaves_no_item(store: Store) 
     channel = streams_repo.channel_for(wakeups.CHANNEL)
 
     def write(name: str, position: int, holder: Lease) -> Any:
-        outcome = streams_repo.write_outcome(record.run_id, name, position, T0)
+        outcome = completed_step(record.run_id, name, None, position)
         return run_on(
             store,
             streams_repo.append_stream_item,
@@ -371,7 +371,7 @@ async def test_a_write_whose_checkpoint_is_refused_leaves_no_item(store: Store) 
             store,
             streams_repo.publish_value,
             stale,
-            streams_repo.write_outcome(record.run_id, "publish:p#0", 2, T0),
+            completed_step(record.run_id, "publish:p#0", None, 2),
             key="p",
             value=1,
             now=T0,

@@ -11,6 +11,7 @@ workers' channel, so a busy stream never wakes a claim loop.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,8 +24,6 @@ from zart.models import (
     ExecutionRow,
     ExecutionStatus,
     PublishedRow,
-    StepKind,
-    StepStatus,
     StreamItemRow,
     table_of,
 )
@@ -194,32 +193,10 @@ def append_stream_item(
         yield REOPEN, {**where, "offset": offset}
     values = {"offset": offset, "value": value, "closed": closing, "run_id": outcome.run_id}
     yield APPEND, {**where, **values, "now": now}
-    done = steps.StepOutcome(
-        run_id=outcome.run_id,
-        name=outcome.name,
-        kind=outcome.kind,
-        status=outcome.status,
-        position=outcome.position,
-        attempts=outcome.attempts,
-        result={"offset": offset},
-        completed_at=outcome.completed_at,
-    )
+    done = dataclasses.replace(outcome, result={"offset": offset})
     record = yield from steps.record_step_outcome(backend, lease, done, now=now)
     yield from wakeups.notify(backend, channel, lease.execution_id)
     return record
-
-
-def write_outcome(run_id: str, name: str, position: int, now: datetime) -> steps.StepOutcome:
-    """The completed step that records a publish or a stream write (kind ``capture``)."""
-    return steps.StepOutcome(
-        run_id=run_id,
-        name=name,
-        kind=StepKind.CAPTURE,
-        status=StepStatus.COMPLETED,
-        position=position,
-        attempts=1,
-        completed_at=now,
-    )
 
 
 @reads

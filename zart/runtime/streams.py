@@ -90,7 +90,7 @@ async def _write(run: RunState, counter: str, key: str, data: Any, *, operation:
         return  # written by an earlier pass: never twice
     execution = run.execution
     now = run.clock.now()
-    outcome = streams_repo.write_outcome(execution.run_id, name, position, now)
+    outcome = run.outcome(name, StepKind.CAPTURE, StepStatus.COMPLETED, position, completed_at=now)
     channel = streams_repo.channel_for(run.runtime.channel)
     async with run.busy():  # stored before any sibling's suspension lets go of the lease
         if operation == "publish":
