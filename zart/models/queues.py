@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -147,10 +147,10 @@ class QueueLimits:
         """The limits of a stored queue row (or of :meth:`declaration`'s form)."""
         return cls.checked(**{name: row[name] for name in LIMITS})
 
-    def replaced(self, changes: Mapping[str, object]) -> QueueLimits:
-        """These limits with ``changes`` (checked; ``None`` removes a limit)."""
-        given = QueueLimits.checked(**changes)
-        return dataclasses.replace(self, **{name: getattr(given, name) for name in changes})
+    def replaced(self, given: QueueLimits, names: Iterable[str]) -> QueueLimits:
+        """These limits with the limits ``names`` taken from ``given`` (``None`` there removes
+        a limit)."""
+        return dataclasses.replace(self, **{name: getattr(given, name) for name in names})
 
     @property
     def unlimited(self) -> bool:

@@ -52,7 +52,7 @@ class QueueOperations(SchedulerBase):
             "partition_rate_limit": partition_rate_limit,
         }
         changes = {limit: value for limit, value in given.items() if value is not UNCHANGED}
-        QueueLimits.checked(**changes)  # refused before anything is read or written
+        checked = QueueLimits.checked(**changes)  # refused before anything is read or written
         now = self.clock.now()
         async with self.store.transaction() as db:
             current = {q.name: q for q in await db.run(queues_repo.list_queues, now=now)}
@@ -60,7 +60,7 @@ class QueueOperations(SchedulerBase):
             stored = await db.run(
                 queues_repo.set_queue,
                 name,
-                old.replaced(changes),
+                old.replaced(checked, changes),
                 now=now,
                 channel=self.runtime.channel,
             )
