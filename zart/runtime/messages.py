@@ -89,8 +89,7 @@ async def recv(
     run = _run_for("zart.recv")
     if run is None:
         raise OutsideExecution(f"zart.recv({topic!r}) was called outside a durable execution")
-    number = run.recv_counts.get(topic, 0) + 1
-    run.recv_counts[topic] = number
+    number = run.next_index(f"recv:{topic}") + 1  # messages are numbered from 1
     seconds = None if limit is None else limit.total_seconds()
     name = messages_repo.message_name(topic, number)
     return await await_event(run, name, limit, model, lambda: RecvTimeout(topic, seconds))

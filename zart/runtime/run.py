@@ -66,14 +66,13 @@ class RunState:
     parked_holding: int = 0  # busy regions held by branches already parked
     suspending: bool = False
     awaited_events: set[str] = field(default_factory=set)
-    #: ``zart.recv`` calls so far in this pass, per topic (:mod:`zart.runtime.messages`).
-    recv_counts: dict[str, int] = field(default_factory=dict)
+    #: Calls so far in this pass of what names its steps by count: ``zart.recv`` per topic
+    #: (:mod:`zart.runtime.messages`), publishes and stream writes per key
+    #: (:mod:`zart.runtime.streams`). See :meth:`next_index`.
+    counts: dict[str, int] = field(default_factory=dict)
     #: The claim took this run over (the last claim ended without a report): the first step
     #: run anew records the crash of its attempt in flight first (:mod:`zart.runtime.crashes`).
     crash_pending: bool = False
-    #: Publishes and stream writes of this pass, per key: the next one's index names its step
-    #: (:mod:`zart.runtime.streams`).
-    write_counts: dict[str, int] = field(default_factory=dict)
     # Set when a busy region ends, for parked branches; made by the first park() only (most
     # runs never park, and an Event per run was a measurable share of a resume's CPU).
     _changed: asyncio.Event | None = None
@@ -89,6 +88,13 @@ class RunState:
 
     def __post_init__(self) -> None:
         self.path = StepPath(self.outcomes, current_task())
+
+    def next_index(self, counter: str) -> int:
+        """The index (0, 1, ...) of this call of ``counter`` in this pass: the same on every
+        replay, as the calls come in the same order."""
+        index = self.counts.get(counter, 0)
+        self.counts[counter] = index + 1
+        return index
 
     def diverge(self, error: NonDeterministicReplay) -> NonDeterministicReplay:
         """Remember the first divergence and stop new work: the execution will be held."""

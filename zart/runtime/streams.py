@@ -79,12 +79,8 @@ def _run_for(what: str) -> RunState:
 async def _write(run: RunState, counter: str, key: str, data: Any, *, operation: str) -> None:
     if run.suspending:
         await run.park()
-    if operation == "close":
-        name = f"{counter}#close"
-    else:
-        index = run.write_counts.get(counter, 0)
-        run.write_counts[counter] = index + 1
-        name = f"{counter}#{index}"
+    index = "close" if operation == "close" else run.next_index(counter)
+    name = f"{counter}#{index}"
     position, record = run.take_name(name, StepKind.CAPTURE)
     if record is not None and record.status is StepStatus.COMPLETED:
         return  # written by an earlier pass: never twice
