@@ -111,7 +111,13 @@ def _start_profiler(profiler: str) -> Any:
 
 
 async def profile(
-    url: str, count: int, concurrency: int, profiler: str, trace: bool, extra_workers: int = 0
+    url: str,
+    count: int,
+    concurrency: int,
+    profiler: str,
+    trace: bool,
+    extra_workers: int = 0,
+    dump: str | None = None,
 ) -> str:
     scheduler = zart.DurableScheduler(url, inline_wait_limit=0)
     starter = zart.DurableScheduler(url)
@@ -177,6 +183,8 @@ async def profile(
                 f"  ({(end - start) * 1e3:6.1f} ms)  {items}"
             )
     if profiler == "cprofile":
+        if dump:
+            prof.dump_stats(dump)
         text = io.StringIO()
         stats = pstats.Stats(prof, stream=text)
         stats.sort_stats("tottime").print_stats(40)
@@ -199,6 +207,7 @@ def main() -> None:
     )
     parser.add_argument("--trace", action="store_true", help="a timeline of the statements")
     parser.add_argument("--url", help="an existing database instead of a throwaway server")
+    parser.add_argument("--dump", help="cprofile: also write the raw stats to this file")
     arguments = parser.parse_args()
     server = None
     url = arguments.url
@@ -222,6 +231,7 @@ def main() -> None:
                     arguments.profiler,
                     arguments.trace,
                     arguments.extra_workers,
+                    arguments.dump,
                 )
             )
         )

@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import event, text
@@ -362,6 +364,27 @@ DRIVER_CONNECTIONS = 8
 #: Set on each of them: see :meth:`DriverConnections._open`.
 GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
 
+#: Seconds a driver connection keeps its plans before they are made again (``DISCARD
+#: PLANS`` when it is next lent): a generic plan is made once, from the statistics and the
+#: table sizes of that moment, and one made while a table was nearly empty can be ruinous
+#: once it is full (the claim-ahead read every step row once per candidate: 6.7 s for 250
+#: executions at 10,000 waiting, 16 ms planned anew). So no plan outlives this by much.
+REPLAN_EVERY = 5.0
+
+#: Sent to a connection whose plans are older than :data:`REPLAN_EVERY`: its prepared
+#: statements stay, each is planned again at its next use.
+REPLAN = "DISCARD PLANS"
+
+
+@dataclass(slots=True, eq=False)
+class _Kept:
+    """A driver connection kept out of the engine's pool: the SQLAlchemy connection that owns
+    it, the driver's connection, and when its plans were last made (monotonic seconds)."""
+
+    owner: AsyncConnection
+    connection: Any
+    planned_at: float
+
 
 class DriverConnections:
     """A few asyncpg connections, opened the engine's way and then kept out of its pool, for
@@ -375,13 +398,20 @@ class DriverConnections:
     one more statement when lent.
     """
 
-    def __init__(self, engine: AsyncEngine, size: int = DRIVER_CONNECTIONS) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        size: int = DRIVER_CONNECTIONS,
+        *,
+        replan_every: float = REPLAN_EVERY,
+    ) -> None:
         if engine.dialect.name != "postgresql":
             raise ValueError("driver connections are for PostgreSQL (asyncpg)")
         self._engine = engine
         self._slots = asyncio.Semaphore(size)
-        self._idle: list[tuple[AsyncConnection, Any]] = []
+        self._idle: list[_Kept] = []
         self._closed = False
+        self.replan_every = replan_every
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
@@ -395,7 +425,10 @@ class DriverConnections:
                 raise _translated(exc) from exc
             healthy = False
             try:
-                yield entry[1]
+                if time.monotonic() - entry.planned_at >= self.replan_every:
+                    await entry.connection.execute(REPLAN)
+                    entry.planned_at = time.monotonic()
+                yield entry.connection
                 healthy = True
             except Exception as exc:
                 healthy = not connection_lost(exc)  # a statement's own error: still usable
@@ -406,19 +439,21 @@ class DriverConnections:
                     raise  # keep its own cause (an operation's error wraps the driver's)
                 raise translated from exc
             finally:
-                if healthy and not self._closed and not entry[1].is_closed():
+                if healthy and not self._closed and not entry.connection.is_closed():
                     self._idle.append(entry)
                 else:
                     await _discard(entry)
 
-    async def _open(self) -> tuple[AsyncConnection, Any]:
-        entry = await detached_connection(self._engine)
+    async def _open(self) -> _Kept:
+        entry = _Kept(*await detached_connection(self._engine), planned_at=time.monotonic())
         try:
             # Generic plans for Zart's hot statements: planned once per connection instead of
             # at every call. PostgreSQL keeps re-planning them (custom plans) when a generic
             # plan's estimate looks worse, and on a table of a million finished executions
             # that planning (statistics, index end probes) was most of a claim's server time.
-            await entry[1].execute(GENERIC_PLANS)
+            # Made again every REPLAN_EVERY seconds, so that none is kept from a time when the
+            # tables were much smaller.
+            await entry.connection.execute(GENERIC_PLANS)
         except BaseException:
             await _discard(entry)
             raise
@@ -445,8 +480,8 @@ def _translated(exc: Exception) -> Exception:
     return exc if found is None else found
 
 
-async def _discard(entry: tuple[AsyncConnection, Any]) -> None:
-    owner, connection = entry
+async def _discard(entry: _Kept) -> None:
+    owner, connection = entry.owner, entry.connection
     try:
         if not connection.is_closed():
             connection.terminate()
