@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Literal
 
@@ -34,16 +32,21 @@ _UNBOUND: dict[str, Any] = dict.fromkeys(SUBJECT_FIELDS)
 _bound: ContextVar[dict[str, Any]] = ContextVar("zart_log_fields", default=_UNBOUND)
 
 
-@contextmanager
-def bound(**fields: Any) -> Iterator[None]:
+class bound:  # used as a function: ``with bound(execution_id=...):``
     """Every action line logged inside (in this task and the tasks it starts) carries
     ``fields`` unless it names them itself: a run binds its ``execution_id`` and
-    ``task_name``."""
-    token = _bound.set({**_bound.get(), **fields})
-    try:
-        yield
-    finally:
-        _bound.reset(token)
+    ``task_name``. (A class rather than a generator: every run enters one.)"""
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, **fields: Any) -> None:
+        self._fields = fields
+
+    def __enter__(self) -> None:
+        self._token = _bound.set({**_bound.get(), **self._fields})
+
+    def __exit__(self, *exc_info: object) -> None:
+        _bound.reset(self._token)
 
 
 def log(action: str, message: str, *, level: int = logging.INFO, **fields: Any) -> None:

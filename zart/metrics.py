@@ -124,15 +124,47 @@ def _build() -> _Instruments | None:
             "Executions failed as crash loops (max_claims claims in a row without a report).",
             ["task_name"],
         ),
-        slots_in_use=Gauge(
-            "zart_worker_slots_in_use",
-            "Executions running on this process's workers now.",
-            registry=registry,
+        slots_in_use=_read_at_scrape(
+            Gauge(
+                "zart_worker_slots_in_use",
+                "Executions running on this process's workers now.",
+                registry=registry,
+            ),
+            "in_use",
         ),
-        slots=Gauge(
-            "zart_worker_slots", "Concurrency of this process's running workers.", registry=registry
+        slots=_read_at_scrape(
+            Gauge(
+                "zart_worker_slots",
+                "Concurrency of this process's running workers.",
+                registry=registry,
+            ),
+            "total",
         ),
     )
+
+
+#: The slot gauges' values: plain integers changed by :func:`slots` (a run begins or ends:
+#: no lock, no metric call), read when the gauges are scraped.
+_slots = {"in_use": 0, "total": 0}
+
+
+def _read_at_scrape(gauge: Any, key: str) -> Any:
+    gauge.set_function(lambda: _slots[key])
+    return gauge
+
+
+#: Each metric's child by label values, once made (``labels()`` checks and locks each time).
+_children: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+
+def _child(name: str, *values: str) -> Any:
+    """The child of instrument ``name`` (an attribute of :class:`_Instruments`) for
+    ``values``, its label values."""
+    key = (name, values)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = getattr(_instruments, name).labels(*values)
+    return found
 
 
 _instruments: _Instruments | None = _build()
@@ -163,26 +195,26 @@ def registry() -> Any:
 
 def execution_started(task_name: str) -> None:
     if _instruments is not None:
-        _instruments.executions_started.labels(task_name).inc()
+        _child("executions_started", task_name).inc()
 
 
 def execution_finished(task_name: str, status: str) -> None:
     if _instruments is not None:
-        _instruments.executions_finished.labels(task_name, status).inc()
+        _child("executions_finished", task_name, status).inc()
 
 
 def execution_suspended(task_name: str) -> None:
     if _instruments is not None:
-        _instruments.executions_suspended.labels(task_name).inc()
+        _child("executions_suspended", task_name).inc()
 
 
 def step_attempt(task_name: str, step_name: str, outcome: str, seconds: float | None) -> None:
     """One attempt of step ``step_name`` (its declared name) ended with ``outcome``;
     ``seconds``: how long its code ran (``None``: it did not run here, e.g. ``crashed``)."""
     if _instruments is not None:
-        _instruments.step_attempts.labels(task_name, step_name, outcome).inc()
+        _child("step_attempts", task_name, step_name, outcome).inc()
         if seconds is not None:
-            _instruments.step_duration.labels(task_name, step_name).observe(seconds)
+            _child("step_duration", task_name, step_name).observe(seconds)
 
 
 def claimed(task_name: str, previous_status: str, lag: float | None) -> None:
@@ -192,31 +224,27 @@ def claimed(task_name: str, previous_status: str, lag: float | None) -> None:
     if _instruments is None:
         return
     if previous_status == "running":
-        _instruments.takeovers.labels(task_name).inc()
+        _child("takeovers", task_name).inc()
     elif lag is not None:
         woken = previous_status == "waiting"
-        histogram = _instruments.wakeup_lag if woken else _instruments.claim_lag
-        histogram.labels(task_name).observe(max(lag, 0.0))
+        _child("wakeup_lag" if woken else "claim_lag", task_name).observe(max(lag, 0.0))
 
 
 def lease_lost(task_name: str) -> None:
     if _instruments is not None:
-        _instruments.lease_losses.labels(task_name).inc()
+        _child("lease_losses", task_name).inc()
 
 
 def crash_loop(task_name: str) -> None:
     if _instruments is not None:
-        _instruments.crash_loops.labels(task_name).inc()
+        _child("crash_loops", task_name).inc()
 
 
 def slots(*, in_use: int = 0, total: int = 0) -> None:
     """Change the worker slot gauges by ``in_use`` and ``total`` (a run begins or ends, a
     worker starts or stops)."""
-    if _instruments is not None:
-        if in_use:
-            _instruments.slots_in_use.inc(in_use)
-        if total:
-            _instruments.slots.inc(total)
+    _slots["in_use"] += in_use
+    _slots["total"] += total
 
 
 # -- exposition --------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 #: The pip extra that brings OpenTelemetry in.
@@ -84,15 +85,26 @@ class RunSpan:
             self._span.set_status(Status(StatusCode.ERROR, error))
 
 
-@contextlib.contextmanager
+#: What the span functions return without OpenTelemetry: one reusable context each, so a
+#: run and its steps pay no generator for spans nobody makes.
+_NO_RUN_SPAN = contextlib.nullcontext(RunSpan(None))
+_NO_SPAN: AbstractContextManager[None] = contextlib.nullcontext()
+
+
 def run_span(
     execution_id: str, task_name: str, stored: dict[str, str] | None, attempt: int
-) -> Iterator[RunSpan]:
+) -> AbstractContextManager[RunSpan]:
     """The span of a run's pass (``zart.run <task>``), current while it runs, its parent the
     trace context ``stored`` with the start. ``attempt``: the claim number."""
     if not _AVAILABLE:
-        yield RunSpan(None)
-        return
+        return _NO_RUN_SPAN
+    return _run_span(execution_id, task_name, stored, attempt)
+
+
+@contextlib.contextmanager
+def _run_span(
+    execution_id: str, task_name: str, stored: dict[str, str] | None, attempt: int
+) -> Iterator[RunSpan]:
     parent = propagate.extract(stored) if stored else None
     with _tracer.start_as_current_span(
         f"zart.run {task_name}",
@@ -107,13 +119,18 @@ def run_span(
         yield RunSpan(span)
 
 
-@contextlib.contextmanager
-def step_span(execution_id: str, task_name: str, step_name: str, attempt: int) -> Iterator[None]:
+def step_span(
+    execution_id: str, task_name: str, step_name: str, attempt: int
+) -> AbstractContextManager[None]:
     """The span of one step attempt (``zart.step <step>``), current while its code runs; an
     exception escaping it is recorded on it (and sets its status to error)."""
     if not _AVAILABLE:
-        yield
-        return
+        return _NO_SPAN
+    return _step_span(execution_id, task_name, step_name, attempt)
+
+
+@contextlib.contextmanager
+def _step_span(execution_id: str, task_name: str, step_name: str, attempt: int) -> Iterator[None]:
     with _tracer.start_as_current_span(
         f"zart.step {step_name}",
         attributes={

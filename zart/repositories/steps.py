@@ -118,6 +118,11 @@ def _attempt_params() -> list[Any]:
     return [bindparam(f"a_{c}", type_=attempts.c[c].type) for c in ATTEMPT_COLUMNS]
 
 
+#: What a checkpoint returns of the row it wrote: what the row kept or was given (see
+#: :func:`_written`), not the JSON it was just sent.
+_KEPT = (steps.c.step_id, steps.c.position, steps.c.created_at)
+
+
 def _checkpoint(dialect: str, with_attempt: bool) -> Any:
     """The fenced step upsert (with the attempt insert on PostgreSQL)."""
     held = select(executions.c.execution_id).where(
@@ -127,14 +132,14 @@ def _checkpoint(dialect: str, with_attempt: bool) -> Any:
     values = [bindparam(c, type_=steps.c[c].type).label(c) for c in STEP_COLUMNS]
     if dialect != "postgresql":  # the fence folds into the upsert's SELECT
         source = select(*values, executions.c.execution_id).where(held.whereclause)  # type: ignore[arg-type]
-        return _upserted(upsert(steps, dialect), source).returning(*steps.c)
+        return _upserted(upsert(steps, dialect), source).returning(*_KEPT)
     lease = held.with_for_update(read=True).cte("held")
     written = (
         _upserted(upsert(steps, dialect), select(*values, lease.c.execution_id))
         .returning(*steps.c)
         .cte("written")
     )
-    query = select(*written.c).add_cte(lease)
+    query = select(*(written.c[c.name] for c in _KEPT)).add_cte(lease)
     if with_attempt:
         attempt = (
             attempts.insert()
@@ -349,7 +354,7 @@ def record_step_outcome(
     found = yield (CHECKPOINT if attempt is None else CHECKPOINT_WITH_ATTEMPT), params
     if not found:
         raise (yield from _refusal(lease, outcome))
-    record = rows.step(found[0])
+    record = _written(found[0], lease, outcome, now)
     if attempt is not None and not backend.modifying_ctes:
         yield ATTEMPT, {**params, "step_id": record.step_id}
     return record
@@ -407,7 +412,7 @@ def record_step_outcomes(
 
 
 def _written(row: Any, lease: Lease, outcome: StepOutcome, now: datetime) -> StepRecord:
-    """The record a group checkpoint stored: what the item wrote, plus what the row kept or
+    """The record a checkpoint stored: what the item wrote, plus what the row kept or
     was given (its id; on a retry's overwrite, its first ``position`` and ``created_at``).
     The statement returns only those, so the JSON just written is not sent back and decoded."""
     return StepRecord(

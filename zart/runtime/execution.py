@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from zart import metrics, tracing
 from zart.errors import ExecutionDeadlineExceeded, LeaseLost, SerializationError, ZartError
-from zart.logs import bound, log
+from zart.logs import bound, log, logger
 from zart.models import ExecutionStatus
 from zart.outages import is_transient
 from zart.repositories import leases
@@ -95,10 +96,9 @@ async def _execute(
             execution, deadline_at=execution.created_at + handler.timeout
         )
     state = RunState(runtime, claimed.lease, execution, outcomes)
-    fields: dict[str, Any] = {
-        "execution_id": claimed.execution.execution_id,
-        "task_name": handler.name,
-    }
+    # The subject of the lines logged below (the run's bound fields say the same; named
+    # here as they are where a line is logged outside the run's binding).
+    fields: dict[str, Any] = {"execution_id": execution.execution_id, "task_name": handler.name}
     crashed = execution.crashed_claims
     limit = handler.max_claims or max_claims
     if crashed:
@@ -307,10 +307,7 @@ def _error(kind: str, error: BaseException) -> dict[str, Any]:
 async def _finish(state: RunState, outcome: _Outcome, claimed: ExecutionRecord) -> ExecutionRecord:
     """Record the run's end. ``claimed``: the execution as the claim returned it (the run's
     ``state.execution`` may carry a deadline computed from the handler, not stored)."""
-    fields: dict[str, Any] = {
-        "execution_id": state.execution.execution_id,
-        "task_name": state.execution.task_name,
-    }
+    fields: dict[str, Any] = {"execution_id": claimed.execution_id, "task_name": claimed.task_name}
     if isinstance(outcome, _Waiting):
         # One transaction with its NOTIFY: idle workers re-plan their next wake-up.
         record = await state.runtime.store.run(
@@ -335,6 +332,6 @@ async def _finish(state: RunState, outcome: _Outcome, claimed: ExecutionRecord) 
     metrics.execution_finished(record.task_name, status.value)
     if isinstance(outcome, _Failed):
         log("execution_failed", f"execution failed: {outcome.error['message']}", **fields)
-    else:
+    elif logger.isEnabledFor(logging.INFO):  # not even the call when filtered out
         log("execution_completed", "execution completed", **fields)
     return record

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,7 +46,7 @@ class StepScope:
     max_retries: int | None
 
 
-@dataclass
+@dataclass(slots=True)
 class RunState:
     """One pass of one run through its handler, on one worker."""
 
@@ -103,19 +102,16 @@ class RunState:
         self.suspending = True
         return error
 
-    @asynccontextmanager
-    async def busy(self) -> AsyncIterator[None]:
-        """Mark a branch busy (running a step, waiting briefly). No new work starts once the
-        run is suspending: the branch parks instead."""
-        if self.suspending:
-            await self.park()
-        self.active += 1
-        try:
-            yield
-        finally:
-            self.active -= 1
-            if self._changed is not None:
-                self._changed.set()
+    def busy(self) -> _Busy:
+        """Mark a branch busy (running a step, waiting briefly): ``async with run.busy():``.
+        No new work starts once the run is suspending: the branch parks instead."""
+        return _Busy(self)
+
+    def idle(self) -> None:
+        """A busy region ended (see :meth:`busy`): parked branches look again."""
+        self.active -= 1
+        if self._changed is not None:
+            self._changed.set()
 
     async def park(self, *, holding: int = 0) -> NoReturn:
         """Unwind this branch to wait durably, once no other branch is busy, so every step in
@@ -322,6 +318,24 @@ class RunState:
                 )
             )
         return value
+
+
+class _Busy:
+    """:meth:`RunState.busy`'s context (a class: every step enters one)."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, run: RunState) -> None:
+        self._run = run
+
+    async def __aenter__(self) -> None:
+        run = self._run
+        if run.suspending:
+            await run.park()
+        run.active += 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._run.idle()
 
 
 class ReplayFrontier(BaseException):
