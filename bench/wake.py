@@ -343,6 +343,7 @@ async def sleepers(
         async with scheduler.run_worker(concurrency=concurrency) as worker:
             # The worker process set up as `zart worker` sets up its own (docs/workers.md).
             frozen = zart.worker.freeze_startup_objects()
+            zart.worker.collect_less_often()
             # Pilot: the worker's 1000-way peak is reached before "before", and the time to
             # start and suspend one execution is measured to place the due time.
             pilot = min(PILOT, concurrency, count)

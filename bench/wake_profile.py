@@ -127,6 +127,7 @@ async def profile(
         await scheduler.migrate()
         async with scheduler.run_worker(concurrency=concurrency) as worker:
             zart.worker.freeze_startup_objects()  # as `zart worker` and bench.wake do
+            zart.worker.collect_less_often()
             due = time.time() + 10.0 + count * 0.004
             began = time.perf_counter()
             await _start_many(starter, sleeper, count, due)

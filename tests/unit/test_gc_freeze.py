@@ -47,3 +47,30 @@ def test_it_collects_garbage_first_then_freezes_what_is_left() -> None:
         "kept out of reach: True",
         "back after unfreeze: True",
     ]
+
+
+THRESHOLDS = textwrap.dedent(
+    """
+    import gc
+
+    from zart.worker import collect_less_often
+    from zart.worker.settings import WORKER_GC_THRESHOLDS
+
+    before = gc.get_threshold()
+    print("returned the old ones:", collect_less_often() == before)
+    print("set the worker's:", gc.get_threshold() == WORKER_GC_THRESHOLDS)
+    print("fewer passes:", all(new >= old for new, old in zip(gc.get_threshold(), before)))
+    """
+)
+
+
+def test_collect_less_often_sets_the_workers_thresholds_and_returns_the_old_ones() -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", THRESHOLDS], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        "returned the old ones: True",
+        "set the worker's: True",
+        "fewer passes: True",
+    ]

@@ -33,7 +33,7 @@ from zart.cli.common import (
 from zart.database import DEFAULT_DATABASE_URL
 from zart.runtime.registry import registered_names
 from zart.scheduler import DurableScheduler
-from zart.worker import freeze_startup_objects
+from zart.worker import collect_less_often, freeze_startup_objects
 
 Modules = Annotated[
     list[str] | None,
@@ -225,8 +225,10 @@ def worker(
                 queues=queue or None,
             ) as running,
         ):
-            # This process is the worker's: what it holds now lives as long as it does.
+            # This process is the worker's: what it holds now lives as long as it does, and
+            # its garbage collector is tuned for crowds of runs.
             freeze_startup_objects()
+            collect_less_often()
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):

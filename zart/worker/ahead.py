@@ -34,7 +34,8 @@ T = TypeVar("T")
 #: At most this many executions per claim statement (the claim's chunk, also ahead).
 CLAIM_CHUNK = 250
 
-#: At most this many held executions whose leases one read checks once they are due.
+#: At most this many held executions whose leases one read checks once they are due (the
+#: reads of a crowd run at once).
 WAKE_CHUNK = 1000
 
 #: Errors a best-effort hand-back swallows: someone else owns the lease already, or the
@@ -211,35 +212,47 @@ class ClaimAhead:
         self._wake.set()  # more may have come due meanwhile
 
     async def _wake_due(self) -> None:
-        """While held executions are due: a chunk at a time, one read checks that their leases
-        still hold, and they join the queue the claim loop starts them from as slots free up
-        (their due timers fired and their due sleeps completed when they were claimed ahead).
-        Apart from the claim loop, so the runs of one chunk start while the next chunk is
-        checked. One whose lease was lost meanwhile (cancelled, taken over) is dropped."""
+        """While held executions are due: one read per chunk of them checks that their leases
+        still hold (the chunks read at once, over the store's connections), and then all of
+        them join the queue the claim loop starts them from as slots free up (their due timers
+        fired and their due sleeps completed when they were claimed ahead). All at once: a
+        crowd due at one instant is then started in one go, and each run's first pass (up to
+        its first checkpoint) comes before the rest of anyone's, instead of the crowd's
+        second half waiting behind the first half's checkpoints and finishes. Apart from the
+        claim loop. One whose lease was lost meanwhile (cancelled, taken over) is dropped."""
         while True:
             now = self._clock.now()
             batch: list[_Held] = []
-            while len(batch) < WAKE_CHUNK:
+            while True:
                 due_at = self.next_due()
                 if due_at is None or due_at > now:
                     break
                 batch.append(heapq.heappop(self._due)[2])
             if not batch:
                 return
-            held: set[str] | None = None
-            try:
-                held = await self._store.run(held_repo.still_held, [h.lease for h in batch])
-            except Exception as exc:  # their first checkpoint is fenced all the same
-                log("wake_failed", f"checking held leases failed: {exc}", level=30)
-            for entry in batch:
-                execution_id = entry.claimed.execution.execution_id
-                if self.held.get(execution_id) is not entry:
-                    continue  # aborted meanwhile
-                if held is not None and execution_id not in held:
-                    del self.held[execution_id]  # its lease is gone: cancelled or taken over
-                    continue
-                self._ready.append(entry)
+            chunks = [
+                batch[start : start + WAKE_CHUNK] for start in range(0, len(batch), WAKE_CHUNK)
+            ]
+            found = await asyncio.gather(*(self._still_held(chunk) for chunk in chunks))
+            for chunk, held in zip(chunks, found, strict=True):
+                for entry in chunk:
+                    execution_id = entry.claimed.execution.execution_id
+                    if self.held.get(execution_id) is not entry:
+                        continue  # aborted meanwhile
+                    if held is not None and execution_id not in held:
+                        del self.held[execution_id]  # its lease is gone: cancelled or taken over
+                        continue
+                    self._ready.append(entry)
             self._wake.set()
+
+    async def _still_held(self, chunk: list[_Held]) -> set[str] | None:
+        """Which of ``chunk`` still hold their leases; ``None`` when the read failed (then
+        they are started all the same: their first checkpoint is fenced)."""
+        try:
+            return await self._store.run(held_repo.still_held, [h.lease for h in chunk])
+        except Exception as exc:
+            log("wake_failed", f"checking held leases failed: {exc}", level=30)
+            return None
 
     async def release(self, held: list[_Held]) -> None:
         """Give executions claimed ahead back as they were: waiting until their due time."""
