@@ -36,7 +36,7 @@ async def _batch(scheduler: zart.DurableScheduler, workflows: int) -> None:
         await scheduler.wait(execution_id, timeout=120)
 
 
-async def profile(url: str, workflows: int, use_cprofile: bool) -> str:
+async def profile(url: str, workflows: int, use_cprofile: bool, dump: str | None = None) -> str:
     async with zart.DurableScheduler(url) as scheduler:
         await scheduler.migrate()
         async with scheduler.run_worker(concurrency=64, poll_interval=POLL_INTERVAL):
@@ -55,6 +55,8 @@ async def profile(url: str, workflows: int, use_cprofile: bool) -> str:
                 profiler.enable()
                 await _batch(scheduler, workflows)
                 profiler.disable()
+                if dump:
+                    profiler.dump_stats(dump)
                 return header + _cprofile_text(profiler)
             from pyinstrument import Profiler
 
@@ -78,6 +80,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--workflows", type=int, default=100)
     parser.add_argument("--cprofile", action="store_true", help="cProfile, not pyinstrument")
+    parser.add_argument("--dump", help="with --cprofile: also write the raw stats to this file")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="zart-profile-") as work_dir:
         if arguments.backend == "postgresql":
@@ -88,7 +91,9 @@ def main() -> None:
             server = None
             url = f"sqlite+aiosqlite:///{Path(work_dir) / 'zart.db'}"
         try:
-            print(asyncio.run(profile(url, arguments.workflows, arguments.cprofile)))
+            print(
+                asyncio.run(profile(url, arguments.workflows, arguments.cprofile, arguments.dump))
+            )
         finally:
             if server is not None:
                 server.stop()

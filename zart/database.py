@@ -413,36 +413,41 @@ class DriverConnections:
         self._closed = False
         self.replan_every = replan_every
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Any]:
-        """A connection in autocommit: each statement commits on its own."""
-        async with self._slots:
+    def connection(self) -> _Lent:
+        """A connection in autocommit: each statement commits on its own
+        (``async with connections.connection() as connection:``)."""
+        return _Lent(self)
+
+    async def _lend(self) -> _Kept:
+        await self._slots.acquire()
+        try:
             if self._closed:
                 raise OperationalError(None, None, Exception("the worker's connections are closed"))
             try:
                 entry = self._idle.pop() if self._idle else await self._open()
             except Exception as exc:
                 raise _translated(exc) from exc
-            healthy = False
-            try:
-                if time.monotonic() - entry.planned_at >= self.replan_every:
-                    await entry.connection.execute(REPLAN)
-                    entry.planned_at = time.monotonic()
-                yield entry.connection
-                healthy = True
-            except Exception as exc:
-                healthy = not connection_lost(exc)  # a statement's own error: still usable
-                if not healthy:
-                    await self._discard_idle()
-                translated = _translated(exc)
-                if translated is exc:
-                    raise  # keep its own cause (an operation's error wraps the driver's)
-                raise translated from exc
-            finally:
-                if healthy and not self._closed and not entry.connection.is_closed():
-                    self._idle.append(entry)
-                else:
-                    await _discard(entry)
+        except BaseException:
+            self._slots.release()
+            raise
+        return entry
+
+    async def _returned(self, entry: _Kept, error: BaseException | None) -> None:
+        """``entry`` comes back, after ``error`` if its user failed: kept for the next one
+        if it is healthy (a statement's own error leaves it so), else closed, and the idle
+        ones with it when it broke (see the class docstring)."""
+        try:
+            healthy = error is None or (
+                isinstance(error, Exception) and not connection_lost(error)
+            )
+            if error is not None and not healthy and isinstance(error, Exception):
+                await self._discard_idle()
+            if healthy and not self._closed and not entry.connection.is_closed():
+                self._idle.append(entry)
+            else:
+                await _discard(entry)
+        finally:
+            self._slots.release()
 
     async def _open(self) -> _Kept:
         entry = _Kept(*await detached_connection(self._engine), planned_at=time.monotonic())
@@ -473,6 +478,39 @@ class DriverConnections:
     async def close(self) -> None:
         self._closed = True
         await self._discard_idle()
+
+
+class _Lent:
+    """:meth:`DriverConnections.connection`'s context (a class, not a generator: every
+    statement of a worker enters one)."""
+
+    __slots__ = ("_entry", "_pool")
+
+    def __init__(self, pool: DriverConnections) -> None:
+        self._pool = pool
+
+    async def __aenter__(self) -> Any:
+        entry = self._entry = await self._pool._lend()
+        try:
+            if time.monotonic() - entry.planned_at >= self._pool.replan_every:
+                await entry.connection.execute(REPLAN)
+                entry.planned_at = time.monotonic()
+        except BaseException as exc:
+            await self._pool._returned(entry, exc)
+            if isinstance(exc, Exception):
+                translated = _translated(exc)
+                if translated is not exc:
+                    raise translated from exc
+            raise
+        return entry.connection
+
+    async def __aexit__(self, kind: Any, error: BaseException | None, traceback: Any) -> bool:
+        await self._pool._returned(self._entry, error)
+        if isinstance(error, Exception):
+            translated = _translated(error)
+            if translated is not error:  # else it keeps its own cause (an operation's error
+                raise translated from error  # wraps the driver's)
+        return False
 
 
 def _translated(exc: Exception) -> Exception:

@@ -68,6 +68,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
+        if value.tzinfo is UTC:  # what the clock gives: nothing to convert
+            return value
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r} given to a UTC column; attach a timezone")
         return value.astimezone(UTC)

@@ -18,8 +18,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, Integer, String, and_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from zart.errors import LeaseLost, NonDeterministicReplay
 from zart.models import (
@@ -94,14 +105,6 @@ _GROUP_COLUMNS = (
     "has_attempt",
     *(f"a_{c}" for c in ATTEMPT_COLUMNS),
 )
-_NO_ATTEMPT = {
-    "a_attempt_number": 0,
-    "a_status": "",
-    "a_result": None,
-    "a_error": None,
-    "a_started_at": None,
-    "a_completed_at": None,
-}
 
 
 def _upserted(insert: Any, source: Any) -> Any:
@@ -153,10 +156,18 @@ def _checkpoint(dialect: str, with_attempt: bool) -> Any:
     return query
 
 
+#: The fields of one group checkpoint item, in order (:func:`_group_item`): the step's
+#: columns but its two stamps (the group's ``now``), then its attempt's.
+_ITEM_FIELDS = tuple(c for c in _GROUP_COLUMNS if c not in ("created_at", "updated_at"))
+#: The JSON columns among them: taken as JSONB (a JSON null stays JSON null), not as text.
+_JSON_FIELDS = frozenset({"result", "error", "event_schema", "a_result", "a_error"})
+
+
 def _group_checkpoint(_dialect: str) -> Any:
-    """Several checkpoints in one statement (PostgreSQL): each column one array (``unnest``),
-    each item fenced by its own lease, the execution rows locked ``FOR SHARE`` in
-    ``execution_id`` order."""
+    """Several checkpoints in one statement (PostgreSQL): the items one JSON array of arrays
+    (:func:`_group_item`: one parameter, encoded at once, where an array parameter per column
+    cost the driver a check and an encode per cell), each item fenced by its own lease, the
+    execution rows locked ``FOR SHARE`` in ``execution_id`` order."""
 
     def column_type(name: str) -> Any:
         if name in ("lease_execution_id", "lease_token"):
@@ -167,9 +178,19 @@ def _group_checkpoint(_dialect: str) -> Any:
             return attempts.c[name[2:]].type
         return steps.c[name].type
 
-    arrays = [bindparam(f"g_{n}", type_=ARRAY(column_type(n))) for n in _GROUP_COLUMNS]
-    unnested = func.unnest(*arrays).table_valued(*_GROUP_COLUMNS).render_derived(name="items")
-    items = select(*unnested.c).cte("items")
+    item = func.jsonb_array_elements(bindparam("g_items", type_=JSONB), type_=JSONB)
+    element = item.column_valued("item")
+    now = bindparam("now", type_=steps.c.created_at.type)
+
+    def field(index: int, name: str) -> Any:
+        at: Any = literal_column(str(index))  # a literal, not one more parameter per field
+        if name in _JSON_FIELDS:
+            return element.op("->", return_type=JSONB)(at)
+        return cast(element.op("->>", return_type=String())(at), column_type(name))
+
+    fields = {name: field(index, name) for index, name in enumerate(_ITEM_FIELDS)}
+    fields["created_at"] = fields["updated_at"] = now
+    items = select(*(fields[name].label(name) for name in _GROUP_COLUMNS)).cte("items")
     held = (
         select(executions.c.execution_id)
         .join(
@@ -389,18 +410,7 @@ def record_step_outcomes(
             except (LeaseLost, NonDeterministicReplay) as refused:  # no database error: go on
                 results.append(refused)
         return results
-    columns: dict[str, list[Any]] = {name: [] for name in _GROUP_COLUMNS}
-    for lease, outcome, attempt in items:
-        values = {
-            **_step_values(outcome, now),
-            "lease_execution_id": lease.execution_id,
-            "lease_token": lease.token,
-            "has_attempt": attempt is not None,
-            **(_attempt_values(attempt) or _NO_ATTEMPT),
-        }
-        for name in _GROUP_COLUMNS:
-            columns[name].append(values[name])
-    found = yield GROUP_CHECKPOINT, {f"g_{k}": v for k, v in columns.items()}
+    found = yield GROUP_CHECKPOINT, {"g_items": [_group_item(*item) for item in items], "now": now}
     stored = {(row["run_id"], row["name"]): row for row in found}
     for lease, outcome, _attempt in items:
         row = stored.get((outcome.run_id, outcome.name))
@@ -409,6 +419,49 @@ def record_step_outcomes(
         else:
             results.append(_written(row, lease, outcome, now))
     return results
+
+
+def _stamp(value: datetime | None) -> str | None:
+    """A timestamp as the JSON text PostgreSQL reads back exactly (ISO 8601 with its offset)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r} given to a UTC column; attach a timezone")
+    return value.isoformat()
+
+
+def _group_item(lease: Lease, outcome: StepOutcome, attempt: AttemptOutcome | None) -> list[Any]:
+    """One checkpoint of a group statement: its :data:`_ITEM_FIELDS`, in order, as JSON."""
+    item = [
+        lease.execution_id,
+        lease.token,
+        outcome.run_id,
+        outcome.name,
+        outcome.kind,
+        outcome.status,
+        outcome.result,
+        outcome.error,
+        outcome.attempts,
+        outcome.position,
+        _stamp(outcome.deadline_at),
+        _stamp(outcome.wake_at),
+        _stamp(outcome.completed_at),
+        outcome.event_schema,
+        outcome.branch,
+    ]
+    if attempt is None:
+        item += (False, 0, "", None, None, None, None)
+    else:
+        item += (
+            True,
+            attempt.attempt_number,
+            attempt.status,
+            attempt.result,
+            attempt.error,
+            _stamp(attempt.started_at),
+            _stamp(attempt.completed_at),
+        )
+    return item
 
 
 def _written(row: Any, lease: Lease, outcome: StepOutcome, now: datetime) -> StepRecord:

@@ -198,7 +198,10 @@ class ClaimAhead:
             execution_id = entry.claimed.execution.execution_id
             if self.held.get(execution_id) is entry:
                 del self.held[execution_id]
-                self._spawn(replace(entry.claimed, lease=entry.lease), entry.outcomes)
+                claimed = entry.claimed
+                if claimed.lease is not entry.lease:  # renewed while it was held
+                    claimed = replace(claimed, lease=entry.lease)
+                self._spawn(claimed, entry.outcomes)
         due = self.next_due()
         if due is not None and due <= self._clock.now() and self._waker is None:
             self._waker = asyncio.create_task(self._wake_due(), name="zart-worker-waker")
