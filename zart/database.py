@@ -437,9 +437,7 @@ class DriverConnections:
         if it is healthy (a statement's own error leaves it so), else closed, and the idle
         ones with it when it broke (see the class docstring)."""
         try:
-            healthy = error is None or (
-                isinstance(error, Exception) and not connection_lost(error)
-            )
+            healthy = error is None or (isinstance(error, Exception) and not connection_lost(error))
             if error is not None and not healthy and isinstance(error, Exception):
                 await self._discard_idle()
             if healthy and not self._closed and not entry.connection.is_closed():

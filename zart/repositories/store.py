@@ -67,10 +67,11 @@ class _DriverExecutor:
     ) -> T:
         running = operation(self.backend, *args, **kwargs)
         compiled = self._compiled
-        if mode_of(operation) is Mode.TRANSACTION:
-            lend = self.connections.transaction()
-        else:
-            lend = self.connections.connection()
+        lend: contextlib.AbstractAsyncContextManager[Any] = (
+            self.connections.transaction()
+            if mode_of(operation) is Mode.TRANSACTION
+            else self.connections.connection()
+        )
         async with lend as connection:
 
             async def execute(statement: Statement, params: Mapping[str, Any]) -> Rows:
