@@ -9,6 +9,12 @@ Labels stay bounded: task names and step *names as declared* (``process-report-{
 the template, not the filled name; a call-site ``.named()`` override counts under its step's
 declared name), statuses and outcomes, never an execution id.
 
+The counters and histograms are counted as plain numbers on the caller's thread (a dict
+update: a resume used to pay four ``labels()`` lookups and as many locked increments) and read
+by Zart's registry when it is scraped, through a collector; the text is prometheus-client's
+own for the same counts (``tests/unit/test_metrics_exposition.py``), less the ``_created``
+samples. The slot gauges are read at scrape time too.
+
 Without ``prometheus-client`` installed every function here is a no-op costing one global
 lookup, and :func:`require` (what ``/metrics`` and ``--metrics-port`` call) raises a
 :class:`~zart.errors.ConfigurationError` naming the extra. The instruments live in a registry
@@ -18,6 +24,7 @@ application that serves its own ``/metrics`` can expose it beside its default re
 
 from __future__ import annotations
 
+import bisect
 import importlib.util
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -56,20 +63,90 @@ class _Instruments:
     slots: Any
 
 
+class _Counter:
+    """A counter by label values, counted as plain numbers in this process (each count a
+    dict update on the caller's thread, no lock) and read by the registry when scraped."""
+
+    __slots__ = ("documentation", "labels", "name", "values")
+
+    def __init__(self, name: str, documentation: str, labels: Iterable[str]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labels = list(labels)
+        self.values: dict[tuple[str, ...], float] = {}
+
+    def inc(self, key: tuple[str, ...], amount: float = 1.0) -> None:
+        self.values[key] = self.values.get(key, 0.0) + amount
+
+    def family(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily
+
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for key, value in list(self.values.items()):  # a copy: counted on another thread
+            family.add_metric(list(key), value)
+        return family
+
+
+class _Histogram:
+    """A histogram by label values, kept like :class:`_Counter`: per key, the count of each
+    bucket (the last one ``+Inf``) and the sum."""
+
+    __slots__ = ("bounds", "documentation", "labels", "name", "values")
+
+    def __init__(
+        self, name: str, documentation: str, labels: Iterable[str], buckets: Iterable[float]
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labels = list(labels)
+        self.bounds = tuple(float(b) for b in buckets)
+        self.values: dict[tuple[str, ...], list[float]] = {}
+
+    def observe(self, key: tuple[str, ...], value: float) -> None:
+        counts = self.values.get(key)
+        if counts is None:
+            counts = self.values[key] = [0.0] * (len(self.bounds) + 2)
+        counts[bisect.bisect_left(self.bounds, value)] += 1  # le: the first bound >= value
+        counts[-1] += value
+
+    def family(self) -> Any:
+        from prometheus_client.core import HistogramMetricFamily
+        from prometheus_client.utils import floatToGoString
+
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+        for key, counts in list(self.values.items()):
+            counts = list(counts)
+            buckets, total = [], 0.0
+            for bound, count in zip((*self.bounds, float("inf")), counts, strict=False):
+                total += count
+                buckets.append((floatToGoString(bound), total))  # type: ignore[no-untyped-call]
+            family.add_metric(list(key), buckets, counts[-1])
+        return family
+
+
 def _build() -> _Instruments | None:
     if importlib.util.find_spec("prometheus_client") is None:
         return None
-    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+    from prometheus_client import CollectorRegistry, Gauge
 
     registry = CollectorRegistry(auto_describe=True)
+    kept: list[_Counter | _Histogram] = []
 
-    def counter(name: str, doc: str, labels: Iterable[str]) -> Any:
-        return Counter(name, doc, list(labels), registry=registry)
+    def counter(name: str, doc: str, labels: Iterable[str]) -> _Counter:
+        kept.append(found := _Counter(name, doc, labels))
+        return found
 
     def histogram(name: str, doc: str, labels: Iterable[str], buckets: Iterable[float]) -> Any:
-        return Histogram(name, doc, list(labels), registry=registry, buckets=tuple(buckets))
+        kept.append(found := _Histogram(name, doc, labels, buckets))
+        return found
 
-    return _Instruments(
+    class _Counted:
+        """What the registry reads at a scrape: every counter and histogram above."""
+
+        def collect(self) -> Iterable[Any]:
+            return [instrument.family() for instrument in kept]
+
+    instruments = _Instruments(
         registry=registry,
         executions_started=counter(
             "zart_executions_started", "Executions started by this process.", ["task_name"]
@@ -141,6 +218,9 @@ def _build() -> _Instruments | None:
             "total",
         ),
     )
+    # Registered once they exist: with auto_describe the registry reads their names now.
+    registry.register(_Counted())
+    return instruments
 
 
 #: The slot gauges' values: plain integers changed by :func:`slots` (a run begins or ends:
@@ -151,20 +231,6 @@ _slots = {"in_use": 0, "total": 0}
 def _read_at_scrape(gauge: Any, key: str) -> Any:
     gauge.set_function(lambda: _slots[key])
     return gauge
-
-
-#: Each metric's child by label values, once made (``labels()`` checks and locks each time).
-_children: dict[tuple[str, tuple[str, ...]], Any] = {}
-
-
-def _child(name: str, *values: str) -> Any:
-    """The child of instrument ``name`` (an attribute of :class:`_Instruments`) for
-    ``values``, its label values."""
-    key = (name, values)
-    found = _children.get(key)
-    if found is None:
-        found = _children[key] = getattr(_instruments, name).labels(*values)
-    return found
 
 
 _instruments: _Instruments | None = _build()
@@ -195,26 +261,26 @@ def registry() -> Any:
 
 def execution_started(task_name: str) -> None:
     if _instruments is not None:
-        _child("executions_started", task_name).inc()
+        _instruments.executions_started.inc((task_name,))
 
 
 def execution_finished(task_name: str, status: str) -> None:
     if _instruments is not None:
-        _child("executions_finished", task_name, status).inc()
+        _instruments.executions_finished.inc((task_name, status))
 
 
 def execution_suspended(task_name: str) -> None:
     if _instruments is not None:
-        _child("executions_suspended", task_name).inc()
+        _instruments.executions_suspended.inc((task_name,))
 
 
 def step_attempt(task_name: str, step_name: str, outcome: str, seconds: float | None) -> None:
     """One attempt of step ``step_name`` (its declared name) ended with ``outcome``;
     ``seconds``: how long its code ran (``None``: it did not run here, e.g. ``crashed``)."""
     if _instruments is not None:
-        _child("step_attempts", task_name, step_name, outcome).inc()
+        _instruments.step_attempts.inc((task_name, step_name, outcome))
         if seconds is not None:
-            _child("step_duration", task_name, step_name).observe(seconds)
+            _instruments.step_duration.observe((task_name, step_name), seconds)
 
 
 def claimed(task_name: str, previous_status: str, lag: float | None) -> None:
@@ -224,20 +290,21 @@ def claimed(task_name: str, previous_status: str, lag: float | None) -> None:
     if _instruments is None:
         return
     if previous_status == "running":
-        _child("takeovers", task_name).inc()
+        _instruments.takeovers.inc((task_name,))
     elif lag is not None:
         woken = previous_status == "waiting"
-        _child("wakeup_lag" if woken else "claim_lag", task_name).observe(max(lag, 0.0))
+        histogram = _instruments.wakeup_lag if woken else _instruments.claim_lag
+        histogram.observe((task_name,), max(lag, 0.0))
 
 
 def lease_lost(task_name: str) -> None:
     if _instruments is not None:
-        _child("lease_losses", task_name).inc()
+        _instruments.lease_losses.inc((task_name,))
 
 
 def crash_loop(task_name: str) -> None:
     if _instruments is not None:
-        _child("crash_loops", task_name).inc()
+        _instruments.crash_loops.inc((task_name,))
 
 
 def slots(*, in_use: int = 0, total: int = 0) -> None:
