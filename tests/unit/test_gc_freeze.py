@@ -36,12 +36,17 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_it_collects_garbage_first_then_freezes_what_is_left() -> None:
+def _lines_of(script: str) -> list[str]:
+    """What ``script`` prints, run in a Python process of its own."""
     run = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert run.returncode == 0, run.stderr
-    assert run.stdout.splitlines() == [
+    return run.stdout.splitlines()
+
+
+def test_it_collects_garbage_first_then_freezes_what_is_left() -> None:
+    assert _lines_of(SCRIPT) == [
         "collected first: True",
         "count returned: True",
         "kept out of reach: True",
@@ -65,11 +70,7 @@ THRESHOLDS = textwrap.dedent(
 
 
 def test_collect_less_often_sets_the_workers_thresholds_and_returns_the_old_ones() -> None:
-    run = subprocess.run(
-        [sys.executable, "-c", THRESHOLDS], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.splitlines() == [
+    assert _lines_of(THRESHOLDS) == [
         "returned the old ones: True",
         "set the worker's: True",
         "fewer passes: True",
