@@ -9,8 +9,8 @@ Labels stay bounded: task names and step *names as declared* (``process-report-{
 the template, not the filled name; a call-site ``.named()`` override counts under its step's
 declared name), statuses and outcomes, never an execution id.
 
-The counters and histograms are counted as plain numbers on the caller's thread (a dict
-update: a resume used to pay four ``labels()`` lookups and as many locked increments) and read
+The counters and histograms are counted as plain numbers (a dict update under a lock: a
+resume used to pay four ``labels()`` lookups beside its locked increments) and read
 by Zart's registry when it is scraped, through a collector; the text is prometheus-client's
 own for the same counts (``tests/unit/test_metrics_exposition.py``), less the ``_created``
 samples. The slot gauges are read at scrape time too.
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import importlib.util
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -65,24 +66,29 @@ class _Instruments:
 
 class _Counter:
     """A counter by label values, counted as plain numbers in this process (each count a
-    dict update on the caller's thread, no lock) and read by the registry when scraped."""
+    dict update under one lock: a synchronous facade's thread may count beside the event
+    loop's) and read by the registry when scraped."""
 
-    __slots__ = ("documentation", "labels", "name", "values")
+    __slots__ = ("_lock", "documentation", "labels", "name", "values")
 
     def __init__(self, name: str, documentation: str, labels: Iterable[str]) -> None:
         self.name = name
         self.documentation = documentation
         self.labels = list(labels)
         self.values: dict[tuple[str, ...], float] = {}
+        self._lock = threading.Lock()
 
     def inc(self, key: tuple[str, ...], amount: float = 1.0) -> None:
-        self.values[key] = self.values.get(key, 0.0) + amount
+        with self._lock:
+            self.values[key] = self.values.get(key, 0.0) + amount
 
     def family(self) -> Any:
         from prometheus_client.core import CounterMetricFamily
 
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
-        for key, value in list(self.values.items()):  # a copy: counted on another thread
+        with self._lock:  # a copy: counted on another thread
+            kept = list(self.values.items())
+        for key, value in kept:
             family.add_metric(list(key), value)
         return family
 
@@ -91,7 +97,7 @@ class _Histogram:
     """A histogram by label values, kept like :class:`_Counter`: per key, the count of each
     bucket (the last one ``+Inf``) and the sum."""
 
-    __slots__ = ("bounds", "documentation", "labels", "name", "values")
+    __slots__ = ("_lock", "bounds", "documentation", "labels", "name", "values")
 
     def __init__(
         self, name: str, documentation: str, labels: Iterable[str], buckets: Iterable[float]
@@ -101,21 +107,25 @@ class _Histogram:
         self.labels = list(labels)
         self.bounds = tuple(float(b) for b in buckets)
         self.values: dict[tuple[str, ...], list[float]] = {}
+        self._lock = threading.Lock()
 
     def observe(self, key: tuple[str, ...], value: float) -> None:
-        counts = self.values.get(key)
-        if counts is None:
-            counts = self.values[key] = [0.0] * (len(self.bounds) + 2)
-        counts[bisect.bisect_left(self.bounds, value)] += 1  # le: the first bound >= value
-        counts[-1] += value
+        index = bisect.bisect_left(self.bounds, value)  # le: the first bound >= value
+        with self._lock:
+            counts = self.values.get(key)
+            if counts is None:
+                counts = self.values[key] = [0.0] * (len(self.bounds) + 2)
+            counts[index] += 1
+            counts[-1] += value
 
     def family(self) -> Any:
         from prometheus_client.core import HistogramMetricFamily
         from prometheus_client.utils import floatToGoString
 
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
-        for key, counts in list(self.values.items()):
-            counts = list(counts)
+        with self._lock:  # a consistent copy: counted on another thread
+            kept = [(key, list(counts)) for key, counts in self.values.items()]
+        for key, counts in kept:
             buckets, total = [], 0.0
             for bound, count in zip((*self.bounds, float("inf")), counts, strict=False):
                 total += count
