@@ -29,6 +29,9 @@ def mypy(*names: str) -> tuple[int, list[str]]:
             str(ROOT / "pyproject.toml"),
             "--cache-dir",
             str(ROOT / ".mypy_cache"),
+            # Files, not mypy's SQLite cache: its database was found locked by the run before
+            # in this process ("database is locked" setting its journal mode), now and then.
+            "--no-sqlite-cache",
             *(str(SAMPLES / name) for name in names),
         ]
     )
