@@ -496,7 +496,11 @@ async def measure(target: Target, phase: str) -> dict[str, Any]:
 
 def main() -> None:
     arguments = parse_arguments()
-    write_figures(asyncio.run(measure(arguments.target, arguments.phase)), arguments.out)
+    # On the event loop `zart worker` runs on (uvloop's where installed), as the worker
+    # process here is set up the way `zart worker` sets up its own.
+    with asyncio.Runner(loop_factory=zart.worker.event_loop_factory()) as runner:
+        figures = runner.run(measure(arguments.target, arguments.phase))
+    write_figures(figures, arguments.out)
 
 
 if __name__ == "__main__":

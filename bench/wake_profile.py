@@ -223,8 +223,9 @@ def main() -> None:
         server.create_database("zart_wake_profile")
         url = server.url("zart_wake_profile")
     try:
-        print(
-            asyncio.run(
+        # On the event loop `zart worker` runs on, as bench.wake does.
+        with asyncio.Runner(loop_factory=zart.worker.event_loop_factory()) as runner:
+            report = runner.run(
                 profile(
                     url,
                     arguments.sleepers,
@@ -235,7 +236,7 @@ def main() -> None:
                     arguments.dump,
                 )
             )
-        )
+        print(report)
     finally:
         if server is not None:
             server.stop()

@@ -31,6 +31,7 @@ from zart.models.names import parse_tags
 from zart.outages import is_transient, retry_delay
 from zart.scheduler import DurableScheduler
 from zart.wire import utc_instant
+from zart.worker import event_loop_factory
 
 T = TypeVar("T")
 
@@ -272,9 +273,12 @@ def parse_json(text: str, what: str = "payload") -> Any:
 
 
 def run_reporting_errors(url: str, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """``asyncio.run(main())``, with the errors a user can fix reported as one line."""
+    """``asyncio.run(main())`` on the worker process's loop
+    (:func:`zart.worker.event_loop_factory`: uvloop's where installed), with the errors a user
+    can fix reported as one line."""
     try:
-        return asyncio.run(main())
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            return runner.run(main())
     except ZartError as exc:
         fail(str(exc))
     except DBAPIError as exc:
