@@ -156,9 +156,9 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     requires uvloop.
 
     uvloop runs the loop and its sockets in C: 10,000 sleepers resumed on 1,000 slots cost
-    88 µs of the worker's CPU each instead of 101, and the last one resumed 0.95 s after due
-    instead of 1.16 s (``bench.wake_profile``, one run each, same machine); a sequential
-    workflow, which waits for each commit, ran as fast either way. An app running a worker of
+    88 µs of the worker's CPU each instead of 101 (``bench.wake_profile``, one run each; in
+    ``make bench`` within the run-to-run spread, docs/workers.md); a sequential workflow,
+    which waits for each commit, ran as fast either way. An app running a worker of
     its own runs it on its own loop (uvicorn, for one, takes uvloop when it is installed)."""
     chosen = os.environ.get("ZART_EVENT_LOOP", "").strip().lower() or None
     if chosen is not None and chosen not in EVENT_LOOPS:
