@@ -495,20 +495,24 @@ class _Lent:
                 entry.planned_at = time.monotonic()
         except BaseException as exc:
             await self._pool._returned(entry, exc)
-            if isinstance(exc, Exception):
-                translated = _translated(exc)
-                if translated is not exc:
-                    raise translated from exc
+            _raise_translated(exc)
             raise
         return entry.connection
 
     async def __aexit__(self, kind: Any, error: BaseException | None, traceback: Any) -> bool:
         await self._pool._returned(self._entry, error)
-        if isinstance(error, Exception):
-            translated = _translated(error)
-            if translated is not error:  # else it keeps its own cause (an operation's error
-                raise translated from error  # wraps the driver's)
+        if error is not None:
+            _raise_translated(error)
         return False
+
+
+def _raise_translated(error: BaseException) -> None:
+    """Raise ``error`` as its SQLAlchemy error, when it is a driver's; else return (it keeps
+    its own cause: an operation's error wraps the driver's)."""
+    if isinstance(error, Exception):
+        translated = _translated(error)
+        if translated is not error:
+            raise translated from error
 
 
 def _translated(exc: Exception) -> Exception:
