@@ -3,7 +3,6 @@ takes the execution over once the lease expires, and finished steps never run ag
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import zart
 from tests.acceptance.crash_flow import crash_flow
+from tests.journal import journal_lines, wait_for_line
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 2.0
@@ -44,19 +44,6 @@ def start_worker(database_url: str, *, hang: bool) -> subprocess.Popen[str]:
     )
 
 
-def journal_lines(journal: Path) -> list[str]:
-    return journal.read_text().splitlines() if journal.exists() else []
-
-
-async def wait_for_line(journal: Path, line: str, within: float = 30) -> None:
-    give_up = time.monotonic() + within
-    while time.monotonic() < give_up:
-        if line in await asyncio.to_thread(journal_lines, journal):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{line!r} never appeared in the journal")
-
-
 async def test_a_killed_worker_is_taken_over_and_finished_steps_run_once(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -66,7 +53,7 @@ async def test_a_killed_worker_is_taken_over_and_finished_steps_run_once(
 
         first = start_worker(database_url, hang=True)
         try:
-            await wait_for_line(journal, "start 3")
+            await wait_for_line(journal, "start 3", within=30)
         finally:
             first.send_signal(signal.SIGKILL)
             first.communicate(timeout=10)

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
@@ -24,6 +23,7 @@ import zart
 from tests.acceptance.messages_flow import acc_inbox, acc_parent_of_child
 from tests.acceptance.test_cli_executions import error_line, ok
 from tests.acceptance.test_cli_executions import zart as zart_cli
+from tests.journal import journal_lines, wait_for_line
 from tests.processes import Process, running
 from zart import DurableScheduler
 from zart.api import ApiSettings, create_app
@@ -39,19 +39,6 @@ def start_worker(database_url: str, *, hang: bool) -> Process:
     arguments = [sys.executable, "-m", "zart", "worker", "tests.acceptance.messages_flow"]
     arguments += ["--database-url", database_url, "--lease-timeout", "2", "--poll-interval", "0.05"]
     return Process(arguments, cwd=ROOT, env=env)
-
-
-def journal_lines(journal: Path) -> list[str]:
-    return journal.read_text().splitlines() if journal.exists() else []
-
-
-async def wait_for_line(journal: Path, line: str, within: float = 60) -> None:
-    give_up = time.monotonic() + within
-    while time.monotonic() < give_up:
-        if line in await asyncio.to_thread(journal_lines, journal):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{line!r} never appeared in the journal")
 
 
 async def test_five_messages_arrive_in_order_once_across_a_worker_kill(
