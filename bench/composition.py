@@ -13,7 +13,7 @@ wake-up they are judged against, all measured in one run on one server:
 - *fan-out*: one parent starts ``N`` children (``zart.start_child`` in a loop) and gathers
   their results; children per second = N / (the parent's end - its start).
 
-    python -m bench.composition [--repetitions 30] [--fan-out 1000] [--url URL]
+    python -m bench.composition [--repetitions 40] [--fan-out 1000] [--url URL]
 
 Without ``--url`` it starts a throwaway PostgreSQL with production durability
 (``tests/pg_server.py``), as ``bench.run`` does.
@@ -38,8 +38,9 @@ from bench.wake import (
     percentiles,
 )
 
-#: What ``make bench`` runs: the wake-ups measured, and the children of the fan-out.
-REPETITIONS = 30
+#: What ``make bench`` runs: the wake-ups measured (of each kind, interleaved: one event, one
+#: message, one child, and again), and the children of the fan-out.
+REPETITIONS = 40
 FAN_OUT = 1000
 
 
@@ -102,6 +103,27 @@ async def _child_latencies(scheduler: zart.DurableScheduler, repetitions: int) -
     return {"start_to_result_ms": percentiles(result_ms), "samples_ms": result_ms}
 
 
+async def _interleaved(
+    scheduler: zart.DurableScheduler, other: zart.DurableScheduler, repetitions: int
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """``repetitions`` of each latency, taken in turn, each kind's samples summarised alone."""
+    events, messages, children = [], [], []
+    for _ in range(repetitions):
+        events.append(await _event_latencies(scheduler, other, 1))
+        messages.append(await _message_latencies(scheduler, other, 1))
+        children.append(await _child_latencies(scheduler, 1))
+
+    def summary(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+        samples = [sample for run in runs for sample in run["samples_ms"]]
+        return {key: percentiles(samples), "samples_ms": samples}
+
+    return (
+        summary(events, "resumed_ms"),
+        summary(messages, "resumed_ms"),
+        summary(children, "start_to_result_ms"),
+    )
+
+
 async def _fan_out(scheduler: zart.DurableScheduler, children: int) -> dict[str, Any]:
     execution_id = await scheduler.start(bench_fan_out, {"children": children})
     await scheduler.wait(execution_id, timeout=WAIT_TIMEOUT)
@@ -120,9 +142,10 @@ async def measure(url: str, repetitions: int, children: int) -> dict[str, Any]:
             await _event_latencies(scheduler, other, 3)  # warm-up
             await _message_latencies(scheduler, other, 3)
             await _child_latencies(scheduler, 3)
-            event = await _event_latencies(scheduler, other, repetitions)
-            message = await _message_latencies(scheduler, other, repetitions)
-            child = await _child_latencies(scheduler, repetitions)
+            # Interleaved, one of each kind at a time: measured in three blocks, the ratios
+            # moved with the machine's fsync latency between the blocks (1.36-2.09x for the
+            # child over six runs of the same code).
+            event, message, child = await _interleaved(scheduler, other, repetitions)
             fan_out = await _fan_out(scheduler, children)
     finally:
         await other.close()
