@@ -441,6 +441,112 @@ async def test_a_group_of_checkpoints_is_fenced_item_by_item(engine: AsyncEngine
     assert stored_attempts[second.step_id] == []
 
 
+async def test_a_group_of_first_writes_is_fenced_item_by_item(
+    engine: AsyncEngine,
+) -> None:
+    """Every item the checkpoint of a step's first successful attempt (what the single
+    checkpoint writes with FIRST_CHECKPOINT): in a group, an unfinished row is replaced, a
+    completed one refused, a lost lease refused, each item on its own, and what is written
+    is stored as the single checkpoint stores it."""
+    later = T0 + timedelta(seconds=5)
+    async with engine.begin() as conn:
+        fresh, lost, done, retried = [await new_execution(conn) for _ in range(4)]
+        leases = {c.execution.execution_id: c.lease for c in await claim(conn, worker_id="w")}
+        await run_on(
+            conn,
+            steps.record_step_outcome,
+            leases[done.execution_id],
+            completed_step(done.run_id, "a", "first"),
+            now=T0,
+        )
+        await run_on(
+            conn,
+            steps.record_step_outcome,
+            leases[retried.execution_id],
+            steps.StepOutcome(
+                run_id=retried.run_id,
+                name="a",
+                kind=StepKind.STEP,
+                status=StepStatus.WAITING,
+                position=0,
+                attempts=1,
+                error={"kind": "business"},
+                wake_at=later,
+            ),
+            attempt=AttemptOutcome(0, AttemptStatus.FAILED, T0, T0, error={"m": "x"}),
+            now=T0,
+        )
+        await conn.execute(  # someone else took `lost` over
+            text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
+            {"e": lost.execution_id},
+        )
+
+    def first_write(run: ExecutionRecord, result: Any, number: int = 0) -> Any:
+        outcome = steps.StepOutcome(
+            run_id=run.run_id,
+            name="a",
+            kind=StepKind.STEP,
+            status=StepStatus.COMPLETED,
+            position=0,
+            attempts=number + 1,
+            result=result,
+            completed_at=later,
+        )
+        attempt = AttemptOutcome(number, AttemptStatus.SUCCEEDED, T0, later)
+        return (leases[run.execution_id], outcome, attempt)
+
+    async with worker_store(engine) as store:
+        results = await store.run(
+            steps.record_step_outcomes,
+            [
+                first_write(fresh, {"v": [1, None]}),
+                first_write(lost, 2),
+                first_write(done, "again"),
+                first_write(retried, "ok", 1),
+            ],
+            now=later,
+        )
+    written, refused, replayed, replaced = results
+    assert not isinstance(written, BaseException)
+    assert isinstance(refused, LeaseLost)
+    assert isinstance(replayed, NonDeterministicReplay)
+    assert not isinstance(replaced, BaseException)
+    assert (replaced.status, replaced.result, replaced.created_at) == (
+        StepStatus.COMPLETED,
+        "ok",
+        T0,
+    )
+    async with engine.connect() as conn:
+        assert await run_on(conn, steps.load_run_outcomes, fresh.run_id) == {"a": written}
+        assert await run_on(conn, steps.load_run_outcomes, lost.run_id) == {}
+        assert (await run_on(conn, steps.load_run_outcomes, done.run_id))["a"].result == "first"
+        assert await run_on(conn, steps.load_run_outcomes, retried.run_id) == {"a": replaced}
+        stored = await run_on(conn, steps.list_step_attempts, [written.step_id, replaced.step_id])
+        # As the general statement stores them: JSON null, not SQL NULL, in the JSON columns.
+        nulls = (
+            await conn.execute(
+                select(
+                    func.count(),
+                ).where(
+                    step_rows.c.step_id == written.step_id,
+                    step_rows.c.error.is_not(None),
+                    step_rows.c.event_schema.is_not(None),
+                    step_rows.c.wake_at.is_(None),
+                )
+            )
+        ).scalar_one()
+    assert [(a.attempt_number, a.status) for a in stored[written.step_id]] == [
+        (0, AttemptStatus.SUCCEEDED)
+    ]
+    assert stored[written.step_id][0].completed_at == later
+    assert [a.status for a in stored[replaced.step_id]] == [
+        AttemptStatus.FAILED,
+        AttemptStatus.SUCCEEDED,
+    ]
+    if engine.dialect.name == "postgresql":
+        assert nulls == 1
+
+
 @zart.step("group-tick-{i}")
 async def group_tick(i: int) -> int:
     await asyncio.sleep(0)
