@@ -15,7 +15,8 @@ or whatever an auto-instrumentation agent set up): Zart never configures one.
 
 Attributes: ``zart.execution_id``, ``zart.task_name``, ``zart.step_name``, ``zart.attempt``
 (and ``zart.status`` on a run span when it ends). Without ``opentelemetry-api`` installed
-every function here is a no-op and nothing is stored.
+every function here is a no-op and nothing is stored; with it but no tracer provider set, no
+span is made (:func:`recording`), and a trace context the caller has is still stored.
 """
 
 from __future__ import annotations
@@ -43,8 +44,18 @@ else:  # pragma: no cover - depends on the installation
 
 
 def available() -> bool:
-    """Whether ``opentelemetry-api`` is installed (spans are made)."""
+    """Whether ``opentelemetry-api`` is installed (spans are made once a tracer provider is
+    set, see :func:`recording`)."""
     return _AVAILABLE
+
+
+def recording() -> bool:
+    """Whether spans go anywhere: ``opentelemetry-api`` is installed *and* the application
+    set a tracer provider (or an agent did). The API often comes in with another library and
+    nobody sets one; its proxy then makes a non-recording span per call, and a step paid for
+    two context switches and an attribute dict of a span nobody sees. Asked at each span, so
+    a provider set after Zart was imported is used from then on."""
+    return _AVAILABLE and not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 def carrier() -> dict[str, str] | None:
@@ -60,7 +71,7 @@ def carrier() -> dict[str, str] | None:
 @contextlib.contextmanager
 def start_span(task_name: str) -> Iterator[None]:
     """The span of a start (``zart.start <task>``), current while it runs."""
-    if not _AVAILABLE:
+    if not recording():
         yield
         return
     with _tracer.start_as_current_span(
@@ -85,8 +96,8 @@ class RunSpan:
             self._span.set_status(Status(StatusCode.ERROR, error))
 
 
-#: What the span functions return without OpenTelemetry: one reusable context each, so a
-#: run and its steps pay no generator for spans nobody makes.
+#: What the span functions return when no span would be recorded (:func:`recording`): one
+#: reusable context each, so a run and its steps pay no generator for spans nobody makes.
 _NO_RUN_SPAN = contextlib.nullcontext(RunSpan(None))
 _NO_SPAN: AbstractContextManager[None] = contextlib.nullcontext()
 
@@ -96,7 +107,7 @@ def run_span(
 ) -> AbstractContextManager[RunSpan]:
     """The span of a run's pass (``zart.run <task>``), current while it runs, its parent the
     trace context ``stored`` with the start. ``attempt``: the claim number."""
-    if not _AVAILABLE:
+    if not recording():
         return _NO_RUN_SPAN
     return _run_span(execution_id, task_name, stored, attempt)
 
@@ -124,7 +135,7 @@ def step_span(
 ) -> AbstractContextManager[None]:
     """The span of one step attempt (``zart.step <step>``), current while its code runs; an
     exception escaping it is recorded on it (and sets its status to error)."""
-    if not _AVAILABLE:
+    if not recording():
         return _NO_SPAN
     return _step_span(execution_id, task_name, step_name, attempt)
 

@@ -4,6 +4,9 @@ spans are one trace, on both backends; a failed attempt is recorded on its span.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import pytest
@@ -138,3 +141,37 @@ async def test_a_start_outside_any_trace_roots_one(
     run = _one(_trace(exporter, start.context.trace_id), "zart.run tracing-flow")
     assert run.parent is not None
     assert run.parent.span_id == start.context.span_id
+
+
+def test_no_span_is_made_until_the_application_sets_a_tracer_provider() -> None:
+    """With ``opentelemetry-api`` installed but no provider set (the API's proxy), the span
+    functions make nothing; a provider set later is used from then on. In a process of its
+    own: a process gets one tracer provider, and this one's is set by the fixture above."""
+    script = textwrap.dedent(
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from zart import tracing
+
+        assert not tracing.recording()
+        assert tracing.step_span("e", "t", "s", 0) is tracing._NO_SPAN
+        assert tracing.run_span("e", "t", None, 1) is tracing._NO_RUN_SPAN
+        with tracing.start_span("t"):
+            assert not trace.get_current_span().get_span_context().is_valid
+        memory = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        trace.set_tracer_provider(provider)
+        assert tracing.recording()
+        with tracing.start_span("t"), tracing.step_span("e", "t", "s", 0):
+            pass
+        print(sorted(span.name for span in memory.get_finished_spans()))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['zart.start t', 'zart.step s']"
