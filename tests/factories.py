@@ -107,6 +107,22 @@ def completed_step(run_id: str, name: str, result: Any, position: int = 0) -> st
     )
 
 
+def retrying_step(
+    run_id: str, name: str, error: Any, wake_at: datetime, attempts: int = 1
+) -> steps.StepOutcome:
+    """A step whose attempt failed with ``error`` and that waits for its retry at ``wake_at``."""
+    return steps.StepOutcome(
+        run_id=run_id,
+        name=name,
+        kind=StepKind.STEP,
+        status=StepStatus.WAITING,
+        position=0,
+        attempts=attempts,
+        error=error,
+        wake_at=wake_at,
+    )
+
+
 @contextlib.asynccontextmanager
 async def worker_store(engine: AsyncEngine) -> AsyncIterator[Store]:
     """A store of ``engine`` with its worker's connections open: what a worker runs on."""

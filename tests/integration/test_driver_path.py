@@ -22,6 +22,7 @@ from tests.factories import (
     completed_step,
     new_execution,
     new_id,
+    retrying_step,
     run_on,
     worker_store,
 )
@@ -390,23 +391,26 @@ async def test_a_woken_sleeper_passes_its_sleep_without_a_checkpoint(database_ur
 # -- group commit on PostgreSQL -----------------------------------------------------------------
 
 
+async def _completed_and_taken_over(
+    conn: Any, lease: Lease, done: ExecutionRecord, lost: ExecutionRecord
+) -> None:
+    """``done``'s step ``a`` completed (with ``lease``); ``lost`` taken over by someone else."""
+    await run_on(
+        conn, steps.record_step_outcome, lease, completed_step(done.run_id, "a", "first"), now=T0
+    )
+    await conn.execute(
+        text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
+        {"e": lost.execution_id},
+    )
+
+
 async def test_a_group_of_checkpoints_is_fenced_item_by_item(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         kept = await new_execution(conn)
         lost = await new_execution(conn)
         done = await new_execution(conn)
         leases = {c.execution.execution_id: c.lease for c in await claim(conn, worker_id="w")}
-        await run_on(
-            conn,
-            steps.record_step_outcome,
-            leases[done.execution_id],
-            completed_step(done.run_id, "a", "first"),
-            now=T0,
-        )
-        await conn.execute(  # someone else took `lost` over
-            text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
-            {"e": lost.execution_id},
-        )
+        await _completed_and_taken_over(conn, leases[done.execution_id], done, lost)
     async with worker_store(engine) as store:
         results = await store.run(
             steps.record_step_outcomes,
@@ -455,31 +459,12 @@ async def test_a_group_of_first_writes_is_fenced_item_by_item(
         await run_on(
             conn,
             steps.record_step_outcome,
-            leases[done.execution_id],
-            completed_step(done.run_id, "a", "first"),
-            now=T0,
-        )
-        await run_on(
-            conn,
-            steps.record_step_outcome,
             leases[retried.execution_id],
-            steps.StepOutcome(
-                run_id=retried.run_id,
-                name="a",
-                kind=StepKind.STEP,
-                status=StepStatus.WAITING,
-                position=0,
-                attempts=1,
-                error={"kind": "business"},
-                wake_at=later,
-            ),
+            retrying_step(retried.run_id, "a", {"kind": "business"}, later),
             attempt=AttemptOutcome(0, AttemptStatus.FAILED, T0, T0, error={"m": "x"}),
             now=T0,
         )
-        await conn.execute(  # someone else took `lost` over
-            text("UPDATE zart_executions SET lease_token = 'other' WHERE execution_id = :e"),
-            {"e": lost.execution_id},
-        )
+        await _completed_and_taken_over(conn, leases[done.execution_id], done, lost)
 
     def first_write(run: ExecutionRecord, result: Any, number: int = 0) -> Any:
         outcome = steps.StepOutcome(
@@ -853,16 +838,7 @@ async def test_a_grouped_retry_keeps_the_rows_position_and_creation(engine: Asyn
         first = await new_execution(conn)
         other = await new_execution(conn)
         leases = {c.execution.execution_id: c.lease for c in await claim(conn, worker_id="w")}
-        waiting = steps.StepOutcome(
-            run_id=first.run_id,
-            name="a",
-            kind=StepKind.STEP,
-            status=StepStatus.WAITING,
-            position=0,
-            attempts=1,
-            error={"kind": "business"},
-            wake_at=T0,
-        )
+        waiting = retrying_step(first.run_id, "a", {"kind": "business"}, T0)
         await run_on(conn, steps.record_step_outcome, leases[first.execution_id], waiting, now=T0)
     retried = steps.StepOutcome(
         run_id=first.run_id,

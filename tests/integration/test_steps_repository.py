@@ -7,7 +7,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import String, func, select
 
-from tests.factories import LEASE, T0, claim_only, completed_step, new_execution, run_on
+from tests.factories import (
+    LEASE,
+    T0,
+    claim_only,
+    completed_step,
+    new_execution,
+    retrying_step,
+    run_on,
+)
 from zart.errors import (
     EventAlreadyDelivered,
     EventNotAccepted,
@@ -72,16 +80,7 @@ async def test_retries_update_the_step_and_keep_every_attempt(store: Store) -> N
         store,
         steps.record_step_outcome,
         lease,
-        steps.StepOutcome(
-            run_id=record.run_id,
-            name="charge-card",
-            kind=StepKind.STEP,
-            status=StepStatus.WAITING,
-            position=0,
-            attempts=1,
-            error=error,
-            wake_at=T0 + timedelta(seconds=1),
-        ),
+        retrying_step(record.run_id, "charge-card", error, T0 + timedelta(seconds=1)),
         attempt=AttemptOutcome(0, AttemptStatus.FAILED, T0, T0, error=error),
         now=T0,
     )
@@ -546,15 +545,11 @@ async def test_a_retry_that_succeeds_replaces_the_unfinished_outcome(store: Stor
         store,
         steps.record_step_outcome,
         lease,
-        steps.StepOutcome(
-            run_id=record.run_id,
-            name="charge",
-            kind=StepKind.STEP,
-            status=StepStatus.WAITING,
-            position=0,
-            attempts=1,
-            error={"type": "builtins:TimeoutError", "message": "slow"},
-            wake_at=T0 + timedelta(seconds=5),
+        retrying_step(
+            record.run_id,
+            "charge",
+            {"type": "builtins:TimeoutError", "message": "slow"},
+            T0 + timedelta(seconds=5),
         ),
         attempt=AttemptOutcome(0, AttemptStatus.FAILED, T0, T0, error={"message": "slow"}),
         now=T0,
