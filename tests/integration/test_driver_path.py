@@ -41,7 +41,7 @@ from zart.models import (
     TimerKind,
     table_of,
 )
-from zart.repositories import claims, executions, steps, timers, wakeups
+from zart.repositories import claims, executions, group_checkpoints, steps, timers, wakeups
 from zart.repositories import leases as leases_repo
 from zart.repositories import statements as raw
 from zart.repositories.records import AttemptOutcome, ClaimedExecution, ExecutionRecord, Lease
@@ -413,7 +413,7 @@ async def test_a_group_of_checkpoints_is_fenced_item_by_item(engine: AsyncEngine
         await _completed_and_taken_over(conn, leases[done.execution_id], done, lost)
     async with worker_store(engine) as store:
         results = await store.run(
-            steps.record_step_outcomes,
+            group_checkpoints.record_step_outcomes,
             [
                 (
                     leases[kept.execution_id],
@@ -482,7 +482,7 @@ async def test_a_group_of_first_writes_is_fenced_item_by_item(
 
     async with worker_store(engine) as store:
         results = await store.run(
-            steps.record_step_outcomes,
+            group_checkpoints.record_step_outcomes,
             [
                 first_write(fresh, {"v": [1, None]}),
                 first_write(lost, 2),
@@ -776,7 +776,7 @@ async def test_a_group_whose_first_result_is_a_list_is_stored_as_json(
     leases = {execution_id: c.lease for execution_id, c in claimed.items()}
     async with worker_store(engine) as store:
         stored = await store.run(
-            steps.record_step_outcomes,
+            group_checkpoints.record_step_outcomes,
             [
                 (leases[first.execution_id], completed_step(first.run_id, "a", [1, 2]), None),
                 (leases[second.execution_id], completed_step(second.run_id, "a", None), None),
@@ -852,7 +852,7 @@ async def test_a_grouped_retry_keeps_the_rows_position_and_creation(engine: Asyn
     )
     async with worker_store(engine) as store:
         stored = await store.run(
-            steps.record_step_outcomes,
+            group_checkpoints.record_step_outcomes,
             [
                 (leases[first.execution_id], retried, None),
                 (leases[other.execution_id], completed_step(other.run_id, "b", 7, 2), None),

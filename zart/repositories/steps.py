@@ -1,5 +1,6 @@
-"""Step outcomes and their attempts: the checkpoint (alone, grouped, with a timer), the
-one-query replay read, the due sleeps a claim completes, and the timeline.
+"""Step outcomes and their attempts: the checkpoint (alone or with a timer; a group's is in
+:mod:`.group_checkpoints`), the one-query replay read, the due sleeps a claim completes, and
+the timeline.
 
 The checkpoint is fenced: the step row is inserted from a SELECT that yields a row only while
 the lease token still matches, so a fenced-out worker inserts nothing. PostgreSQL: one
@@ -19,18 +20,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
     Integer,
-    String,
-    and_,
     bindparam,
-    cast,
-    func,
     literal_column,
     select,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 
 from zart.errors import LeaseLost, NonDeterministicReplay
 from zart.models import (
@@ -99,16 +94,9 @@ _UPDATED_ON_CONFLICT = tuple(
     c for c in STEP_COLUMNS if c not in ("run_id", "name", "position", "created_at", "branch")
 )
 ATTEMPT_COLUMNS = ("attempt_number", "status", "result", "error", "started_at", "completed_at")
-_GROUP_COLUMNS = (
-    "lease_execution_id",
-    "lease_token",
-    *STEP_COLUMNS,
-    "has_attempt",
-    *(f"a_{c}" for c in ATTEMPT_COLUMNS),
-)
 
 
-def _upserted(insert: Any, source: Any) -> Any:
+def upserted(insert: Any, source: Any) -> Any:
     """``insert`` of the step columns (and the lease's execution id) from ``source``: a retry's
     outcome replaces the earlier attempt's; a completed outcome never changes."""
     return insert.from_select([*STEP_COLUMNS, "execution_id"], source).on_conflict_do_update(
@@ -123,7 +111,7 @@ def _attempt_params() -> list[Any]:
 
 
 #: What a checkpoint returns of the row it wrote: what the row kept or was given (see
-#: :func:`_written`), not the JSON it was just sent.
+#: :func:`written_record`), not the JSON it was just sent.
 _KEPT = (steps.c.step_id, steps.c.position, steps.c.created_at)
 
 
@@ -136,10 +124,10 @@ def _checkpoint(dialect: str, with_attempt: bool) -> Any:
     values = [bindparam(c, type_=steps.c[c].type).label(c) for c in STEP_COLUMNS]
     if dialect != "postgresql":  # the fence folds into the upsert's SELECT
         source = select(*values, executions.c.execution_id).where(held.whereclause)  # type: ignore[arg-type]
-        return _upserted(upsert(steps, dialect), source).returning(*_KEPT)
+        return upserted(upsert(steps, dialect), source).returning(*_KEPT)
     lease = held.with_for_update(read=True).cte("held")
     written = (
-        _upserted(upsert(steps, dialect), select(*values, lease.c.execution_id))
+        upserted(upsert(steps, dialect), select(*values, lease.c.execution_id))
         .returning(*steps.c)
         .cte("written")
     )
@@ -249,78 +237,6 @@ def _first_write(outcome: StepOutcome, attempt: AttemptOutcome | None) -> bool:
     )
 
 
-#: The fields of one group checkpoint item, in order (:func:`_group_item`): the step's
-#: columns but its two stamps (the group's ``now``), then its attempt's.
-_ITEM_FIELDS = tuple(c for c in _GROUP_COLUMNS if c not in ("created_at", "updated_at"))
-#: The JSON columns among them: taken as JSONB (a JSON null stays JSON null), not as text.
-_JSON_FIELDS = frozenset({"result", "error", "event_schema", "a_result", "a_error"})
-
-
-def _group_checkpoint(_dialect: str) -> Any:
-    """Several checkpoints in one statement (PostgreSQL): the items one JSON array of arrays
-    (:func:`_group_item`: one parameter, encoded at once, where an array parameter per column
-    cost the driver a check and an encode per cell), each item fenced by its own lease, the
-    execution rows locked ``FOR SHARE`` in ``execution_id`` order."""
-
-    def column_type(name: str) -> Any:
-        if name in ("lease_execution_id", "lease_token"):
-            return String()
-        if name == "has_attempt":
-            return Boolean()
-        if name.startswith("a_"):
-            return attempts.c[name[2:]].type
-        return steps.c[name].type
-
-    item = func.jsonb_array_elements(bindparam("g_items", type_=JSONB), type_=JSONB)
-    element = item.column_valued("item")
-    now = bindparam("now", type_=steps.c.created_at.type)
-
-    def field(index: int, name: str) -> Any:
-        at: Any = literal_column(str(index))  # a literal, not one more parameter per field
-        if name in _JSON_FIELDS:
-            return element.op("->", return_type=JSONB)(at)
-        return cast(element.op("->>", return_type=String())(at), column_type(name))
-
-    fields = {name: field(index, name) for index, name in enumerate(_ITEM_FIELDS)}
-    fields["created_at"] = fields["updated_at"] = now
-    items = select(*(fields[name].label(name) for name in _GROUP_COLUMNS)).cte("items")
-    held = (
-        select(executions.c.execution_id)
-        .join(
-            items,
-            and_(
-                executions.c.execution_id == items.c.lease_execution_id,
-                executions.c.lease_token == items.c.lease_token,
-            ),
-        )
-        .order_by(executions.c.execution_id)
-        .with_for_update(read=True, of=executions)
-        .cte("held")
-    )
-    source = select(*(items.c[c] for c in STEP_COLUMNS), items.c.lease_execution_id).where(
-        items.c.lease_execution_id.in_(select(held.c.execution_id))
-    )
-    written = _upserted(upsert(steps, "postgresql"), source).returning(*steps.c).cte("written")
-    attempt = (
-        attempts.insert()
-        .from_select(
-            ["step_id", *ATTEMPT_COLUMNS],
-            select(written.c.step_id, *(items.c[f"a_{c}"] for c in ATTEMPT_COLUMNS))
-            .select_from(
-                written.join(
-                    items,
-                    and_(items.c.run_id == written.c.run_id, items.c.name == written.c.name),
-                )
-            )
-            .where(items.c.has_attempt),
-        )
-        .returning(attempts.c.attempt_id)
-        .cte("attempt")
-    )
-    kept = ("step_id", "run_id", "name", "position", "created_at")
-    return select(*(written.c[name] for name in kept)).add_cte(attempt)
-
-
 def due_sleeps_completed(
     runs: ColumnElement[bool], due: Any = None, completed_at: Any = None
 ) -> Any:
@@ -360,7 +276,6 @@ ATTEMPT = Statement(
     ),
 )
 FIRST_CHECKPOINT = Statement("first_checkpoint", _first_checkpoint)
-GROUP_CHECKPOINT = Statement("group_checkpoint", _group_checkpoint)
 LEASE_HELD = Statement(
     "lease_held",
     lambda _d: select(executions.c.execution_id).where(
@@ -434,7 +349,7 @@ def _attempt_values(attempt: AttemptOutcome | None) -> dict[str, Any]:
     }
 
 
-def _refusal(lease: Lease, outcome: StepOutcome) -> Operation[LeaseLost | NonDeterministicReplay]:
+def refusal(lease: Lease, outcome: StepOutcome) -> Operation[LeaseLost | NonDeterministicReplay]:
     """Why a checkpoint wrote nothing (the rare path, so the extra read is fine): the lease
     is gone, or the step already has a completed outcome (which the upsert never
     overwrites)."""
@@ -482,7 +397,7 @@ def record_step_outcome(
             },
         )
         if found:
-            return _written(found[0], lease, outcome, now)
+            return written_record(found[0], lease, outcome, now)
         # A row of the step exists, or the lease is gone: the general statement decides.
     params = {
         **_step_values(outcome, now),
@@ -492,8 +407,8 @@ def record_step_outcome(
     }
     found = yield (CHECKPOINT if attempt is None else CHECKPOINT_WITH_ATTEMPT), params
     if not found:
-        raise (yield from _refusal(lease, outcome))
-    record = _written(found[0], lease, outcome, now)
+        raise (yield from refusal(lease, outcome))
+    record = written_record(found[0], lease, outcome, now)
     if attempt is not None and not backend.modifying_ctes:
         yield ATTEMPT, {**params, "step_id": record.step_id}
     return record
@@ -508,81 +423,7 @@ def record_checkpoint(
     return (yield from record_step_outcome(backend, lease, outcome, attempt=attempt, now=now))
 
 
-@autocommit
-def record_step_outcomes(
-    backend: Backend, items: Sequence[Checkpoint], *, now: datetime
-) -> Operation[list[StepRecord | LeaseLost | NonDeterministicReplay]]:
-    """Several checkpoints of different executions at once (group commit), each fenced by its
-    own lease exactly as :func:`record_step_outcome` fences one, the refused ones writing
-    nothing. Per item, in order: its stored record, or the error it gets.
-
-    PostgreSQL: **one** statement; the execution rows are locked ``FOR SHARE`` in
-    ``execution_id`` order, as the heartbeat locks them (:func:`.leases.renew_leases`), so two
-    statements that lock several rows never wait for each other in a cycle. SQLite: one
-    checkpoint after the other in the one transaction (one commit, one fsync)."""
-    results: list[StepRecord | LeaseLost | NonDeterministicReplay] = []
-    if not backend.group_statements:
-        for item in items:
-            try:
-                results.append((yield from record_checkpoint(backend, item, now=now)))
-            except (LeaseLost, NonDeterministicReplay) as refused:  # no database error: go on
-                results.append(refused)
-        return results
-    found = yield GROUP_CHECKPOINT, {"g_items": [_group_item(*item) for item in items], "now": now}
-    stored = {(row["run_id"], row["name"]): row for row in found}
-    for lease, outcome, _attempt in items:
-        row = stored.get((outcome.run_id, outcome.name))
-        if row is None:
-            results.append((yield from _refusal(lease, outcome)))
-        else:
-            results.append(_written(row, lease, outcome, now))
-    return results
-
-
-def _stamp(value: datetime | None) -> str | None:
-    """A timestamp as the JSON text PostgreSQL reads back exactly (ISO 8601 with its offset)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r} given to a UTC column; attach a timezone")
-    return value.isoformat()
-
-
-def _group_item(lease: Lease, outcome: StepOutcome, attempt: AttemptOutcome | None) -> list[Any]:
-    """One checkpoint of a group statement: its :data:`_ITEM_FIELDS`, in order, as JSON."""
-    item = [
-        lease.execution_id,
-        lease.token,
-        outcome.run_id,
-        outcome.name,
-        outcome.kind,
-        outcome.status,
-        outcome.result,
-        outcome.error,
-        outcome.attempts,
-        outcome.position,
-        _stamp(outcome.deadline_at),
-        _stamp(outcome.wake_at),
-        _stamp(outcome.completed_at),
-        outcome.event_schema,
-        outcome.branch,
-    ]
-    if attempt is None:
-        item += (False, 0, "", None, None, None, None)
-    else:
-        item += (
-            True,
-            attempt.attempt_number,
-            attempt.status,
-            attempt.result,
-            attempt.error,
-            _stamp(attempt.started_at),
-            _stamp(attempt.completed_at),
-        )
-    return item
-
-
-def _written(row: Any, lease: Lease, outcome: StepOutcome, now: datetime) -> StepRecord:
+def written_record(row: Any, lease: Lease, outcome: StepOutcome, now: datetime) -> StepRecord:
     """The record a checkpoint stored: what the item wrote, plus what the row kept or
     was given (its id; on a retry's overwrite, its first ``position`` and ``created_at``).
     The statement returns only those, so the JSON just written is not sent back and decoded."""

@@ -9,7 +9,7 @@ own write committed, so nothing is acknowledged early. A refused item (``LeaseLo
 fails the whole group.
 
 What a group is depends on the backend, inside the repository's group operation
-(:func:`zart.repositories.steps.record_step_outcomes`,
+(:func:`zart.repositories.group_checkpoints.record_step_outcomes`,
 :func:`zart.repositories.leases.finish_executions`): on PostgreSQL one statement (``unnest``
 of the items) in autocommit, which saves the worker's CPU and round trips (PostgreSQL shares
 WAL flushes between concurrent commits anyway); on SQLite, which has one writer and pays an

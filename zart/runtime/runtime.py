@@ -16,7 +16,7 @@ from zart.errors import LeaseLost, WorkerSignal
 from zart.logs import log
 from zart.models import ExecutionStatus, TimerKind
 from zart.outages import Outage, is_transient
-from zart.repositories import children, leases, steps, wakeups
+from zart.repositories import children, group_checkpoints, leases, steps, wakeups
 from zart.repositories.executors import OperationFunction
 from zart.repositories.records import AttemptOutcome, ExecutionRecord, Lease, StepRecord
 from zart.repositories.store import Store
@@ -73,7 +73,7 @@ class Runtime:
         self._checkpoints = Batcher(
             self.store,
             steps.record_checkpoint,
-            steps.record_step_outcomes,
+            group_checkpoints.record_step_outcomes,
             now,
             "zart-checkpoint-group",
         )
