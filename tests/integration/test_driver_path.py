@@ -98,7 +98,14 @@ async def test_a_worker_checkpoint_stores_what_the_engine_path_reads(
     async with engine.connect() as conn:  # committed, and read back the same by SQLAlchemy
         assert await run_on(conn, steps.load_run_outcomes, record.run_id) == {"a": written}
     assert loaded == {record.run_id: {"a": written}, "none": {}}
-    assert await _count(engine, attempt_rows) == 1
+    # A first try that succeeded is in its step row only, and read back from it.
+    assert await _count(engine, attempt_rows) == 0
+    (first_try,) = (await store.run(steps.list_step_attempts, [written]))[written.step_id]
+    assert (first_try.attempt_id, first_try.status, first_try.started_at) == (
+        None,
+        AttemptStatus.SUCCEEDED,
+        T0,
+    )
     assert await _count(engine, step_rows) == 1  # the fenced-out "b" wrote nothing
 
 
@@ -415,10 +422,10 @@ async def test_a_group_of_checkpoints_is_fenced_item_by_item(engine: AsyncEngine
         results = await store.run(
             group_checkpoints.record_step_outcomes,
             [
-                (
+                (  # an attempt that ended after its outcome: one the group stores in a row
                     leases[kept.execution_id],
                     completed_step(kept.run_id, "a", {"v": [1, None]}),
-                    AttemptOutcome(0, AttemptStatus.SUCCEEDED, T0, T0),
+                    AttemptOutcome(0, AttemptStatus.SUCCEEDED, T0, T0 + timedelta(seconds=1)),
                 ),
                 (leases[lost.execution_id], completed_step(lost.run_id, "a", 2), None),
                 (leases[done.execution_id], completed_step(done.run_id, "a", "again"), None),
@@ -438,11 +445,11 @@ async def test_a_group_of_checkpoints_is_fenced_item_by_item(engine: AsyncEngine
         assert await run_on(conn, steps.load_run_outcomes, kept.run_id) == {"a": first, "b": second}
         assert await run_on(conn, steps.load_run_outcomes, lost.run_id) == {}
         assert (await run_on(conn, steps.load_run_outcomes, done.run_id))["a"].result == "first"
-        stored_attempts = await run_on(
-            conn, steps.list_step_attempts, [first.step_id, second.step_id]
-        )
+        stored_attempts = await run_on(conn, steps.list_step_attempts, [first, second])
     assert [a.attempt_number for a in stored_attempts[first.step_id]] == [0]
-    assert stored_attempts[second.step_id] == []
+    assert stored_attempts[first.step_id][0].attempt_id is not None
+    # "b" came without an attempt: no row; its one try is read back from the step row.
+    assert [a.attempt_id for a in stored_attempts[second.step_id]] == [None]
 
 
 async def test_a_group_of_first_writes_is_fenced_item_by_item(
@@ -506,7 +513,7 @@ async def test_a_group_of_first_writes_is_fenced_item_by_item(
         assert await run_on(conn, steps.load_run_outcomes, lost.run_id) == {}
         assert (await run_on(conn, steps.load_run_outcomes, done.run_id))["a"].result == "first"
         assert await run_on(conn, steps.load_run_outcomes, retried.run_id) == {"a": replaced}
-        stored = await run_on(conn, steps.list_step_attempts, [written.step_id, replaced.step_id])
+        stored = await run_on(conn, steps.list_step_attempts, [written, replaced])
         # As the general statement stores them: JSON null, not SQL NULL, in the JSON columns.
         nulls = (
             await conn.execute(
@@ -524,6 +531,8 @@ async def test_a_group_of_first_writes_is_fenced_item_by_item(
         (0, AttemptStatus.SUCCEEDED)
     ]
     assert stored[written.step_id][0].completed_at == later
+    assert stored[written.step_id][0].attempt_id is None  # in the step row, as alone
+    assert all(a.attempt_id is not None for a in stored[replaced.step_id])
     assert [a.status for a in stored[replaced.step_id]] == [
         AttemptStatus.FAILED,
         AttemptStatus.SUCCEEDED,

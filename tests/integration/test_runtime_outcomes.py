@@ -53,7 +53,7 @@ async def _steps(scheduler: DurableScheduler, execution_id: str) -> dict[str, An
     record = await scheduler.status(execution_id)
     async with scheduler.engine.connect() as conn:
         found = await run_on(conn, steps_repo.list_steps, record.run_id)
-        attempts = await run_on(conn, steps_repo.list_step_attempts, [s.step_id for s in found])
+        attempts = await run_on(conn, steps_repo.list_step_attempts, found)
     return {s.name: (s, attempts[s.step_id]) for s in found}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -108,9 +109,7 @@ async def test_retries_update_the_step_and_keep_every_attempt(store: Store) -> N
     assert succeeded.attempts == 2
     assert succeeded.error is None
     assert succeeded.created_at == T0
-    attempts = (await run_on(store, steps.list_step_attempts, [succeeded.step_id]))[
-        succeeded.step_id
-    ]
+    attempts = (await run_on(store, steps.list_step_attempts, [succeeded]))[succeeded.step_id]
     assert [(a.attempt_number, a.status) for a in attempts] == [
         (0, AttemptStatus.FAILED),
         (1, AttemptStatus.SUCCEEDED),
@@ -487,8 +486,9 @@ def _succeeded(
 
 
 async def _raw_rows(store: Store, run_id: str) -> list[tuple[object, ...]]:
-    """Every column of a run's steps and their attempts as the database has them (JSON as
-    text, so a JSON null and an SQL NULL differ), times and ids left out."""
+    """Every column of a run's steps and their attempt rows as the database has them (JSON as
+    text, so a JSON null and an SQL NULL differ), times and ids left out; a step with no
+    attempt row has ``None`` and ``"<NULL>"`` in the attempt's four."""
     step_table, attempt_table = table_of(StepRow), table_of(StepAttemptRow)
     json_columns = ("result", "error", "event_schema")
     async with store.engine.connect() as conn:
@@ -509,7 +509,7 @@ async def _raw_rows(store: Store, run_id: str) -> list[tuple[object, ...]]:
                 func.coalesce(func.cast(attempt_table.c.result, String()), "<NULL>"),
                 func.coalesce(func.cast(attempt_table.c.error, String()), "<NULL>"),
             )
-            .join(attempt_table, attempt_table.c.step_id == step_table.c.step_id)
+            .outerjoin(attempt_table, attempt_table.c.step_id == step_table.c.step_id)
             .where(step_table.c.run_id == run_id)
             .order_by(step_table.c.name)
         )
@@ -520,22 +520,38 @@ async def test_the_common_checkpoint_stores_what_the_general_one_stores(store: S
     record = await new_execution(store)
     lease = await claim_only(store, record.execution_id)
     later = T0 + timedelta(seconds=1)
+    written_at = T0 + timedelta(seconds=2)
     common = _succeeded(record.run_id, "common", {"id": 1})
     # An attempt that ended later than the outcome says: only the general statement writes it.
     general = _succeeded(record.run_id, "general", {"id": 1})
     general["attempt"] = AttemptOutcome(0, AttemptStatus.SUCCEEDED, T0, later)
 
-    written = await run_on(store, steps.record_step_outcome, lease, now=T0, **common)  # type: ignore[arg-type]
-    await run_on(store, steps.record_step_outcome, lease, now=T0, **general)  # type: ignore[arg-type]
+    written = await run_on(store, steps.record_step_outcome, lease, now=written_at, **common)  # type: ignore[arg-type]
+    await run_on(store, steps.record_step_outcome, lease, now=written_at, **general)  # type: ignore[arg-type]
 
     first, second = await _raw_rows(store, record.run_id)
     assert (first[0], second[0]) == ("common", "general")
-    assert first[1:] == second[1:]
+    assert first[1:-4] == second[1:-4]  # the step rows: JSON nulls, status, attempts alike
+    # The first try is in the common step's row only; the general one wrote an attempt row.
+    assert first[-4:] == (None, None, "<NULL>", "<NULL>")
+    assert second[-4:-2] == (0, AttemptStatus.SUCCEEDED.value)
     assert (written.result, written.status) == ({"id": 1}, StepStatus.COMPLETED)
     loaded = await run_on(store, steps.load_run_outcomes, record.run_id)
     assert loaded["common"].result == {"id": 1}
     assert loaded["common"].completed_at == T0
     assert loaded["common"].error is None
+    # Both began when their attempt did, not when the checkpoint was written.
+    assert loaded["common"].created_at == loaded["general"].created_at == T0
+    assert written.created_at == T0
+    read = await run_on(store, steps.list_step_attempts, list(loaded.values()))
+    (from_row,) = read[loaded["common"].step_id]
+    (from_attempt,) = read[loaded["general"].step_id]
+    assert from_row.attempt_id is None
+    assert from_attempt.attempt_id is not None
+    assert (from_row.started_at, from_row.completed_at) == (T0, T0)
+    assert replace(from_row, attempt_id=None, step_id=0, completed_at=later) == replace(
+        from_attempt, attempt_id=None, step_id=0
+    )
 
 
 async def test_a_retry_that_succeeds_replaces_the_unfinished_outcome(store: Store) -> None:
@@ -567,7 +583,7 @@ async def test_a_retry_that_succeeds_replaces_the_unfinished_outcome(store: Stor
         None,
         None,
     )
-    attempts = (await run_on(store, steps.list_step_attempts, [done.step_id]))[done.step_id]
+    attempts = (await run_on(store, steps.list_step_attempts, [done]))[done.step_id]
     assert [a.status for a in attempts] == [AttemptStatus.FAILED, AttemptStatus.SUCCEEDED]
 
 
@@ -605,5 +621,9 @@ async def test_the_common_checkpoint_never_overwrites_a_completed_outcome(store:
             **_succeeded(record.run_id, "charge", 2),
         )  # type: ignore[arg-type]
 
-    assert (await run_on(store, steps.load_run_outcomes, record.run_id))["charge"].result == 1
-    assert await _count(store, StepAttemptRow) == 1
+    stored = (await run_on(store, steps.load_run_outcomes, record.run_id))["charge"]
+    assert stored.result == 1
+    # The refused checkpoint wrote no attempt row; the first try is read from its step's row.
+    assert await _count(store, StepAttemptRow) == 0
+    tries = (await run_on(store, steps.list_step_attempts, [stored]))[stored.step_id]
+    assert [(a.attempt_number, a.status) for a in tries] == [(0, AttemptStatus.SUCCEEDED)]

@@ -275,7 +275,7 @@ async def test_a_failed_attempt_rolls_back_its_writes_and_keeps_its_history(
     record = await shared.status(execution_id)
     async with app_engine.connect() as conn:
         (step,) = await run_on(conn, steps_repo.list_steps, record.run_id)
-        attempts = (await run_on(conn, steps_repo.list_step_attempts, [step.step_id]))[step.step_id]
+        attempts = (await run_on(conn, steps_repo.list_step_attempts, [step]))[step.step_id]
     assert [(a.attempt_number, a.status.value) for a in attempts] == [
         (0, "failed"),
         (1, "succeeded"),

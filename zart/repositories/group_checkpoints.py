@@ -29,6 +29,7 @@ from zart.repositories.steps import (
     StepOutcome,
     attempts,
     executions,
+    in_step_row,
     record_checkpoint,
     refusal,
     steps,
@@ -45,8 +46,8 @@ _GROUP_COLUMNS = (
 )
 
 #: The fields of one group checkpoint item, in order (:func:`_group_item`): the step's
-#: columns but its two stamps (the group's ``now``), then its attempt's.
-_ITEM_FIELDS = tuple(c for c in _GROUP_COLUMNS if c not in ("created_at", "updated_at"))
+#: columns but ``updated_at`` (the group's ``now``), then its attempt's.
+_ITEM_FIELDS = tuple(c for c in _GROUP_COLUMNS if c != "updated_at")
 #: The JSON columns among them: taken as JSONB (a JSON null stays JSON null), not as text.
 _JSON_FIELDS = frozenset({"result", "error", "event_schema", "a_result", "a_error"})
 
@@ -77,7 +78,7 @@ def _group_checkpoint(_dialect: str) -> Any:
         return cast(element.op("->>", return_type=String())(at), column_type(name))
 
     fields = {name: field(index, name) for index, name in enumerate(_ITEM_FIELDS)}
-    fields["created_at"] = fields["updated_at"] = now
+    fields["updated_at"] = now
     items = select(*(fields[name].label(name) for name in _GROUP_COLUMNS)).cte("items")
     held = (
         select(executions.c.execution_id)
@@ -139,7 +140,10 @@ def record_step_outcomes(
             except (LeaseLost, NonDeterministicReplay) as refused:  # no database error: go on
                 results.append(refused)
         return results
-    found = yield GROUP_CHECKPOINT, {"g_items": [_group_item(*item) for item in items], "now": now}
+    found = yield (
+        GROUP_CHECKPOINT,
+        {"g_items": [_group_item(*item, now=now) for item in items], "now": now},
+    )
     stored = {(row["run_id"], row["name"]): row for row in found}
     for lease, outcome, _attempt in items:
         row = stored.get((outcome.run_id, outcome.name))
@@ -159,8 +163,12 @@ def _stamp(value: datetime | None) -> str | None:
     return value.isoformat()
 
 
-def _group_item(lease: Lease, outcome: StepOutcome, attempt: AttemptOutcome | None) -> list[Any]:
-    """One checkpoint of a group statement: its :data:`_ITEM_FIELDS`, in order, as JSON."""
+def _group_item(
+    lease: Lease, outcome: StepOutcome, attempt: AttemptOutcome | None, *, now: datetime
+) -> list[Any]:
+    """One checkpoint of a group statement: its :data:`_ITEM_FIELDS`, in order, as JSON. As
+    alone (:func:`record_step_outcome`): ``created_at`` is the attempt's start, and a first
+    try that succeeded is in the step row only (:func:`in_step_row`)."""
     item = [
         lease.execution_id,
         lease.token,
@@ -174,11 +182,12 @@ def _group_item(lease: Lease, outcome: StepOutcome, attempt: AttemptOutcome | No
         outcome.position,
         _stamp(outcome.deadline_at),
         _stamp(outcome.wake_at),
+        _stamp(now if attempt is None else attempt.started_at),
         _stamp(outcome.completed_at),
         outcome.event_schema,
         outcome.branch,
     ]
-    if attempt is None:
+    if attempt is None or in_step_row(outcome, attempt):
         item += (False, 0, "", None, None, None, None)
     else:
         item += (

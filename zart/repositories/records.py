@@ -154,7 +154,10 @@ class AttemptOutcome:
 
 @dataclass(frozen=True, slots=True)
 class StepAttemptRecord:
-    attempt_id: int
+    """One try of a step. ``attempt_id`` is ``None`` for a first try that succeeded: it has no
+    row of its own, its step's row records it (``created_at`` its start)."""
+
+    attempt_id: int | None
     step_id: int
     attempt_number: int
     status: AttemptStatus

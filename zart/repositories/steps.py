@@ -9,7 +9,8 @@ checkpoint is one round trip in autocommit; a concurrent claim (an UPDATE) eithe
 it to commit or committed first and the token no longer matches; parallel checkpoints of one
 execution take share locks that do not block each other. SQLite: the attempt is a second
 statement inside the ``BEGIN IMMEDIATE`` transaction, which already excludes every other
-writer.
+writer. A step's first try that succeeded, the common case, writes no attempt row at all: the
+step row records it (:func:`in_step_row`, :data:`FIRST_CHECKPOINT`).
 """
 
 from __future__ import annotations
@@ -153,57 +154,40 @@ def _checkpoint(dialect: str, with_attempt: bool) -> Any:
 
 #: What :data:`FIRST_CHECKPOINT` writes as constants, each as the general statement stores it
 #: (a Python ``None`` in a JSON column is JSON null there, not SQL NULL).
-_JSON_NULL = "'null'::jsonb"
+_JSON_NULL = {"postgresql": "'null'::jsonb", "sqlite": "'null'"}
 
 
-def _first_checkpoint(_dialect: str) -> Any:
-    """The checkpoint almost every step makes, with ten parameters fewer than
-    :data:`CHECKPOINT_WITH_ATTEMPT` (PostgreSQL): the first outcome of a step, completed,
-    with the succeeded attempt that produced it. ``ON CONFLICT DO NOTHING``: where a row of
-    the step exists already, or the lease is gone, it writes and returns nothing, and the
-    general statement decides (overwrite an unfinished outcome, or refuse). Measured in a
-    loop of single statements: 15-20 µs less than the general one, of ~240."""
-    lease = _lease_held().with_for_update(read=True).cte("held")
-    now = bindparam("now", type_=steps.c.created_at.type)
-    completed_at = bindparam("completed_at", type_=steps.c.completed_at.type)
+def _first_checkpoint(dialect: str) -> Any:
+    """The checkpoint almost every step makes: a step that succeeded at its first try, stored
+    as its one row, which is also the record of that try (``created_at`` its start,
+    ``completed_at`` its end; :func:`list_step_attempts` reads it back as attempt 0). One
+    heap row and its indexes, no attempt row, and eleven parameters where the general
+    statement takes twenty-four. ``ON CONFLICT DO NOTHING``: where a row of the step exists
+    already, or the lease is gone, it writes and returns nothing, and the general statement
+    decides (overwrite an unfinished outcome and record the attempt, or refuse)."""
+    held = _lease_held()
+    if dialect == "postgresql":
+        held = held.with_for_update(read=True)
+    null: Any = literal_column(_JSON_NULL[dialect])
+    now = bindparam("now", type_=steps.c.updated_at.type)
     values = {
         **{c: bindparam(c, type_=steps.c[c].type) for c in _FIRST_PARAMS},
         "status": literal_column(f"'{StepStatus.COMPLETED.value}'"),
-        "error": literal_column(_JSON_NULL),
+        "error": null,
         "wake_at": literal_column("NULL"),
-        "created_at": now,
+        "created_at": bindparam("started_at", type_=steps.c.created_at.type),
         "updated_at": now,
-        "completed_at": completed_at,
-        "event_schema": literal_column(_JSON_NULL),
+        "event_schema": null,
     }
-    written = (
-        upsert(steps, "postgresql")
-        .from_select(
-            [*STEP_COLUMNS, "execution_id"],
-            select(*(values[c].label(c) for c in STEP_COLUMNS), lease.c.execution_id),
-        )
+    source = held.with_only_columns(
+        *(values[c].label(c) for c in STEP_COLUMNS), executions.c.execution_id
+    )
+    return (
+        upsert(steps, dialect)
+        .from_select([*STEP_COLUMNS, "execution_id"], source)
         .on_conflict_do_nothing(index_elements=["run_id", "name"])
         .returning(*_KEPT)
-        .cte("written")
     )
-    attempt_values = {
-        "attempt_number": bindparam("a_attempt_number", type_=attempts.c.attempt_number.type),
-        "status": literal_column(f"'{AttemptStatus.SUCCEEDED.value}'"),
-        "result": literal_column(_JSON_NULL),
-        "error": literal_column(_JSON_NULL),
-        "started_at": bindparam("a_started_at", type_=attempts.c.started_at.type),
-        "completed_at": completed_at,
-    }
-    attempt = (
-        attempts.insert()
-        .from_select(
-            ["step_id", *ATTEMPT_COLUMNS],
-            select(written.c.step_id, *(attempt_values[c] for c in ATTEMPT_COLUMNS)),
-        )
-        .returning(attempts.c.attempt_id)
-        .cte("attempt")
-    )
-    return select(*(written.c[c.name] for c in _KEPT)).add_cte(lease).add_cte(attempt)
 
 
 #: The parameters of :data:`FIRST_CHECKPOINT` among the step's columns.
@@ -215,22 +199,27 @@ _FIRST_PARAMS = (
     "attempts",
     "position",
     "deadline_at",
+    "completed_at",
     "branch",
 )
 
 
-def _first_write(outcome: StepOutcome, attempt: AttemptOutcome | None) -> bool:
-    """Whether :data:`FIRST_CHECKPOINT` can store ``outcome`` and ``attempt``: a completed
-    outcome, no error, wake-up or schema, with the succeeded attempt that produced it."""
+def in_step_row(outcome: StepOutcome, attempt: AttemptOutcome | None) -> bool:
+    """Whether ``attempt`` is stored in the step row itself, with no attempt row: the first
+    try of a step, succeeded, whose outcome (completed, no error, wake-up or schema) it is
+    and ends when it does. :func:`list_step_attempts` gives it back from the row."""
     return (
         attempt is not None
-        and outcome.status is StepStatus.COMPLETED
+        and attempt.attempt_number == 0
         and attempt.status is AttemptStatus.SUCCEEDED
+        and attempt.result is None
+        and attempt.error is None
+        and outcome.kind is StepKind.STEP
+        and outcome.status is StepStatus.COMPLETED
+        and outcome.attempts == 1
         and outcome.error is None
         and outcome.wake_at is None
         and outcome.event_schema is None
-        and attempt.result is None
-        and attempt.error is None
         and attempt.completed_at == outcome.completed_at
     )
 
@@ -308,7 +297,11 @@ STEP_ATTEMPTS = Statement(
 )
 
 
-def _step_values(outcome: StepOutcome, now: datetime) -> dict[str, Any]:
+def _step_values(
+    outcome: StepOutcome, now: datetime, attempt: AttemptOutcome | None
+) -> dict[str, Any]:
+    """The step row's columns. ``created_at`` is when the step began: the start of the
+    attempt written with it (a retry's overwrite keeps the first), else now."""
     return {
         "run_id": outcome.run_id,
         "name": outcome.name,
@@ -320,7 +313,7 @@ def _step_values(outcome: StepOutcome, now: datetime) -> dict[str, Any]:
         "position": outcome.position,
         "deadline_at": outcome.deadline_at,
         "wake_at": outcome.wake_at,
-        "created_at": now,
+        "created_at": now if attempt is None else attempt.started_at,
         "updated_at": now,
         "completed_at": outcome.completed_at,
         "event_schema": outcome.event_schema,
@@ -367,7 +360,7 @@ def record_step_outcome(
     statement on PostgreSQL (see the module docstring). Raises :class:`LeaseLost`, having
     written nothing, when the lease token no longer matches, and
     :class:`NonDeterministicReplay` when the step has a completed outcome already."""
-    if backend.modifying_ctes and _first_write(outcome, attempt):
+    if in_step_row(outcome, attempt):
         assert attempt is not None
         found = yield (
             FIRST_CHECKPOINT,
@@ -381,18 +374,17 @@ def record_step_outcome(
                 "attempts": outcome.attempts,
                 "position": outcome.position,
                 "deadline_at": outcome.deadline_at,
-                "branch": outcome.branch,
-                "now": now,
                 "completed_at": outcome.completed_at,
-                "a_attempt_number": attempt.attempt_number,
-                "a_started_at": attempt.started_at,
+                "branch": outcome.branch,
+                "started_at": attempt.started_at,
+                "now": now,
             },
         )
         if found:
             return written_record(found[0], lease, outcome, now)
         # A row of the step exists, or the lease is gone: the general statement decides.
     params = {
-        **_step_values(outcome, now),
+        **_step_values(outcome, now, attempt),
         "lease_execution_id": lease.execution_id,
         "lease_token": lease.token,
         **_attempt_values(attempt),
@@ -513,12 +505,41 @@ def list_waiting_steps(backend: Backend, run_ids: Sequence[str]) -> Operation[li
 
 @reads
 def list_step_attempts(
-    backend: Backend, step_ids: Sequence[int]
+    backend: Backend, steps: Sequence[StepRecord]
 ) -> Operation[dict[int, list[StepAttemptRecord]]]:
-    """The attempts of the given steps, by step id, oldest first."""
-    if not step_ids:
+    """The attempts of the given steps, by step id, oldest first. A first try that succeeded
+    has no row of its own (:func:`in_step_row`): it is read back from its step's row, with no
+    ``attempt_id``."""
+    if not steps:
         return {}
-    found: dict[int, list[StepAttemptRecord]] = {step_id: [] for step_id in step_ids}
-    for row in (yield STEP_ATTEMPTS, {"step_ids": list(step_ids)}):
+    found: dict[int, list[StepAttemptRecord]] = {step.step_id: [] for step in steps}
+    for row in (yield STEP_ATTEMPTS, {"step_ids": list(found)}):
         found[row["step_id"]].append(rows.attempt(row))
+    for step in steps:
+        if not found[step.step_id] and _succeeded_at_first_try(step):
+            found[step.step_id].append(_first_try(step))
     return found
+
+
+def _succeeded_at_first_try(step: StepRecord) -> bool:
+    return (
+        step.kind is StepKind.STEP
+        and step.status is StepStatus.COMPLETED
+        and step.attempts == 1
+        and step.completed_at is not None
+    )
+
+
+def _first_try(step: StepRecord) -> StepAttemptRecord:
+    """The attempt a step row records by itself (see :func:`in_step_row`)."""
+    assert step.completed_at is not None
+    return StepAttemptRecord(
+        attempt_id=None,
+        step_id=step.step_id,
+        attempt_number=0,
+        status=AttemptStatus.SUCCEEDED,
+        result=None,
+        error=None,
+        started_at=step.created_at,
+        completed_at=step.completed_at,
+    )

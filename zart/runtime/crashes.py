@@ -68,9 +68,7 @@ async def end_crash_loop(state: RunState, max_claims: int) -> dict[str, Any]:
     )
     for record in in_flight:
         await _fail_in_flight(state, record, claims)
-    found = await state.runtime.store.run(
-        steps_repo.list_step_attempts, [r.step_id for r in in_flight]
-    )
+    found = await state.runtime.store.run(steps_repo.list_step_attempts, in_flight)
     crashes = [
         {"step": r.name, "attempt": a.attempt_number, "found_at": a.completed_at.isoformat()}
         for r in in_flight

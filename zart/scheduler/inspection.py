@@ -102,7 +102,7 @@ class InspectionOperations(SchedulerBase):
             if all(run.run_id != shown for run in runs):
                 raise RunNotFound(execution_id, shown)
             steps = await db.run(steps_repo.list_steps, shown)
-            attempts = await db.run(steps_repo.list_step_attempts, [s.step_id for s in steps])
+            attempts = await db.run(steps_repo.list_step_attempts, steps)
             events = await db.run(events_repo.list_events, execution_id)
             held = await db.run(divergences.divergence_of, execution_id, now=self.clock.now())
             children = await db.run(children_repo.children_of, execution_id)
