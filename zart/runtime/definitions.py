@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -30,6 +30,11 @@ class StepDefinition:
     #: The parameters, in order, when every one is a plain positional one (no ``*args``,
     #: ``**kwargs`` or keyword-only): a call passing all of them positionally binds by zip.
     positional: tuple[str, ...] | None = None
+    #: Whether ``fn`` is a coroutine function: asked once, not at every call.
+    coroutine: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "coroutine", inspect.iscoroutinefunction(self.fn))
 
     def resolve_name(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         """The step name for one call: ``{placeholders}`` filled from the bound arguments."""
@@ -44,7 +49,7 @@ class StepDefinition:
     async def invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run the body once: awaited if async, in a worker thread if sync (the thread sees the
         same ``zart.context()``)."""
-        if inspect.iscoroutinefunction(self.fn):
+        if self.coroutine:
             return await self.fn(*args, **kwargs)
         result = await asyncio.to_thread(self.fn, *args, **kwargs)
         if inspect.isawaitable(result):
