@@ -136,7 +136,10 @@ def _finish(dialect: str) -> Any:
     )
     if dialect != "postgresql":
         return update_.returning(*_finished_columns(executions))
-    finished = update_.returning(*executions.c).cte("finished")
+    # Only what the run's update and the caller read: the row's JSON is not sent back.
+    finished = update_.returning(*_finished_columns(executions), executions.c.current_run_id).cte(
+        "finished"
+    )
     run = (
         update(run_rows)
         .where(run_rows.c.run_id == finished.c.current_run_id)
@@ -176,7 +179,13 @@ def _finish_many(_dialect: str) -> Any:
                 completed_at=now,
             )
         )
-        .returning(*executions.c)
+        .returning(
+            *_finished_columns(executions),
+            executions.c.current_run_id,
+            executions.c.status,
+            executions.c.result,
+            executions.c.error,
+        )
         .cte("finished")
     )
     run = (
