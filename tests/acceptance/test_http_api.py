@@ -470,6 +470,13 @@ async def test_a_failed_step_retried_over_http_succeeds(
         "completedAt",
     }
     assert charge_step["attempts"][0]["error"] == "ValueError: card declined"
+    # A first try that succeeded has no attempt row: its step's row gives it back, as attempt 0.
+    lookup_step = next(s for s in detail["steps"] if s["name"] == "http-lookup")
+    assert [(a["attemptNumber"], a["status"]) for a in lookup_step["attempts"]] == [
+        (0, "succeeded")
+    ]
+    assert lookup_step["attempts"][0]["startedAt"] == lookup_step["scheduledAt"]
+    assert lookup_step["attempts"][0]["completedAt"] == lookup_step["completedAt"]
     assert times(execution_id, "lookup") == 1
 
 
