@@ -161,8 +161,8 @@ def _first_checkpoint(dialect: str) -> Any:
     """The checkpoint almost every step makes: a step that succeeded at its first try, stored
     as its one row, which is also the record of that try (``created_at`` its start,
     ``completed_at`` its end; :func:`list_step_attempts` reads it back as attempt 0). One
-    heap row and its indexes, no attempt row, and eleven parameters where the general
-    statement takes twenty-four. ``ON CONFLICT DO NOTHING``: where a row of the step exists
+    heap row and its indexes, no attempt row, and 13 parameters (the lease's two included)
+    where the general statement takes 23. ``ON CONFLICT DO NOTHING``: where a row of the step exists
     already, or the lease is gone, it writes and returns nothing, and the general statement
     decides (overwrite an unfinished outcome and record the attempt, or refuse)."""
     held = _lease_held()
