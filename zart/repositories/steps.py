@@ -162,9 +162,9 @@ def _first_checkpoint(dialect: str) -> Any:
     as its one row, which is also the record of that try (``created_at`` its start,
     ``completed_at`` its end; :func:`list_step_attempts` reads it back as attempt 0). One
     heap row and its indexes, no attempt row, and 13 parameters (the lease's two included)
-    where the general statement takes 23. ``ON CONFLICT DO NOTHING``: where a row of the step exists
-    already, or the lease is gone, it writes and returns nothing, and the general statement
-    decides (overwrite an unfinished outcome and record the attempt, or refuse)."""
+    where the general statement takes 23. ``ON CONFLICT DO NOTHING``: where a row of the
+    step exists already, or the lease is gone, it writes and returns nothing, and the general
+    statement decides (overwrite an unfinished outcome and record the attempt, or refuse)."""
     held = _lease_held()
     if dialect == "postgresql":
         held = held.with_for_update(read=True)
